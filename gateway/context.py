@@ -1,0 +1,64 @@
+"""The typed context that travels down the request path, stage to stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from gateway.config import Deployment
+
+
+class Endpoint(str, Enum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+@dataclass(slots=True, frozen=True)
+class Principal:
+    """Who is calling: the master key, or later a virtual key of a team."""
+
+    key_id: str
+    key_prefix: str
+    team_id: str | None = None
+    is_master: bool = False
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any]) -> Usage:
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    endpoint: Endpoint
+    started: float
+    principal: Principal | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    stream: bool = False
+    # Whether the client itself asked for the final usage chunk of a stream.
+    client_wants_usage: bool = False
+    deployment: Deployment | None = None
+    attempts: int = 0
+    status: int = 0
+    error_type: str | None = None
+    usage: Usage | None = None
+    upstream_started: float | None = None
+    first_byte_at: float | None = None
+    finished: float | None = None
+    cancelled: bool = False

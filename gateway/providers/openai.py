@@ -1,0 +1,220 @@
+"""Any OpenAI-compatible server: OpenAI itself, vLLM, Ollama, Groq, Together, another gateway.
+
+The request passes through untouched except for the model name and, on streams, asking for
+the usage chunk so accounting sees real numbers. Responses pass through as bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from gateway.config import Deployment
+from gateway.context import Endpoint, RequestContext, Usage
+from gateway.errors import (
+    ContextLengthExceeded,
+    GatewayError,
+    InvalidRequest,
+    RateLimited,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from gateway.providers.base import timeouts, upstream_model
+from gateway.settings import Settings
+from gateway.upstream import UpstreamCall
+
+_SECRETISH = re.compile(r"(sk|key|api)[-_][A-Za-z0-9_\-]{6,}", re.IGNORECASE)
+_MAX_MESSAGE = 1000
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        self._default_timeout = settings.upstream_timeout_s
+        self._default_connect = settings.upstream_connect_timeout_s
+
+    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
+        body = dict(ctx.body)
+        body["model"] = upstream_model(deployment, ctx.model)
+        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
+            options = body.get("stream_options")
+            body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
+                "include_usage": True
+            }
+        headers = {"Content-Type": "application/json", "X-Request-Id": ctx.request_id}
+        if deployment.api_key is not None:
+            headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
+        timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
+        return UpstreamCall(
+            method="POST",
+            url=f"{deployment.base_url}/{ctx.endpoint.value}",
+            headers=headers,
+            body=orjson.dumps(body),
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_s,
+            deployment_id=deployment.id or "",
+        )
+
+    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"deployment {ctx.deployment.id if ctx.deployment else ''} returned a body that is not JSON",
+                status=502,
+                type="server_error",
+                code="bad_upstream_response",
+            ) from None
+        usage = parsed.get("usage") if isinstance(parsed, dict) else None
+        return body, Usage.from_openai(usage) if isinstance(usage, dict) else None
+
+    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator:
+        return OpenAIStreamTranslator(strip_usage=not ctx.client_wants_usage)
+
+    def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
+        return map_openai_error(status, headers, body, deployment_id)
+
+
+class OpenAIStreamTranslator:
+    """Relays OpenAI SSE bytes as they come, touching only the events that carry usage.
+
+    Complete events are forwarded in the same reads they arrived in; only the usage chunk is
+    parsed (found by a byte search), so the per-event cost stays near a memcpy.
+    """
+
+    __slots__ = ("_buffer", "_strip_usage", "done", "usage")
+
+    def __init__(self, strip_usage: bool) -> None:
+        self._strip_usage = strip_usage
+        self._buffer = b""
+        self.usage: Usage | None = None
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        if b"\r" in data:
+            if data.endswith(b"\r"):
+                data, self._buffer = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n")
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = data + self._buffer
+            return b""
+        complete, rest = data[: end + 2], data[end + 2 :]
+        self._buffer = rest + self._buffer
+        if b'"usage":{' in complete or b'"usage": {' in complete:
+            complete = self._take_usage(complete)
+        if not self.done and b"[DONE]" in complete:
+            self.done = True
+        return complete
+
+    def finish(self) -> bytes:
+        tail = self._buffer.strip()
+        self._buffer = b""
+        out = self.feed(tail + b"\n\n") if tail else b""
+        if not self.done:
+            out += b"data: [DONE]\n\n"
+            self.done = True
+        return out
+
+    def _take_usage(self, complete: bytes) -> bytes:
+        kept: list[bytes] = []
+        for event in complete.split(b"\n\n"):
+            if not event:
+                continue
+            if b'"usage"' in event:
+                event = self._usage_event(event)
+            if event:
+                kept.append(event)
+        return b"\n\n".join(kept) + b"\n\n" if kept else b""
+
+    def _usage_event(self, event: bytes) -> bytes:
+        payload = event.partition(b"data:")[2].strip()
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return event
+        usage = chunk.get("usage") if isinstance(chunk, dict) else None
+        if not isinstance(usage, dict):
+            return event
+        self.usage = Usage.from_openai(usage)
+        if not chunk.get("choices"):
+            if self._strip_usage:
+                return b""
+            if chunk.get("choices") is None:
+                # Some servers send `choices: null` here; the SDKs expect a list.
+                chunk["choices"] = []
+                return b"data: " + orjson.dumps(chunk)
+        return event
+
+
+def parse_error_envelope(body: bytes) -> dict[str, Any]:
+    """The error object from OpenAI's nested shape or older vLLM's flat one; {} if neither."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(parsed, dict):
+        return {}
+    error = parsed.get("error", parsed)
+    if isinstance(error, str):
+        return {"message": error}
+    return error if isinstance(error, dict) else {}
+
+
+def retry_after_seconds(headers: dict[str, str]) -> float | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = lowered.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                continue
+    return None
+
+
+def scrub(message: str) -> str:
+    """Upstream messages can echo credentials ("Incorrect API key provided: sk-…")."""
+    return _SECRETISH.sub("[redacted]", message)[:_MAX_MESSAGE]
+
+
+def map_openai_error(status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
+    error = parse_error_envelope(body)
+    message = scrub(str(error.get("message") or f"deployment {deployment_id} answered HTTP {status}"))
+    code = error.get("code")
+    code = str(code) if code is not None and not isinstance(code, int) else None
+    param = error.get("param") if isinstance(error.get("param"), str) else None
+    if status in (400, 413, 422):
+        if code == "context_length_exceeded" or "context length" in message.lower():
+            return ContextLengthExceeded(message, param=param or "messages")
+        return InvalidRequest(message, param=param, code=code)
+    if status in (401, 403):
+        return UpstreamError(
+            f"deployment {deployment_id} rejected the gateway's credentials; tell the gateway's operator",
+            status=502,
+            type="server_error",
+            code="upstream_auth_failed",
+        )
+    if status == 404:
+        return UpstreamError(
+            f"deployment {deployment_id} does not serve this model or endpoint",
+            status=502,
+            type="server_error",
+            code="upstream_not_found",
+        )
+    if status == 408:
+        return UpstreamTimeout(f"deployment {deployment_id} timed out")
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after_seconds(headers))
+    if status in (502, 503, 504):
+        return UpstreamError(message, status=status, type="server_error", code=code,
+                             retry_after=retry_after_seconds(headers))
+    if status >= 500:
+        return UpstreamError(message, status=502, type="server_error", code=code or "upstream_error")
+    return UpstreamError(message, status=status, type="invalid_request_error", code=code)

@@ -1,0 +1,98 @@
+"""Real processes on loopback for the tests: the fake upstream and the gateway."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+MASTER_KEY = "sk-test-master-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {seconds}s")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, seconds: float = 15) -> int:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(seconds)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+class FakeUpstream:
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "fake-upstream", "--port", str(self.port), *args],
+        )
+        wait_http(f"http://127.0.0.1:{self.port}/_fake/stats", self.proc)
+
+    def stats(self) -> dict[str, int]:
+        return httpx.get(f"http://127.0.0.1:{self.port}/_fake/stats").json()
+
+    def requests(self, request_id: str) -> list[dict[str, Any]]:
+        return httpx.get(f"http://127.0.0.1:{self.port}/_fake/requests", params={"request_id": request_id}).json()
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+class Gateway:
+    """`gateway serve` in a subprocess, with a config written for the test."""
+
+    def __init__(
+        self,
+        tmp: Path,
+        models: list[dict[str, Any]],
+        settings: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        workers: int = 1,
+    ) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = self.base + "/v1"
+        self.config = tmp / f"gateway-{self.port}.yaml"
+        self.config.write_text(yaml.safe_dump({"settings": settings or {}, "models": models}))
+        full_env = {**os.environ, "GATEWAY_MASTER_KEY": MASTER_KEY, **(env or {})}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
+             "--port", str(self.port), "--workers", str(workers)],
+            env=full_env,
+        )
+        wait_http(self.base + "/healthz", self.proc)
+
+    def close(self) -> int:
+        return stop(self.proc)
+
+
+def deployment(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:
+    return {"provider": "openai", "base_url": upstream.url, "model": "fake-gpt", **extra}
