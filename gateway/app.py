@@ -24,6 +24,7 @@ from gateway.context import Endpoint
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
 from gateway.middleware.inflight import InflightLimitMiddleware
 from gateway.middleware.request_id import RequestIdMiddleware
+from gateway.pricing import PriceBook, load_price_table
 from gateway.providers import PROVIDERS
 from gateway.proxy import Proxy, StreamCall
 from gateway.responses import error_response, json_response
@@ -47,6 +48,7 @@ def create_app(config: Config, settings: Settings) -> Starlette:
         providers={name: cls(settings) for name, cls in PROVIDERS.items()},
         upstream=upstream,
         max_body_bytes=settings.max_body_bytes,
+        prices=PriceBook(load_price_table()),
     )
     created = int(time.time())
 

@@ -16,6 +16,17 @@ from gateway.providers import PROVIDERS
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "config.yaml"
 DEMO_UPSTREAM_PORT = 9911
+DEMO_BANNER = """
+Gateway: {base}
+Key:     {key}
+
+Try it:
+  curl {base}/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+    -d '{{"model": "demo-model", "messages": [{{"role": "user", "content": "hello there"}}]}}'
+
+  python -c "import openai; c = openai.OpenAI(base_url='{base}', api_key='{key}'); \\
+    print(c.chat.completions.create(model='demo-model', messages=[{{'role': 'user', 'content': 'hi'}}]))"
+"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,16 +108,7 @@ def _demo(port: int) -> int:
     try:
         _wait_ready(f"http://127.0.0.1:{DEMO_UPSTREAM_PORT}/v1/models")
         base = f"http://127.0.0.1:{port}/v1"
-        print(
-            f"\nGateway: {base}\nKey:     {key}\n\n"
-            f"Try it:\n  curl {base}/chat/completions -H 'Authorization: Bearer {key}' "
-            "-H 'Content-Type: application/json' \\\n"
-            "    -d '{\"model\": \"demo-model\", \"messages\": [{\"role\": \"user\", \"content\": \"hello there\"}]}'\n\n"
-            "  python -c \"import openai; c = openai.OpenAI(base_url='" + base + "', api_key='" + key + "'); "
-            "print(c.chat.completions.create(model='demo-model', "
-            "messages=[{'role': 'user', 'content': 'hello there'}]).choices[0].message.content)\"\n",
-            flush=True,
-        )
+        print(DEMO_BANNER.format(base=base, key=key), flush=True)
         return _serve(str(DEMO_CONFIG), "127.0.0.1", port, 1)
     finally:
         fake.terminate()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from gateway.config import Deployment
 
 
-class Endpoint(str, Enum):
+class Endpoint(StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
@@ -58,7 +59,12 @@ class RequestContext:
     status: int = 0
     error_type: str | None = None
     usage: Usage | None = None
+    # None when no price is known for the deployment that served the request.
+    cost_usd: Decimal | None = None
     upstream_started: float | None = None
     first_byte_at: float | None = None
     finished: float | None = None
     cancelled: bool = False
+    admitted: bool = False
+    # Headers every response to this request carries, e.g. the x-ratelimit-* set.
+    response_headers: dict[str, str] = field(default_factory=dict)

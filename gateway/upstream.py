@@ -7,7 +7,6 @@ exceptions are translated here, once, into the gateway's own errors.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -48,7 +47,7 @@ class UpstreamStream:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout(f"deployment {self._deployment_id} stopped sending within its timeout") from None
         except aiohttp.ClientError:
             raise UpstreamUnreachable(f"deployment {self._deployment_id} closed the stream early") from None
@@ -56,7 +55,7 @@ class UpstreamStream:
     async def read(self) -> bytes:
         try:
             return await self._response.read()
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout(f"deployment {self._deployment_id} timed out") from None
         except aiohttp.ClientError:
             raise UpstreamUnreachable(f"deployment {self._deployment_id} closed the connection") from None
@@ -123,7 +122,7 @@ class UpstreamClient:
                 timeout=self._timeout(call, stream),
                 allow_redirects=False,
             )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise UpstreamTimeout(f"deployment {call.deployment_id} did not answer within its timeout") from None
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
+from gateway.context import RequestContext, Usage
 from gateway.errors import GatewayError
 from gateway.upstream import UpstreamCall
 
