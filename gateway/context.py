@@ -16,14 +16,40 @@ class Endpoint(StrEnum):
     EMBEDDINGS = "embeddings"
 
 
+class BudgetPeriod(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+@dataclass(slots=True, frozen=True)
+class Limits:
+    """Caps on a key or a team; None means no cap of that kind."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget_usd: Decimal | None = None
+    # None: the budget never resets. Periods are calendar-aligned in the configured time zone.
+    budget_period: BudgetPeriod | None = None
+
+
+NO_LIMITS = Limits()
+
+
 @dataclass(slots=True, frozen=True)
 class Principal:
-    """Who is calling: the master key, or later a virtual key of a team."""
+    """Who is calling: the master key, or a virtual key of a team, with the caps that apply."""
 
     key_id: str
     key_prefix: str
     team_id: str | None = None
     is_master: bool = False
+    key_limits: Limits = NO_LIMITS
+    team_limits: Limits = NO_LIMITS
+    # None: every model the gateway serves.
+    allowed_models: frozenset[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
