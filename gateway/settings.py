@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     redis_url: SecretStr | None = None
     database_url: SecretStr | None = None
+    # Every Redis key the gateway writes starts with this, so several gateways can share a Redis.
+    redis_prefix: str = Field(default="gw", pattern=r"^[A-Za-z0-9_\-]{1,32}$")
+    # The embedded default keeps its SQLite files and spill files here.
+    data_dir: str = ".gateway"
 
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     # Past this many requests in flight in one worker the gateway answers 503 at once.
