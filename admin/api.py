@@ -1,0 +1,271 @@
+"""The JSON admin API under /admin/api/: keys, teams, their limits and spend, and the audit log.
+
+Authenticated by the master key or an admin key. Every change is written with its audit row
+in one transaction, then announced so every worker's key cache forgets what it knew. The
+full key appears in exactly two responses (create and rotate) and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from admin.inputs import query_bool, query_int, query_str, read_model
+from admin.openapi import openapi_document
+from admin.schemas import KeyCreate, KeyRotate, KeyUpdate, TeamCreate, TeamUpdate
+from gateway.access import Access
+from gateway.auth import KeyAuth
+from gateway.context import Limits
+from gateway.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from gateway.keys import new_key
+from gateway.responses import json_response
+from gateway.store import base
+from gateway.store.base import ApiKey, NewKey, NewTeam, SpendReader, Team
+from gateway.store.plain import key_record, limits_record, plain, team_record
+
+log = logging.getLogger("gateway.admin")
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _team(team: Team) -> dict[str, Any]:
+    return {"object": "team", **team_record(team)}
+
+
+def _key(key: ApiKey) -> dict[str, Any]:
+    return {"object": "api_key", **key_record(key)}
+
+
+def _page(items: Sequence[Any], limit: int, view: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+    data = [view(item) for item in items[:limit]]
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": len(items) > limit,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
+
+
+class AdminApi:
+    def __init__(self, access: Access, auth: KeyAuth, spend: SpendReader, rotation_grace_s: float) -> None:
+        self.access = access
+        self.auth = auth
+        self.spend = spend
+        self.rotation_grace_s = rotation_grace_s
+
+    async def authorize(self, request: Request) -> str:
+        """The actor the audit log names ('master' or 'key:<id>'); 401/403 for anyone else."""
+        principal, is_admin = await self.auth.identify(request.headers)
+        if not is_admin:
+            raise PermissionDenied("This key may not use the admin API: use the master key or an admin key.")
+        return "master" if principal.is_master else f"key:{principal.key_id}"
+
+    async def _changed(self, actor: str, action: str, kind: str, target_id: str) -> None:
+        log.info("admin %s %s by %s", action, target_id, actor)
+        await self.access.changed(kind, target_id)
+
+    # Teams
+
+    async def create_team(self, request: Request) -> Response:
+        actor = await self.authorize(request)
+        body = await read_model(request, TeamCreate)
+        try:
+            team = await self.access.store.create_team(NewTeam(body.name, body.limits(), body.metadata), actor)
+        except base.Conflict as exc:
+            raise Conflict(exc.message, param=exc.field) from None
+        log.info("admin team.create %s by %s", team.id, actor)
+        return json_response(_team(team), 201)
+
+    async def list_teams(self, request: Request) -> Response:
+        await self.authorize(request)
+        limit = query_int(request, "limit", 100, 1, 1000)
+        teams = await self.access.store.list_teams(after=query_str(request, "after"), limit=limit + 1)
+        return json_response(_page(teams, limit, _team))
+
+    async def get_team(self, request: Request) -> Response:
+        await self.authorize(request)
+        return json_response(_team(await self._find_team(request)))
+
+    async def _find_team(self, request: Request) -> Team:
+        team = await self.access.store.get_team(request.path_params["team_id"])
+        if team is None:
+            raise NotFound("No team with that id.", param="team_id")
+        return team
+
+    async def update_team(self, request: Request) -> Response:
+        actor = await self.authorize(request)
+        body = await read_model(request, TeamUpdate)
+        team_id = request.path_params["team_id"]
+        try:
+            team = await self.access.store.update_team(team_id, body.changes(), actor)
+        except base.Conflict as exc:
+            raise Conflict(exc.message, param=exc.field) from None
+        if team is None:
+            raise NotFound("No team with that id.", param="team_id")
+        await self._changed(actor, "team.update", "team", team_id)
+        return json_response(_team(team))
+
+    async def delete_team(self, request: Request) -> Response:
+        actor = await self.authorize(request)
+        team_id = request.path_params["team_id"]
+        try:
+            deleted = await self.access.store.delete_team(team_id, actor)
+        except base.Conflict as exc:
+            raise Conflict(exc.message) from None
+        if not deleted:
+            raise NotFound("No team with that id.", param="team_id")
+        await self._changed(actor, "team.delete", "team", team_id)
+        return json_response({"object": "team.deleted", "id": team_id, "deleted": True})
+
+    async def team_spend(self, request: Request) -> Response:
+        await self.authorize(request)
+        team = await self._find_team(request)
+        return json_response(await self._spend("team", team.id, team.limits))
+
+    # Keys
+
+    async def create_key(self, request: Request) -> Response:
+        actor = await self.authorize(request)
+        body = await read_model(request, KeyCreate)
+        if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
+            raise InvalidRequest("Invalid value for 'expires_at': must be in the future.", param="expires_at",
+                                 code="invalid_value")
+        spec = NewKey(
+            name=body.name, team_id=body.team_id, is_admin=body.is_admin,
+            allowed_models=None if body.allowed_models is None else tuple(body.allowed_models),
+            limits=body.limits(), expires_at=body.expires_at, metadata=body.metadata,
+        )
+        secret = new_key()
+        try:
+            key = await self.access.store.create_key(spec, secret.hash, secret.prefix, actor)
+        except base.UnknownReference as exc:
+            raise InvalidRequest(exc.message, param=exc.field, code="invalid_value") from None
+        log.info("admin key.create %s (%s…) by %s", key.id, key.prefix, actor)
+        return json_response({**_key(key), "key": secret.key}, 201)
+
+    async def list_keys(self, request: Request) -> Response:
+        await self.authorize(request)
+        limit = query_int(request, "limit", 100, 1, 1000)
+        keys = await self.access.store.list_keys(
+            team_id=query_str(request, "team_id"),
+            include_revoked=query_bool(request, "include_revoked", True),
+            after=query_str(request, "after"),
+            limit=limit + 1,
+        )
+        return json_response(_page(keys, limit, _key))
+
+    async def get_key(self, request: Request) -> Response:
+        await self.authorize(request)
+        return json_response(_key(await self._find_key(request)))
+
+    async def _find_key(self, request: Request) -> ApiKey:
+        key = await self.access.store.get_key(request.path_params["key_id"])
+        if key is None:
+            raise NotFound("No key with that id.", param="key_id")
+        return key
+
+    async def update_key(self, request: Request) -> Response:
+        actor = await self.authorize(request)
+        body = await read_model(request, KeyUpdate)
+        key_id = request.path_params["key_id"]
+        changes = body.changes()
+        if "allowed_models" in changes and changes["allowed_models"] is not None:
+            changes["allowed_models"] = tuple(changes["allowed_models"])
+        try:
+            key = await self.access.store.update_key(key_id, changes, actor)
+        except base.UnknownReference as exc:
+            raise InvalidRequest(exc.message, param=exc.field, code="invalid_value") from None
+        if key is None:
+            raise NotFound("No key with that id.", param="key_id")
+        await self._changed(actor, "key.update", "key", key_id)
+        return json_response(_key(key))
+
+    async def rotate_key(self, request: Request) -> Response:
+        actor = await self.authorize(request)
+        body = await read_model(request, KeyRotate)
+        grace = self.rotation_grace_s if body.grace_seconds is None else body.grace_seconds
+        key_id = request.path_params["key_id"]
+        secret = new_key()
+        grace_until = datetime.now(UTC) + timedelta(seconds=grace)
+        try:
+            key = await self.access.store.rotate_key(key_id, secret.hash, secret.prefix, grace_until, actor)
+        except base.Conflict as exc:
+            raise Conflict(exc.message) from None
+        if key is None:
+            raise NotFound("No key with that id.", param="key_id")
+        await self._changed(actor, "key.rotate", "key", key_id)
+        return json_response({**_key(key), "key": secret.key, "previous_key_valid_until": plain(grace_until)})
+
+    async def revoke_key(self, request: Request) -> Response:
+        actor = await self.authorize(request)
+        key = await self.access.store.revoke_key(request.path_params["key_id"], actor)
+        if key is None:
+            raise NotFound("No key with that id.", param="key_id")
+        await self._changed(actor, "key.revoke", "key", key.id)
+        return json_response(_key(key))
+
+    async def key_spend(self, request: Request) -> Response:
+        await self.authorize(request)
+        key = await self._find_key(request)
+        return json_response(await self._spend("key", key.id, key.limits))
+
+    async def _spend(self, scope: Literal["key", "team"], target_id: str, limits: Limits) -> dict[str, Any]:
+        spend = await self.spend.current(scope, target_id, limits)
+        return {
+            "object": "spend",
+            "scope": scope,
+            "id": target_id,
+            "limits": limits_record(limits),
+            "spend": None if spend is None else plain({
+                "spent_usd": spend.spent_usd, "period_start": spend.period_start,
+                "period_end": spend.period_end, "extra": spend.extra,
+            }),
+        }
+
+    # Audit log
+
+    async def list_audit(self, request: Request) -> Response:
+        await self.authorize(request)
+        limit = query_int(request, "limit", 100, 1, 1000)
+        before = query_int(request, "before", 0, 1, 2**62) or None
+        target_type = query_str(request, "target_type")
+        if target_type not in (None, "key", "team"):
+            raise InvalidRequest("Invalid value for 'target_type': key or team.", param="target_type",
+                                 code="invalid_value")
+        entries = await self.access.store.list_audit(
+            target_type=target_type, target_id=query_str(request, "target_id"), before=before, limit=limit + 1
+        )
+        return json_response(_page(entries, limit, lambda e: {"object": "audit_entry", **plain(asdict(e))}))
+
+    async def openapi(self, request: Request) -> Response:
+        return json_response(openapi_document())
+
+
+def admin_routes(api: AdminApi) -> list[Route]:
+    """The whole admin route table."""
+    p = "/admin/api"
+    return [
+        Route(f"{p}/openapi.json", api.openapi, methods=["GET"]),
+        Route(f"{p}/teams", api.create_team, methods=["POST"]),
+        Route(f"{p}/teams", api.list_teams, methods=["GET"]),
+        Route(f"{p}/teams/{{team_id}}", api.get_team, methods=["GET"]),
+        Route(f"{p}/teams/{{team_id}}", api.update_team, methods=["PATCH"]),
+        Route(f"{p}/teams/{{team_id}}", api.delete_team, methods=["DELETE"]),
+        Route(f"{p}/teams/{{team_id}}/spend", api.team_spend, methods=["GET"]),
+        Route(f"{p}/keys", api.create_key, methods=["POST"]),
+        Route(f"{p}/keys", api.list_keys, methods=["GET"]),
+        Route(f"{p}/keys/{{key_id}}", api.get_key, methods=["GET"]),
+        Route(f"{p}/keys/{{key_id}}", api.update_key, methods=["PATCH"]),
+        Route(f"{p}/keys/{{key_id}}/rotate", api.rotate_key, methods=["POST"]),
+        Route(f"{p}/keys/{{key_id}}/revoke", api.revoke_key, methods=["POST"]),
+        Route(f"{p}/keys/{{key_id}}/spend", api.key_spend, methods=["GET"]),
+        Route(f"{p}/audit", api.list_audit, methods=["GET"]),
+    ]

@@ -1,0 +1,56 @@
+"""`gateway db migrate --config FILE`: apply pending migrations to the configured database and exit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import sys
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from gateway.config import ConfigError, load_config
+from gateway.db.connect import DatabaseUrlError, describe_db_error, open_sqlite, postgres_dsn, sqlite_path
+from gateway.db.migrate import MigrationError, migrate_postgres, migrate_sqlite
+from gateway.settings import Settings
+
+CONNECT_TIMEOUT_S = 10.0
+
+
+def migrate_command(config_path: str, known_providers: set[str]) -> int:
+    try:
+        _, settings = load_config(config_path, known_providers)
+        dsn = postgres_dsn(settings)
+    except (ConfigError, DatabaseUrlError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        applied, where = asyncio.run(_migrate(settings, dsn))
+    except MigrationError as exc:
+        print(f"gateway db migrate: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error) as exc:
+        print(f"gateway db migrate: cannot use the database: {describe_db_error(exc, dsn)}", file=sys.stderr)
+        return 1
+    for file in applied:
+        print(f"applied {file}")
+    if not applied:
+        print(f"{where}: up to date")
+    return 0
+
+
+async def _migrate(settings: Settings, dsn: str | None) -> tuple[list[str], str]:
+    if dsn is None:
+        path = sqlite_path(settings)
+        conn = open_sqlite(path)
+        try:
+            return migrate_sqlite(conn), str(path)
+        finally:
+            conn.close()
+    pg = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
+    try:
+        parts = urlsplit(dsn)
+        return await migrate_postgres(pg), f"postgresql://{parts.hostname}:{parts.port or 5432}{parts.path}"
+    finally:
+        await pg.close()
+
