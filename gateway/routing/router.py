@@ -1,34 +1,196 @@
-"""Which deployment serves a request.
+"""Which deployments serve a request, and in what order: the router.
 
-For now a public model maps to its deployments in configured order and the first is tried;
-strategies, retries, fallbacks and circuit breaking grow here without changing the callers.
+A public model name resolves to a group (by name, alias, or wildcard route such as `openai/*`).
+The group, its fallbacks (or the default chain) and the strategy of each make a `Plan`, which the
+proxy asks for attempts. Everything the router learns about deployments lives in `Health`,
+shared by all requests of this process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
-from gateway.config import Deployment, ModelGroup
+from gateway.config import ConfigError, Deployment, ModelGroup
 from gateway.context import RequestContext
-from gateway.errors import ModelNotFound
+from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.pricing import PriceBook
+from gateway.routing.health import Health
+from gateway.routing.options import RoutingOptions
+from gateway.routing.plan import Plan, Stage
+from gateway.routing.request import RouteRequest
+from gateway.routing.scraper import LoadScraper
+from gateway.routing.strategies import STRATEGIES, Signals, Strategy
+from gateway.upstream import UpstreamClient
+
+HEADER_STRATEGY = "x-gateway-strategy"
+HEADER_TAG = "x-gateway-deployment-tag"
+MAX_WILDCARD_GROUPS = 1024
+DEFAULT_DEADLINE_S = 600.0
 
 
 class Router:
-    def __init__(self, groups: list[ModelGroup]) -> None:
-        self._groups = {group.name: group for group in groups}
+    def __init__(
+        self,
+        groups: list[ModelGroup],
+        options: RoutingOptions | None = None,
+        *,
+        prices: PriceBook | None = None,
+        workers: int = 1,
+        default_deadline_s: float = DEFAULT_DEADLINE_S,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.options = options or RoutingOptions()
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self.health = Health(self.options, workers)
+        self.deadline_s = self.options.deadline_s or default_deadline_s
+        self._groups: dict[str, ModelGroup] = {}
+        self._aliases: dict[str, ModelGroup] = {}
+        self._wildcards: list[tuple[str, str, ModelGroup]] = []  # (prefix, suffix, route)
+        self._resolved: OrderedDict[str, ModelGroup] = OrderedDict()
+        for group in groups:
+            for deployment in group.deployments:
+                # Fallback groups are called with the client's model name: each deployment names its own.
+                if deployment.model is None and "*" not in group.name:
+                    deployment.model = group.name
+            if "*" in group.name:
+                prefix, _, suffix = group.name.partition("*")
+                self._wildcards.append((prefix, suffix, group))
+            else:
+                self._groups[group.name] = group
+        # The most specific route wins: the one with the most literal characters.
+        self._wildcards.sort(key=lambda route: -(len(route[0]) + len(route[1])))
+        for group in groups:
+            for alias in group.aliases:
+                if alias in self._groups or alias in self._aliases:
+                    raise ConfigError(f"config error: models: alias {alias!r} is already a model name or alias")
+                self._aliases[alias] = group
+        self._check(groups)
+        signals = Signals(self.health, prices or PriceBook({}), self.rng, self.options)
+        self._strategies: dict[str, Strategy] = {name: cls(signals) for name, cls in STRATEGIES.items()}
+        self.scraper = LoadScraper(self.deployments(), self.health.load, self.options.metrics_interval_s)
+
+    def start(self, upstream: UpstreamClient) -> None:
+        """Begin reading vLLM replicas' load (a no-op when no deployment exposes metrics)."""
+        self.scraper.start(upstream)
+
+    async def close(self) -> None:
+        await self.scraper.close()
 
     @property
     def groups(self) -> list[ModelGroup]:
+        """The concrete groups, for /v1/models (wildcard routes are not models)."""
         return list(self._groups.values())
 
+    def deployments(self) -> list[Deployment]:
+        seen: dict[str, Deployment] = {}
+        for group in [*self._groups.values(), *(route for _, _, route in self._wildcards)]:
+            for deployment in group.deployments:
+                seen.setdefault(deployment.id or "", deployment)
+        return list(seen.values())
+
     def group(self, model: str) -> ModelGroup:
-        group = self._groups.get(model)
+        group = self._groups.get(model) or self._aliases.get(model) or self._wildcard(model)
         if group is None:
             raise ModelNotFound(
                 f"The model `{model}` does not exist or you do not have access to it.", param="model"
             )
         return group
 
-    def plan(self, ctx: RequestContext) -> Iterator[Deployment]:
-        """The deployments to try for this request, in order."""
-        yield self.group(ctx.model).deployments[0]
+    def plan(self, ctx: RequestContext) -> Plan:
+        """The attempts for this request, tried in order until one answers."""
+        group = self.group(ctx.model)
+        strategy_name, tag = self._overrides(ctx, group)
+        request = RouteRequest.from_context(ctx, self.options.prefix_chars)
+        stages = self.stages(group, ctx, request, fallback=False, strategy=strategy_name)
+        if tag is not None and not any(tag in d.tags or tag == d.region for s in stages for d in s.group.deployments):
+            raise InvalidRequest(f"No deployment of `{ctx.model}` carries the tag {tag!r}.", param=HEADER_TAG)
+        return Plan(self, ctx, request, stages, tag, self.clock() + self.deadline_s)
+
+    def stages(
+        self,
+        group: ModelGroup,
+        ctx: RequestContext,
+        request: RouteRequest,
+        *,
+        fallback: bool,
+        strategy: str | None = None,
+    ) -> list[Stage]:
+        """The group, then its fallback chain (its own, else the default one), each with its strategy."""
+        names = group.fallbacks if group.fallbacks is not None else self.options.default_fallbacks
+        stages = [Stage(group, self._strategy(group, strategy), fallback)]
+        seen = {group.name}
+        for name in names:
+            if name not in seen:
+                seen.add(name)
+                chained = self.group(name)
+                stages.append(Stage(chained, self._strategy(chained, strategy), True))
+        return stages
+
+    # resolution and checks
+
+    def _strategy(self, group: ModelGroup, override: str | None) -> Strategy:
+        return self._strategies[override or group.strategy or self.options.default_strategy]
+
+    def _overrides(self, ctx: RequestContext, group: ModelGroup) -> tuple[str | None, str | None]:
+        headers = ctx.request_headers
+        strategy, tag = headers.get(HEADER_STRATEGY), headers.get(HEADER_TAG)
+        if strategy is None and tag is None:
+            return None, None
+        if not group.allow_header_overrides:
+            header = HEADER_STRATEGY if strategy is not None else HEADER_TAG
+            raise InvalidRequest(f"The model `{ctx.model}` does not allow choosing its routing by header.",
+                                 param=header)
+        if strategy is not None and strategy not in STRATEGIES:
+            known = ", ".join(STRATEGIES)
+            raise InvalidRequest(f"Unknown routing strategy {strategy!r} (known: {known}).", param=HEADER_STRATEGY)
+        return strategy, tag
+
+    def _wildcard(self, model: str) -> ModelGroup | None:
+        cached = self._resolved.get(model)
+        if cached is not None:
+            self._resolved.move_to_end(model)
+            return cached
+        for prefix, suffix, route in self._wildcards:
+            if model.startswith(prefix) and model.endswith(suffix) and len(model) > len(prefix) + len(suffix):
+                upstream = model[len(prefix) : len(model) - len(suffix)]
+                group = route.model_copy(update={
+                    "name": model,
+                    "deployments": [_for_model(d, upstream) for d in route.deployments],
+                })
+                self._resolved[model] = group
+                if len(self._resolved) > MAX_WILDCARD_GROUPS:
+                    self._resolved.popitem(last=False)
+                return group
+        return None
+
+    def _check(self, groups: list[ModelGroup]) -> None:
+        known = set(self._groups) | set(self._aliases)
+        names = [self.options.default_strategy, *(g.strategy for g in groups if g.strategy)]
+        for name in names:
+            if name not in STRATEGIES:
+                raise ConfigError(f"config error: unknown routing strategy {name!r} (known: {', '.join(STRATEGIES)})")
+        references = [("routing.default_fallbacks", n) for n in self.options.default_fallbacks]
+        for group in groups:
+            references += [(f"models[{group.name}].fallbacks", n) for n in group.fallbacks or ()]
+            for field in ("context_window_fallback", "content_policy_fallback"):
+                target = getattr(group, field)
+                if target is not None:
+                    references.append((f"models[{group.name}].{field}", target))
+        for where, name in references:
+            if name not in known:
+                raise ConfigError(f"config error: {where}: no model group named {name!r}")
+
+
+def _for_model(deployment: Deployment, upstream: str) -> Deployment:
+    """A wildcard route's deployment for one model. It keeps the route's id, so the health of the
+    endpoint is shared by every model sent there."""
+    model = deployment.model.replace("*", upstream) if deployment.model else upstream
+    return deployment.model_copy(update={"model": model})

@@ -1,0 +1,100 @@
+"""A per-deployment circuit breaker: closed -> open -> half-open -> closed.
+
+Closed, it counts attempts in a sliding window and opens once there were enough of them and the
+failures reach both a count and a share (a busy deployment with a few failures stays closed). Open, it
+sends nothing for a cooldown. Then it is half-open: one probe at a time goes through, and
+`probes` successes in a row close it; a failed probe opens it again for another cooldown.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+
+from gateway.routing.options import BreakerOptions
+from gateway.routing.window import SlidingWindow
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+class CircuitBreaker:
+    def __init__(self, options: BreakerOptions) -> None:
+        self._options = options
+        self._failures = SlidingWindow(options.window_s)
+        self._attempts = SlidingWindow(options.window_s)
+        self._open_until = -math.inf
+        self._opened = False
+        self._probe_in_flight = False
+        self._probe_successes = 0
+
+    def state(self, now: float) -> CircuitState:
+        if not self._opened:
+            return CircuitState.CLOSED
+        return CircuitState.OPEN if now < self._open_until else CircuitState.HALF_OPEN
+
+    def ready_at(self, now: float) -> float:
+        """When an attempt may go there: now, the end of the cooldown, or never (a probe is out)."""
+        state = self.state(now)
+        if state is CircuitState.CLOSED:
+            return now
+        if state is CircuitState.OPEN:
+            return self._open_until
+        return math.inf if self._probe_in_flight else now
+
+    def acquire(self, now: float) -> bool:
+        """Take the attempt slot; True if the attempt is a half-open probe."""
+        state = self.state(now)
+        if state is CircuitState.CLOSED:
+            return False
+        if state is CircuitState.OPEN or self._probe_in_flight:
+            raise RuntimeError("an open circuit was asked for an attempt")
+        self._probe_in_flight = True
+        return True
+
+    def success(self, probe: bool, now: float) -> None:
+        if probe:
+            self._probe_in_flight = False
+            self._probe_successes += 1
+            if self._probe_successes >= self._options.probes:
+                self._close()
+        elif not self._opened:
+            self._attempts.add(1, now)
+
+    def failure(self, probe: bool, now: float) -> None:
+        if probe:
+            self._probe_in_flight = False
+            self._open(now)
+            return
+        if self._opened:
+            return  # an attempt from before the circuit opened, ending late
+        self._attempts.add(1, now)
+        self._failures.add(1, now)
+        failures = self._failures.total(now)
+        attempts = self._attempts.total(now)
+        options = self._options
+        if (
+            attempts >= options.min_requests
+            and failures >= options.failures
+            and failures >= options.min_failure_ratio * attempts
+        ):
+            self._open(now)
+
+    def release(self, probe: bool) -> None:
+        """The attempt ended with no verdict on the deployment (cancelled, or the client's fault)."""
+        if probe:
+            self._probe_in_flight = False
+
+    def _open(self, now: float) -> None:
+        self._opened = True
+        self._open_until = now + self._options.cooldown_s
+        self._probe_successes = 0
+
+    def _close(self) -> None:
+        self._opened = False
+        self._probe_successes = 0
+        self._failures = SlidingWindow(self._options.window_s)
+        self._attempts = SlidingWindow(self._options.window_s)

@@ -1,0 +1,107 @@
+"""In-process routing without sockets: a router on a fake clock, driven like the proxy drives it.
+
+`drive` plays the proxy's attempt loop against a script of outcomes per deployment, so a test
+states what each deployment answers and reads back what was tried, in order, and every wait.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.config import ModelGroup, config_from_dict
+from gateway.context import Endpoint, RequestContext, Usage
+from gateway.errors import GatewayError
+from gateway.routing.router import Router
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += max(0.0, seconds)
+
+
+def groups(models: list[dict[str, Any]]) -> list[ModelGroup]:
+    """Model groups as the config loader builds them (ids assigned)."""
+    config, _ = config_from_dict({"models": _with_urls(models)}, {"openai", "vllm"})
+    return config.models
+
+
+def router(models: list[dict[str, Any]], clock: FakeClock | None = None, seed: int = 7, **options: Any) -> Router:
+    config, _ = config_from_dict({"models": _with_urls(models), "routing": options}, {"openai", "vllm"})
+    clock = clock or FakeClock()
+    return Router(config.models, config.routing, clock=clock, sleep=clock.sleep, rng=random.Random(seed))
+
+
+def _with_urls(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for model in models:
+        for d in model["deployments"]:
+            d.setdefault("base_url", "http://127.0.0.1:9/v1")
+    return models
+
+
+def context(model: str, *, stream: bool = False, headers: dict[str, str] | None = None,
+            body: dict[str, Any] | None = None) -> RequestContext:
+    ctx = RequestContext("req-test", Endpoint.CHAT, 0.0)
+    ctx.model = model
+    ctx.stream = stream
+    ctx.body = body or {"model": model, "messages": MESSAGES}
+    ctx.request_headers = headers or {}
+    return ctx
+
+
+# What a deployment answers: an error, or None for success. `took` is how long it takes.
+Answer = GatewayError | None
+
+
+@dataclass
+class Script:
+    answers: dict[str, list[Answer]]
+    took: dict[str, float] = field(default_factory=dict)
+    default: Answer = None
+
+    def answer(self, deployment_id: str) -> Answer:
+        queue = self.answers.get(deployment_id)
+        if queue:
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+        return self.default
+
+
+@dataclass
+class Run:
+    tried: list[str]
+    error: GatewayError | None
+    ctx: RequestContext
+
+
+async def drive(r: Router, ctx: RequestContext, script: Script, clock: FakeClock,
+                on_attempt: Callable[[str], None] | None = None) -> Run:
+    """The proxy's unary loop, with the upstream call replaced by the script."""
+    plan = r.plan(ctx)
+    tried: list[str] = []
+    try:
+        while (attempt := await plan.next()) is not None:
+            key = attempt.deployment.id or ""
+            tried.append(key)
+            if on_attempt:
+                on_attempt(key)
+            clock.now += script.took.get(key, 0.01)
+            answer = script.answer(key)
+            if answer is None:
+                attempt.succeeded(Usage(prompt_tokens=10, completion_tokens=5))
+                return Run(tried, None, ctx)
+            attempt.failed(answer)
+        return Run(tried, plan.error(), ctx)
+    finally:
+        plan.close()

@@ -1,0 +1,90 @@
+"""The circuit breaker's states, on a hand-moved clock."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from gateway.routing.breaker import CircuitBreaker, CircuitState
+from gateway.routing.options import BreakerOptions
+
+
+def breaker(**options: Any) -> CircuitBreaker:
+    defaults = {"failures": 3, "min_requests": 3, "window_s": 10, "cooldown_s": 30}
+    return CircuitBreaker(BreakerOptions(**{**defaults, **options}))
+
+
+def test_opens_after_failures_in_the_window_and_sends_nothing_while_open() -> None:
+    b = breaker()
+    for t in (0.0, 1.0):
+        b.failure(False, t)
+    assert b.state(1.0) is CircuitState.CLOSED
+    b.failure(False, 2.0)
+    assert b.state(2.0) is CircuitState.OPEN
+    assert b.ready_at(2.0) == 32.0
+    with pytest.raises(RuntimeError):
+        b.acquire(10.0)
+
+
+def test_failures_that_left_the_window_do_not_count() -> None:
+    b = breaker()
+    b.failure(False, 0.0)
+    b.failure(False, 1.0)
+    b.failure(False, 20.0)  # the first two are older than the 10 s window
+    assert b.state(20.0) is CircuitState.CLOSED
+
+
+def test_a_few_failures_among_many_successes_keep_it_closed() -> None:
+    b = breaker(min_failure_ratio=0.5)
+    for i in range(20):
+        b.success(False, i * 0.1)
+    for i in range(4):
+        b.failure(False, 2 + i * 0.1)
+    assert b.state(3.0) is CircuitState.CLOSED
+
+
+def test_half_open_lets_one_probe_through_at_a_time_and_closes_after_enough() -> None:
+    b = breaker(probes=2)
+    for t in (0.0, 0.1, 0.2):
+        b.failure(False, t)
+    assert b.state(30.2) is CircuitState.HALF_OPEN
+    assert b.ready_at(30.2) == 30.2
+    assert b.acquire(30.2) is True
+    assert b.ready_at(30.3) == math.inf  # the probe is out: nobody else goes
+    b.success(True, 31.0)
+    assert b.state(31.0) is CircuitState.HALF_OPEN
+    assert b.acquire(31.0) is True
+    b.success(True, 32.0)
+    assert b.state(32.0) is CircuitState.CLOSED
+    assert b.acquire(32.0) is False
+
+
+def test_a_failed_probe_opens_it_for_another_cooldown() -> None:
+    b = breaker()
+    for t in (0.0, 0.1, 0.2):
+        b.failure(False, t)
+    assert b.acquire(31.0) is True
+    b.failure(True, 31.5)
+    assert b.state(31.5) is CircuitState.OPEN
+    assert b.ready_at(31.5) == 61.5
+
+
+def test_a_probe_with_no_verdict_frees_the_slot() -> None:
+    b = breaker()
+    for t in (0.0, 0.1, 0.2):
+        b.failure(False, t)
+    assert b.acquire(31.0) is True
+    b.release(True)
+    assert b.ready_at(31.0) == 31.0
+
+
+def test_it_waits_for_enough_attempts_before_judging() -> None:
+    b = breaker(min_requests=10, failures=3, min_failure_ratio=0.5)
+    for t in range(4):
+        b.failure(False, float(t))  # four failures in a row, but only four attempts
+    assert b.state(4.0) is CircuitState.CLOSED
+    for t in range(4, 10):
+        b.failure(False, t * 0.5)
+    assert b.state(5.0) is CircuitState.OPEN
