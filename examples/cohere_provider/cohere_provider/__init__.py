@@ -1,0 +1,59 @@
+"""Cohere's v2 chat API as an llm-gateway provider (`POST {base_url}/chat`, `Authorization: Bearer`).
+
+`base_url` is the API root with its version: `https://api.cohere.com/v2`. Only chat is adapted;
+embeddings and legacy completions get the gateway's clear 400.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from cohere_provider.errors import map_error
+from cohere_provider.request import to_cohere
+from cohere_provider.response import from_cohere
+from cohere_provider.stream import CohereStreamTranslator
+from gateway.config import Deployment
+from gateway.context import Endpoint, RequestContext, Usage
+from gateway.errors import GatewayError
+from gateway.providers.base import timeouts, unsupported_endpoint, upstream_model
+from gateway.providers.convert import load_upstream_json
+from gateway.settings import Settings
+from gateway.upstream import UpstreamCall
+
+
+class CohereProvider:
+    name = "cohere"
+
+    def __init__(self, settings: Settings) -> None:
+        self._default_timeout = settings.upstream_timeout_s
+        self._default_connect = settings.upstream_connect_timeout_s
+
+    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
+        if ctx.endpoint is not Endpoint.CHAT:
+            raise unsupported_endpoint(self.name, ctx.endpoint)
+        body = to_cohere(ctx.body, upstream_model(deployment, ctx.model))
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "X-Request-Id": ctx.request_id,
+                   "X-Client-Name": "llm-gateway"}
+        if deployment.api_key is not None:
+            headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
+        timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
+        return UpstreamCall(method="POST", url=f"{deployment.base_url}/chat", headers=headers,
+                            body=orjson.dumps(body), timeout_s=timeout_s, connect_timeout_s=connect_s,
+                            deployment_id=deployment.id or "")
+
+    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+        model = upstream_model(ctx.deployment, ctx.model) if ctx.deployment is not None else ctx.model
+        reply, usage = from_cohere(load_upstream_json(ctx, body), model, int(time.time()))
+        return orjson.dumps(reply), usage
+
+    def stream_translator(self, ctx: RequestContext) -> CohereStreamTranslator:
+        model = upstream_model(ctx.deployment, ctx.model) if ctx.deployment is not None else ctx.model
+        return CohereStreamTranslator(ctx.client_wants_usage, int(time.time()), model)
+
+    def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
+        return map_error(status, headers, body, deployment_id)
+
+
+__all__ = ["CohereProvider"]

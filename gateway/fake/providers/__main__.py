@@ -1,0 +1,40 @@
+"""`python -m gateway.fake.providers {anthropic|azure|gemini|vllm} --port P [--require-key K]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import uvloop
+
+from gateway.fake.behaviour import Behaviour
+from gateway.fake.providers import FAKES, start_fake
+
+
+async def _serve(name: str, host: str, port: int, behaviour: Behaviour, require_key: str | None) -> None:
+    fake = await start_fake(name, host, port, behaviour, require_key)
+    print(f"fake {name} listening on http://{host}:{fake.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await fake.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway.fake.providers")
+    parser.add_argument("provider", choices=sorted(FAKES))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tokens", type=int, default=16)
+    parser.add_argument("--require-key", help="refuse requests without this key, in the provider's auth header")
+    args = parser.parse_args()
+    uvloop.run(_serve(args.provider, args.host, args.port, Behaviour(tokens=args.tokens), args.require_key))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Anthropic's Messages API, served from any configured model through the OpenAI-format path."""

@@ -1,0 +1,187 @@
+"""OpenAI chat request -> Anthropic Messages request. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.errors import InvalidRequest
+from gateway.providers.convert import (
+    content_parts,
+    extras,
+    function_tools,
+    image_url,
+    max_output_tokens,
+    message_at,
+    parse_data_url,
+    reject_logprobs,
+    single_choice,
+    stop_sequences,
+    text_of,
+    tool_calls_of,
+)
+
+PROVIDER = "anthropic"
+# Used when neither the request nor the deployment (`max_tokens_default`) gives `max_tokens`,
+# which Anthropic requires.
+DEFAULT_MAX_TOKENS = 4096
+
+Block = dict[str, Any]
+
+
+def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
+    single_choice(body, PROVIDER)
+    reject_logprobs(body, PROVIDER)
+    _reject_response_format(body)
+    system, messages = _messages(body["messages"])
+    out: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": max_output_tokens(body) or default_max_tokens,
+    }
+    if system:
+        out["system"] = system
+    stop = stop_sequences(body)
+    if stop:
+        out["stop_sequences"] = stop
+    temperature = body.get("temperature")
+    if isinstance(temperature, int | float) and not isinstance(temperature, bool):
+        # OpenAI's range is 0-2, Anthropic's 0-1; Anthropic's own OpenAI layer caps it the same way.
+        out["temperature"] = min(max(float(temperature), 0.0), 1.0)
+    if body.get("top_p") is not None:
+        out["top_p"] = body["top_p"]
+    user = body.get("user") or body.get("safety_identifier")
+    if isinstance(user, str) and user:
+        out["metadata"] = {"user_id": user}
+    tools = function_tools(body)
+    if tools:
+        out["tools"] = [_tool(name, description, parameters) for name, description, parameters in tools]
+    tool_choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), bool(tools))
+    if tool_choice is not None:
+        out["tool_choice"] = tool_choice
+    if body.get("stream") is True:
+        out["stream"] = True
+    for key, value in extras(body).items():
+        out.setdefault(key, value)
+    return out
+
+
+def _reject_response_format(body: dict[str, Any]) -> None:
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
+        raise InvalidRequest(
+            "This model's provider (anthropic) has no JSON mode; describe the format in the prompt or use a tool.",
+            param="response_format",
+            code="unsupported_parameter",
+        )
+    modalities = body.get("modalities")
+    if body.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
+        raise InvalidRequest("This model's provider (anthropic) has no audio output.", param="modalities",
+                             code="unsupported_parameter")
+
+
+def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Anthropic's `system` and its alternating user/assistant turns."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for i in range(len(messages)):
+        message, role = message_at(messages, i)
+        param = f"messages[{i}].content"
+        if role in ("system", "developer"):
+            text = text_of(message.get("content"), param)
+            if text:
+                system.append(text)
+        elif role == "user":
+            _append(turns, "user", [_user_block(part, f"{param}[{j}]")
+                                    for j, part in enumerate(content_parts(message.get("content"), param))])
+        elif role == "assistant":
+            _append(turns, "assistant", _assistant_blocks(message, i))
+        elif role == "tool":
+            _append(turns, "user", [_tool_result(message, i)])
+        else:
+            raise InvalidRequest(f"Role {role!r} is not supported by this model's provider (anthropic).",
+                                 param=f"messages[{i}].role")
+    if not turns:
+        raise InvalidRequest("The request has no user or assistant message with content.", param="messages")
+    # Anthropic's OpenAI layer joins several system messages the same way.
+    return "\n\n".join(system), turns
+
+
+def _append(turns: list[dict[str, Any]], role: str, blocks: list[Block]) -> None:
+    """Empty blocks say nothing and Anthropic refuses them; consecutive same-role turns merge."""
+    blocks = [b for b in blocks if not (b["type"] == "text" and not b["text"])]
+    if not blocks:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1]["content"].extend(blocks)
+    else:
+        turns.append({"role": role, "content": blocks})
+
+
+def _text_block(text: str, part: dict[str, Any]) -> Block:
+    block: Block = {"type": "text", "text": text}
+    if isinstance(part.get("cache_control"), dict):  # prompt caching hints pass through
+        block["cache_control"] = part["cache_control"]
+    return block
+
+
+def _user_block(part: dict[str, Any], param: str) -> Block:
+    kind = part["type"]
+    if kind == "text":
+        if not isinstance(part.get("text"), str):
+            raise InvalidRequest(f"Invalid text at '{param}'.", param=param)
+        return _text_block(part["text"], part)
+    if kind == "image_url":
+        url = image_url(part, param)
+        data = parse_data_url(url, param)
+        source = {"type": "url", "url": url} if data is None else {
+            "type": "base64", "media_type": data[0], "data": data[1]}
+        return {"type": "image", "source": source}
+    raise InvalidRequest(f"Content part type {kind!r} is not supported by this model's provider (anthropic).",
+                         param=param)
+
+
+def _assistant_blocks(message: dict[str, Any], i: int) -> list[Block]:
+    blocks: list[Block] = []
+    text = text_of(message.get("content"), f"messages[{i}].content")
+    if text:
+        blocks.append({"type": "text", "text": text})
+    for call_id, name, arguments in tool_calls_of(message, i):
+        blocks.append({"type": "tool_use", "id": call_id, "name": name, "input": arguments})
+    return blocks
+
+
+def _tool_result(message: dict[str, Any], i: int) -> Block:
+    call_id = message.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise InvalidRequest(f"Missing 'messages[{i}].tool_call_id'.", param=f"messages[{i}].tool_call_id")
+    block: Block = {"type": "tool_result", "tool_use_id": call_id}
+    text = text_of(message.get("content"), f"messages[{i}].content")
+    if text:
+        block["content"] = text
+    return block
+
+
+def _tool(name: str, description: str | None, parameters: dict[str, Any] | None) -> dict[str, Any]:
+    tool: dict[str, Any] = {"name": name, "input_schema": parameters or {"type": "object", "properties": {}}}
+    if description:
+        tool["description"] = description
+    return tool
+
+
+def _tool_choice(choice: Any, parallel: Any, has_tools: bool) -> dict[str, Any] | None:
+    if choice is None:
+        mapped: dict[str, Any] | None = {"type": "auto"} if has_tools and parallel is False else None
+    elif choice == "auto":
+        mapped = {"type": "auto"}
+    elif choice == "required":
+        mapped = {"type": "any"}
+    elif choice == "none":
+        return {"type": "none"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict) \
+            and isinstance(choice["function"].get("name"), str):
+        mapped = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise InvalidRequest("Invalid value for 'tool_choice'.", param="tool_choice")
+    if mapped is not None and parallel is False:
+        mapped["disable_parallel_tool_use"] = True
+    return mapped

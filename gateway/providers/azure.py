@@ -1,0 +1,122 @@
+"""Azure OpenAI: OpenAI's wire format on deployment URLs.
+
+    POST {base_url}/openai/deployments/{deployment}/{chat/completions|completions|embeddings}?api-version=…
+
+`base_url` is the resource endpoint (`https://<resource>.openai.azure.com`), the deployment's
+`model` is the Azure deployment name, `api_version` the dated API version. The key goes in the
+`api-key` header. Bodies and errors are OpenAI's; streams may open with a chunk whose `choices`
+is empty and which carries only `prompt_filter_results`: it is dropped, so clients that read
+`choices[0]` of every chunk keep working.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import orjson
+
+from gateway.config import Deployment
+from gateway.context import Endpoint, RequestContext, Usage
+from gateway.errors import GatewayError
+from gateway.providers.base import timeouts, upstream_model
+from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
+from gateway.settings import Settings
+from gateway.upstream import UpstreamCall
+
+# The GA version current when this was written; set `api_version` per deployment to pin another.
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class AzureProvider:
+    name = "azure"
+
+    def __init__(self, settings: Settings) -> None:
+        self._openai = OpenAIProvider(settings)
+        self._default_timeout = settings.upstream_timeout_s
+        self._default_connect = settings.upstream_connect_timeout_s
+
+    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
+        body = dict(ctx.body)
+        name = upstream_model(deployment, ctx.model)
+        # The deployment in the URL picks the model; `model` in the body is ignored there.
+        body["model"] = name
+        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
+            options = body.get("stream_options")
+            body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
+                "include_usage": True}
+        headers = {"Content-Type": "application/json", "X-Request-Id": ctx.request_id}
+        if deployment.api_key is not None:
+            headers["api-key"] = deployment.api_key.get_secret_value()
+        version = quote(deployment.api_version or DEFAULT_API_VERSION, safe="")
+        timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
+        return UpstreamCall(
+            method="POST",
+            url=f"{deployment.base_url}/openai/deployments/{quote(name, safe='')}/{ctx.endpoint.value}"
+                f"?api-version={version}",
+            headers=headers,
+            body=orjson.dumps(body),
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_s,
+            deployment_id=deployment.id or "",
+        )
+
+    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._openai.parse_response(ctx, body)
+
+    def stream_translator(self, ctx: RequestContext) -> AzureStreamTranslator:
+        return AzureStreamTranslator(self._openai.stream_translator(ctx))
+
+    def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
+        # Azure's envelope is OpenAI's (its 429s carry `code: "429"` and no type; content
+        # filtering is a 400 with `code: "content_filter"`): the OpenAI mapping fits.
+        return map_openai_error(status, headers, body, deployment_id)
+
+
+class AzureStreamTranslator:
+    """OpenAI's translator, minus the chunks that carry only content-filter results."""
+
+    __slots__ = ("_inner", "_watching")
+
+    def __init__(self, inner: OpenAIStreamTranslator) -> None:
+        self._inner = inner
+        # Azure sends the filter-only chunk first; once content flows, bytes pass untouched.
+        self._watching = True
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._inner.usage
+
+    @property
+    def done(self) -> bool:
+        return self._inner.done
+
+    def feed(self, data: bytes) -> bytes:
+        out = self._inner.feed(data)
+        return self._drop_filter_only(out) if self._watching and out else out
+
+    def finish(self) -> bytes:
+        out = self._inner.finish()
+        return self._drop_filter_only(out) if self._watching and out else out
+
+    def _drop_filter_only(self, out: bytes) -> bytes:
+        if b"prompt_filter_results" not in out:
+            if b'"delta"' in out:
+                self._watching = False
+            return out
+        kept = []
+        for event in out.split(b"\n\n"):
+            if event and not _filter_only(event):
+                kept.append(event)
+        if any(b'"delta"' in event for event in kept):
+            self._watching = False
+        return b"\n\n".join(kept) + b"\n\n" if kept else b""
+
+
+def _filter_only(event: bytes) -> bool:
+    if b"prompt_filter_results" not in event:
+        return False
+    try:
+        chunk = orjson.loads(event.partition(b"data:")[2].strip())
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(chunk, dict) and not chunk.get("choices") and chunk.get("usage") is None

@@ -1,0 +1,199 @@
+"""Small pieces the translators share: reading OpenAI messages safely, extras, upstream JSON.
+
+Everything here raises `InvalidRequest` naming the offending field, never a bare KeyError, so
+malformed input from a client becomes a 400 and not a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from gateway.context import RequestContext
+from gateway.errors import InvalidRequest, UpstreamError
+
+# Every field of OpenAI's chat request. A translator maps some, rejects some and drops the
+# rest; fields outside this set are not OpenAI's, so they are the client's provider-specific
+# options (sent with the SDK's `extra_body`) and go to the provider unchanged.
+OPENAI_CHAT_FIELDS = frozenset({
+    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n", "tools",
+    "tool_choice", "parallel_tool_calls", "response_format", "user", "safety_identifier", "prompt_cache_key",
+    "prompt_cache_retention", "seed", "temperature", "top_p", "stop", "presence_penalty", "frequency_penalty",
+    "logit_bias", "logprobs", "top_logprobs", "metadata", "store", "service_tier", "reasoning_effort",
+    "verbosity", "prediction", "modalities", "audio", "web_search_options", "functions", "function_call",
+})
+
+
+def extras(body: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a request that are not OpenAI's."""
+    return {key: value for key, value in body.items() if key not in OPENAI_CHAT_FIELDS}
+
+
+def message_at(messages: list[Any], i: int) -> tuple[dict[str, Any], str]:
+    message = messages[i]
+    if not isinstance(message, dict):
+        raise InvalidRequest(f"Invalid value for 'messages[{i}]': expected an object.", param=f"messages[{i}]")
+    role = message.get("role")
+    if not isinstance(role, str):
+        raise InvalidRequest(f"Missing or invalid 'messages[{i}].role'.", param=f"messages[{i}].role")
+    return message, role
+
+
+def content_parts(content: Any, param: str) -> list[dict[str, Any]]:
+    """A message's content as a list of parts: a string is one text part; null is none."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                raise InvalidRequest(f"Invalid content part at '{param}[{j}]'.", param=f"{param}[{j}]")
+        return content
+    raise InvalidRequest(f"Invalid value for '{param}': expected a string or an array of parts.", param=param)
+
+
+def text_of(content: Any, param: str) -> str:
+    """The text of a content that may only hold text (system, tool and assistant messages)."""
+    texts = []
+    for j, part in enumerate(content_parts(content, param)):
+        if part["type"] in ("text", "refusal"):
+            text = part.get(part["type"])
+            if not isinstance(text, str):
+                raise InvalidRequest(f"Invalid text at '{param}[{j}]'.", param=f"{param}[{j}]")
+            texts.append(text)
+        else:
+            raise InvalidRequest(f"Content part type {part['type']!r} is not allowed here.", param=f"{param}[{j}]")
+    return "".join(texts)
+
+
+def image_url(part: dict[str, Any], param: str) -> str:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest(f"Missing image URL at '{param}'.", param=param)
+    return url
+
+
+def parse_data_url(url: str, param: str) -> tuple[str, str] | None:
+    """(media type, base64 data) of a `data:` URL; None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    header, comma, data = url[5:].partition(",")
+    media_type, _, encoding = header.partition(";")
+    if not comma or encoding != "base64" or not media_type:
+        raise InvalidRequest(f"Invalid data URL at '{param}': expected data:<type>;base64,<data>.", param=param)
+    try:
+        base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest(f"Invalid base64 data at '{param}'.", param=param) from None
+    return media_type, data
+
+
+def tool_calls_of(message: dict[str, Any], i: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, name, arguments object) of an assistant message's tool calls."""
+    calls = message.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"Invalid 'messages[{i}].tool_calls'.", param=f"messages[{i}].tool_calls")
+    result = []
+    for j, call in enumerate(calls):
+        param = f"messages[{i}].tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"Invalid tool call at '{param}'.", param=param)
+        call_id = call.get("id")
+        result.append((call_id if isinstance(call_id, str) else "", function["name"],
+                       parse_arguments(function.get("arguments"), f"{param}.function.arguments")))
+    return result
+
+
+def parse_arguments(arguments: Any, param: str) -> dict[str, Any]:
+    """OpenAI sends tool arguments as a JSON string; the other providers want the object."""
+    if arguments is None or arguments == "":
+        return {}
+    if isinstance(arguments, dict):
+        return arguments
+    try:
+        parsed = orjson.loads(arguments) if isinstance(arguments, str) else None
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise InvalidRequest(f"'{param}' must be a JSON object encoded as a string.", param=param)
+    return parsed
+
+
+def function_tools(body: dict[str, Any]) -> list[tuple[str, str | None, dict[str, Any] | None]]:
+    """(name, description, parameters) of the request's tools; only function tools exist elsewhere."""
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise InvalidRequest("Invalid value for 'tools': expected an array.", param="tools")
+    result = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            raise InvalidRequest(f"Only function tools are supported ('tools[{i}]').", param=f"tools[{i}]")
+        function = tool.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"Missing function name at 'tools[{i}].function.name'.", param=f"tools[{i}]")
+        description = function.get("description")
+        parameters = function.get("parameters")
+        result.append((
+            function["name"],
+            description if isinstance(description, str) else None,
+            parameters if isinstance(parameters, dict) else None,
+        ))
+    return result
+
+
+def max_output_tokens(body: dict[str, Any]) -> int | None:
+    for field in ("max_completion_tokens", "max_tokens"):
+        value = body.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequest(f"Invalid value for '{field}': expected a positive integer.", param=field)
+        return value
+    return None
+
+
+def stop_sequences(body: dict[str, Any]) -> list[str] | None:
+    stop = body.get("stop")
+    if stop is None:
+        return None
+    if isinstance(stop, str):
+        return [stop]
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        return stop
+    raise InvalidRequest("Invalid value for 'stop': expected a string or an array of strings.", param="stop")
+
+
+def single_choice(body: dict[str, Any], provider: str) -> None:
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise InvalidRequest(f"This model's provider ({provider}) answers one choice per request; 'n' must be 1.",
+                             param="n", code="unsupported_parameter")
+
+
+def reject_logprobs(body: dict[str, Any], provider: str) -> None:
+    if body.get("logprobs") or body.get("top_logprobs"):
+        raise InvalidRequest(f"This model's provider ({provider}) does not return logprobs.",
+                             param="logprobs", code="unsupported_parameter")
+
+
+def load_upstream_json(ctx: RequestContext, body: bytes) -> dict[str, Any]:
+    """An upstream's JSON answer; anything else is the upstream's fault (502), not the client's."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        deployment = ctx.deployment.id if ctx.deployment is not None else ""
+        raise UpstreamError(f"deployment {deployment} returned a body that is not a JSON object", status=502,
+                            type="server_error", code="bad_upstream_response")
+    return parsed

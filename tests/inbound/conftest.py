@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anthropic
+import pytest
+
+from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
+from tests.providers.procs import ProviderFake
+
+ANTHROPIC_KEY = "sk-ant-upstream-key-0123456789"
+
+
+@pytest.fixture(scope="session")
+def anthropic_fake() -> Iterator[ProviderFake]:
+    fake = ProviderFake("anthropic", require_key=ANTHROPIC_KEY)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="session")
+def messages_gateway(upstream: FakeUpstream, anthropic_fake: ProviderFake,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """`/v1/messages` served by an OpenAI-compatible backend ("gpt") and by the Anthropic adapter ("claude")."""
+    models = [
+        {"name": "gpt", "deployments": [deployment(upstream)]},
+        {"name": "claude", "deployments": [{"provider": "anthropic", "base_url": anthropic_fake.url,
+                                            "model": "claude-upstream", "api_key_env": "TEST_ANTHROPIC_KEY"}]},
+    ]
+    gw = Gateway(tmp_path_factory.mktemp("messages"), models, env={"TEST_ANTHROPIC_KEY": ANTHROPIC_KEY})
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def claude_sdk(messages_gateway: Gateway) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=messages_gateway.base, api_key=MASTER_KEY, max_retries=0)

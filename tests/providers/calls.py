@@ -1,0 +1,32 @@
+"""Building a real deployment and request context, as the gateway does, for `build_call` tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.config import Deployment, config_from_dict
+from gateway.context import Endpoint, RequestContext
+from gateway.providers import PROVIDERS
+from gateway.settings import Settings
+
+KEY = "sk-upstream-secret-0123456789"
+
+
+def deployment(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> Deployment:
+    monkeypatch.setenv("TEST_UPSTREAM_KEY", KEY)
+    raw = {"models": [{"name": "public", "deployments": [{"api_key_env": "TEST_UPSTREAM_KEY", **fields}]}]}
+    config, _ = config_from_dict(raw, set(PROVIDERS))
+    return config.models[0].deployments[0]
+
+
+def context(body: dict[str, Any], endpoint: Endpoint = Endpoint.CHAT, wants_usage: bool = False) -> RequestContext:
+    ctx = RequestContext("req-1", endpoint, 0.0, body=body, model="public")
+    ctx.stream = body.get("stream") is True
+    ctx.client_wants_usage = wants_usage
+    return ctx
+
+
+def adapter(name: str) -> Any:
+    return PROVIDERS[name](Settings())
