@@ -1,0 +1,103 @@
+"""Structured logs: every `gateway.*` log record as one JSON line, and one line per request.
+
+The request line carries who (key prefix, team), what (model, deployment, status, tokens, cost)
+and how long, never a key, a header or the prompt; the prompt only when an operator turns
+`log_prompts` on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from gateway.context import Endpoint, RequestContext
+
+LOGGER = "gateway"
+REQUEST_LOGGER = "gateway.request"
+# The body field that holds the prompt, per endpoint.
+PROMPT_FIELD = {Endpoint.CHAT: "messages", Endpoint.COMPLETIONS: "prompt", Endpoint.EMBEDDINGS: "input"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            doc.update(fields)
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc, default=str).decode()
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr for the `gateway` loggers, at `level`. Safe to call again."""
+    logger = logging.getLogger(LOGGER)
+    for handler in list(logger.handlers):
+        if isinstance(handler.formatter, JsonFormatter):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    # Still propagated: a server configures no root handler, and tests' log capture sits there.
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round((end - start) * 1000, 3)
+
+
+class RequestLogRecorder:
+    def __init__(self, *, log_prompts: bool = False, logger: logging.Logger | None = None) -> None:
+        self.log_prompts = log_prompts
+        self.log = logger or logging.getLogger(REQUEST_LOGGER)
+
+    def record(self, ctx: RequestContext) -> None:
+        level = logging.WARNING if ctx.status >= 500 else logging.INFO
+        if not self.log.isEnabledFor(level):
+            return
+        self.log.log(level, "request", extra={"fields": self.fields(ctx)})
+
+    def fields(self, ctx: RequestContext) -> dict[str, Any]:
+        principal, deployment, usage = ctx.principal, ctx.deployment, ctx.usage
+        fields: dict[str, Any] = {
+            "request_id": ctx.request_id,
+            "endpoint": ctx.endpoint.value,
+            "stream": ctx.stream,
+            "model": ctx.model or None,
+            "deployment": deployment.id if deployment is not None else None,
+            "provider": deployment.provider if deployment is not None else None,
+            "key_prefix": principal.key_prefix if principal is not None else None,
+            "team": principal.team_id if principal is not None else None,
+            "status": ctx.status,
+            "error_type": ctx.error_type,
+            "cancelled": ctx.cancelled,
+            "attempts": ctx.attempts,
+            "prompt_tokens": usage.prompt_tokens if usage is not None else None,
+            "completion_tokens": usage.completion_tokens if usage is not None else None,
+            "cached_tokens": usage.cached_tokens if usage is not None else None,
+            # A string: the exact Decimal, not a float's approximation of it.
+            "cost_usd": str(ctx.cost_usd) if ctx.cost_usd is not None else None,
+            "duration_ms": _ms(ctx.started, ctx.finished),
+            "upstream_ms": _ms(ctx.upstream_started, ctx.first_byte_at),
+            "ttft_ms": _ms(ctx.started, ctx.first_byte_at) if ctx.stream else None,
+        }
+        if ctx.fallback:
+            fields["fallback"] = True
+        if ctx.cache_hit:
+            fields["cache_hit"] = True
+        if self.log_prompts:
+            field = PROMPT_FIELD[ctx.endpoint]
+            # A guardrail masking in logs only leaves a masked copy (gateway/plugins/guardrails/pii.py).
+            fields[field] = (ctx.redacted_body if ctx.redacted_body is not None else ctx.body).get(field)
+        return fields

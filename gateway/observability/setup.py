@@ -1,0 +1,124 @@
+"""Builds metrics, request logs, tracing and budget alerts once, for the app factory to hand out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from gateway.alerts.budget import BudgetAlerter
+from gateway.alerts.claims import Claims, FileClaims, RedisClaims
+from gateway.config import Config
+from gateway.hooks import Recorder
+from gateway.observability import multiproc
+from gateway.observability.bridge import LedgerLike, LimiterLike, StatsBridge
+from gateway.observability.exposition import MetricsEndpoint
+from gateway.observability.labels import LabelPolicy
+from gateway.observability.logs import RequestLogRecorder, configure_logging
+from gateway.observability.metrics import GatewayMetrics
+from gateway.observability.middleware import InflightGaugeMiddleware
+from gateway.observability.recorder import MetricsRecorder
+from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
+from gateway.settings import Settings
+
+
+@dataclass
+class Observability:
+    # None when metrics are off; stages that report (limits, ledger, router) then skip it.
+    metrics: GatewayMetrics | None
+    labels: LabelPolicy
+    tracer: NoTracer | OtelTracer
+    alerter: BudgetAlerter | None
+    recorders: list[Recorder] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    middleware: list[Middleware] = field(default_factory=list)
+    redis: Any = None
+    bridge: StatsBridge | None = None
+
+    def watch(self, *, limiter: LimiterLike | None = None, ledger: LedgerLike | None = None) -> None:
+        """Export the counters the limiter and the ledger keep (gateway/observability/bridge.py)."""
+        if self.metrics is not None:
+            self.bridge = StatsBridge(self.metrics, limiter=limiter, ledger=ledger)
+
+    async def start(self) -> None:
+        if self.metrics is not None:
+            self.metrics.workers.inc()
+        if self.bridge is not None:
+            await self.bridge.start()
+        if self.alerter is not None:
+            await self.alerter.start()
+
+    async def stop(self) -> None:
+        """Call after the limiter and the ledger have stopped, so their last counts are taken."""
+        if self.bridge is not None:
+            await self.bridge.stop()
+        if self.alerter is not None:
+            await self.alerter.stop()
+        if self.redis is not None:
+            await self.redis.aclose()
+        self.tracer.shutdown()
+        if self.metrics is not None:
+            self.metrics.workers.dec()
+            multiproc.worker_exited(os.getpid())
+
+
+def build_observability(config: Config, settings: Settings) -> Observability:
+    configure_logging(settings.log_level)
+    models = [name for group in config.models for name in (group.name, *group.aliases)]
+    labels = LabelPolicy(models, key_labels=settings.metrics_key_labels)
+    metrics = _metrics(settings) if settings.metrics_enabled else None
+    tracer = build_tracer(settings)
+    obs = Observability(metrics=metrics, labels=labels, tracer=tracer, alerter=None)
+
+    if metrics is not None:
+        obs.recorders.append(MetricsRecorder(metrics, labels))
+        endpoint = MetricsEndpoint(metrics.registry, settings.metrics_token)
+        obs.routes.append(Route("/metrics", endpoint.handle, methods=["GET"]))
+        obs.middleware.append(Middleware(InflightGaugeMiddleware, gauge=metrics.inflight))
+    if settings.log_requests:
+        obs.recorders.append(RequestLogRecorder(log_prompts=settings.log_prompts))
+    if isinstance(tracer, OtelTracer):
+        obs.recorders.append(tracer)
+    if settings.alert_webhooks:
+        obs.alerter = BudgetAlerter(
+            webhooks=[url.get_secret_value() for url in settings.alert_webhooks],
+            claims=_claims(settings, obs),
+            thresholds_pct=settings.alert_thresholds_pct,
+            scopes=settings.alert_scopes,
+            metrics=metrics,
+            queue_size=settings.alert_queue_size,
+            max_attempts=settings.alert_max_attempts,
+            retry_base_s=settings.alert_retry_base_s,
+            timeout_s=settings.alert_timeout_s,
+        )
+        obs.recorders.append(obs.alerter)
+    return obs
+
+
+def _metrics(settings: Settings) -> GatewayMetrics:
+    # `_created` series double the counters for nothing a dashboard uses (process-wide switch).
+    prometheus_client.disable_created_metrics()
+    registry = CollectorRegistry()
+    if not multiproc.enabled():
+        # Multiprocess mode cannot export these; with one worker they come for free.
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+    return GatewayMetrics(registry, key_labels=settings.metrics_key_labels)
+
+
+def _claims(settings: Settings, obs: Observability) -> Claims:
+    if settings.redis_url is not None:
+        import redis.asyncio
+
+        obs.redis = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+        return RedisClaims(obs.redis, settings.redis_prefix)
+    claims = FileClaims(Path(settings.data_dir) / "alerts")
+    claims.prune()
+    return claims

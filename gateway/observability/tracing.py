@@ -1,0 +1,191 @@
+"""Optional OpenTelemetry traces: a span per request, and a child span per upstream attempt.
+
+Whoever makes an upstream attempt wraps it in `with tracer.attempt(ctx, deployment):`, or, where
+an attempt's end is reported elsewhere, calls `trace = tracer.start_attempt(ctx, deployment)` and
+later `trace.end()` or `trace.end(error_type)`. The request's span starts with its first attempt
+(back-dated to the request's arrival) and ends when the request is recorded, so nothing else on
+the request path needs to know about tracing. An attempt span lasts until the upstream's response
+(unary) or its first chunk (streams); an exception leaving `attempt` marks it failed. Without
+`otel_enabled` every call here is a no-op.
+
+The OpenTelemetry SDK is the optional extra `otel`; the tracer provider is the gateway's own,
+not the global one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Protocol
+
+from gateway.config import ConfigError, Deployment
+from gateway.context import Endpoint, RequestContext
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import Span
+
+OPERATION = {Endpoint.CHAT: "chat", Endpoint.COMPLETIONS: "text_completion", Endpoint.EMBEDDINGS: "embeddings"}
+
+
+class AttemptTrace(Protocol):
+    def end(self, error: str | None = None) -> None: ...
+
+
+class Tracer(Protocol):
+    def attempt(self, ctx: RequestContext, deployment: Deployment) -> AbstractContextManager[object]: ...
+
+    def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace: ...
+
+    def record(self, ctx: RequestContext) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class _NoAttempt:
+    def end(self, error: str | None = None) -> None:
+        return None
+
+
+class NoTracer:
+    enabled = False
+    _null: nullcontext[None] = nullcontext()
+    _no_attempt = _NoAttempt()
+
+    def attempt(self, ctx: RequestContext, deployment: Deployment) -> AbstractContextManager[object]:
+        return self._null
+
+    def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace:
+        return self._no_attempt
+
+    def record(self, ctx: RequestContext) -> None:
+        return None
+
+    def shutdown(self) -> None:
+        return None
+
+
+class OtelTracer:
+    enabled = True
+
+    def __init__(self, provider: TracerProvider) -> None:
+        from opentelemetry import trace
+
+        self._trace = trace
+        self.provider = provider
+        self._tracer = provider.get_tracer("llm-gateway")
+        # Open request spans, by context identity: request ids come from clients and may repeat.
+        self._open: dict[int, Span] = {}
+        # perf_counter() readings (the context's clocks) to Unix nanoseconds.
+        self._offset_ns = time.time_ns() - time.perf_counter_ns()
+
+    def _ns(self, perf: float) -> int:
+        return int(perf * 1e9) + self._offset_ns
+
+    def _request_span(self, ctx: RequestContext) -> Span:
+        span = self._open.get(id(ctx))
+        if span is None:
+            span = self._tracer.start_span(
+                "gateway.request",
+                kind=self._trace.SpanKind.SERVER,
+                start_time=self._ns(ctx.started),
+                attributes={
+                    "gateway.request_id": ctx.request_id,
+                    "gen_ai.operation.name": OPERATION[ctx.endpoint],
+                    "gen_ai.request.model": ctx.model,
+                    "gateway.stream": ctx.stream,
+                },
+            )
+            self._open[id(ctx)] = span
+        return span
+
+    def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace:
+        parent = self._trace.set_span_in_context(self._request_span(ctx))
+        attributes: dict[str, Any] = {
+            "gateway.request_id": ctx.request_id,
+            "gateway.deployment": deployment.id or "",
+            "gateway.attempt": ctx.attempts,
+            "gen_ai.provider.name": deployment.provider,
+            "gen_ai.request.model": deployment.model or ctx.model,
+        }
+        span = self._tracer.start_span(
+            "gateway.upstream_attempt", context=parent, kind=self._trace.SpanKind.CLIENT, attributes=attributes
+        )
+        return _OtelAttempt(span, self._trace)
+
+    @contextmanager
+    def _attempt(self, ctx: RequestContext, deployment: Deployment) -> Iterator[AttemptTrace]:
+        trace = self.start_attempt(ctx, deployment)
+        try:
+            yield trace
+        except BaseException as exc:
+            trace.end(getattr(exc, "code", None) or getattr(exc, "type", None) or type(exc).__name__)
+            raise
+        trace.end()
+
+    def attempt(self, ctx: RequestContext, deployment: Deployment) -> AbstractContextManager[object]:
+        return self._attempt(ctx, deployment)
+
+    def record(self, ctx: RequestContext) -> None:
+        span = self._open.pop(id(ctx), None) or self._request_span_closing(ctx)
+        attributes: dict[str, Any] = {"http.response.status_code": ctx.status, "gateway.attempts": ctx.attempts}
+        if ctx.deployment is not None:
+            attributes["gateway.deployment"] = ctx.deployment.id or ""
+            attributes["gen_ai.provider.name"] = ctx.deployment.provider
+        if ctx.principal is not None and ctx.principal.team_id is not None:
+            attributes["gateway.team"] = ctx.principal.team_id
+        if ctx.usage is not None:
+            attributes["gen_ai.usage.input_tokens"] = ctx.usage.prompt_tokens
+            attributes["gen_ai.usage.output_tokens"] = ctx.usage.completion_tokens
+        if ctx.cost_usd is not None:
+            attributes["gateway.cost_usd"] = str(ctx.cost_usd)
+        if ctx.error_type is not None:
+            attributes["error.type"] = ctx.error_type
+        span.set_attributes(attributes)
+        if ctx.status >= 500 or ctx.error_type is not None:
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, ctx.error_type or str(ctx.status)))
+        finished = ctx.finished if ctx.finished is not None else time.perf_counter()
+        span.end(end_time=self._ns(finished))
+
+    def _request_span_closing(self, ctx: RequestContext) -> Span:
+        # A request that never reached an upstream (refused, unknown model) still gets its span.
+        span = self._request_span(ctx)
+        del self._open[id(ctx)]
+        return span
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+class _OtelAttempt:
+    def __init__(self, span: Span, trace: Any) -> None:
+        self.span = span
+        self._trace = trace
+
+    def end(self, error: str | None = None) -> None:
+        if not self.span.is_recording():
+            return  # ended already
+        if error is not None:
+            self.span.set_attribute("error.type", error)
+            self.span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, error))
+        self.span.end()
+
+
+def build_tracer(settings: Settings) -> NoTracer | OtelTracer:
+    if not settings.otel_enabled:
+        return NoTracer()
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        raise ConfigError(
+            "config error: settings.otel_enabled: needs the otel extra (pip install 'llm-gateway[otel]')"
+        ) from None
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
+    exporter = OTLPSpanExporter(endpoint=settings.otel_endpoint) if settings.otel_endpoint else OTLPSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return OtelTracer(provider)

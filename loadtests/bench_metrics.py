@@ -1,0 +1,114 @@
+"""What observability costs: the gateway with metrics (and request logs) on against the same gateway with both off.
+
+    python loadtests/bench_metrics.py [--quick] [--duration 3] [--concurrency 1,16]
+
+Targets, all against the same fake upstream: `direct` (the upstream itself), `obs-off` (metrics and
+request logs off), `metrics` (metrics on, logs off) and `obs-on` (the defaults: metrics and one JSON
+log line per request). The target is no measurable difference at p50: the table gives each
+target's p50 added over `direct`, and that as a multiple of `obs-off`'s (1.00 is no difference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+from matrix import Plan, as_json, derive, markdown, run_matrix
+from targets import Launcher, direct, gateway_target
+
+RESULTS = Path(__file__).resolve().parent / "results"
+BASELINE = "obs-off"
+
+
+def _settings(metrics: bool, logs: bool) -> dict[str, Any]:
+    return {"settings": {"metrics_enabled": metrics, "log_requests": logs}}
+
+
+TARGETS: dict[str, Launcher] = {
+    "direct": direct,
+    "obs-off": gateway_target(_settings(metrics=False, logs=False)),
+    "metrics": gateway_target(_settings(metrics=True, logs=False)),
+    "obs-on": gateway_target(_settings(metrics=True, logs=True)),
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=3.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each cell")
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated")
+    parser.add_argument("--quick", action="store_true", help="1 s cells at concurrency 1, a smoke test")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write metrics-<date>.{json,md}")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.concurrency = 1.0, 0.3, "1"
+    return args
+
+
+def verdict(derived: list[dict[str, Any]]) -> str:
+    lines = ["", "p50 at concurrency 1 as a multiple of obs-off's (1.00 = no difference):", ""]
+    cells = {(d["target"], d["mode"]): d for d in derived if d["concurrency"] == 1}
+    for target in ("metrics", "obs-on"):
+        for mode in ("non-stream", "stream"):
+            cell = cells.get((target, mode))
+            if cell is not None:
+                lines.append(f"- {target} {mode}: added p50 {cell.get('added_p50_ms')} ms, "
+                             f"vs obs-off: {cell.get('added_vs_baseline')}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    plan = Plan(
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
+        quiet_wait_s=10.0,
+    )
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    started = dt.datetime.now(dt.UTC)
+    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
+        results = await run_matrix(plan, TARGETS, Path(tmp))
+    derived = derive(results, BASELINE)
+    return {
+        "benchmark": "metrics",
+        "started": started.isoformat(timespec="seconds"),
+        "plan": plan.__dict__,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "baseline": BASELINE,
+        "targets": as_json(results),
+        "derived": derived,
+        "markdown": markdown(results, derived, BASELINE) + verdict(derived),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        report = uvloop.run(bench(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; every server it started has been stopped", file=sys.stderr)
+        return 130
+    table = report.pop("markdown")
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"metrics-{report['started'][:10]}{'-quick' if args.quick else ''}"
+    stem.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    stem.with_suffix(".md").write_text(f"# Metrics benchmark, {report['started']}\n\nPlan: {report['plan']}\n\n{table}")
+    print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""One worker: `/metrics` behind a bearer token, the in-memory registry, and the JSON request log line."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.observability.scrape import scrape
+from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
+
+TOKEN = "metrics-token-5f1c"
+SECRET_PROMPT = "zanzibar-quokka-prompt"
+
+
+@pytest.fixture(scope="module")
+def log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs") / "gateway.log"
+
+
+@pytest.fixture(scope="module")
+def gateway_one(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory, log_path: Path) -> Iterator[Gateway]:
+    models = [{"name": "gpt-test", "deployments": [deployment(upstream)]}]
+    gw = Gateway(
+        tmp_path_factory.mktemp("gw1"), models, settings={"metrics_token": TOKEN}, log=log_path
+    )  # fmt: skip
+    yield gw
+    gw.close()
+
+
+def request_lines(path: Path, request_id: str, seconds: float = 10) -> list[dict[str, Any]]:
+    """The JSON request lines for `request_id` (written after the response, so wait for them)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = []
+        for raw in path.read_text().splitlines():
+            if raw.startswith("{"):
+                doc = json.loads(raw)
+                if doc.get("msg") == "request" and doc.get("request_id") == request_id:
+                    lines.append(doc)
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def test_metrics_need_the_token_when_one_is_set(gateway_one: Gateway) -> None:
+    assert httpx.get(gateway_one.base + "/metrics").status_code == 401
+    wrong = httpx.get(gateway_one.base + "/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    s = scrape(gateway_one.base, TOKEN)
+    # One worker: the normal registry, with the process metrics multiprocess mode cannot give.
+    assert "process_resident_memory_bytes" in s.names()
+    assert s.total("llm_gateway_workers") == 1
+
+
+def test_one_json_line_per_request_without_key_or_prompt(gateway_one: Gateway, log_path: Path) -> None:
+    client = openai.OpenAI(base_url=gateway_one.url, api_key=MASTER_KEY, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt-test", messages=[{"role": "user", "content": f"one {SECRET_PROMPT} three"}],
+        extra_headers={"x-request-id": "log-test-1"},
+    )  # fmt: skip
+    raw.parse()
+    [line] = request_lines(log_path, "log-test-1")
+    assert line["level"] == "info" and line["logger"] == "gateway.request"
+    assert line["model"] == "gpt-test" and line["deployment"] == "gpt-test/0" and line["provider"] == "openai"
+    assert line["status"] == 200 and line["error_type"] is None
+    assert line["key_prefix"] == "master" and line["team"] is None
+    assert (line["prompt_tokens"], line["completion_tokens"]) == (3, 16)
+    assert line["duration_ms"] >= line["upstream_ms"] > 0
+    assert line["attempts"] == 1
+
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=gateway_one.url, api_key="sk-not-the-key-77", max_retries=0).chat.completions.create(
+            model="gpt-test", messages=[{"role": "user", "content": "x"}], extra_headers={"x-request-id": "log-test-2"}
+        )
+    [refused] = request_lines(log_path, "log-test-2")
+    assert refused["status"] == 401 and refused["key_prefix"] is None
+
+    text = log_path.read_text()
+    for secret in (MASTER_KEY, "sk-not-the-key-77", TOKEN, SECRET_PROMPT):
+        assert secret not in text
+
+
+def test_prompts_are_logged_only_when_turned_on(upstream: FakeUpstream, tmp_path: Path) -> None:
+    log = tmp_path / "gateway.log"
+    models = [{"name": "gpt-test", "deployments": [deployment(upstream)]}]
+    gw = Gateway(tmp_path, models, settings={"log_prompts": True, "metrics_enabled": False}, log=log)
+    try:
+        client = openai.OpenAI(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+        messages = [{"role": "user", "content": f"tell {SECRET_PROMPT}"}]
+        client.chat.completions.create(model="gpt-test", messages=messages, extra_headers={"x-request-id": "log-p"})
+        [line] = request_lines(log, "log-p")
+        assert line["messages"] == messages
+        assert MASTER_KEY not in log.read_text()
+        # Metrics off: no endpoint at all.
+        assert httpx.get(gw.base + "/metrics").status_code == 404
+    finally:
+        gw.close()

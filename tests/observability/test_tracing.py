@@ -1,0 +1,86 @@
+"""OpenTelemetry: a span per request with the request id, and a child span per upstream attempt.
+
+Uses the SDK's in-memory exporter (the `otel` extra; skipped when it is not installed).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from gateway.config import Deployment
+from gateway.context import Endpoint, RequestContext, Usage
+from gateway.errors import UpstreamTimeout
+from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
+from gateway.settings import Settings
+
+FIRST = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-a", id="gpt/0")
+SECOND = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-b", id="gpt/1")
+
+
+@pytest.fixture
+def traced() -> tuple[OtelTracer, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return OtelTracer(provider), exporter
+
+
+def test_a_retried_request_has_one_span_per_attempt(traced: tuple[OtelTracer, InMemorySpanExporter]) -> None:
+    tracer, exporter = traced
+    ctx = RequestContext("req_trace_1", Endpoint.CHAT, started=1000.0)
+    ctx.model = "gpt"
+    ctx.attempts = 1
+    with pytest.raises(UpstreamTimeout), tracer.attempt(ctx, FIRST):
+        raise UpstreamTimeout("the upstream took too long")
+    ctx.attempts = 2
+    trace = tracer.start_attempt(ctx, SECOND)  # the start/end form, for callers that report the end elsewhere
+    trace.end()
+    ctx.deployment, ctx.status, ctx.usage, ctx.finished = SECOND, 200, Usage(7, 9), 1000.25
+    tracer.record(ctx)
+
+    spans = {span.name: span for span in exporter.get_finished_spans() if span.name != "gateway.upstream_attempt"}
+    attempts = [span for span in exporter.get_finished_spans() if span.name == "gateway.upstream_attempt"]
+    request = spans["gateway.request"]
+    assert request.kind is SpanKind.SERVER
+    assert request.attributes is not None
+    assert request.attributes["gateway.request_id"] == "req_trace_1"
+    assert request.attributes["http.response.status_code"] == 200
+    assert request.attributes["gen_ai.usage.output_tokens"] == 9
+    # Back-dated to the request's arrival and ended at its finish, on the context's clocks.
+    assert request.end_time is not None and request.start_time is not None
+    assert request.end_time - request.start_time == pytest.approx(250_000_000, abs=1_000)
+
+    assert [a.attributes["gateway.deployment"] for a in attempts if a.attributes] == ["gpt/0", "gpt/1"]
+    for attempt in attempts:
+        assert attempt.kind is SpanKind.CLIENT
+        assert attempt.parent is not None and attempt.parent.span_id == request.context.span_id
+        assert attempt.context.trace_id == request.context.trace_id
+    assert attempts[0].status.status_code is StatusCode.ERROR
+    assert attempts[1].status.status_code is StatusCode.UNSET
+
+
+def test_a_refused_request_still_gets_its_span(traced: tuple[OtelTracer, InMemorySpanExporter]) -> None:
+    tracer, exporter = traced
+    ctx = RequestContext("req_trace_2", Endpoint.EMBEDDINGS, started=5.0)
+    ctx.status, ctx.error_type, ctx.finished = 503, "server_error", 5.001
+    tracer.record(ctx)
+    [span] = exporter.get_finished_spans()
+    assert span.name == "gateway.request"
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None and span.attributes["gen_ai.operation.name"] == "embeddings"
+
+
+def test_tracing_is_off_unless_turned_on() -> None:
+    assert isinstance(build_tracer(Settings()), NoTracer)
+    with NoTracer().attempt(RequestContext("r", Endpoint.CHAT, 0.0), FIRST):
+        pass
+    tracer = build_tracer(Settings(otel_enabled=True, otel_endpoint="http://127.0.0.1:9/v1/traces"))
+    assert isinstance(tracer, OtelTracer)
+    tracer.shutdown()
