@@ -1,0 +1,1 @@
+"""The admin UI under /admin: server-rendered pages over the admin API (admin/ui/routes.py)."""

@@ -1,0 +1,72 @@
+"""How numbers, money and times read on the pages (the templates' filters)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+
+def decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def usd(value: Any) -> str:
+    """Dollars with cents, and more places only when a small amount needs them ($0.000042)."""
+    amount = decimal(value)
+    if amount is None:
+        return "—"
+    if amount == 0:
+        return "$0.00"
+    if abs(amount) >= Decimal("0.01"):
+        return f"${amount:,.2f}"
+    return "$" + format(amount.normalize(), "f")
+
+
+def ms(value: Any) -> str:
+    if value is None:
+        return "—"
+    number = float(value)
+    return f"{number / 1000:.2f} s" if number >= 10_000 else f"{number:.0f} ms"
+
+
+def pct(value: Any) -> str:
+    return "—" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def count(value: Any) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+def when(value: Any) -> str:
+    """An ISO-8601 time as UTC, to the second."""
+    if not value:
+        return "—"
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def limit(value: Any) -> str:
+    return "no cap" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def pretty(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Nearest rank: the smallest value with at least `share` of the values at or below it."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered)))
+    return ordered[rank - 1]

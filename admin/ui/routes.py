@@ -1,0 +1,73 @@
+"""The admin UI's route table, and the one function the app factory calls to mount it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from admin.api import AdminApi
+from admin.ledger_api import LedgerApi
+from admin.ui.backend import Backend
+from admin.ui.pages.audit import Audit
+from admin.ui.pages.keys import Keys
+from admin.ui.pages.models import Models
+from admin.ui.pages.overview import Overview
+from admin.ui.pages.playground import Playground
+from admin.ui.pages.requests import Requests
+from admin.ui.pages.signin import SignIn
+from admin.ui.pages.teams import Teams
+from admin.ui.passwords import PasswordChecker
+from admin.ui.session import Sessions, Signer
+from admin.ui.web import Ui
+from gateway.access import Access
+from gateway.routing.router import Router
+from gateway.settings import Settings
+from gateway.store.users import UserStore
+
+STATIC = Path(__file__).parent / "static"
+
+
+def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings
+                    ) -> list[BaseRoute]:
+    assert settings.master_key is not None
+    signer = Signer(settings.admin_session_secret or settings.master_key)
+    ui = Ui(Backend(admin, ledger), Sessions(signer, settings.admin_session_ttl_s),
+            users=lambda: UserStore.of(access.store),
+            master_fingerprint=signer.fingerprint(settings.master_key.get_secret_value()))
+    models = [group.name for group in router.groups]
+    sign_in = SignIn(ui, settings.master_key, PasswordChecker())
+    overview, teams, keys = Overview(ui), Teams(ui), Keys(ui, models)
+    requests, audit = Requests(ui, models), Audit(ui)
+    model_page, playground = Models(ui, router, settings.workers), Playground(ui, models)
+    page = ui.page
+
+    async def to_overview(_: object) -> Response:
+        return RedirectResponse("/admin", 308)
+
+    return [
+        Route("/admin", page(overview.show), methods=["GET"]),
+        Route("/admin/", to_overview, methods=["GET"]),
+        Route("/admin/login", sign_in.show, methods=["GET"]),
+        Route("/admin/login", sign_in.submit, methods=["POST"]),
+        Route("/admin/logout", page(sign_in.sign_out), methods=["POST"]),
+        Route("/admin/teams", page(teams.list), methods=["GET"]),
+        Route("/admin/teams", page(teams.create, change=True), methods=["POST"]),
+        Route("/admin/teams/{team_id}", page(teams.show), methods=["GET"]),
+        Route("/admin/teams/{team_id}", page(teams.update, change=True), methods=["POST"]),
+        Route("/admin/teams/{team_id}/delete", page(teams.delete, change=True), methods=["POST"]),
+        Route("/admin/keys", page(keys.list), methods=["GET"]),
+        Route("/admin/keys", page(keys.create, change=True), methods=["POST"]),
+        Route("/admin/keys/{key_id}", page(keys.show), methods=["GET"]),
+        Route("/admin/keys/{key_id}", page(keys.update, change=True), methods=["POST"]),
+        Route("/admin/keys/{key_id}/rotate", page(keys.rotate, change=True), methods=["POST"]),
+        Route("/admin/keys/{key_id}/revoke", page(keys.revoke, change=True), methods=["POST"]),
+        Route("/admin/models", page(model_page.show), methods=["GET"]),
+        Route("/admin/requests", page(requests.list), methods=["GET"]),
+        Route("/admin/requests/{request_id}", page(requests.show), methods=["GET"]),
+        Route("/admin/audit", page(audit.list), methods=["GET"]),
+        Route("/admin/playground", page(playground.show), methods=["GET"]),
+        Mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static"),
+    ]

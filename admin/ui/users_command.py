@@ -1,0 +1,92 @@
+"""`gateway admin-user create|password|role|delete|list --config FILE`: the admin UI's users.
+
+The password is read from standard input (`--password-stdin`, for scripts) or asked for twice
+on the terminal; it never appears on the command line, where `ps` and shell history would keep it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from admin.ui.passwords import PasswordError, check_new_password, hash_password
+from gateway.config import ConfigError, load_config
+from gateway.db.connect import DatabaseUrlError
+from gateway.errors import GatewayError
+from gateway.store import open_store
+from gateway.store.base import StoreError
+from gateway.store.users import ROLES, UserStore
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser("admin-user", help="manage the admin UI's users")
+    actions = parser.add_subparsers(dest="user_command", required=True)
+    for name, text in (("create", "add a user"), ("password", "set a user's password"),
+                       ("role", "change a user's role"), ("delete", "remove a user"), ("list", "list the users")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--config", required=True, help="the YAML file naming the database")
+        if name != "list":
+            action.add_argument("--username", required=True)
+        if name in ("create", "password"):
+            action.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+        if name == "create":
+            action.add_argument("--role", choices=ROLES, default="admin")
+        if name == "role":
+            action.add_argument("--role", choices=ROLES, required=True)
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != first:
+        raise PasswordError("password: the two entries differ")
+    return first
+
+
+def admin_user_command(args: argparse.Namespace, known_providers: set[str]) -> int:
+    try:
+        _, settings = load_config(args.config, known_providers)
+        password = _password(args.password_stdin) if args.user_command in ("create", "password") else ""
+        if password:
+            check_new_password(password)
+    except (ConfigError, PasswordError) as exc:
+        print(f"gateway admin-user: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        store = await open_store(settings)
+        try:
+            users = UserStore.of(store)
+            if args.user_command == "list":
+                for user in await users.list():
+                    print(f"{user.username}\t{user.role}\t{user.created_at.isoformat()}")
+                return 0
+            if args.user_command == "create":
+                user = await users.create(args.username, hash_password(password), args.role)
+                print(f"created {user.username} ({user.role})")
+                return 0
+            if args.user_command == "password":
+                found = await users.update(args.username, password_hash=hash_password(password)) is not None
+            elif args.user_command == "role":
+                found = await users.update(args.username, role=args.role) is not None
+            else:
+                found = await users.delete(args.username)
+            if not found:
+                print(f"gateway admin-user: no user named {args.username!r}", file=sys.stderr)
+                return 1
+            print(f"{args.user_command}: {args.username} done")
+            return 0
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (StoreError, GatewayError) as exc:  # a taken name; the database is unreachable
+        print(f"gateway admin-user: {exc.message}", file=sys.stderr)
+        return 1
+    except (DatabaseUrlError, ValueError) as exc:
+        print(f"gateway admin-user: {exc}", file=sys.stderr)
+        return 1

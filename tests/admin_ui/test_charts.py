@@ -1,0 +1,39 @@
+"""The inline SVG charts: sized by the data, labels escaped, and something sensible with no data."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from admin.ui import charts
+from admin.ui.formats import count, percentile, usd
+
+
+def test_bars_are_sized_by_value_and_labels_escaped() -> None:
+    svg = str(charts.bars([("<script>", Decimal("4")), ("b & c", Decimal("1")), ("none", Decimal(0))], usd,
+                          title="t"))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "b &amp; c" in svg
+    widths = [float(w) for w in re.findall(r'<rect x="\d+" y="[\d.]+" width="([\d.]+)"', svg)]
+    assert widths[0] == 4 * widths[1] and widths[2] == 0
+    assert "$4.00" in svg
+
+
+def test_columns_cover_every_item_and_name_the_ends() -> None:
+    items = [(f"2026-01-{d:02d}", d % 3) for d in range(1, 11)]
+    svg = str(charts.columns(items, count, title="requests"))
+    assert svg.count("<rect") == 10
+    assert "2026-01-01" in svg and "2026-01-10" in svg
+    heights = [float(h) for h in re.findall(r'height="([\d.]+)" class="bar"', svg)]
+    assert max(heights) == 100.0 and heights[2] == 0
+
+
+def test_no_data_says_so() -> None:
+    assert "No data yet" in charts.bars([], usd, title="t")
+    assert "No data yet" in charts.columns([], usd, title="t")
+
+
+def test_money_and_percentiles_read_well() -> None:
+    assert [usd(v) for v in ("0", "12.5", "0.0000335", "1234.567", None)] == [
+        "$0.00", "$12.50", "$0.0000335", "$1,234.57", "—"]
+    assert percentile([], 0.5) is None
+    assert percentile([5, 1, 3, 2, 4], 0.5) == 3 and percentile(list(range(1, 101)), 0.95) == 95
