@@ -1,0 +1,139 @@
+"""The hook interface every plugin implements, and what hooks get and give back.
+
+A plugin overrides only the hooks it needs; the runner looks once, when the config is loaded,
+at which hooks a class overrides, and never calls the others. The points on the request path:
+
+    before(ctx)        after auth and route, before limits and the upstream: may change
+                       `ctx.body`, refuse with a `GatewayError`, or answer itself (an `Answer`:
+                       a cache hit), in which case no upstream call is made
+    on_chunk(ctx)      a stream is starting: a `ChunkHook` that sees the text of every chunk, per
+                       choice, and returns what may be sent now (it may change or hold back text)
+    after(ctx, answer) the whole answer: for a unary call before it is sent (change it and set
+                       `answer.changed`), for a stream once it has ended (`answer.streamed`)
+    on_error(ctx)      the request failed (`ctx.status`, `ctx.error_type`); for recording only
+
+Every hook sees the typed `RequestContext`: `ctx.principal` (key and team), `ctx.model`,
+`ctx.body`, `ctx.endpoint`, `ctx.tags`. What a plugin decides goes on `ctx.guardrails` (for the
+ledger row and metrics), never with the text that triggered it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from gateway.context import GuardrailDecision, RequestContext
+from gateway.errors import InternalError, InvalidRequest
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from gateway.observability.labels import LabelPolicy
+    from gateway.observability.metrics import GatewayMetrics
+    from gateway.pricing import PriceBook
+    from gateway.settings import Settings
+
+# (model, texts) -> one vector per text, computed by the gateway's own /v1/embeddings.
+Embedder = Callable[[str, list[str]], Awaitable[list[list[float]]]]
+
+
+class PluginConfig(BaseModel):
+    """Base of a plugin's `config:` model: unknown fields are an error at start-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Services:
+    """What the app factory hands every plugin: built once, shared, never a module global."""
+
+    settings: Settings
+    prices: PriceBook
+    metrics: GatewayMetrics | None = None
+    labels: LabelPolicy | None = None
+    # Set by the app factory once the app exists (it calls the app itself, in process).
+    embed: Embedder | None = None
+    redis: Redis | None = None
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(slots=True)
+class Answer:
+    """A whole answer in OpenAI's non-stream shape for the endpoint (a stream's is assembled from
+    its chunks). The normalised form the cache stores and replays either way."""
+
+    body: dict[str, Any]
+    # The stream was already sent: a change has no effect on what the client got.
+    streamed: bool = False
+    # Set by a hook that changed `body`, so the proxy sends the new one.
+    changed: bool = False
+    # Extra response headers when a plugin gives the answer itself (a cache hit).
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class ChunkHook(Protocol):
+    """One stream's text filter. `index` is the choice; text comes in order for each choice."""
+
+    def feed(self, index: int, text: str) -> str:
+        """What may be sent now of what was held plus `text`; keep the rest for later."""
+        ...
+
+    def flush(self, index: int) -> str:
+        """The choice ended: everything still held, filtered."""
+        ...
+
+
+class Plugin:
+    """Subclass and override hooks. Built once at start-up as `cls(config, services)`."""
+
+    # The config's `name:` for built-ins; an entry point's name for third-party plugins.
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+
+    def __init__(self, config: dict[str, Any], services: Services) -> None:
+        self.config = self.Config.model_validate(config)
+        self.services = services
+        # The entry's `id:` (the name by default): how metrics, logs and the ledger name it.
+        self.id = self.name
+
+    async def before(self, ctx: RequestContext) -> Answer | None:
+        return None
+
+    def on_chunk(self, ctx: RequestContext) -> ChunkHook | None:
+        return None
+
+    async def after(self, ctx: RequestContext, answer: Answer) -> None:
+        return None
+
+    async def on_error(self, ctx: RequestContext) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def decide(self, ctx: RequestContext, kind: str, action: str, *, where: str = "request",
+               count: int = 1, score: float | None = None) -> None:
+        """Record a decision for the ledger row and metrics (never the text that caused it)."""
+        ctx.guardrails.append(GuardrailDecision(self.id, kind, action, where, count, score))
+
+
+class Refused(InvalidRequest):
+    """A guardrail turned the request away: 400, with a code naming the rule, never the text."""
+
+    retryable = False
+
+
+class PluginFailed(InternalError):
+    code = "plugin_error"
+    retryable = False
+
+
+def overrides(plugin: Plugin, hook: str) -> bool:
+    return getattr(type(plugin), hook) is not getattr(Plugin, hook)

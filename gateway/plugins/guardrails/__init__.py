@@ -1,0 +1,1 @@
+"""Built-in guardrails: PII redaction, prompt-injection heuristics, content rules, request limits."""

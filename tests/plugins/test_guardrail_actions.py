@@ -1,0 +1,69 @@
+"""The guardrails' remaining actions, called directly on a context: content masking on input,
+clamping max_tokens, completions and embeddings bodies, and answers that are not text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gateway.context import Endpoint, Principal, RequestContext
+from gateway.plugins.base import Answer, Refused, Services
+from gateway.plugins.guardrails.content import ContentRules
+from gateway.plugins.guardrails.pii import PiiRedactor
+from gateway.plugins.guardrails.request_limits import RequestLimits
+from gateway.pricing import PriceBook
+from gateway.settings import Settings
+
+SERVICES = Services(settings=Settings(), prices=PriceBook({}))
+
+
+def ctx_for(endpoint: Endpoint, body: dict[str, Any]) -> RequestContext:
+    ctx = RequestContext("req_1", endpoint, 0.0)
+    ctx.principal = Principal(key_id="key_1", key_prefix="sk-gw-x", team_id="team_1")
+    ctx.body = body
+    return ctx
+
+
+async def test_content_masked_on_input() -> None:
+    plugin = ContentRules({"deny_patterns": [r"\bACME-\d{4}\b"], "input": "mask"}, SERVICES)
+    ctx = ctx_for(Endpoint.CHAT, {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "ticket ACME-1234 and ACME-99"}, {"type": "image_url", "image_url": {"url": "x"}}]}]})
+    await plugin.before(ctx)
+    assert ctx.body["messages"][0]["content"][0]["text"] == "ticket [REDACTED] and ACME-99"
+    assert [(d.kind, d.action, d.count) for d in ctx.guardrails] == [("deny", "masked", 1)]
+
+
+async def test_max_tokens_clamped() -> None:
+    plugin = RequestLimits({"max_tokens": 100, "clamp_max_tokens": True}, SERVICES)
+    ctx = ctx_for(Endpoint.CHAT, {"messages": [], "max_completion_tokens": 5000})
+    await plugin.before(ctx)
+    assert ctx.body["max_completion_tokens"] == 100
+    assert [(d.kind, d.action) for d in ctx.guardrails] == [("max_tokens", "clamped")]
+
+
+@pytest.mark.parametrize(("endpoint", "field"), [(Endpoint.COMPLETIONS, "prompt"), (Endpoint.EMBEDDINGS, "input")])
+async def test_pii_on_completions_and_embeddings(endpoint: Endpoint, field: str) -> None:
+    plugin = PiiRedactor({"mode": "mask"}, SERVICES)
+    ctx = ctx_for(endpoint, {field: ["call 415 555 2671", [1, 2, 3]]})
+    await plugin.before(ctx)
+    assert ctx.body[field] == ["call [PHONE]", [1, 2, 3]]
+
+
+async def test_pii_refusal_names_kinds_not_values() -> None:
+    plugin = PiiRedactor({"mode": "refuse", "kinds": ["email"]}, SERVICES)
+    ctx = ctx_for(Endpoint.CHAT, {"messages": [{"role": "user", "content": "a@b.io, 4111 1111 1111 1111"}]})
+    with pytest.raises(Refused) as caught:
+        await plugin.before(ctx)
+    assert "a@b.io" not in caught.value.message and "(email)" in caught.value.message
+    # Only the configured kinds are looked for: the card is not.
+    assert [(d.kind, d.action) for d in ctx.guardrails] == [("email", "refused")]
+
+
+async def test_answers_without_text_are_left_alone() -> None:
+    plugin = PiiRedactor({}, SERVICES)
+    tool_call = {"role": "assistant", "content": None,
+                 "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+    answer = Answer({"choices": [{"index": 0, "message": tool_call, "finish_reason": "tool_calls"}]})
+    await plugin.after(ctx_for(Endpoint.CHAT, {}), answer)
+    assert not answer.changed and answer.body["choices"][0]["message"] == tool_call
