@@ -34,6 +34,10 @@ log = logging.getLogger("gateway.admin")
 
 Handler = Callable[[Request], Awaitable[Response]]
 
+# The admin UI (admin/ui/backend.py) calls these handlers in-process for a signed-in user: it puts
+# (actor, role) in the scope under this key, which nothing an HTTP client sends can set.
+UI_SESSION = "gateway.admin_ui_session"
+
 
 def _team(team: Team) -> dict[str, Any]:
     return {"object": "team", **team_record(team)}
@@ -63,6 +67,12 @@ class AdminApi:
 
     async def authorize(self, request: Request) -> str:
         """The actor the audit log names ('master' or 'key:<id>'); 401/403 for anyone else."""
+        signed_in = request.scope.get(UI_SESSION)
+        if signed_in is not None:
+            actor, role = signed_in
+            if role != "admin" and request.method not in ("GET", "HEAD"):
+                raise PermissionDenied("A viewer may look but not change anything.")
+            return str(actor)
         principal, is_admin = await self.auth.identify(request.headers)
         if not is_admin:
             raise PermissionDenied("This key may not use the admin API: use the master key or an admin key.")

@@ -5,6 +5,7 @@ The whole route table is at the bottom of `create_app`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -17,16 +18,26 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from gateway.auth import MasterKeyAuth
+from admin.api import AdminApi, admin_routes
+from admin.ledger_api import LedgerApi, ledger_routes
+from admin.ui.routes import admin_ui_routes
+from gateway.access import Access
+from gateway.auth import KeyAuth
 from gateway.config import Config, ConfigError, load_config
 from gateway.context import Endpoint
-from gateway.errors import GatewayError, InternalError, MethodNotAllowed, NotFound
-from gateway.middleware.inflight import InflightLimitMiddleware
+from gateway.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
+from gateway.front import Front, Handler
+from gateway.inbound.messages import messages_endpoint
+from gateway.ledger import build_ledger, build_queries
+from gateway.limits import build_limiter
 from gateway.middleware.request_id import RequestIdMiddleware
+from gateway.observability.setup import build_observability
+from gateway.plugins.registry import build_plugins
 from gateway.pricing import PriceBook, load_price_table
-from gateway.providers import PROVIDERS
-from gateway.proxy import Proxy, StreamCall
+from gateway.providers.registry import provider_classes
+from gateway.proxy import Proxy
 from gateway.responses import error_response, json_response
 from gateway.routing.router import Router
 from gateway.settings import Settings
@@ -37,31 +48,73 @@ log = logging.getLogger("gateway")
 CONFIG_FILE_ENV = "GATEWAY_CONFIG_FILE"
 
 
-def create_app(config: Config, settings: Settings) -> Starlette:
+def create_app(config: Config, settings: Settings) -> Front:
     if settings.master_key is None:
         raise ConfigError("config error: settings.master_key: required (set GATEWAY_MASTER_KEY)")
+    observability = build_observability(config, settings)
     upstream = UpstreamClient(settings.upstream_max_connections)
-    router = Router(config.models)
+    prices = PriceBook(load_price_table())
+    router = Router(config.models, config.routing, prices=prices, workers=settings.workers,
+                    default_deadline_s=settings.upstream_timeout_s)
+    limiter = build_limiter(config, settings, prices, group_name=lambda model: router.group(model).name)
+    # The cost ledger (gateway/ledger/): a Recorder on the request path, a writer task in the lifespan.
+    ledger = build_ledger(settings) if settings.ledger_enabled else None
+    observability.watch(limiter=limiter, ledger=ledger)
+    ledger_queries = build_queries(settings)
+    # Guardrails, the response cache and third-party plugins (gateway/plugins/), per team and key.
+    plugins = build_plugins(config.plugins, settings, prices, observability.metrics, observability.labels)
+    # Keys, teams and the audit log: Postgres with database_url, else SQLite under data_dir.
+    access = Access(settings)
+    auth = KeyAuth(settings.master_key, access)
+    # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
+    admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s)
     proxy = Proxy(
-        auth=MasterKeyAuth(settings.master_key),
+        auth=auth,
         router=router,
-        providers={name: cls(settings) for name, cls in PROVIDERS.items()},
+        providers={name: cls(settings) for name, cls in provider_classes().items()},
         upstream=upstream,
         max_body_bytes=settings.max_body_bytes,
-        prices=PriceBook(load_price_table()),
+        prices=prices,
+        admission=limiter,
+        recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
+        tracer=observability.tracer,
+        plugins=plugins,
     )
     created = int(time.time())
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # First: a key store that cannot be opened or migrated stops start-up before anything else.
+        await access.start()
         await upstream.start()
+        router.start(upstream)
+        await limiter.start()
+        await plugins.open()
+        await observability.start()
+        if ledger is not None:
+            await ledger.start()
+        # Everything built so far lives as long as the process: keep the collector off it, and
+        # collect young objects less often, since every request makes many short-lived ones.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
         try:
             yield
         finally:
+            await router.close()
             await upstream.close()
+            await limiter.close()
+            await plugins.close()
+            await ledger_queries.close()
+            if ledger is not None:
+                # After uvicorn's drain, so every request that finished has recorded its row.
+                await ledger.stop()
+            # After the limiter and the ledger, so that their last counts are exported.
+            await observability.stop()
+            await access.close()
 
-    def proxied(endpoint: Endpoint):  # type: ignore[no-untyped-def]
-        async def handler(request: Request) -> Response | StreamCall:
+    def proxied(endpoint: Endpoint) -> Handler:
+        async def handler(request: Request) -> ASGIApp:
             return await proxy.handle(request, endpoint)
 
         return handler
@@ -70,44 +123,66 @@ def create_app(config: Config, settings: Settings) -> Starlette:
         return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
 
     async def list_models(request: Request) -> Response:
-        await proxy.auth.authenticate(request.headers)
-        return json_response({"object": "list", "data": [model_object(g.name) for g in router.groups]})
+        principal = await auth.authenticate(request.headers)
+        names = auth.visible_models(principal, [g.name for g in router.groups])
+        return json_response({"object": "list", "data": [model_object(name) for name in names]})
 
     async def get_model(request: Request) -> Response:
-        await proxy.auth.authenticate(request.headers)
-        return json_response(model_object(router.group(request.path_params["model"]).name))
+        principal = await auth.authenticate(request.headers)
+        name = router.group(request.path_params["model"]).name
+        if not auth.visible_models(principal, [name]):
+            raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
+        return json_response(model_object(name))
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        checks = {"config": True, "upstream_client": upstream.started}
+        checks = {"config": True, "upstream_client": upstream.started, "key_store": access.started}
         ready = all(checks.values())
-        return json_response({"status": "ready" if ready else "not ready", "checks": checks}, 200 if ready else 503)
+        # Not a readiness condition (keys still work without it), but worth seeing: whether this
+        # worker hears key changes ("live") or trusts its key cache for one second only ("degraded").
+        info = {"key_changes": "live" if access.changes_live else "degraded"}
+        return json_response({"status": "ready" if ready else "not ready", "checks": checks, "info": info},
+                             200 if ready else 503)
+
+    # The API: served by the front door (gateway/front.py), past Starlette's stack.
+    api_endpoints = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETIONS,
+                     "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT}  # fmt: skip
+    api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
+    api["/v1/messages"] = messages_endpoint(proxy)
+
+    async def record_shed(request_id: str, path: str, error: GatewayError) -> None:
+        # Requests shed for overload never reach the proxy; they are still one ledger row each.
+        await proxy.refused(request_id, api_endpoints[path], error)
 
     routes = [
-        Route("/v1/chat/completions", proxied(Endpoint.CHAT), methods=["POST"]),
-        Route("/v1/completions", proxied(Endpoint.COMPLETIONS), methods=["POST"]),
-        Route("/v1/embeddings", proxied(Endpoint.EMBEDDINGS), methods=["POST"]),
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        *observability.routes,
+        *ledger_routes(LedgerApi(ledger_queries, ledger, admin.authorize)),
+        *admin_routes(admin),
+        *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings)
+          if settings.admin_ui_enabled else []),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[
-            Middleware(RequestIdMiddleware),
-            Middleware(InflightLimitMiddleware, limit=settings.max_inflight,
-                       retry_after_s=settings.overload_retry_after_s),
-        ],
+        middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
             GatewayError: _gateway_error,
             HTTPException: _http_error,
             Exception: _unexpected_error,
         },
     )
+    front = Front(
+        app, api, max_inflight=settings.max_inflight, retry_after_s=settings.overload_retry_after_s,
+        on_shed=record_shed, gauge=observability.metrics.inflight if observability.metrics is not None else None,
+    )
+    plugins.bind(front)  # plugins that call the gateway itself (the semantic cache's embeddings)
+    return front
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -132,8 +207,8 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> Front:
     """Entry point for uvicorn workers: the config path comes through the environment."""
     path = os.environ[CONFIG_FILE_ENV]
-    config, settings = load_config(path, set(PROVIDERS))
+    config, settings = load_config(path, set(provider_classes()))
     return create_app(config, settings)

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from gateway.config import ConfigError, load_config
-from gateway.providers import PROVIDERS
+from admin.ui.users_command import add_parser as add_admin_user_parser
+from gateway.config import Config, ConfigError, load_config
+from gateway.providers.registry import provider_classes
+from gateway.settings import Settings
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "config.yaml"
 DEMO_UPSTREAM_PORT = 9911
@@ -51,21 +53,59 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="the fake upstream plus the gateway, on the embedded default")
     demo.add_argument("--port", type=int, default=4000)
 
+    db = commands.add_parser("db", help="the gateway's database")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    migrate = db_commands.add_parser("migrate", help="apply pending schema migrations and exit")
+    migrate.add_argument("--config", required=True, help="the YAML file naming the database")
+    maintain = db_commands.add_parser("maintain", help="create the ledger's partitions ahead, apply retention")
+    maintain.add_argument("--config", required=True, help="the YAML file naming the database")
+    add_admin_user_parser(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "admin-user":
+        from admin.ui.users_command import admin_user_command
+
+        return admin_user_command(args, set(provider_classes()))
     if args.command == "serve":
         return _serve(args.config, args.host, args.port, args.workers)
     if args.command == "fake-upstream":
         return _fake_upstream(args)
+    if args.command == "db" and args.db_command == "maintain":
+        from gateway.ledger.command import maintain_command
+
+        return maintain_command(args.config, set(provider_classes()))
+    if args.command == "db":
+        from gateway.db.command import migrate_command
+
+        return migrate_command(args.config, set(provider_classes()))
     return _demo(args.port)
 
 
 def _serve(config_path: str, host: str | None, port: int | None, workers: int | None) -> int:
+    from gateway.observability import multiproc
+
+    try:
+        config, settings = load_config(config_path, set(provider_classes()))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    # Before any metric exists and before the workers start, which inherit the directory
+    # (gateway/observability/multiproc.py).
+    cleanup_metrics = multiproc.prepare(workers or settings.workers, settings.metrics_enabled)
+    try:
+        return _run(config_path, config, settings, host, port, workers)
+    finally:
+        cleanup_metrics()
+
+
+def _run(
+    config_path: str, config: Config, settings: Settings, host: str | None, port: int | None, workers: int | None
+) -> int:
     import uvicorn
 
     from gateway.app import CONFIG_FILE_ENV, create_app
 
     try:
-        config, settings = load_config(config_path, set(PROVIDERS))
         app = create_app(config, settings)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
@@ -85,6 +125,8 @@ def _serve(config_path: str, host: str | None, port: int | None, workers: int | 
         uvicorn.run(app, **options)  # type: ignore[arg-type]
     else:
         os.environ[CONFIG_FILE_ENV] = str(Path(config_path).resolve())
+        # The workers read their settings anew; they must know how many they are (per-worker caps).
+        os.environ["GATEWAY_WORKERS"] = str(workers)
         uvicorn.run("gateway.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     return 0
 

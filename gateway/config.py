@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
+from gateway.plugins.config import PluginsSection
+from gateway.routing.options import RoutingOptions
+from gateway.secrets import KeyRing, SecretsError
 from gateway.settings import Settings
 
 
@@ -33,6 +36,17 @@ class Price(_Strict):
     per_request: Decimal = Field(default=Decimal(0), ge=0)
 
 
+class ModelLimits(_Strict):
+    """Caps on one public model over every caller (gateway/limits/): protect its upstream and its bill."""
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    max_parallel: int | None = Field(default=None, ge=1)
+    budget_usd: Decimal | None = Field(default=None, ge=0)
+    # None: the budget never resets; else calendar-aligned in settings.limits_timezone.
+    budget_period: Literal["daily", "weekly", "monthly"] | None = None
+
+
 class Deployment(_Strict):
     provider: str = "openai"
     base_url: str
@@ -44,6 +58,23 @@ class Deployment(_Strict):
     timeout_s: float | None = Field(default=None, gt=0)
     connect_timeout_s: float | None = Field(default=None, gt=0)
     price: Price | None = None
+    # Routing (gateway/routing/): the share of `weighted` traffic, labels a request may ask for,
+    # caps that spread load before the provider answers 429, and the window that fit checks use.
+    weight: float = Field(default=1.0, gt=0)
+    tags: list[str] = Field(default_factory=list)
+    region: str | None = None
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    context_window: int | None = Field(default=None, ge=1)
+    # vLLM's Prometheus endpoint, read for load; provider `vllm` defaults to <origin>/metrics.
+    metrics_url: str | None = None
+    # Providers (gateway/providers/): Azure's `api-version`; the `max_tokens` Anthropic requires
+    # when a request has none; the key encrypted with gateway.secrets instead of `api_key_env`;
+    # anything else an adapter or a plugin reads (each documents its keys).
+    api_version: str | None = None
+    max_tokens_default: int | None = Field(default=None, ge=1)
+    api_key_encrypted: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
 
     _api_key: SecretStr | None = PrivateAttr(default=None)
 
@@ -60,13 +91,28 @@ class Deployment(_Strict):
 
 
 class ModelGroup(_Strict):
+    # A name with `*` is a wildcard route (`openai/*`): the part `*` matched is the upstream model.
     name: str = Field(min_length=1)
     deployments: list[Deployment] = Field(min_length=1)
+    # Routing (gateway/routing/); None means the `routing:` section's default.
+    strategy: str | None = None
+    fallbacks: list[str] | None = None
+    aliases: list[str] = Field(default_factory=list)
+    context_window_fallback: str | None = None
+    content_policy_fallback: str | None = None
+    retries: int | None = Field(default=None, ge=0)
+    # Whether a request may pick the strategy or a deployment tag by header.
+    allow_header_overrides: bool = False
+    # Rate limits and a budget for the model as a whole, over all keys (gateway/limits/).
+    limits: ModelLimits | None = None
 
 
 class Config(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
     models: list[ModelGroup] = Field(default_factory=list)
+    routing: RoutingOptions = Field(default_factory=RoutingOptions)
+    # Guardrails, the response cache and third-party plugins, per team and key (gateway/plugins/).
+    plugins: PluginsSection = Field(default_factory=PluginsSection)
 
     @field_validator("models")
     @classmethod
@@ -120,7 +166,18 @@ def config_from_dict(raw: dict[str, Any], known_providers: set[str]) -> tuple[Co
                         f"{deployment.api_key_env} is not set"
                     )
                 deployment._api_key = SecretStr(value)
+            if deployment.api_key_encrypted:
+                deployment._api_key = SecretStr(_decrypt_key(deployment, where))
     return config, settings
+
+
+def _decrypt_key(deployment: Deployment, where: str) -> str:
+    if deployment.api_key_env:
+        raise ConfigError(f"config error: {where}: set api_key_env or api_key_encrypted, not both")
+    try:
+        return KeyRing.from_env().decrypt(deployment.api_key_encrypted or "")
+    except SecretsError as exc:
+        raise ConfigError(f"config error: {where}.api_key_encrypted: {exc}") from None
 
 
 def _first_error(exc: ValidationError) -> str:

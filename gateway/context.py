@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import Deployment
+
+if TYPE_CHECKING:
+    from gateway.plugins.runner import PluginRun
 
 
 class Endpoint(StrEnum):
@@ -38,6 +43,22 @@ NO_LIMITS = Limits()
 
 
 @dataclass(slots=True, frozen=True)
+class BudgetUsage:
+    """One budget's state once a request settled, as the limiter knows it: metrics and alerts read it.
+
+    `scope` is "key" or "team" and `id` the key's or team's id (never the key itself). The period
+    bounds are None for a budget that never resets.
+    """
+
+    scope: str
+    id: str
+    spent_usd: Decimal
+    budget_usd: Decimal
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class Principal:
     """Who is calling: the master key, or a virtual key of a team, with the caps that apply."""
 
@@ -50,6 +71,20 @@ class Principal:
     # None: every model the gateway serves.
     allowed_models: frozenset[str] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class GuardrailDecision:
+    """What a guardrail plugin did to one request: `plugin` is its configured id, `kind` what it
+    found (email, card, injection, deny, max_tokens...), `action` what it did (masked, refused,
+    flagged, logged), `where` request or response; never the text itself."""
+
+    plugin: str
+    kind: str
+    action: str
+    where: str = "request"
+    count: int = 1
+    score: float | None = None
 
 
 @dataclass(slots=True)
@@ -94,3 +129,24 @@ class RequestContext:
     admitted: bool = False
     # Headers every response to this request carries, e.g. the x-ratelimit-* set.
     response_headers: dict[str, str] = field(default_factory=dict)
+    # What admission reserved, handed back to it at settle (gateway/limits: a `Reservation`).
+    reservation: object | None = None
+    # For the ledger: the client's `user` field, its x-gateway-tags, and how the answer was made.
+    user: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    cache_hit: bool = False
+    # Set by the router when a fallback group, not the group of the model asked for, served it.
+    fallback: bool = False
+    # The deployment ids the router tried, in order (the last one served, if any did).
+    attempted: list[str] = field(default_factory=list)
+    # The request's headers, for routing overrides (x-gateway-strategy, x-gateway-deployment-tag).
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    # Set by the limiter at settle: each budget this request counted against, as it stands after it.
+    budgets: list[BudgetUsage] = field(default_factory=list)
+    # Plugins (gateway/plugins/): this request's run (None: no plugin applies), what guardrails
+    # decided (kinds and counts, never the text), what a cache hit saved, and a masked copy of the
+    # body for logs when a guardrail masks in logs only.
+    plugins: PluginRun | None = None
+    guardrails: list[GuardrailDecision] = field(default_factory=list)
+    saved_usd: Decimal | None = None
+    redacted_body: dict[str, Any] | None = None

@@ -94,6 +94,15 @@ class MethodNotAllowed(GatewayError):
     code = "method_not_allowed"
 
 
+class Conflict(GatewayError):
+    """The request contradicts stored state (a taken name, a team that still has keys)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+    retryable = False
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"

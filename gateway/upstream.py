@@ -80,8 +80,6 @@ class UpstreamClient:
             connector=connector,
             auto_decompress=True,
             skip_auto_headers=("User-Agent",),
-            # Compressing small JSON costs both sides more CPU than it saves on a LAN.
-            headers={"Accept-Encoding": "identity"},
         )
 
     @property

@@ -76,18 +76,36 @@ class Gateway:
         settings: dict[str, Any] | None = None,
         env: dict[str, str] | None = None,
         workers: int = 1,
+        log: Path | None = None,
+        routing: dict[str, Any] | None = None,
+        plugins: dict[str, Any] | None = None,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = self.base + "/v1"
         self.config = tmp / f"gateway-{self.port}.yaml"
-        self.config.write_text(yaml.safe_dump({"settings": settings or {}, "models": models}))
+        # The embedded default's files (SQLite key store, ledger) go in the test's tmp, not the checkout.
+        settings = {"data_dir": str(tmp / "gateway-data"), **(settings or {})}
+        config: dict[str, Any] = {"settings": settings, "models": models}
+        if routing is not None:
+            config["routing"] = routing  # the config file's `routing:` section (gateway/routing/options.py)
+        if plugins is not None:
+            config["plugins"] = plugins  # the config file's `plugins:` section (gateway/plugins/config.py)
+        self.config.write_text(yaml.safe_dump(config))
         full_env = {**os.environ, "GATEWAY_MASTER_KEY": MASTER_KEY, **(env or {})}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
-             "--port", str(self.port), "--workers", str(workers)],
-            env=full_env,
-        )
+        # `log`: the server's stdout and stderr go to this file, for tests that read its logs.
+        out = log.open("ab") if log is not None else None
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config),
+                 "--port", str(self.port), "--workers", str(workers)],
+                env=full_env,
+                stdout=out,
+                stderr=subprocess.STDOUT if out is not None else None,
+            )
+        finally:
+            if out is not None:
+                out.close()
         wait_http(self.base + "/healthz", self.proc)
 
     def close(self) -> int:

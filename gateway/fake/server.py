@@ -54,8 +54,10 @@ def _chunk(data: bytes) -> bytes:
 
 
 def _json_response(answer: Answer, keep_alive: bool) -> bytes:
+    # An answer may name its own content type (a provider fake's /metrics text); JSON otherwise.
+    typed = answer.headers and any(name == "content-type" for name, _ in answer.headers)
     headers = (
-        ("content-type", "application/json"),
+        *(() if typed else (("content-type", "application/json"),)),
         ("content-length", str(len(answer.body))),
         *answer.headers,
     )
@@ -270,6 +272,14 @@ async def start_server(
     connections: set[_Connection] = set()
     loop = asyncio.get_running_loop()
     # A deep backlog, because benchmarks open hundreds of connections at once.
+    server = await loop.create_server(lambda: _Connection(app, connections), host, port, backlog=4096)
+    return FakeUpstream(server, app, connections, host)
+
+
+async def serve_app(app: App, host: str = "127.0.0.1", port: int = 0) -> FakeUpstream:
+    """Serve a ready-made `App`, e.g. a provider fake's subclass (gateway/fake/providers/)."""
+    connections: set[_Connection] = set()
+    loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Connection(app, connections), host, port, backlog=4096)
     return FakeUpstream(server, app, connections, host)
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
-from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from gateway.alerts.budget import BudgetAlerter
@@ -22,7 +21,6 @@ from gateway.observability.exposition import MetricsEndpoint
 from gateway.observability.labels import LabelPolicy
 from gateway.observability.logs import RequestLogRecorder, configure_logging
 from gateway.observability.metrics import GatewayMetrics
-from gateway.observability.middleware import InflightGaugeMiddleware
 from gateway.observability.recorder import MetricsRecorder
 from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
 from gateway.settings import Settings
@@ -37,7 +35,6 @@ class Observability:
     alerter: BudgetAlerter | None
     recorders: list[Recorder] = field(default_factory=list)
     routes: list[Route] = field(default_factory=list)
-    middleware: list[Middleware] = field(default_factory=list)
     redis: Any = None
     bridge: StatsBridge | None = None
 
@@ -80,7 +77,6 @@ def build_observability(config: Config, settings: Settings) -> Observability:
         obs.recorders.append(MetricsRecorder(metrics, labels))
         endpoint = MetricsEndpoint(metrics.registry, settings.metrics_token)
         obs.routes.append(Route("/metrics", endpoint.handle, methods=["GET"]))
-        obs.middleware.append(Middleware(InflightGaugeMiddleware, gauge=metrics.inflight))
     if settings.log_requests:
         obs.recorders.append(RequestLogRecorder(log_prompts=settings.log_prompts))
     if isinstance(tracer, OtelTracer):

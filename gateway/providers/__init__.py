@@ -1,13 +1,21 @@
-"""Provider adapters, registered by name. Third-party providers arrive through entry points (later)."""
+"""Provider adapters, registered by name. Third-party providers arrive through entry points (registry.py)."""
 
 from __future__ import annotations
 
+from gateway.providers.anthropic import AnthropicProvider
+from gateway.providers.azure import AzureProvider
 from gateway.providers.base import Provider, StreamTranslator
+from gateway.providers.gemini import GeminiProvider
 from gateway.providers.openai import OpenAIProvider
+from gateway.providers.vllm import VLLMProvider
 
 # name -> adapter class; an adapter class takes the process settings.
 PROVIDERS: dict[str, type] = {
     "openai": OpenAIProvider,
+    "azure": AzureProvider,
+    "anthropic": AnthropicProvider,
+    "gemini": GeminiProvider,
+    "vllm": VLLMProvider,
 }
 
 __all__ = ["PROVIDERS", "Provider", "StreamTranslator"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from gateway.config import Deployment
-from gateway.context import RequestContext, Usage
-from gateway.errors import GatewayError
+from gateway.context import Endpoint, RequestContext, Usage
+from gateway.errors import GatewayError, InvalidRequest
 from gateway.upstream import UpstreamCall
 
 
@@ -46,3 +46,14 @@ def timeouts(deployment: Deployment, default_timeout_s: float, default_connect_s
 def upstream_model(deployment: Deployment, public_name: str) -> str:
     return deployment.model or public_name
 
+
+def unsupported_endpoint(provider: str, endpoint: Endpoint) -> InvalidRequest:
+    """What an adapter raises from `build_call` for an endpoint its provider does not have."""
+    hint = {
+        Endpoint.EMBEDDINGS: "it has no embeddings API",
+        Endpoint.COMPLETIONS: "it only has a chat API; use /v1/chat/completions",
+    }.get(endpoint, "it does not serve this endpoint")
+    return InvalidRequest(
+        f"This model's provider ({provider}) cannot serve /v1/{endpoint.value}: {hint}.",
+        code="unsupported_endpoint",
+    )

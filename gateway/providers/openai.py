@@ -7,6 +7,8 @@ the usage chunk so accounting sees real numbers. Responses pass through as bytes
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -22,11 +24,20 @@ from gateway.errors import (
     UpstreamTimeout,
 )
 from gateway.providers.base import timeouts, upstream_model
+from gateway.providers.estimate import completion_tokens, count_deltas, estimated_usage
 from gateway.settings import Settings
 from gateway.upstream import UpstreamCall
 
 _SECRETISH = re.compile(r"(sk|key|api)[-_][A-Za-z0-9_\-]{6,}", re.IGNORECASE)
 _MAX_MESSAGE = 1000
+
+
+@dataclass(slots=True, frozen=True)
+class _Target:
+    url: str
+    headers: dict[str, str]
+    timeout_s: float
+    connect_timeout_s: float
 
 
 class OpenAIProvider:
@@ -35,8 +46,13 @@ class OpenAIProvider:
     def __init__(self, settings: Settings) -> None:
         self._default_timeout = settings.upstream_timeout_s
         self._default_connect = settings.upstream_connect_timeout_s
+        # Keyed by the deployment object's identity: deployments live as long as the app.
+        self._targets: dict[tuple[int, Endpoint], _Target] = {}
 
     def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
+        target = self._targets.get((id(deployment), ctx.endpoint))
+        if target is None:
+            target = self._targets[(id(deployment), ctx.endpoint)] = self._target(deployment, ctx.endpoint)
         body = dict(ctx.body)
         body["model"] = upstream_model(deployment, ctx.model)
         if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
@@ -44,19 +60,24 @@ class OpenAIProvider:
             body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
                 "include_usage": True
             }
-        headers = {"Content-Type": "application/json", "X-Request-Id": ctx.request_id}
+        return UpstreamCall(
+            method="POST",
+            url=target.url,
+            headers={**target.headers, "X-Request-Id": ctx.request_id},
+            body=orjson.dumps(body),
+            timeout_s=target.timeout_s,
+            connect_timeout_s=target.connect_timeout_s,
+            deployment_id=deployment.id or "",
+        )
+
+    def _target(self, deployment: Deployment, endpoint: Endpoint) -> _Target:
+        """What never changes between calls to one deployment's endpoint, worked out once."""
+        # Compressing small JSON costs both sides more CPU than it saves on a LAN.
+        headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if deployment.api_key is not None:
             headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
         timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
-        return UpstreamCall(
-            method="POST",
-            url=f"{deployment.base_url}/{ctx.endpoint.value}",
-            headers=headers,
-            body=orjson.dumps(body),
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_s,
-            deployment_id=deployment.id or "",
-        )
+        return _Target(f"{deployment.base_url}/{endpoint.value}", headers, timeout_s, connect_s)
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         try:
@@ -69,10 +90,16 @@ class OpenAIProvider:
                 code="bad_upstream_response",
             ) from None
         usage = parsed.get("usage") if isinstance(parsed, dict) else None
-        return body, Usage.from_openai(usage) if isinstance(usage, dict) else None
+        if isinstance(usage, dict):
+            return body, Usage.from_openai(usage)
+        # No usage at all (some self-hosted servers): estimated, and the ledger row says so.
+        return body, estimated_usage(ctx.body, ctx.endpoint, completion_tokens(parsed))
 
     def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator:
-        return OpenAIStreamTranslator(strip_usage=not ctx.client_wants_usage)
+        return OpenAIStreamTranslator(
+            strip_usage=not ctx.client_wants_usage,
+            estimate=lambda deltas: estimated_usage(ctx.body, ctx.endpoint, deltas),
+        )
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_openai_error(status, headers, body, deployment_id)
@@ -82,16 +109,28 @@ class OpenAIStreamTranslator:
     """Relays OpenAI SSE bytes as they come, touching only the events that carry usage.
 
     Complete events are forwarded in the same reads they arrived in; only the usage chunk is
-    parsed (found by a byte search), so the per-event cost stays near a memcpy.
+    parsed (found by a byte search), so the per-event cost stays near a memcpy. Until a usage
+    chunk arrives, content deltas are counted (one more byte search), so a stream cancelled by
+    the client, or one from an upstream that reports no usage, is still charged for what it sent.
     """
 
-    __slots__ = ("_buffer", "_strip_usage", "done", "usage")
+    __slots__ = ("_buffer", "_estimate", "_reported", "_strip_usage", "deltas", "done")
 
-    def __init__(self, strip_usage: bool) -> None:
+    def __init__(self, strip_usage: bool, estimate: Callable[[int], Usage] | None = None) -> None:
         self._strip_usage = strip_usage
         self._buffer = b""
-        self.usage: Usage | None = None
+        self._reported: Usage | None = None
+        # Completion deltas -> estimated usage; None: no estimate, usage stays None without a report.
+        self._estimate = estimate
+        self.deltas = 0
         self.done = False
+
+    @property
+    def usage(self) -> Usage | None:
+        """What the upstream reported; failing that, an estimate from the deltas relayed so far."""
+        if self._reported is not None or self._estimate is None:
+            return self._reported
+        return self._estimate(self.deltas)
 
     def feed(self, data: bytes) -> bytes:
         if self._buffer:
@@ -109,6 +148,8 @@ class OpenAIStreamTranslator:
         self._buffer = rest + self._buffer
         if b'"usage":{' in complete or b'"usage": {' in complete:
             complete = self._take_usage(complete)
+        if self._reported is None:
+            self.deltas += count_deltas(complete)
         if not self.done and b"[DONE]" in complete:
             self.done = True
         return complete
@@ -142,7 +183,7 @@ class OpenAIStreamTranslator:
         usage = chunk.get("usage") if isinstance(chunk, dict) else None
         if not isinstance(usage, dict):
             return event
-        self.usage = Usage.from_openai(usage)
+        self._reported = Usage.from_openai(usage)
         if not chunk.get("choices"):
             if self._strip_usage:
                 return b""

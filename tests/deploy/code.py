@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Match
 
+from gateway.front import Front
 from gateway.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def default_setting(name: str) -> object:
 
 
 @cache
-def app(data_dir: str) -> Starlette:
+def app(data_dir: str) -> Front:
     """The real app, built by its factory with the embedded defaults (nothing is started)."""
     from gateway.app import create_app
     from gateway.config import Config
@@ -56,10 +57,14 @@ def app(data_dir: str) -> Starlette:
     return create_app(Config(), Settings(master_key=SecretStr("sk-route-listing"), data_dir=data_dir))
 
 
-def serves(application: Starlette, method: str, path: str) -> bool:
+def serves(application: Front, method: str, path: str) -> bool:
     """Whether a request `method path` reaches a route (not the 404 or 405 fallback)."""
+    if path in application.routes:
+        return method == "POST"  # the API endpoints the front door serves itself
     scope = {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
-    for route in application.routes:
+    starlette = application.app
+    assert isinstance(starlette, Starlette)
+    for route in starlette.routes:
         match, _ = route.matches(scope)
         if match is Match.FULL:
             return True
