@@ -30,7 +30,12 @@ TARGETS: dict[str, Launcher] = {
     "direct": direct,
     "floor-httpx": floor("floor_httpx"),
     "floor-aiohttp": floor("floor_aiohttp"),
+    # The gateway as it starts by default: SQLite ledger, metrics and a JSON log line per request.
     "gateway": gateway_target(),
+    # The same with those three off: what the proxy path itself (auth, routing, limits) costs.
+    "gateway-proxy": gateway_target(env={
+        "GATEWAY_LEDGER_ENABLED": "false", "GATEWAY_METRICS_ENABLED": "false", "GATEWAY_LOG_REQUESTS": "false",
+    }),
     "nginx": nginx,
     "litellm": litellm,
 }

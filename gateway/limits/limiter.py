@@ -22,7 +22,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.config import Price
-from gateway.context import BudgetPeriod, Limits, Principal, RequestContext
+from gateway.context import BudgetPeriod, BudgetUsage, Limits, Principal, RequestContext
 from gateway.errors import GatewayError, QuotaExceeded, RateLimited, ServiceUnavailable
 from gateway.limits import estimate
 from gateway.limits.checks import MAX_AMOUNT, Backend, Check, Kind, Outcome, Unavailable
@@ -153,14 +153,34 @@ class Limiter:
         ctx.reservation = None
         tokens, micro = self._used(ctx, reservation)
         deltas = [_delta(check, tokens, micro) for check in reservation.checks]
-        if not any(deltas):
+        if any(deltas):
+            try:
+                await reservation.backend.adjust(reservation.checks, deltas, _ms(self.clock()), reservation.member)
+            except Unavailable as exc:
+                # What stays reserved errs toward refusing; parallel slots come back at their lease.
+                self.stats.settle_failures += 1
+                self._went_down(exc)
+                return
+        await self._report_budgets(ctx)
+
+    async def _report_budgets(self, ctx: RequestContext) -> None:
+        """Each budget's state after this request, for the budget gauges and alerts (`ctx.budgets`).
+
+        One counter read per budget, and only for keys and teams that have one."""
+        principal = ctx.principal
+        if principal is None:
             return
-        try:
-            await reservation.backend.adjust(reservation.checks, deltas, _ms(self.clock()), reservation.member)
-        except Unavailable as exc:
-            # What stays reserved errs toward refusing; parallel slots come back at their lease.
-            self.stats.settle_failures += 1
-            self._went_down(exc)
+        wanted: list[tuple[Literal["key", "team"], str, Limits]] = [("key", principal.key_id, principal.key_limits)]
+        if principal.team_id:
+            wanted.append(("team", principal.team_id, principal.team_limits))
+        for scope, id_, limits in wanted:
+            if limits.budget_usd is None:
+                continue
+            spend = await self.current(scope, id_, limits)
+            if spend is not None:
+                ctx.budgets.append(
+                    BudgetUsage(scope, id_, spend.spent_usd, limits.budget_usd, spend.period_start, spend.period_end)
+                )
 
     async def current(self, scope: Literal["key", "team"], id: str, limits: Limits) -> Spend | None:
         """What a key or team has spent in its current budget period, requests in flight included

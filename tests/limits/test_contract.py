@@ -5,6 +5,7 @@ The clock is injected and frozen unless a test moves it, so every figure here is
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
@@ -114,6 +115,33 @@ async def test_a_slot_whose_holder_died_frees_itself_after_the_lease(
         await alive.admit(request(principal))
     clock.advance(30.001)
     await alive.admit(request(principal))
+
+
+async def test_settle_reports_each_budgets_state_for_metrics_and_alerts(
+    make_limiter: MakeLimiter, clock: FakeClock
+) -> None:
+    limiter = await make_limiter()
+    principal = key(Limits(budget_usd=Decimal("0.01"), budget_period=BudgetPeriod.DAILY),
+                    Limits(budget_usd=Decimal("5"), rpm=100), team="team-b")  # fmt: skip
+    first = request(principal)
+    await limiter.admit(first)
+    await limiter.settle(served(first, 50, 20))  # 1100 micro-USD
+    second = request(principal)
+    await limiter.admit(second)
+    await limiter.settle(served(second, 50, 20))
+    by_scope = {b.scope: b for b in second.budgets}
+    assert set(by_scope) == {"key", "team"}
+    assert (by_scope["key"].id, by_scope["key"].spent_usd, by_scope["key"].budget_usd) == (
+        "key-1", Decimal("0.0022"), Decimal("0.01"))
+    assert by_scope["key"].period_start is not None and by_scope["key"].period_end is not None
+    assert by_scope["key"].period_end - by_scope["key"].period_start == dt.timedelta(days=1)
+    assert (by_scope["team"].id, by_scope["team"].spent_usd) == ("team-b", Decimal("0.0022"))
+    assert by_scope["team"].period_end is None  # a budget with no period never resets
+    # A key with no budget reports none.
+    plain = request(key(Limits(rpm=10), key_id="key-2"))
+    await limiter.admit(plain)
+    await limiter.settle(served(plain, 1, 1))
+    assert plain.budgets == []
 
 
 async def test_budget_reserves_the_estimate_and_settles_the_real_cost(make_limiter: MakeLimiter) -> None:
