@@ -9,6 +9,7 @@ where a few microseconds do not matter.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -31,6 +32,11 @@ ShedHook = Callable[[str, str, GatewayError], Awaitable[None]]
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 
 
+# New ids: a random per-process prefix and a counter; unique without a system call per request.
+_ID_PREFIX = "req_" + os.urandom(6).hex()
+_ids = itertools.count(1)
+
+
 def request_id(scope: Scope) -> str:
     """The client's `x-request-id` if it sent a sane one, else a new one."""
     for name, value in scope["headers"]:
@@ -38,7 +44,7 @@ def request_id(scope: Scope) -> str:
             if _SANE_ID.fullmatch(value):
                 return value.decode()
             break
-    return "req_" + os.urandom(12).hex()
+    return f"{_ID_PREFIX}{next(_ids):012x}"
 
 
 class Gauge(Protocol):

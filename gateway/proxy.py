@@ -181,7 +181,8 @@ class Proxy:
 
     async def _send(self, call: UpstreamCall, plan: Plan) -> UpstreamResponse:
         remaining = plan.remaining()
-        if remaining >= call.timeout_s:
+        # Within a second of the call's own timeout, that timeout is the deadline: no second timer.
+        if remaining + 1.0 >= call.timeout_s:
             return await self.upstream.send(call)
         try:
             async with asyncio.timeout(remaining):

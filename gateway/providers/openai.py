@@ -164,15 +164,21 @@ class OpenAIStreamTranslator:
         return out
 
     def _take_usage(self, complete: bytes) -> bytes:
+        # Events before the first usage object pass as they are, and of the rest only those that
+        # carry one are parsed: with include_usage on, every chunk says `"usage":null`.
+        at = min(i for i in (complete.find(b'"usage":{'), complete.find(b'"usage": {')) if i >= 0)
+        cut = complete.rfind(b"\n\n", 0, at)
+        cut = 0 if cut < 0 else cut + 2
         kept: list[bytes] = []
-        for event in complete.split(b"\n\n"):
+        for event in complete[cut:].split(b"\n\n"):
             if not event:
                 continue
-            if b'"usage"' in event:
+            if b'"usage":{' in event or b'"usage": {' in event:
                 event = self._usage_event(event)
             if event:
                 kept.append(event)
-        return b"\n\n".join(kept) + b"\n\n" if kept else b""
+        tail = b"\n\n".join(kept) + b"\n\n" if kept else b""
+        return complete[:cut] + tail
 
     def _usage_event(self, event: bytes) -> bytes:
         payload = event.partition(b"data:")[2].strip()
