@@ -9,10 +9,7 @@ where a few microseconds do not matter.
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import re
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -20,6 +17,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import GatewayError, InternalError, MethodNotAllowed, Overloaded
+from gateway.middleware.request_id import request_id
 from gateway.responses import send_error
 
 log = logging.getLogger("gateway")
@@ -28,24 +26,6 @@ log = logging.getLogger("gateway")
 Handler = Callable[[Request], Awaitable[ASGIApp]]
 # Told of every request shed for overload, after its answer is sent (it still gets its ledger row).
 ShedHook = Callable[[str, str, GatewayError], Awaitable[None]]
-
-_SANE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
-
-
-# New ids: a random per-process prefix and a counter; unique without a system call per request.
-_ID_PREFIX = "req_" + os.urandom(6).hex()
-_ids = itertools.count(1)
-
-
-def request_id(scope: Scope) -> str:
-    """The client's `x-request-id` if it sent a sane one, else a new one."""
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            if _SANE_ID.fullmatch(value):
-                return value.decode()
-            break
-    return f"{_ID_PREFIX}{next(_ids):012x}"
-
 
 class Gauge(Protocol):
     """What the front door needs of an in-flight gauge (prometheus-client's Gauge fits)."""
