@@ -7,6 +7,7 @@ several worker processes (WAL mode, a busy timeout instead of `database is locke
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -62,11 +63,26 @@ def open_sqlite(path: Path) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; callers say BEGIN IMMEDIATE / COMMIT themselves.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=SQLITE_BUSY_MS / 1000)
     conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switching a file to WAL takes an exclusive lock, and when several processes open a new file
+    at once SQLite may answer "database is locked" at once instead of waiting its busy timeout
+    (workers starting together): wait that long here instead."""
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def describe_db_error(exc: BaseException, dsn: str | None) -> str:
