@@ -3,6 +3,10 @@
     auth -> read and check the body -> route -> admit (limits) -> provider adapter -> upstream
          -> relay -> finish (settle limits, record: ledger, metrics)
 
+A good answer is sent before `finish` runs (a unary one by `FinishingReply`, a stream after its
+last event): settling the limits and recording are not part of the client's wait. Every other
+outcome is finished before its error is raised.
+
 Each step lives in its own module; this one only says the order. Limits, plugins and the
 ledger hook in at the marked places as they arrive.
 """
@@ -13,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from time import perf_counter
 from typing import Any
 
@@ -31,7 +36,7 @@ from gateway.pricing import PriceBook
 from gateway.providers.base import Provider, StreamTranslator
 from gateway.relay import SSE_HEADERS, DisconnectWatcher, pump
 from gateway.requests import parse_body, read_body
-from gateway.responses import JSONReply, send_error
+from gateway.responses import FinishingReply, send_error
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
 from gateway.routing.router import Router
@@ -81,7 +86,7 @@ class Proxy:
 
     async def handle(
         self, request: Request, endpoint: Endpoint, adapt: BodyAdapter | None = None
-    ) -> Response | JSONReply | StreamCall:
+    ) -> Response | FinishingReply | StreamCall:
         """`adapt` reads another API's request body into OpenAI's (the inbound /v1/messages)."""
         ctx = RequestContext(request.scope["state"]["request_id"], endpoint, perf_counter())
         ctx.response_headers["x-request-id"] = ctx.request_id
@@ -119,8 +124,9 @@ class Proxy:
             return StreamCall(self, ctx)
         return await self._unary(ctx)
 
-    async def _unary(self, ctx: RequestContext) -> JSONReply:
+    async def _unary(self, ctx: RequestContext) -> FinishingReply:
         plan: Plan | None = None
+        answered = False
         try:
             plan = self.router.plan(ctx)
             while (attempt := await plan.next()) is not None:
@@ -143,7 +149,8 @@ class Proxy:
                 if ctx.plugins is not None:
                     body = await ctx.plugins.after(ctx, body)
                 ctx.status = 200
-                return JSONReply(body, 200, ctx.response_headers)
+                answered = True
+                return FinishingReply(body, 200, ctx.response_headers, partial(self.finish, ctx))
             raise plan.error()
         except GatewayError as error:
             ctx.status, ctx.error_type = error.status, error.type
@@ -152,7 +159,8 @@ class Proxy:
         finally:
             if plan is not None:
                 plan.close()
-            await self.finish(ctx)
+            if not answered:
+                await self.finish(ctx)
 
     async def open_stream(self, ctx: RequestContext) -> OpenStream:
         """Open the upstream stream and wait for its first bytes: until then, a failure is an HTTP

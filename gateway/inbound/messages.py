@@ -21,12 +21,13 @@ from gateway.inbound.anthropic.request import to_openai
 from gateway.inbound.anthropic.response import error_from_gateway, error_from_openai, to_message
 from gateway.inbound.anthropic.stream import MessagesStreamTranslator
 from gateway.proxy import Proxy, StreamCall
+from gateway.responses import FinishingReply
 
 _REPLACED = frozenset({"content-length", "content-type"})
 
 
-def messages_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Response | MessagesStream]]:
-    async def messages(request: Request) -> Response | MessagesStream:
+def messages_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Response | FinishingReply | MessagesStream]]:
+    async def messages(request: Request) -> Response | FinishingReply | MessagesStream:
         request_id = request.scope["state"]["request_id"]
         try:
             answer = await proxy.handle(request, Endpoint.CHAT, adapt=to_openai)
@@ -36,10 +37,17 @@ def messages_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Response | 
                             media_type="application/json")
         if isinstance(answer, StreamCall):
             return MessagesStream(answer, request_id)
-        headers = {k: v for k, v in answer.headers.items() if k not in _REPLACED}
+        headers = {k: v for k, v in (answer.headers or {}).items() if k not in _REPLACED}
         headers["request-id"] = request_id
-        return Response(orjson.dumps(to_message(_completion(answer.body))), headers=headers,
-                        media_type="application/json")
+        if isinstance(answer, Response):  # a plugin answered (a cache hit): already finished
+            return Response(orjson.dumps(to_message(_completion(answer.body))), headers=headers,
+                            media_type="application/json")
+        try:
+            body = orjson.dumps(to_message(_completion(answer.body)))
+        except BaseException:
+            await answer.then()  # it will not be sent: finish the request here
+            raise
+        return answer.replaced(body, headers)
 
     return messages
 

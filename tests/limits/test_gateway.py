@@ -9,9 +9,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -41,6 +43,7 @@ def limited_gateway(
             "limits": {"budget_usd": "0.001", "budget_period": "daily"},
         },
         {"name": "dear", "deployments": [deployment(upstream, price=DEAR)]},
+        {"name": "one-at-a-time", "deployments": [deployment(upstream)], "limits": {"max_parallel": 1}},
     ]
     settings = {"redis_url": SHARED_REDIS, "redis_prefix": f"{session_prefix}-gw"}
     gw = Gateway(tmp_path_factory.mktemp("limited"), models, settings=settings)
@@ -130,6 +133,36 @@ def test_streams_carry_the_headers_and_settle_real_usage(limited_gateway: Gatewa
     second = httpx.post(limited_gateway.url + "/chat/completions", json={**body, "stream": False}, headers=AUTH)
     assert second.status_code == 200
     assert int(second.headers["x-ratelimit-remaining-tokens"]) >= 6000 - 18 - reserved
+
+
+def test_a_caller_that_waits_for_each_answer_never_meets_its_own_parallel_slot(limited_gateway: Gateway) -> None:
+    """An answer is sent before its limits are settled (gateway/proxy.py), so the slot a request
+    held is handed back just after the client has its answer: the caller's next request, sent at
+    once, must still find it free. Unary, streamed and through /v1/messages."""
+    client = openai.OpenAI(base_url=limited_gateway.url, api_key=MASTER_KEY, max_retries=0)
+    claude = anthropic.Anthropic(base_url=limited_gateway.base, api_key=MASTER_KEY, max_retries=0)
+    for _ in range(40):
+        raw = client.chat.completions.with_raw_response.create(model="one-at-a-time", messages=MESSAGES)
+        assert raw.parse().choices[0].message.content
+        stream = client.chat.completions.create(model="one-at-a-time", messages=MESSAGES, stream=True)
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        message = claude.messages.create(model="one-at-a-time", max_tokens=20,
+                                         messages=[{"role": "user", "content": "hello there"}])  # fmt: skip
+        assert message.content
+
+    # The slot is really held while a request runs: of two at once, one is turned away.
+    slow: dict[str, Any] = {"fake": {"latency_ms": 400}}
+
+    def call() -> int:
+        try:
+            client.chat.completions.create(model="one-at-a-time", messages=MESSAGES, extra_body=slow)
+        except openai.RateLimitError as refused:
+            assert "parallel" in refused.message
+            return 429
+        return 200
+
+    with ThreadPoolExecutor(2) as pool:
+        assert sorted(pool.map(lambda _: call(), range(2))) == [200, 429]
 
 
 # Redis restarted under a running gateway.
