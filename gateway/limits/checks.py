@@ -66,8 +66,10 @@ class Backend(Protocol):
         """All checks pass and are reserved together, or nothing is reserved."""
         ...
 
-    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> None:
-        """Apply what was really used (or undo a reservation): one delta per check."""
+    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
+        """Apply what was really used (or undo a reservation): one delta per check. Returns, per
+        check, a budget's counter after the change (micro-USD spent, reservations included), 0 for
+        the other kinds."""
         ...
 
     async def read(self, key: str, now_ms: int) -> int:

@@ -72,6 +72,17 @@ class LimiterStats:
     redis_down: bool = False
 
 
+@dataclass(slots=True, frozen=True)
+class _Budget:
+    """A key's or team's budget among a reservation's checks: reported once the request settles."""
+
+    index: int
+    scope: Literal["key", "team"]
+    id: str
+    budget_usd: Decimal
+    period: Period
+
+
 @dataclass(slots=True)
 class Reservation:
     backend: Backend
@@ -79,14 +90,15 @@ class Reservation:
     member: str
     tokens: int
     micro_usd: int
+    budgets: Sequence[_Budget] = ()
 
 
 @dataclass(slots=True, frozen=True)
 class _Planned:
     check: Check
     scope: Scope
-    # Budget checks: when the period ends (epoch seconds), None for a budget that never resets.
-    period_end: float | None = None
+    # Budget checks: the budget period the request counts in.
+    period: Period | None = None
 
 
 class Limiter:
@@ -144,7 +156,7 @@ class Limiter:
         if not all(o.ok for o in outcomes):
             raise self._refusal(planned, outcomes, now)
         self.stats.admitted += 1
-        ctx.reservation = Reservation(backend, checks, member, tokens, micro)
+        ctx.reservation = Reservation(backend, checks, member, tokens, micro, _budgets(planned, ctx.principal))
 
     async def settle(self, ctx: RequestContext) -> None:
         reservation = ctx.reservation
@@ -153,34 +165,20 @@ class Limiter:
         ctx.reservation = None
         tokens, micro = self._used(ctx, reservation)
         deltas = [_delta(check, tokens, micro) for check in reservation.checks]
-        if any(deltas):
-            try:
-                await reservation.backend.adjust(reservation.checks, deltas, _ms(self.clock()), reservation.member)
-            except Unavailable as exc:
-                # What stays reserved errs toward refusing; parallel slots come back at their lease.
-                self.stats.settle_failures += 1
-                self._went_down(exc)
-                return
-        await self._report_budgets(ctx)
-
-    async def _report_budgets(self, ctx: RequestContext) -> None:
-        """Each budget's state after this request, for the budget gauges and alerts (`ctx.budgets`).
-
-        One counter read per budget, and only for keys and teams that have one."""
-        principal = ctx.principal
-        if principal is None:
+        if not any(deltas) and not reservation.budgets:
             return
-        wanted: list[tuple[Literal["key", "team"], str, Limits]] = [("key", principal.key_id, principal.key_limits)]
-        if principal.team_id:
-            wanted.append(("team", principal.team_id, principal.team_limits))
-        for scope, id_, limits in wanted:
-            if limits.budget_usd is None:
-                continue
-            spend = await self.current(scope, id_, limits)
-            if spend is not None:
-                ctx.budgets.append(
-                    BudgetUsage(scope, id_, spend.spent_usd, limits.budget_usd, spend.period_start, spend.period_end)
-                )
+        try:
+            spent = await reservation.backend.adjust(reservation.checks, deltas, _ms(self.clock()), reservation.member)
+        except Unavailable as exc:
+            # What stays reserved errs toward refusing; parallel slots come back at their lease.
+            self.stats.settle_failures += 1
+            self._went_down(exc)
+            return
+        # Each key's and team's budget as it stands now, for the budget gauges and alerts.
+        for b in reservation.budgets:
+            usage = BudgetUsage(b.scope, b.id, _usd_of(spent[b.index]), b.budget_usd, _utc(b.period.start),
+                                _utc(b.period.end))  # fmt: skip
+            ctx.budgets.append(usage)
 
     async def current(self, scope: Literal["key", "team"], id: str, limits: Limits) -> Spend | None:
         """What a key or team has spent in its current budget period, requests in flight included
@@ -232,7 +230,7 @@ class Limiter:
                 ttl = math.ceil((end - now) * 1000) + BUDGET_GRACE_MS if end is not None else 0
                 limit = _cap(int(limits.budget_usd * estimate.MICRO))
                 check = Check(Kind.BUDGET, f"{base}:usd:{period.name}", limit, micro, ttl)
-                planned.append(_Planned(check, scope, end))
+                planned.append(_Planned(check, scope, period))
         return planned
 
     def _period(self, now: float, kind: BudgetPeriod | None) -> Period:
@@ -300,7 +298,7 @@ class Limiter:
                     f"You exceeded your current quota: the budget of {p.scope.label} "
                     f"(${_usd(budget)}{' ' + str(period) if period else ''}) is spent. "
                     f"Requests are refused{when}.",
-                    retry_after=max(1.0, p.period_end - now) if p.period_end is not None else None,
+                    retry_after=max(1.0, p.period.end - now) if p.period and p.period.end is not None else None,
                 )
         retry_ms = max(o.retry_ms for _, o in refused)
         first, _ = min(refused, key=lambda r: [Kind.TPM, Kind.RPM, Kind.PARALLEL].index(r[0].check.kind))
@@ -323,6 +321,20 @@ class Limiter:
         return RateLimited(
             f"Too many parallel requests for {label}: Limit {check.limit}. {wait}", retry_after=retry_ms / 1000
         )
+
+
+def _budgets(planned: Sequence[_Planned], principal: Principal | None) -> tuple[_Budget, ...]:
+    budgets: list[_Budget] = []
+    for index, p in enumerate(planned):
+        if p.check.kind is not Kind.BUDGET or p.period is None or principal is None:
+            continue
+        budget = p.scope.limits.budget_usd
+        assert budget is not None  # a budget check is planned only for a scope with a budget
+        if p.scope.kind == "key":
+            budgets.append(_Budget(index, "key", principal.key_id, budget, p.period))
+        elif p.scope.kind == "team" and principal.team_id:
+            budgets.append(_Budget(index, "team", principal.team_id, budget, p.period))
+    return tuple(budgets)
 
 
 def _delta(check: Check, tokens: int, micro: int) -> int:

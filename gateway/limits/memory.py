@@ -1,6 +1,6 @@
 """The limits in-process: the embedded default, and the fallback when Redis is down (open mode).
 
-The same algorithm as `lua/admit_v1.lua` and `lua/settle_v1.lua`, line for line, over dicts.
+The same algorithm as `lua/admit_v1.lua` and `lua/settle_v2.lua`, line for line, over dicts.
 The event loop runs each call to completion, which gives the atomicity Lua gives in Redis.
 Limits are then per process: with several workers each enforces them on its own.
 """
@@ -97,8 +97,9 @@ class MemoryBackend:
             if check.ttl_ms > 0:
                 entry.expires = now + check.ttl_ms
 
-    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> None:
+    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
         now = now_ms
+        spent: list[int] = []
         for check, delta in zip(checks, deltas, strict=True):
             entry = self._get(check.key, now)
             if check.kind in (Kind.RPM, Kind.TPM) and delta and check.limit > 0:
@@ -112,11 +113,16 @@ class MemoryBackend:
             elif check.kind is Kind.PARALLEL and delta < 0:
                 if entry is not None:
                     entry.members.pop(member, None)
-            elif check.kind is Kind.BUDGET and delta:
+            elif check.kind is Kind.BUDGET:
                 if entry is not None:
                     entry.value = max(0.0, entry.value + delta)
                 elif delta > 0:
-                    self._entries[check.key] = _Entry(delta, expires=now + check.ttl_ms if check.ttl_ms > 0 else 0)
+                    entry = _Entry(delta, expires=now + check.ttl_ms if check.ttl_ms > 0 else 0)
+                    self._entries[check.key] = entry
+                spent.append(int(entry.value) if entry is not None else 0)
+                continue
+            spent.append(0)
+        return spent
 
     async def read(self, key: str, now_ms: int) -> int:
         entry = self._get(key, now_ms)

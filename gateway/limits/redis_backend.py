@@ -1,4 +1,4 @@
-"""The limits in Redis: one EVALSHA of `lua/admit_v1.lua` per request, settled by `settle_v1.lua`.
+"""The limits in Redis: one EVALSHA of `lua/admit_v1.lua` per request, settled by `settle_v2.lua`.
 
 The scripts are versioned files; redis-py's `register_script` loads each once (SCRIPT LOAD),
 calls it by SHA and loads it again when Redis answers NOSCRIPT (after a restart or failover).
@@ -35,7 +35,7 @@ from gateway.limits.pipeline import AutoPipeline
 log = logging.getLogger("gateway.limits")
 
 ADMIT_SCRIPT = "admit_v1.lua"
-SETTLE_SCRIPT = "settle_v1.lua"
+SETTLE_SCRIPT = "settle_v2.lua"
 
 
 def script_text(name: str) -> str:
@@ -112,16 +112,18 @@ class RedisBackend:
         n = [int(word) for word in reply.split()]
         return [Outcome(n[i] == 1, n[i + 1], n[i + 2], n[i + 3]) for i in range(0, len(n), 4)]
 
-    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> None:
+    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
         delta_of = {id(c): d for c, d in zip(checks, deltas, strict=True)}
+        groups = self._groups(checks)
         calls = []
-        for group in self._groups(checks):
+        for group in groups:
             spec = " ".join(f"{c.kind.value} {c.limit} {delta_of[id(c)]} {c.ttl_ms}" for c in group)
             calls.append(self._bounded(self._run(self._settle, [c.key for c in group], [now_ms, member, spec])))
-        if len(calls) == 1:
-            await calls[0]
-        else:
-            await asyncio.gather(*calls)
+        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        spent: dict[int, int] = {}
+        for group, reply in zip(groups, replies, strict=True):
+            spent.update((id(c), int(word)) for c, word in zip(group, reply.split(), strict=True))
+        return [spent[id(c)] for c in checks]
 
     def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:
         if self._pipeline is None:
