@@ -9,13 +9,16 @@ upstream (core 1, with this load generator):
   in-process (the embedded default).
 - `limits-redis`: the same caps in Redis: one EVALSHA to admit and one to settle per request.
   Failure mode `closed`, so a Redis that stopped answering shows as errors, not as a fallback.
+- `keys-memory`, `keys-redis`: the same two gateways called with a virtual key (issued through
+  the admin API) whose key and team carry caps too: auth through the key cache, and three scopes
+  (key, team, model) checked in the one script call. This is the whole "auth plus limits" cost.
 
-The caps are the model's (`limits:` in the config); a virtual key's cost the same: one script call
-covers every scope of a request. This machine is shared, so instead of one long cell per target
-the run interleaves short cells, target after target, for several rounds (rotating the order),
-and reports medians and the median of each round's difference from `limits-off`: slow drifts in
-the machine's load then cancel out. The figure that matters is `added p50 ms` (target: under
-0.5 ms). Results go to loadtests/results/limits-<date>.{json,md}.
+The caps are far above what a run reaches: checked on every request, never hit. This machine is
+shared, so instead of one long cell per target the run interleaves short cells, target after
+target, for several rounds (rotating the order), and reports medians and the median of each
+round's difference from `limits-off`: slow drifts in the machine's load then cancel out. The
+figure that matters is `added p50 ms` of `keys-redis` (target: under 0.5 ms). Results go to
+loadtests/results/limits-<date>.{json,md}.
 """
 
 from __future__ import annotations
@@ -78,13 +81,30 @@ async def start_gateway(name: str, workdir: Path, upstream_url: str, caps: dict[
     return server, url
 
 
-async def cell(server: Server, url: str, concurrency: int, duration: float, warmup: float) -> dict[str, Any]:
+async def issue_key(url: str) -> dict[str, str]:
+    """A virtual key with its own caps, in a team with caps: the headers that call with it."""
+    base = url.removesuffix("/v1/chat/completions") + "/admin/api"
+    async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30.0, trust_env=False) as admin:
+        team = await admin.post("/teams", json={"name": "bench-" + secrets.token_hex(4), **CAPS})
+        team.raise_for_status()
+        key = await admin.post("/keys", json={"team_id": team.json()["id"], **CAPS})
+        key.raise_for_status()
+    headers = {"Authorization": f"Bearer {key.json()['key']}"}
+    async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
+        response = await client.post(url, content=chat_body(MODEL, False), headers=headers)
+    if response.status_code != 200 or "x-ratelimit-limit-requests" not in response.headers:
+        raise RuntimeError(f"virtual key: {response.status_code}: {response.text[:200]}")
+    return headers
+
+
+async def cell(server: Server, url: str, headers: dict[str, str], concurrency: int, duration: float,
+               warmup: float) -> dict[str, Any]:  # fmt: skip
     marks: dict[str, tuple[float, float]] = {}
 
     def on_phase(phase: str) -> None:
         marks[phase] = (time.perf_counter(), server.cpu_seconds())
 
-    result = await run_load(url, chat_body(MODEL, False), HEADERS, concurrency, duration, warmup, on_phase=on_phase)
+    result = await run_load(url, chat_body(MODEL, False), headers, concurrency, duration, warmup, on_phase=on_phase)
     (t0, cpu0), (t1, cpu1) = marks["measure"], marks["end"]
     result["proxy_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
     return result
@@ -160,13 +180,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         try:
             upstream_url = f"http://127.0.0.1:{port}/v1"
             redis = {"redis_url": args.redis_url, "redis_prefix": prefix, "limits_failure_mode": "closed"}
-            targets: dict[str, str] = {}
+            # name -> (server, url, headers)
+            targets: dict[str, tuple[Server, str, dict[str, str]]] = {}
             for name, caps, settings in ((BASELINE, None, {}), ("limits-memory", CAPS, {}),
                                          ("limits-redis", CAPS, redis)):  # fmt: skip
                 server, url = await start_gateway(name, workdir, upstream_url, caps, settings)
                 servers.append(server)
-                targets[name] = url
-            by_name = {s.name: s for s in servers}
+                targets[name] = (server, url, HEADERS)
+            for backend in ("memory", "redis"):
+                server, url, _ = targets[f"limits-{backend}"]
+                targets[f"keys-{backend}"] = (server, url, await issue_key(url))
             names = list(targets)
             for concurrency in args.concurrencies:
                 cells[concurrency] = {name: [] for name in names}
@@ -176,7 +199,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                         print(f"  waited {waited:.0f}s for other work to leave the cores", file=sys.stderr)
                     order = names[round_ % len(names):] + names[: round_ % len(names)]
                     for name in order:
-                        result = await cell(by_name[name], targets[name], concurrency, args.duration, args.warmup)
+                        result = await cell(*targets[name], concurrency, args.duration, args.warmup)
                         cells[concurrency][name].append(result)
                         print(f"  c={concurrency:<3} round {round_ + 1} {name:<14} p50={result['latency_ms']['p50']}ms "
                               f"rps={result['rps']} cpu={result['proxy_cpu_pct']}% err={result['errors']}",
