@@ -15,7 +15,7 @@ from gateway.context import BudgetPeriod, Limits
 from gateway.limits.checks import Backend
 from gateway.limits.limiter import Limiter, LimiterOptions, LimiterStats, Reservation
 from gateway.limits.memory import MemoryBackend
-from gateway.limits.redis_backend import RedisBackend, connect
+from gateway.limits.redis_backend import RedisBackend
 from gateway.pricing import PriceBook
 from gateway.settings import Settings
 
@@ -44,8 +44,7 @@ def build_limiter(
         backend = MemoryBackend()
     else:
         timeout = settings.limits_redis_timeout_s
-        client = connect(settings.redis_url.get_secret_value(), cluster=settings.redis_cluster, timeout_s=timeout)
-        backend = RedisBackend(client, timeout_s=timeout, cluster=settings.redis_cluster)
+        backend = RedisBackend(settings.redis_url.get_secret_value(), timeout_s=timeout, cluster=settings.redis_cluster)
         if settings.limits_failure_mode == "open":
             fallback = MemoryBackend()
     return Limiter(

@@ -1,9 +1,11 @@
 """The limits in Redis: one EVALSHA of `lua/admit_v1.lua` per request, settled by `settle_v2.lua`.
 
-The scripts are versioned files; redis-py's `register_script` loads each once (SCRIPT LOAD),
-calls it by SHA and loads it again when Redis answers NOSCRIPT (after a restart or failover).
-Every call is bounded by a short timeout; any failure becomes `Unavailable`, the one exception
-the limiter sees, and the limiter's failure mode decides what happens next.
+The scripts are versioned files, loaded once at start (SCRIPT LOAD), called by SHA, and loaded
+again when Redis answers NOSCRIPT (after a restart or failover). On a single Redis the calls go
+through `resp.ScriptChannel`, one pipelined connection per worker; on a cluster through
+redis-py's cluster client, which knows the slots. Every call is bounded by a short timeout; any
+failure becomes `Unavailable`, the one exception the limiter sees, and the limiter's failure
+mode decides what happens next.
 
 On a single Redis every check of a request goes into one script call, atomic over all of them.
 On Redis Cluster a script may only touch one slot, so the checks are grouped by hash tag (one
@@ -25,12 +27,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from gateway.limits.checks import Check, Outcome, Unavailable
-from gateway.limits.pipeline import AutoPipeline
+from gateway.limits.resp import ReplyError, Script, ScriptChannel
 
 log = logging.getLogger("gateway.limits")
 
@@ -55,14 +56,16 @@ def connect(url: str, *, cluster: bool, timeout_s: float) -> Redis | RedisCluste
 
 
 class RedisBackend:
-    def __init__(self, client: Redis | RedisCluster, *, timeout_s: float, cluster: bool = False) -> None:
-        self.client = client
+    def __init__(self, url: str, *, timeout_s: float, cluster: bool = False) -> None:
+        # redis-py for loading scripts, reads, and every call on a cluster.
+        self.client = connect(url, cluster=cluster, timeout_s=timeout_s)
         self.timeout_s = timeout_s
         self.cluster = cluster
-        self._admit = client.register_script(script_text(ADMIT_SCRIPT))
-        self._settle = client.register_script(script_text(SETTLE_SCRIPT))
-        # Cluster pipelines split by slot and cost more than they save; a cluster call goes alone.
-        self._pipeline = AutoPipeline(client) if isinstance(client, Redis) else None
+        self._admit = Script(script_text(ADMIT_SCRIPT))
+        self._settle = Script(script_text(SETTLE_SCRIPT))
+        self._channel = None if cluster else ScriptChannel(url, timeout_s=timeout_s)
+        scripts = (self._admit, self._settle) if cluster else ()
+        self._on_cluster = {s.sha: self.client.register_script(s.text) for s in scripts}
 
     async def start(self) -> None:
         """Learn the cluster's slots and load the scripts ahead of the first request.
@@ -72,8 +75,10 @@ class RedisBackend:
         """
         if isinstance(self.client, RedisCluster):
             await self._bounded(self.client.initialize())
-        await self._bounded(self.client.script_load(self._admit.script))
-        await self._bounded(self.client.script_load(self._settle.script))
+        await self._bounded(self.client.script_load(self._admit.text))
+        await self._bounded(self.client.script_load(self._settle.text))
+        if self._channel is not None:
+            await self._mapped(self._channel.connect())
 
     async def admit(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
         groups = self._groups(checks)
@@ -108,7 +113,7 @@ class RedisBackend:
 
     async def _admit_group(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
         spec = " ".join(f"{c.kind.value} {c.limit} {c.amount} {c.ttl_ms}" for c in checks)
-        reply = await self._bounded(self._run(self._admit, [c.key for c in checks], [now_ms, member, lease_ms, spec]))
+        reply = await self._run(self._admit, [c.key for c in checks], [now_ms, member, lease_ms, spec])
         n = [int(word) for word in reply.split()]
         return [Outcome(n[i] == 1, n[i + 1], n[i + 2], n[i + 3]) for i in range(0, len(n), 4)]
 
@@ -118,17 +123,17 @@ class RedisBackend:
         calls = []
         for group in groups:
             spec = " ".join(f"{c.kind.value} {c.limit} {delta_of[id(c)]} {c.ttl_ms}" for c in group)
-            calls.append(self._bounded(self._run(self._settle, [c.key for c in group], [now_ms, member, spec])))
+            calls.append(self._run(self._settle, [c.key for c in group], [now_ms, member, spec]))
         replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         spent: dict[int, int] = {}
         for group, reply in zip(groups, replies, strict=True):
             spent.update((id(c), int(word)) for c, word in zip(group, reply.split(), strict=True))
         return [spent[id(c)] for c in checks]
 
-    def _run(self, script: AsyncScript, keys: list[str], args: list[Any]) -> Awaitable[Any]:
-        if self._pipeline is None:
-            return script(keys=keys, args=args)
-        return self._pipeline.call(script, keys, args)
+    def _run(self, script: Script, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        if self._channel is not None:
+            return self._mapped(self._channel.run(script, keys, args))  # the channel keeps its own time
+        return self._bounded(self._on_cluster[script.sha](keys=keys, args=args))
 
     async def read(self, key: str, now_ms: int) -> int:
         value = await self._bounded(self.client.get(key))
@@ -142,11 +147,14 @@ class RedisBackend:
             groups.setdefault(check.tag, []).append(check)
         return list(groups.values())
 
-    async def _bounded(self, call: Any) -> Any:
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        async with asyncio.timeout(self.timeout_s):
+            return await self._mapped(call)
+
+    async def _mapped(self, call: Awaitable[Any]) -> Any:
         try:
-            async with asyncio.timeout(self.timeout_s):
-                return await call
-        except (RedisError, OSError, TimeoutError) as exc:
+            return await call
+        except (RedisError, ReplyError, OSError, TimeoutError) as exc:
             raise Unavailable(type(exc).__name__) from None
         except Exception as exc:
             # A fault inside the client library must not become a 500 either; it is a bug worth a trace.
@@ -154,6 +162,6 @@ class RedisBackend:
             raise Unavailable(type(exc).__name__) from None
 
     async def close(self) -> None:
-        if self._pipeline is not None:
-            await self._pipeline.close()
+        if self._channel is not None:
+            await self._channel.close()
         await self.client.aclose()

@@ -107,7 +107,7 @@ def make_backend(backend_kind: str, request: pytest.FixtureRequest) -> Callable[
     async def make() -> Backend:
         if backend_kind == "memory":
             return shared
-        backend = RedisBackend(connect(url, cluster=cluster, timeout_s=TIMEOUT_S), timeout_s=TIMEOUT_S, cluster=cluster)
+        backend = RedisBackend(url, timeout_s=TIMEOUT_S, cluster=cluster)
         await backend.start()
         return backend
 

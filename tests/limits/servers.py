@@ -19,8 +19,9 @@ START_TIMEOUT_S = 10.0
 
 
 class PrivateRedis:
-    def __init__(self, workdir: Path, *extra: str) -> None:
+    def __init__(self, workdir: Path, *extra: str, password: str | None = None) -> None:
         self.port = free_port()
+        self.password = password
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.dir = workdir / f"redis-{self.port}"
         self.dir.mkdir(parents=True)
@@ -29,12 +30,13 @@ class PrivateRedis:
         self.start()
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.dir), *self.extra],
+             "--daemonize", "no", "--dir", str(self.dir),
+             *(["--requirepass", self.password] if self.password else []), *self.extra],
             stdout=open(self.dir / "log", "wb"),
         )  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -12,13 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from gateway.context import Limits
 from gateway.errors import RateLimited, ServiceUnavailable
 from gateway.limits import Limiter, LimiterOptions
-from gateway.limits.pipeline import AutoPipeline
-from gateway.limits.redis_backend import RedisBackend, connect
+from gateway.limits.redis_backend import RedisBackend
 from tests.limits.conftest import FakeClock, key, request
 from tests.limits.servers import PrivateRedis
 from tests.procs import free_port
@@ -39,7 +37,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 def _limiter(url: str, mode: str, clock: FakeClock) -> Limiter:
     from gateway.limits.memory import MemoryBackend
 
-    backend = RedisBackend(connect(url, cluster=False, timeout_s=TIMEOUT_S), timeout_s=TIMEOUT_S)
+    backend = RedisBackend(url, timeout_s=TIMEOUT_S)
     return Limiter(
         backend,
         options=LimiterOptions(prefix="lfail", failure_mode=mode, recheck_s=0.05),  # type: ignore[arg-type]
@@ -102,25 +100,6 @@ async def test_concurrent_calls_after_script_flush_all_succeed(
     answers = await asyncio.gather(*(_admit(limiter, principal) for _ in range(20)))
     assert answers == ["ok"] * 20
     assert limiter.stats.redis_failures == 0
-
-
-async def test_a_pipeline_that_meets_noscript_reloads_and_runs_every_call(private_redis: PrivateRedis) -> None:
-    client = connect(private_redis.url, cluster=False, timeout_s=TIMEOUT_S)
-    assert isinstance(client, Redis)
-    script = client.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
-    pipeline = AutoPipeline(client, direct_first=False)  # every call below travels in one pipeline
-    try:
-        assert await pipeline.call(script, ["n"], [1]) == 1
-        await client.script_flush()
-        before = (await client.info("commandstats"))["cmdstat_evalsha"]["failed_calls"]
-        results = await asyncio.gather(*(pipeline.call(script, ["n"], [1]) for _ in range(10)))
-        assert sorted(results) == list(range(2, 12))
-        stats = await client.info("commandstats")
-        assert stats["cmdstat_evalsha"]["failed_calls"] - before == 10  # all ten met NOSCRIPT
-        assert stats["cmdstat_script|load"]["calls"] == 2  # one load per NOSCRIPT episode
-    finally:
-        await pipeline.close()
-        await client.aclose()
 
 
 @pytest.mark.parametrize("mode", ["closed", "open"])
