@@ -7,9 +7,10 @@ a unix socket); each test runs on both event loops the gateway may use.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -122,14 +123,26 @@ def test_commands_are_arrays_of_bulk_strings() -> None:
 # Real servers.
 
 
+@contextlib.asynccontextmanager
+async def channel_to(url: str, timeout_s: float = TIMEOUT_S) -> AsyncIterator[ScriptChannel]:
+    channel = ScriptChannel(url, timeout_s=timeout_s)
+    try:
+        yield channel
+    finally:
+        await channel.close()
+
+
+async def echo(url: str, text: str) -> Any:
+    """One call on a channel of its own."""
+    async with channel_to(url) as channel:
+        return await channel.run(ECHO, ["n"], [text])
+
+
 def test_each_caller_gets_its_own_reply_in_a_burst(server: PrivateRedis, run: Run) -> None:
     async def burst() -> list[Any]:
-        channel = ScriptChannel(server.url, timeout_s=TIMEOUT_S)
-        try:
+        async with channel_to(server.url) as channel:
             await channel.run(ECHO, ["n"], ["first"])  # connects
             return await asyncio.gather(*(channel.run(ECHO, ["n"], [f"call-{i}"]) for i in range(300)))
-        finally:
-            await channel.close()
 
     with server.client() as client:
         before = client.info("stats")["total_connections_received"]
@@ -142,30 +155,24 @@ def test_each_caller_gets_its_own_reply_in_a_burst(server: PrivateRedis, run: Ru
 
 def test_a_caller_that_gives_up_does_not_shift_the_replies_of_the_others(server: PrivateRedis, run: Run) -> None:
     async def scenario() -> tuple[Any, Any]:
-        channel = ScriptChannel(server.url, timeout_s=TIMEOUT_S)
-        try:
+        async with channel_to(server.url) as channel:
             await channel.run(ECHO, ["n"], ["warm"])
             abandoned = asyncio.ensure_future(channel.run(ECHO, ["n"], ["abandoned"]))
             await asyncio.sleep(0)  # sent, not yet answered
             abandoned.cancel()
             after = await channel.run(ECHO, ["n"], ["after"])
             return abandoned.cancelled(), after
-        finally:
-            await channel.close()
 
     assert run(scenario()) == (True, b"after")
 
 
 def test_noscript_loads_the_script_once_and_every_call_runs(server: PrivateRedis, run: Run) -> None:
     async def scenario() -> list[Any]:
-        channel = ScriptChannel(server.url, timeout_s=TIMEOUT_S)
-        try:
+        async with channel_to(server.url) as channel:
             await channel.run(ECHO, ["n"], ["loads it"])
             with server.client() as client:
                 client.script_flush()
             return await asyncio.gather(*(channel.run(ECHO, ["n"], [str(i)]) for i in range(10)))
-        finally:
-            await channel.close()
 
     assert run(scenario()) == [str(i).encode() for i in range(10)]
     with server.client() as client:
@@ -177,21 +184,17 @@ def test_noscript_loads_the_script_once_and_every_call_runs(server: PrivateRedis
 
 def test_a_script_error_reaches_the_caller_and_the_connection_stays_usable(server: PrivateRedis, run: Run) -> None:
     async def scenario() -> Any:
-        channel = ScriptChannel(server.url, timeout_s=TIMEOUT_S)
-        try:
+        async with channel_to(server.url) as channel:
             with pytest.raises(ReplyError, match="boom"):
                 await channel.run(Script("return redis.error_reply('boom')"), [], [])
             return await channel.run(ECHO, ["n"], ["still fine"])
-        finally:
-            await channel.close()
 
     assert run(scenario()) == b"still fine"
 
 
 def test_a_hung_server_times_out_and_the_next_call_after_it_answers_again(server: PrivateRedis, run: Run) -> None:
     async def scenario() -> Any:
-        channel = ScriptChannel(server.url, timeout_s=0.3)
-        try:
+        async with channel_to(server.url, timeout_s=0.3) as channel:
             await channel.run(ECHO, ["n"], ["before"])
             server.pause()
             try:
@@ -201,24 +204,19 @@ def test_a_hung_server_times_out_and_the_next_call_after_it_answers_again(server
                 server.resume()
             assert all(isinstance(d, TimeoutError | ConnectionError) for d in done), done
             return await channel.run(ECHO, ["n"], ["after"])
-        finally:
-            await channel.close()
 
     assert run(scenario()) == b"after"
 
 
 def test_a_restarted_server_is_reconnected_to(server: PrivateRedis, run: Run) -> None:
     async def scenario() -> Any:
-        channel = ScriptChannel(server.url, timeout_s=TIMEOUT_S)
-        try:
+        async with channel_to(server.url) as channel:
             await channel.run(ECHO, ["n"], ["before"])
             server.stop()
             with pytest.raises(ConnectionError):
                 await channel.run(ECHO, ["n"], ["while down"])
             server.start()  # empty, scripts and all
             return await channel.run(ECHO, ["n"], ["after"])
-        finally:
-            await channel.close()
 
     assert run(scenario()) == b"after"
 
@@ -226,20 +224,13 @@ def test_a_restarted_server_is_reconnected_to(server: PrivateRedis, run: Run) ->
 def test_password_and_database_from_the_url(tmp_path: Path, run: Run) -> None:
     server = PrivateRedis(tmp_path, password="p@ss:word/1")
     try:
-        async def call(url: str) -> Any:
-            channel = ScriptChannel(url, timeout_s=TIMEOUT_S)
-            try:
-                return await channel.run(ECHO, ["n"], ["in db 3"])
-            finally:
-                await channel.close()
-
         good = f"redis://:p%40ss%3Aword%2F1@127.0.0.1:{server.port}/3"
-        assert run(call(good)) == b"in db 3"
+        assert run(echo(good, "in db 3")) == b"in db 3"
         with server.client() as client:
             client.select(3)
             assert client.get("n") == b"1"
         with pytest.raises(ConnectionError) as refused:
-            run(call(f"redis://:wrong-secret@127.0.0.1:{server.port}/0"))
+            run(echo(f"redis://:wrong-secret@127.0.0.1:{server.port}/0", "refused"))
         assert "wrong-secret" not in str(refused.value)
     finally:
         server.stop()
@@ -249,14 +240,7 @@ def test_unix_socket(tmp_path: Path, run: Run) -> None:
     socket = tmp_path / "r.sock"
     server = PrivateRedis(tmp_path, "--unixsocket", str(socket))
     try:
-        async def call() -> Any:
-            channel = ScriptChannel(f"unix://{socket}?db=2", timeout_s=TIMEOUT_S)
-            try:
-                return await channel.run(ECHO, ["n"], ["over the socket"])
-            finally:
-                await channel.close()
-
-        assert run(call()) == b"over the socket"
+        assert run(echo(f"unix://{socket}?db=2", "over the socket")) == b"over the socket"
         with server.client() as client:
             client.select(2)
             assert client.get("n") == b"1"
@@ -275,17 +259,10 @@ def test_tls_with_a_verified_certificate(tmp_path: Path, run: Run) -> None:
     server = PrivateRedis(tmp_path, "--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file",
                           str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no")  # fmt: skip
     try:
-        async def call(url: str) -> Any:
-            channel = ScriptChannel(url, timeout_s=TIMEOUT_S)
-            try:
-                return await channel.run(ECHO, ["n"], ["encrypted"])
-            finally:
-                await channel.close()
-
-        assert run(call(f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={cert}")) == b"encrypted"
+        assert run(echo(f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={cert}", "encrypted")) == b"encrypted"
         # A certificate nobody vouches for is refused, unless verification is turned off.
         with pytest.raises(ssl.SSLCertVerificationError):
-            run(call(f"rediss://127.0.0.1:{tls_port}/0"))
-        assert run(call(f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=none")) == b"encrypted"
+            run(echo(f"rediss://127.0.0.1:{tls_port}/0", "refused"))
+        assert run(echo(f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=none", "unverified")) == b"unverified"
     finally:
         server.stop()
