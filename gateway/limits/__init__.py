@@ -10,12 +10,13 @@ import time
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-from gateway.config import Config, ModelGroup, Price
+from gateway.config import Config, ConfigError, ModelGroup, Price
 from gateway.context import BudgetPeriod, Limits
 from gateway.limits.checks import Backend
 from gateway.limits.limiter import Limiter, LimiterOptions, LimiterStats, Reservation
 from gateway.limits.memory import MemoryBackend
 from gateway.limits.redis_backend import RedisBackend
+from gateway.limits.resp import UnsupportedOption
 from gateway.pricing import PriceBook
 from gateway.settings import Settings
 
@@ -44,7 +45,14 @@ def build_limiter(
         backend = MemoryBackend()
     else:
         timeout = settings.limits_redis_timeout_s
-        backend = RedisBackend(settings.redis_url.get_secret_value(), timeout_s=timeout, cluster=settings.redis_cluster)
+        try:
+            backend = RedisBackend(settings.redis_url.get_secret_value(), timeout_s=timeout,
+                                   cluster=settings.redis_cluster)  # fmt: skip
+        except UnsupportedOption as exc:
+            raise ConfigError(f"config error: settings.redis_url: {exc}") from None
+        except ValueError:
+            # The parser's message may quote a piece of the URL, password included.
+            raise ConfigError("config error: settings.redis_url: not a valid Redis URL") from None
         if settings.limits_failure_mode == "open":
             fallback = MemoryBackend()
     return Limiter(

@@ -11,10 +11,12 @@ limits' share of a request (loadtests/bench_limits.py). This speaks just enough 
   order: a settle sent before the next admit is run before it.
 - Replies come back in order and resolve the calls' futures in turn. A caller that gave up
   (cancelled) leaves its future in line; its reply is read and dropped.
-- A call that gets no reply within the timeout closes the connection (its place in line is
-  lost, and so is every call behind it); the next call connects again.
+- A call has `timeout_s` in all (connecting, the call, a script reload). One that runs out
+  closes the connection it waited on (every call behind it in line would wait as long); the
+  next call connects again. So does a call after Redis closed the connection.
 - NOSCRIPT (Redis restarted or flushed its scripts) loads the script once, however many calls
-  met it, and runs each of them again.
+  met it, and runs each of them again. (Only then can a settle run after an admit sent after
+  it; Redis has just lost its counters anyway.)
 
 Everything else (the cluster client, pub/sub, caches, reads for the admin API) stays on redis-py.
 """
@@ -27,9 +29,10 @@ import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.connection import SSLConnection, parse_url
 
 
 class ReplyError(Exception):
@@ -38,6 +41,10 @@ class ReplyError(Exception):
 
 class ProtocolError(ConnectionError):
     """Bytes that are not RESP: the connection cannot be trusted any further."""
+
+
+class UnsupportedOption(ValueError):
+    """A Redis URL option this connection does not implement (it would be silently ignored)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,43 +66,56 @@ def encode(args: Sequence[str | bytes | int]) -> bytes:
 
 
 _INCOMPLETE = object()
+# Our scripts answer with flat replies; deeper nesting is not Redis talking to us.
+_MAX_DEPTH = 8
+# A connection whose replies have stopped while calls pile up is given up on past this.
+_MAX_WAITING = 100_000
 
 
-def parse(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
+def _int(line: bytes) -> int:
+    digits = line[1:] if line[:1] == b"-" else line
+    if not digits.isdigit():
+        raise ProtocolError(f"not a RESP number: {line[:20]!r}")
+    return int(line)
+
+
+def parse(buf: bytes | bytearray, pos: int = 0, depth: int = 0) -> tuple[Any, int]:
     """One RESP2 reply starting at `pos`: (reply, where the next one starts), or (_INCOMPLETE, -1)."""
+    kind = buf[pos]
+    if kind not in b"$+-:*" or depth > _MAX_DEPTH:
+        raise ProtocolError(f"not a RESP reply (type byte {bytes([kind])!r})")
     nl = buf.find(b"\r\n", pos)
     if nl < 0:
         return _INCOMPLETE, -1
-    kind, line = buf[pos], bytes(buf[pos + 1 : nl])
-    try:
-        if kind == 0x24:  # $ bulk string
-            size = int(line)
-            if size < 0:
-                return None, nl + 2
-            end = nl + 2 + size
-            if len(buf) < end + 2:
-                return _INCOMPLETE, -1
-            return bytes(buf[nl + 2 : end]), end + 2
-        if kind == 0x2B:  # + simple string
-            return line, nl + 2
-        if kind == 0x2D:  # - error
-            return ReplyError(line.decode(errors="replace")), nl + 2
-        if kind == 0x3A:  # : integer
-            return int(line), nl + 2
-        if kind == 0x2A:  # * array
-            count = int(line)
-            if count < 0:
-                return None, nl + 2
-            items, at = [], nl + 2
-            for _ in range(count):
-                item, at = parse(buf, at)
-                if at < 0:
-                    return _INCOMPLETE, -1
-                items.append(item)
-            return items, at
-    except ValueError:
-        pass
-    raise ProtocolError(f"not a RESP reply (type byte {kind!r})")
+    line = bytes(buf[pos + 1 : nl])
+    if kind == 0x24:  # $ bulk string
+        size = _int(line)
+        if size < 0:
+            return None, nl + 2
+        end = nl + 2 + size
+        if len(buf) < end + 2:
+            return _INCOMPLETE, -1
+        if buf[end : end + 2] != b"\r\n":
+            raise ProtocolError("a bulk string longer than it said")
+        return bytes(buf[nl + 2 : end]), end + 2
+    if kind == 0x2B:  # + simple string
+        return line, nl + 2
+    if kind == 0x2D:  # - error
+        return ReplyError(line.decode(errors="replace")), nl + 2
+    if kind == 0x3A:  # : integer
+        return _int(line), nl + 2
+    count = _int(line)  # * array
+    if count < 0:
+        return None, nl + 2
+    items, at = [], nl + 2
+    for _ in range(count):
+        if at >= len(buf):
+            return _INCOMPLETE, -1
+        item, at = parse(buf, at, depth + 1)
+        if at < 0:
+            return _INCOMPLETE, -1
+        items.append(item)
+    return items, at
 
 
 class _Connection(asyncio.Protocol):
@@ -105,7 +125,8 @@ class _Connection(asyncio.Protocol):
         self.buffer = bytearray()
         # Commands held back until the end of this event-loop iteration (see `send`).
         self.batch: list[bytes] | None = None
-        self.closed = False
+        # Why the connection is closed; None while it is open.
+        self.closed: Exception | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport
@@ -113,6 +134,14 @@ class _Connection(asyncio.Protocol):
     def send(self, command: bytes) -> asyncio.Future[Any]:
         """Write at once when nothing else went out in this iteration; else join the batch."""
         loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self.closed is not None:
+            future.set_exception(self.closed)
+            return future
+        if len(self.waiting) >= _MAX_WAITING:
+            self.abort(ConnectionError("Redis stopped answering"))
+            future.set_exception(self.closed or ConnectionError("closed"))
+            return future
         if self.batch is None:
             assert self.transport is not None
             self.transport.write(command)
@@ -120,13 +149,12 @@ class _Connection(asyncio.Protocol):
             loop.call_soon(self._flush)
         else:
             self.batch.append(command)
-        future = loop.create_future()
         self.waiting.append(future)
         return future
 
     def _flush(self) -> None:
         batch, self.batch = self.batch, None
-        if batch and not self.closed and self.transport is not None:
+        if batch and self.closed is None and self.transport is not None:
             self.transport.write(b"".join(batch))
 
     def data_received(self, data: bytes) -> None:
@@ -140,7 +168,8 @@ class _Connection(asyncio.Protocol):
                     break
                 at = end
                 if not self.waiting:
-                    raise ProtocolError("a reply nobody asked for")
+                    # Redis says why it will not serve us (maxclients, ...) before we asked anything.
+                    raise reply if isinstance(reply, ReplyError) else ProtocolError("a reply nobody asked for")
                 future = self.waiting.popleft()
                 if future.done():
                     continue  # its caller gave up
@@ -148,26 +177,30 @@ class _Connection(asyncio.Protocol):
                     future.set_exception(reply)
                 else:
                     future.set_result(reply)
-        except ProtocolError as exc:
-            self.abort(exc)
+        except (ProtocolError, ReplyError) as exc:
+            self.abort(ConnectionError(f"the connection to Redis was dropped: {exc}"))
             return
         del buffer[:at]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self._fail(ConnectionError("the connection to Redis was lost"))
+        if self.closed is None:
+            why = f" ({type(exc).__name__})" if exc is not None else ""
+            self.closed = ConnectionError(f"the connection to Redis was lost{why}")
+        self._fail()
 
     def abort(self, exc: Exception) -> None:
-        self.closed = True
+        if self.closed is None:
+            self.closed = exc
         if self.transport is not None:
             self.transport.abort()
-        self._fail(exc)
+        self._fail()
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self) -> None:
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
-                future.set_exception(exc)
+                assert self.closed is not None
+                future.set_exception(self.closed)
 
 
 class ScriptChannel:
@@ -176,65 +209,92 @@ class ScriptChannel:
     def __init__(self, url: str, *, timeout_s: float) -> None:
         self.timeout_s = timeout_s
         options = parse_url(url)
+        unknown = sorted(k for k in options if k.startswith("ssl_") and k not in _SSL_OPTIONS)
+        if unknown:
+            raise UnsupportedOption(f"the URL option {unknown[0]} is not supported by the limits' connection")
         self._path: str | None = options.get("path")
         self._host: str = options.get("host") or "localhost"
         self._port: int = int(options.get("port") or 6379)
         self._ssl = _ssl_context(options) if options.get("connection_class") is SSLConnection else None
-        if options.get("connection_class") is UnixDomainSocketConnection:
-            self._ssl = None
         self._hello = _handshake(options)
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
-        self._loading: dict[str, asyncio.Future[None]] = {}
+        self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._closed = False
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         command = encode(["EVALSHA", script.sha, len(keys), *keys, *args])
-        try:
-            return await self._call(command)
-        except ReplyError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        await self._load(script)
-        return await self._call(command)
-
-    async def _call(self, command: bytes) -> Any:
-        conn = self._conn
-        if conn is None or conn.closed:
-            conn = await self._connect()
-        future = conn.send(command)
+        used: list[_Connection] = []
         try:
             async with asyncio.timeout(self.timeout_s):
-                return await future
+                try:
+                    return await self._call(command, used)
+                except ReplyError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                await self._load(script)
+                return await self._call(command, used)
         except TimeoutError:
-            # Its reply would come out of turn for everything sent after it: start afresh.
-            conn.abort(TimeoutError("Redis did not answer in time"))
+            # What this call waited for did not come back in time, nor will what is behind it.
+            for conn in used:
+                conn.abort(TimeoutError("Redis did not answer in time"))
             raise
-        # Cancelled by its caller instead, the future keeps its place in line: the reply is dropped.
-
-    async def _load(self, script: Script) -> None:
-        """SCRIPT LOAD once for every call that met NOSCRIPT at about the same time."""
-        loading = self._loading.get(script.sha)
-        if loading is None:
-            loading = asyncio.ensure_future(self._call(encode(["SCRIPT", "LOAD", script.text])))
-            self._loading[script.sha] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(script.sha, None))
-        await asyncio.shield(loading)
 
     async def connect(self) -> None:
         """Connect ahead of the first call (it would otherwise connect itself)."""
-        if self._conn is None or self._conn.closed:
-            await self._connect()
+        async with asyncio.timeout(self.timeout_s):
+            await self._open_connection()
 
-    async def _connect(self) -> _Connection:
+    async def _call(self, command: bytes, used: list[_Connection]) -> Any:
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            conn = await self._open_connection()
+        used.append(conn)
+        # Cancelled, the future keeps its place in line and its reply is dropped.
+        return await conn.send(command)
+
+    async def _load(self, script: Script) -> None:
+        """SCRIPT LOAD once for every call that met NOSCRIPT at about the same time. It is bounded
+        by its callers: one that times out closes the connection, which fails the load."""
+        loading = self._loading.get(script.sha)
+        if loading is None:
+            loading = asyncio.ensure_future(self._call(encode(["SCRIPT", "LOAD", script.text]), []))
+            self._loading[script.sha] = loading
+            loading.add_done_callback(partial(self._loaded, script.sha))
+        await asyncio.shield(loading)
+
+    def _loaded(self, sha: str, task: asyncio.Future[Any]) -> None:
+        if self._loading.get(sha) is task:
+            del self._loading[sha]
+        if not task.cancelled():
+            task.exception()  # read here, so a load nobody waits for any more logs nothing
+
+    async def _open_connection(self) -> _Connection:
+        if self._closed:
+            raise ConnectionError("the limits' Redis channel is closed")
+        if self._conn is not None and self._conn.closed is None:
+            return self._conn
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
             self._connecting.add_done_callback(self._opened)
-        return await asyncio.shield(self._connecting)
+        connecting = self._connecting
+        try:
+            return await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            if connecting.cancelled() and not _being_cancelled():
+                raise ConnectionError("the limits' Redis channel is closed") from None  # close() ran
+            raise
 
     def _opened(self, task: asyncio.Future[_Connection]) -> None:
-        self._connecting = None
-        if not task.cancelled() and task.exception() is None:
-            self._conn = task.result()
+        if self._connecting is task:
+            self._connecting = None
+        if task.cancelled() or task.exception() is not None:
+            return
+        conn = task.result()
+        if self._closed:
+            conn.abort(ConnectionError("the limits' Redis channel is closed"))
+        else:
+            self._conn = conn
 
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -256,11 +316,17 @@ class ScriptChannel:
         return conn
 
     async def close(self) -> None:
+        self._closed = True
         if self._connecting is not None:
             self._connecting.cancel()
         if self._conn is not None:
-            self._conn.abort(ConnectionError("closed"))
+            self._conn.abort(ConnectionError("the limits' Redis channel is closed"))
             self._conn = None
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _handshake(options: dict[str, Any]) -> list[bytes]:
@@ -274,11 +340,17 @@ def _handshake(options: dict[str, Any]) -> list[bytes]:
     return commands
 
 
+_SSL_OPTIONS = frozenset({
+    "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_keyfile", "ssl_password",
+    "ssl_check_hostname",
+})  # fmt: skip
+
+
 def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
-    """rediss:// with redis-py's query options: ssl_cert_reqs, ssl_ca_certs, ssl_certfile, ssl_keyfile."""
-    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    """rediss:// with redis-py's query options of the same names (others are refused above)."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"), capath=options.get("ssl_ca_path"))
     if options.get("ssl_certfile"):
-        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"), options.get("ssl_password"))
     requirement = str(options.get("ssl_cert_reqs") or "required").lower()
     if requirement in ("none", "cert_none"):
         context.check_hostname = False
@@ -286,4 +358,6 @@ def _ssl_context(options: dict[str, Any]) -> ssl.SSLContext:
     elif requirement in ("optional", "cert_optional"):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_OPTIONAL
+    if options.get("ssl_check_hostname") is False:
+        context.check_hostname = False
     return context

@@ -18,8 +18,13 @@ import pytest
 import uvloop
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
-from gateway.limits.resp import ProtocolError, ReplyError, Script, ScriptChannel, encode, parse
+from gateway.config import Config, ConfigError
+from gateway.limits import build_limiter
+from gateway.limits.resp import ProtocolError, ReplyError, Script, ScriptChannel, UnsupportedOption, encode, parse
+from gateway.pricing import PriceBook
+from gateway.settings import Settings
 from tests.limits.servers import PrivateRedis
 from tests.procs import free_port
 
@@ -97,7 +102,7 @@ def test_replies_parse_back_whatever_the_reads_split_them_into(sent: list[Reply]
     for start, end in zip([0, *cut], [*cut, len(stream)], strict=True):
         buffer += stream[start:end]
         at = 0
-        while True:
+        while at < len(buffer):
             reply, end_at = parse(buffer, at)
             if end_at < 0:
                 break
@@ -266,3 +271,62 @@ def test_tls_with_a_verified_certificate(tmp_path: Path, run: Run) -> None:
         assert run(echo(f"rediss://127.0.0.1:{tls_port}/0?ssl_cert_reqs=none", "unverified")) == b"unverified"
     finally:
         server.stop()
+
+
+def test_a_server_that_turns_the_connection_away_fails_the_call_at_once(tmp_path: Path, run: Run) -> None:
+    server = PrivateRedis(tmp_path, "--maxclients", "1")
+    try:
+        with server.client() as holder:
+            holder.ping()  # the one client slot, taken: Redis answers the next connection with an error
+            # The error arrives before or after the call is sent: a dropped connection or the call's
+            # error, either way at once. A timeout here would mean the error was lost.
+            with pytest.raises((ConnectionError, ReplyError), match="max number of clients"):
+                run(echo(server.url, "turned away"))  # db 0: no handshake, the greeting is all it gets
+    finally:
+        server.stop()
+
+
+def test_close_during_a_connect_fails_its_callers_and_later_calls(server: PrivateRedis, run: Run) -> None:
+    async def scenario() -> tuple[BaseException | None, BaseException | None]:
+        channel = ScriptChannel(server.url.replace("/0", "/1"), timeout_s=10)  # SELECT: a handshake
+        server.pause()  # the connection opens, the handshake hangs
+        try:
+            call = asyncio.ensure_future(channel.run(ECHO, ["n"], ["never"]))
+            await asyncio.sleep(0.2)
+            await channel.close()
+            first = await asyncio.gather(call, return_exceptions=True)
+            later = await asyncio.gather(channel.run(ECHO, ["n"], ["after close"]), return_exceptions=True)
+        finally:
+            server.resume()
+        return first[0], later[0]
+
+    first, later = run(scenario())
+    # Not CancelledError: the caller was not cancelled, the channel went away under it.
+    assert isinstance(first, ConnectionError) and isinstance(later, ConnectionError), (first, later)
+
+
+def test_one_deadline_covers_connecting_and_calling(server: PrivateRedis, run: Run) -> None:
+    async def scenario() -> BaseException | None:
+        async with channel_to(server.url.replace("/0", "/1"), timeout_s=0.3) as channel:
+            server.pause()
+            try:
+                done = await asyncio.wait_for(asyncio.gather(channel.run(ECHO, ["n"], ["x"]),
+                                                             return_exceptions=True), 10)  # fmt: skip
+            finally:
+                server.resume()
+            return done[0]
+
+    assert isinstance(run(scenario()), TimeoutError)
+
+
+def test_url_options_the_connection_would_ignore_are_refused_without_showing_the_url() -> None:
+    with pytest.raises(UnsupportedOption, match="ssl_min_version"):
+        ScriptChannel("rediss://:hunter2@127.0.0.1:6380/0?ssl_min_version=2", timeout_s=1)
+    assert ScriptChannel("rediss://127.0.0.1:6380/0?ssl_check_hostname=false&ssl_cert_reqs=none", timeout_s=1)
+
+    config = Config(models=[])
+    for url, says in [("rediss://:hunter2@127.0.0.1:6380/0?ssl_min_version=2", "ssl_min_version"),
+                      ("redis://:hunter2/with-slash@127.0.0.1:6380/0", "not a valid Redis URL")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=says) as refused:
+            build_limiter(config, Settings(redis_url=SecretStr(url)), PriceBook({}))
+        assert "hunter2" not in str(refused.value)
