@@ -11,6 +11,7 @@ prometheus_client's multiprocess files; gauges then say how the workers' values 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -190,6 +191,10 @@ class GatewayMetrics:
             ["scope", "outcome"], registry=r,
         )
 
+        # The labelled budget gauges of each team and key seen (budget() runs on every budgeted request).
+        self._team_gauges: dict[str, _BudgetGauges] = {}
+        self._key_gauges: dict[str, _BudgetGauges] = {}
+
         # Per-key series, only when an operator opts in.
         self.key_requests: Counter | None = None
         self.key_cost: Counter | None = None
@@ -258,20 +263,43 @@ class GatewayMetrics:
         self.alert_deliveries.labels(bounded(scope, frozenset({"key", "team"})), bounded(outcome, ALERT_OUTCOMES)).inc()
 
     def budget(self, usage: BudgetUsage) -> None:
+        """Every budgeted request reports its key's and team's budget: the labelled gauges are looked
+        up once per team or key, and the budget and period bounds set only when they change."""
         spent = float(usage.spent_usd)
         remaining = float(max(Decimal(0), usage.budget_usd - usage.spent_usd))
         if usage.scope == "team":
             team = usage.id
-            self.team_budget_spent.labels(team).set(spent)
-            self.team_budget_limit.labels(team).set(float(usage.budget_usd))
-            self.team_budget_remaining.labels(team).set(remaining)
-            if usage.period_start is not None:
-                self.team_budget_period_start.labels(team).set(usage.period_start.timestamp())
-            if usage.period_end is not None:
-                self.team_budget_period_end.labels(team).set(usage.period_end.timestamp())
+            gauges = self._team_gauges.get(team)
+            if gauges is None:
+                gauges = self._team_gauges[team] = _BudgetGauges(
+                    self.team_budget_spent.labels(team), self.team_budget_remaining.labels(team)
+                )
+            static = (usage.budget_usd, usage.period_start, usage.period_end)
+            if gauges.static != static:
+                gauges.static = static
+                self.team_budget_limit.labels(team).set(float(usage.budget_usd))
+                if usage.period_start is not None:
+                    self.team_budget_period_start.labels(team).set(usage.period_start.timestamp())
+                if usage.period_end is not None:
+                    self.team_budget_period_end.labels(team).set(usage.period_end.timestamp())
         elif usage.scope == "key" and self.key_budget_spent is not None and self.key_budget_remaining is not None:
-            self.key_budget_spent.labels(usage.id).set(spent)
-            self.key_budget_remaining.labels(usage.id).set(remaining)
+            gauges = self._key_gauges.get(usage.id)
+            if gauges is None:
+                gauges = self._key_gauges[usage.id] = _BudgetGauges(
+                    self.key_budget_spent.labels(usage.id), self.key_budget_remaining.labels(usage.id)
+                )
+        else:
+            return
+        gauges.spent.set(spent)
+        gauges.remaining.set(remaining)
+
+
+@dataclass(slots=True)
+class _BudgetGauges:
+    spent: Gauge
+    remaining: Gauge
+    # The budget and period bounds last set: (budget, start, end).
+    static: tuple[object, ...] | None = None
 
 
 def exported_names(metrics: GatewayMetrics) -> set[str]:

@@ -117,6 +117,15 @@ def test_budgets_become_gauges_by_team_and_by_key_only_when_asked() -> None:
     assert sample(plain, "llm_gateway_team_budget_limit_usd", team="research") == 100
     assert sample(plain, "llm_gateway_team_budget_remaining_usd", team="research") == 20
     assert sample(plain, "llm_gateway_team_budget_period_end_timestamp_seconds", team="research") == end.timestamp()
+    # The next request after the budget was raised and the period rolled over: every gauge follows.
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    raised = BudgetUsage("team", "research", Decimal("5"), Decimal("150"), end, later)
+    MetricsRecorder(plain, LabelPolicy(["gpt"])).record(finished(budgets=[raised]))
+    assert sample(plain, "llm_gateway_team_budget_spent_usd", team="research") == 5
+    assert sample(plain, "llm_gateway_team_budget_limit_usd", team="research") == 150
+    assert sample(plain, "llm_gateway_team_budget_remaining_usd", team="research") == 145
+    assert sample(plain, "llm_gateway_team_budget_period_start_timestamp_seconds", team="research") == end.timestamp()
+    assert sample(plain, "llm_gateway_team_budget_period_end_timestamp_seconds", team="research") == later.timestamp()
 
     opted = GatewayMetrics(CollectorRegistry(), key_labels=True)
     MetricsRecorder(opted, LabelPolicy(["gpt"], key_labels=True)).record(finished(budgets=budgets))
