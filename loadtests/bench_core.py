@@ -8,19 +8,12 @@ Every target proxies the same fake upstream; see loadtests/README.md for how to 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
-import os
-import platform
-import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
-import uvloop
-from matrix import Plan, as_json, derive, markdown, run_matrix
+from matrix import Plan
+from report import matrix_report, run_and_write
 from targets import Launcher, direct, floor, gateway_target, litellm, nginx
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,24 +63,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         warmup_s=args.warmup,
         concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
     )
-    # SIGTERM unwinds like Ctrl-C, so every server started is stopped on the way out.
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    started = dt.datetime.now(dt.UTC)
-    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
-        results = await run_matrix(plan, {name: TARGETS[name] for name in args.names}, Path(tmp))
-    derived = derive(results, BASELINE)
-    return {
-        "benchmark": "core",
-        "started": started.isoformat(timespec="seconds"),
-        "plan": plan.__dict__,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "baseline": BASELINE,
-        "targets": as_json(results),
-        "derived": derived,
-        "markdown": markdown(results, derived, BASELINE),
-    }
+    return await matrix_report("core", plan, {name: TARGETS[name] for name in args.names}, BASELINE)
 
 
 def describe(plan: dict[str, Any]) -> str:
@@ -102,20 +78,8 @@ def describe(plan: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        report = uvloop.run(bench(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; every server it started has been stopped", file=sys.stderr)
-        return 130
-    table = report.pop("markdown")
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"core-{report['started'][:10]}{'-quick' if args.quick else ''}"
-    stem.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    header = f"# Core benchmark, {report['started']}\n\n{describe(report['plan'])}\n\n"
-    stem.with_suffix(".md").write_text(header + table)
-    print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
-    return 0
+    return run_and_write("core", "Core benchmark", bench(args), args.out, quick=args.quick,
+                         header=lambda report: describe(report["plan"]))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import datetime as dt
 import os
 import platform
 import secrets
-import signal
 import sys
 import tempfile
 import time
@@ -34,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
-import uvloop
 import yaml
 from matrix import Plan, TargetResult, as_json, markdown, run_matrix
 from procs import REPO, start, wait_ready
+from report import cancel_on_sigterm, run_and_write
 from targets import MASTER_KEY, MODEL, Launcher, Running, Stack, _ready_or_stop, free_port
 
 sys.path.insert(0, str(REPO))
@@ -236,9 +234,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    cancel_on_sigterm()
     started = dt.datetime.now(dt.UTC)
     plan = Plan(
         duration_s=args.duration,
@@ -277,17 +273,11 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = uvloop.run(bench(args))
-    table = report.pop("markdown")
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"ledger-{report['started'][:10]}{'-quick' if args.quick else ''}"
-    stem.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    header = (f"# Ledger benchmark, {report['started']}\n\nPlan: {report['plan']}\n"
-              f"Load average at start: {report['machine']['load_average_at_start']}\n\n")  # fmt: skip
-    stem.with_suffix(".md").write_text(header + table)
-    print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
-    return 0
+
+    def header(report: dict[str, Any]) -> str:
+        return f"Plan: {report['plan']}\nLoad average at start: {report['machine']['load_average_at_start']}"
+
+    return run_and_write("ledger", "Ledger benchmark", bench(args), args.out, quick=args.quick, header=header)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import datetime as dt
 import os
 import platform
 import secrets
-import signal
 import statistics
 import sys
 import tempfile
@@ -38,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
-import uvloop
 import yaml
 from loadgen import chat_body, run_load
 from procs import Server, core_busy_seconds, start, wait_ready
+from report import cancel_on_sigterm, run_and_write
 from targets import MASTER_KEY, MODEL, _ready_or_stop, free_port, start_fake_upstream
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -165,9 +163,7 @@ def markdown(summary: dict[str, dict[str, Any]]) -> str:
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    cancel_on_sigterm()
     os.sched_setaffinity(0, {LOAD_CPU})
     prefix = "bench" + secrets.token_hex(4)
     started = dt.datetime.now(dt.UTC)
@@ -250,16 +246,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = uvloop.run(bench(args))
-    table = report.pop("markdown")
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"limits-{report['started'][:10]}{'-quick' if args.quick else ''}"
-    stem.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    header = f"# Limits benchmark, {report['started']}\n\nPlan: {report['plan']}\n\n"
-    stem.with_suffix(".md").write_text(header + table)
-    print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
-    return 0
+    return run_and_write("limits", "Limits benchmark", bench(args), args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,12 @@ target's p50 added over `direct`, and that as a multiple of `obs-off`'s (1.00 is
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
-import os
-import platform
-import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import orjson
-import uvloop
-from matrix import Plan, as_json, derive, markdown, run_matrix
+from matrix import Plan
+from report import matrix_report, run_and_write
 from targets import Launcher, direct, gateway_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -74,40 +67,12 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
         quiet_wait_s=10.0,
     )
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    started = dt.datetime.now(dt.UTC)
-    with tempfile.TemporaryDirectory(prefix="bench-metrics-") as tmp:
-        results = await run_matrix(plan, TARGETS, Path(tmp))
-    derived = derive(results, BASELINE)
-    return {
-        "benchmark": "metrics",
-        "started": started.isoformat(timespec="seconds"),
-        "plan": plan.__dict__,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "baseline": BASELINE,
-        "targets": as_json(results),
-        "derived": derived,
-        "markdown": markdown(results, derived, BASELINE) + verdict(derived),
-    }
+    return await matrix_report("metrics", plan, TARGETS, BASELINE, extra=verdict)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        report = uvloop.run(bench(args))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted; every server it started has been stopped", file=sys.stderr)
-        return 130
-    table = report.pop("markdown")
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"metrics-{report['started'][:10]}{'-quick' if args.quick else ''}"
-    stem.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    stem.with_suffix(".md").write_text(f"# Metrics benchmark, {report['started']}\n\nPlan: {report['plan']}\n\n{table}")
-    print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
-    return 0
+    return run_and_write("metrics", "Metrics benchmark", bench(args), args.out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -31,11 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
-import uvloop
 import yaml
 from loadgen import chat_body, run_load
 from procs import REPO, Server, free_port, start, wait_ready
+from report import run_and_write
 from targets import MASTER_KEY, start_fake_upstream
 
 from gateway.config import config_from_dict
@@ -250,7 +249,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         rows = await strategies(args, workdir)
         in_process = await overhead_in_process(300 if args.quick else 3000)
         end_to_end = await overhead_end_to_end(args, workdir)
-    return {
+    report: dict[str, Any] = {
         "benchmark": "routing",
         "started": started.isoformat(timespec="seconds"),
         "plan": {"duration_s": args.duration, "warmup_s": args.warmup, "concurrency": args.concurrency},
@@ -260,6 +259,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "overhead_in_process_us": in_process,
         "overhead_end_to_end": end_to_end,
     }
+    report["markdown"] = markdown(report)
+    return report
 
 
 def _log(message: str) -> None:
@@ -268,16 +269,11 @@ def _log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    report = uvloop.run(bench(args))
-    table = markdown(report)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"routing-{report['started'][:10]}{'-quick' if args.quick else ''}"
-    stem.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
-    load = ", ".join(f"{x:.1f}" for x in report["machine"]["load_average"])
-    stem.with_suffix(".md").write_text(f"# Routing benchmark, {report['started']} (load average {load})\n\n" + table)
-    print(f"wrote {stem}.json and {stem}.md", file=sys.stderr)
-    return 0
+
+    def header(report: dict[str, Any]) -> str:
+        return "Load average at start: " + ", ".join(f"{x:.1f}" for x in report["machine"]["load_average"])
+
+    return run_and_write("routing", "Routing benchmark", bench(args), args.out, quick=args.quick, header=header)
 
 
 if __name__ == "__main__":
