@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,6 +42,59 @@ def message_at(messages: list[Any], i: int) -> tuple[dict[str, Any], str]:
     if not isinstance(role, str):
         raise InvalidRequest(f"Missing or invalid 'messages[{i}].role'.", param=f"messages[{i}].role")
     return message, role
+
+
+Piece = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnShape:
+    """How a provider writes a conversation as alternating turns (Anthropic's messages, Gemini's
+    contents): what it calls the pieces of a turn and the assistant, how each piece is built from
+    OpenAI's, and which pieces say nothing (the provider refuses empty ones)."""
+
+    provider: str
+    pieces: str  # the turn's field holding its pieces: "content", "parts"
+    assistant: str  # the assistant's role: "assistant", "model"
+    user_piece: Callable[[dict[str, Any], str], Piece]  # (content part, param)
+    assistant_pieces: Callable[[dict[str, Any], int], list[Piece]]  # (message, index)
+    tool_piece: Callable[[dict[str, Any], int], Piece]  # a tool result, sent as the user's
+    is_empty: Callable[[Piece], bool]
+
+
+def to_turns(messages: list[Any], shape: TurnShape) -> tuple[str, list[dict[str, Any]]]:
+    """The system text (system and developer messages, joined as the providers' OpenAI layers do)
+    and the turns; consecutive turns of one role merge, since both providers require alternation."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for i in range(len(messages)):
+        message, role = message_at(messages, i)
+        param = f"messages[{i}].content"
+        if role in ("system", "developer"):
+            text = text_of(message.get("content"), param)
+            if text:
+                system.append(text)
+            continue
+        if role == "user":
+            parts = content_parts(message.get("content"), param)
+            turn_role, pieces = "user", [shape.user_piece(part, f"{param}[{j}]") for j, part in enumerate(parts)]
+        elif role == "assistant":
+            turn_role, pieces = shape.assistant, shape.assistant_pieces(message, i)
+        elif role == "tool":
+            turn_role, pieces = "user", [shape.tool_piece(message, i)]
+        else:
+            raise InvalidRequest(f"Role {role!r} is not supported by this model's provider ({shape.provider}).",
+                                 param=f"messages[{i}].role")  # fmt: skip
+        pieces = [p for p in pieces if not shape.is_empty(p)]
+        if not pieces:
+            continue
+        if turns and turns[-1]["role"] == turn_role:
+            turns[-1][shape.pieces].extend(pieces)
+        else:
+            turns.append({"role": turn_role, shape.pieces: pieces})
+    if not turns:
+        raise InvalidRequest("The request has no user or assistant message with content.", param="messages")
+    return "\n\n".join(system), turns
 
 
 def content_parts(content: Any, param: str) -> list[dict[str, Any]]:

@@ -6,17 +6,17 @@ from typing import Any
 
 from gateway.errors import InvalidRequest
 from gateway.providers.convert import (
-    content_parts,
+    TurnShape,
     extras,
     function_tools,
     image_url,
     max_output_tokens,
-    message_at,
     parse_data_url,
     reject_logprobs,
     single_choice,
     stop_sequences,
     text_of,
+    to_turns,
     tool_calls_of,
 )
 
@@ -81,40 +81,7 @@ def _reject_response_format(body: dict[str, Any]) -> None:
 
 def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
     """Anthropic's `system` and its alternating user/assistant turns."""
-    system: list[str] = []
-    turns: list[dict[str, Any]] = []
-    for i in range(len(messages)):
-        message, role = message_at(messages, i)
-        param = f"messages[{i}].content"
-        if role in ("system", "developer"):
-            text = text_of(message.get("content"), param)
-            if text:
-                system.append(text)
-        elif role == "user":
-            _append(turns, "user", [_user_block(part, f"{param}[{j}]")
-                                    for j, part in enumerate(content_parts(message.get("content"), param))])
-        elif role == "assistant":
-            _append(turns, "assistant", _assistant_blocks(message, i))
-        elif role == "tool":
-            _append(turns, "user", [_tool_result(message, i)])
-        else:
-            raise InvalidRequest(f"Role {role!r} is not supported by this model's provider (anthropic).",
-                                 param=f"messages[{i}].role")
-    if not turns:
-        raise InvalidRequest("The request has no user or assistant message with content.", param="messages")
-    # Anthropic's OpenAI layer joins several system messages the same way.
-    return "\n\n".join(system), turns
-
-
-def _append(turns: list[dict[str, Any]], role: str, blocks: list[Block]) -> None:
-    """Empty blocks say nothing and Anthropic refuses them; consecutive same-role turns merge."""
-    blocks = [b for b in blocks if not (b["type"] == "text" and not b["text"])]
-    if not blocks:
-        return
-    if turns and turns[-1]["role"] == role:
-        turns[-1]["content"].extend(blocks)
-    else:
-        turns.append({"role": role, "content": blocks})
+    return to_turns(messages, _SHAPE)
 
 
 def _text_block(text: str, part: dict[str, Any]) -> Block:
@@ -185,3 +152,14 @@ def _tool_choice(choice: Any, parallel: Any, has_tools: bool) -> dict[str, Any] 
     if mapped is not None and parallel is False:
         mapped["disable_parallel_tool_use"] = True
     return mapped
+
+
+_SHAPE = TurnShape(
+    provider="anthropic",
+    pieces="content",
+    assistant="assistant",
+    user_piece=_user_block,
+    assistant_pieces=_assistant_blocks,
+    tool_piece=_tool_result,
+    is_empty=lambda block: block["type"] == "text" and not block["text"],
+)

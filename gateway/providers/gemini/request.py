@@ -9,16 +9,16 @@ import orjson
 
 from gateway.errors import InvalidRequest
 from gateway.providers.convert import (
-    content_parts,
+    TurnShape,
     extras,
     function_tools,
     image_url,
     max_output_tokens,
-    message_at,
     parse_data_url,
     reject_logprobs,
     stop_sequences,
     text_of,
+    to_turns,
     tool_calls_of,
 )
 
@@ -60,40 +60,18 @@ def to_gemini(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _contents(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
-    system: list[str] = []
-    contents: list[dict[str, Any]] = []
     # Gemini's function responses name the function; OpenAI's tool messages only give the call id.
     names: dict[str, str] = {}
-    for i in range(len(messages)):
-        message, role = message_at(messages, i)
-        param = f"messages[{i}].content"
-        if role in ("system", "developer"):
-            text = text_of(message.get("content"), param)
-            if text:
-                system.append(text)
-        elif role == "user":
-            _append(contents, "user", [_user_part(part, f"{param}[{j}]")
-                                       for j, part in enumerate(content_parts(message.get("content"), param))])
-        elif role == "assistant":
-            _append(contents, "model", _model_parts(message, i, names))
-        elif role == "tool":
-            _append(contents, "user", [_function_response(message, i, names)])
-        else:
-            raise InvalidRequest(f"Role {role!r} is not supported by this model's provider (gemini).",
-                                 param=f"messages[{i}].role")
-    if not contents:
-        raise InvalidRequest("The request has no user or assistant message with content.", param="messages")
-    return "\n\n".join(system), contents
-
-
-def _append(contents: list[dict[str, Any]], role: str, parts: list[Part]) -> None:
-    parts = [p for p in parts if not ("text" in p and not p["text"])]
-    if not parts:
-        return
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)
-    else:
-        contents.append({"role": role, "parts": parts})
+    shape = TurnShape(
+        provider="gemini",
+        pieces="parts",
+        assistant="model",
+        user_piece=_user_part,
+        assistant_pieces=lambda message, i: _model_parts(message, i, names),
+        tool_piece=lambda message, i: _function_response(message, i, names),
+        is_empty=lambda part: "text" in part and not part["text"],
+    )
+    return to_turns(messages, shape)
 
 
 def _user_part(part: dict[str, Any], param: str) -> Part:
