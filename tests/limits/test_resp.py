@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -330,3 +331,17 @@ def test_url_options_the_connection_would_ignore_are_refused_without_showing_the
         with pytest.raises(ConfigError, match=says) as refused:
             build_limiter(config, Settings(redis_url=SecretStr(url)), PriceBook({}))
         assert "hunter2" not in str(refused.value)
+
+
+def test_the_connection_keeps_itself_alive_through_idle_minutes(server: PrivateRedis, run: Run) -> None:
+    async def options() -> tuple[int, int]:
+        async with channel_to(server.url) as channel:
+            await channel.run(ECHO, ["n"], ["connects"])
+            conn = channel._conn
+            assert conn is not None and conn.transport is not None
+            sock = conn.transport.get_extra_info("socket")
+            return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE))  # fmt: skip
+
+    keepalive, idle = run(options())
+    assert keepalive != 0 and idle == 60
