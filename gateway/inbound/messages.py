@@ -39,15 +39,15 @@ def messages_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Response | 
             return MessagesStream(answer, request_id)
         headers = {k: v for k, v in (answer.headers or {}).items() if k not in _REPLACED}
         headers["request-id"] = request_id
-        if isinstance(answer, Response):  # a plugin answered (a cache hit): already finished
-            return Response(orjson.dumps(to_message(_completion(answer.body))), headers=headers,
-                            media_type="application/json")
         try:
             body = orjson.dumps(to_message(_completion(answer.body)))
         except BaseException:
-            await answer.then()  # it will not be sent: finish the request here
+            if isinstance(answer, FinishingReply):
+                await answer.then()  # it will not be sent: finish the request here
             raise
-        return answer.replaced(body, headers)
+        if isinstance(answer, FinishingReply):
+            return answer.replaced(body, headers)
+        return Response(body, headers=headers, media_type="application/json")  # a cache hit, already finished
 
     return messages
 

@@ -136,12 +136,10 @@ class _Connection(asyncio.Protocol):
         """Write at once when nothing else went out in this iteration; else join the batch."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        if self.closed is not None:
-            future.set_exception(self.closed)
-            return future
         if len(self.waiting) >= _MAX_WAITING:
             self.abort(ConnectionError("Redis stopped answering"))
-            future.set_exception(self.closed or ConnectionError("closed"))
+        if self.closed is not None:
+            future.set_exception(self.closed)
             return future
         if self.batch is None:
             assert self.transport is not None
