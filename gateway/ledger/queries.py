@@ -12,7 +12,7 @@ import base64
 import binascii
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +22,7 @@ import asyncpg
 import orjson
 
 from gateway.db.connect import create_pg_pool, open_sqlite
+from gateway.ledger.rollup import Totals
 from gateway.ledger.row import COLUMNS, EPOCH, LedgerRow
 from gateway.ledger.sqlite import iso_ts
 
@@ -45,22 +46,6 @@ class SpendQuery:
     key: str | None = None
     model: str | None = None
     provider: str | None = None
-
-
-@dataclass(slots=True)
-class Totals:
-    requests: int = 0
-    errors: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    estimated: int = 0
-    unpriced: int = 0
-    cost_usd: Decimal = field(default_factory=Decimal)
-
-    def add(self, other: Totals) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 _COUNTS = tuple(f.name for f in fields(Totals) if f.name != "cost_usd")

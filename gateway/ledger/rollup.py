@@ -7,7 +7,7 @@ fresh batches and SQLite use this. '' stands for "none", as in the `ledger_daily
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal
 
@@ -17,7 +17,9 @@ RollupKey = tuple[date, str, str, str, str]
 
 
 @dataclass(slots=True)
-class DayTotals:
+class Totals:
+    """Counts and cost over a set of ledger rows: a rollup row, or a spend report's group."""
+
     requests: int = 0
     errors: int = 0
     prompt_tokens: int = 0
@@ -27,19 +29,23 @@ class DayTotals:
     unpriced: int = 0
     cost_usd: Decimal = field(default_factory=Decimal)
 
+    def add(self, other: Totals) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
     def counts(self) -> tuple[int, int, int, int, int, int, int]:
         return (self.requests, self.errors, self.prompt_tokens, self.completion_tokens, self.cached_tokens,
                 self.estimated, self.unpriced)  # fmt: skip
 
 
-def roll_up(rows: Iterable[LedgerRow]) -> list[tuple[RollupKey, DayTotals]]:
+def roll_up(rows: Iterable[LedgerRow]) -> list[tuple[RollupKey, Totals]]:
     """Sorted by key: every writer locks rollup rows in the same order, so writers never deadlock."""
-    totals: dict[RollupKey, DayTotals] = {}
+    totals: dict[RollupKey, Totals] = {}
     for row in rows:
         key = (row.day, row.team_id or "", row.key_id or "", row.requested_model or "", row.provider or "")
         t = totals.get(key)
         if t is None:
-            t = totals[key] = DayTotals()
+            t = totals[key] = Totals()
         t.requests += 1
         t.errors += row.is_error
         t.prompt_tokens += row.prompt_tokens
