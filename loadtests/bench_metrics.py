@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix import Plan
-from report import matrix_report, run_and_write
+from report import matrix_report, run_and_write, verdict
 from targets import Launcher, direct, gateway_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,18 +48,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def verdict(derived: list[dict[str, Any]]) -> str:
-    lines = ["", "p50 at concurrency 1 as a multiple of obs-off's (1.00 = no difference):", ""]
-    cells = {(d["target"], d["mode"]): d for d in derived if d["concurrency"] == 1}
-    for target in ("metrics", "obs-on"):
-        for mode in ("non-stream", "stream"):
-            cell = cells.get((target, mode))
-            if cell is not None:
-                lines.append(f"- {target} {mode}: added p50 {cell.get('added_p50_ms')} ms, "
-                             f"vs obs-off: {cell.get('added_vs_baseline')}")  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     plan = Plan(
         duration_s=args.duration,
@@ -67,7 +55,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
         quiet_wait_s=10.0,
     )
-    return await matrix_report("metrics", plan, TARGETS, BASELINE, extra=verdict)
+    return await matrix_report("metrics", plan, TARGETS, BASELINE,
+                               extra=lambda derived: verdict(derived, BASELINE, ("metrics", "obs-on")))
 
 
 def main(argv: list[str] | None = None) -> int:

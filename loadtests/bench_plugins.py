@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from matrix import Plan
-from report import matrix_report, run_and_write
+from report import matrix_report, run_and_write, verdict
 from targets import Launcher, direct, gateway_target
 
 from gateway.plugins.config import PluginsSection
@@ -85,18 +85,6 @@ def resolution_ns(section: dict[str, Any], calls: int = 200_000) -> float:
     return (time.perf_counter_ns() - began) / calls
 
 
-def verdict(derived: list[dict[str, Any]]) -> str:
-    lines = ["", f"p50 at concurrency 1 as a multiple of {BASELINE}'s (1.00 = no difference):", ""]
-    cells = {(d["target"], d["mode"]): d for d in derived if d["concurrency"] == 1}
-    for target in ("plugins-elsewhere", "plugins-none-again", "plugins-elsewhere-again", "plugins-applied"):
-        for mode in ("non-stream", "stream"):
-            cell = cells.get((target, mode))
-            if cell is not None:
-                lines.append(f"- {target} {mode}: added p50 {cell.get('added_p50_ms')} ms, "
-                             f"vs {BASELINE}: {cell.get('added_vs_baseline')}")  # fmt: skip
-    return "\n".join(lines) + "\n"
-
-
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     plan = Plan(
         duration_s=args.duration,
@@ -107,7 +95,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
 
     def below(derived: list[dict[str, Any]]) -> str:
         none, elsewhere = resolution_ns({}), resolution_ns(ELSEWHERE)
-        return verdict(derived) + (
+        compared = ("plugins-elsewhere", "plugins-none-again", "plugins-elsewhere-again", "plugins-applied")
+        return verdict(derived, BASELINE, compared) + (
             f"\nIn process, per request, deciding that no plugin applies: {none:.0f} ns with no plugins "
             f"configured, {elsewhere:.0f} ns with plugins configured for other teams and keys.\n"
         )

@@ -15,7 +15,7 @@ import platform
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,20 @@ async def matrix_report(name: str, plan: Plan, targets: Mapping[str, Launcher], 
         "derived": derived,
         "markdown": markdown(results, derived, baseline) + (extra(derived) if extra else ""),
     }
+
+
+def verdict(derived: list[dict[str, Any]], baseline: str, targets: Sequence[str]) -> str:
+    """Lines under a matrix table: each target's added p50 at concurrency 1, and as a multiple of
+    the baseline's."""
+    lines = ["", f"p50 at concurrency 1 as a multiple of {baseline}'s (1.00 = no difference):", ""]
+    cells = {(d["target"], d["mode"]): d for d in derived if d["concurrency"] == 1}
+    for target in targets:
+        for mode in ("non-stream", "stream"):
+            cell = cells.get((target, mode))
+            if cell is not None:
+                lines.append(f"- {target} {mode}: added p50 {cell.get('added_p50_ms')} ms, "
+                             f"vs {baseline}: {cell.get('added_vs_baseline')}")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def run_and_write(name: str, title: str, bench: Awaitable[dict[str, Any]], out: Path, *, quick: bool,
