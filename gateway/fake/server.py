@@ -286,7 +286,12 @@ async def serve_app(app: App, host: str = "127.0.0.1", port: int = 0) -> FakeUps
 
 async def _serve_until_signalled(host: str, port: int, behaviour: Behaviour, require_key: str | None) -> None:
     fake = await start_server(host, port, behaviour, require_key)
-    print(f"fake-upstream listening on {fake.url}", flush=True)
+    await serve_until_signalled(fake, f"fake-upstream listening on {fake.url}")
+
+
+async def serve_until_signalled(fake: FakeUpstream, announce: str) -> None:
+    """Print `announce` (the line scripts wait for), then serve until SIGINT or SIGTERM."""
+    print(announce, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

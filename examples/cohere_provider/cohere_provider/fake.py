@@ -10,9 +10,7 @@ The reply echoes the last user message, like every gateway fake.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
-import signal
 from typing import Any
 
 import uvloop
@@ -21,7 +19,7 @@ from gateway.fake.app import Answer, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour
 from gateway.fake.providers.base import ProviderApp, ProviderStream, fragments, json_reply, sse_event
 from gateway.fake.replies import JSON, WireError, reply_pieces
-from gateway.fake.server import serve_app
+from gateway.fake.server import serve_app, serve_until_signalled
 
 ROLES = frozenset({"system", "user", "assistant", "tool"})
 FIELDS = frozenset({"model", "messages", "tools", "stream", "max_tokens", "temperature", "p", "k", "seed",
@@ -111,14 +109,7 @@ def _check(body: JSON) -> None:
 
 async def _serve(port: int, require_key: str | None) -> None:
     fake = await serve_app(CohereFake(require_key=require_key), "127.0.0.1", port)
-    print(f"fake cohere listening on http://127.0.0.1:{fake.port}", flush=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await fake.close()
+    await serve_until_signalled(fake, f"fake cohere listening on http://127.0.0.1:{fake.port}")
 
 
 def main() -> None:

@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 
 import uvloop
 
 from gateway.fake.behaviour import Behaviour
 from gateway.fake.providers import FAKES, start_fake
+from gateway.fake.server import serve_until_signalled
 
 
 async def _serve(name: str, host: str, port: int, behaviour: Behaviour, require_key: str | None) -> None:
     fake = await start_fake(name, host, port, behaviour, require_key)
-    print(f"fake {name} listening on http://{host}:{fake.port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await fake.close()
+    await serve_until_signalled(fake, f"fake {name} listening on http://{host}:{fake.port}")
 
 
 def main() -> None:
