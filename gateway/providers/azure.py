@@ -18,7 +18,7 @@ import orjson
 from gateway.config import Deployment
 from gateway.context import Endpoint, RequestContext, Usage
 from gateway.errors import GatewayError
-from gateway.providers.base import timeouts, upstream_model
+from gateway.providers.base import ask_for_stream_usage, json_post, upstream_model
 from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
 from gateway.settings import Settings
 from gateway.upstream import UpstreamCall
@@ -41,24 +41,14 @@ class AzureProvider:
         # The deployment in the URL picks the model; `model` in the body is ignored there.
         body["model"] = name
         if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
-            options = body.get("stream_options")
-            body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
-                "include_usage": True}
+            ask_for_stream_usage(body)
         headers = {"Content-Type": "application/json", "X-Request-Id": ctx.request_id}
         if deployment.api_key is not None:
             headers["api-key"] = deployment.api_key.get_secret_value()
         version = quote(deployment.api_version or DEFAULT_API_VERSION, safe="")
-        timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
-        return UpstreamCall(
-            method="POST",
-            url=f"{deployment.base_url}/openai/deployments/{quote(name, safe='')}/{ctx.endpoint.value}"
-                f"?api-version={version}",
-            headers=headers,
-            body=orjson.dumps(body),
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_s,
-            deployment_id=deployment.id or "",
-        )
+        url = (f"{deployment.base_url}/openai/deployments/{quote(name, safe='')}/{ctx.endpoint.value}"
+                f"?api-version={version}")
+        return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         return self._openai.parse_response(ctx, body)

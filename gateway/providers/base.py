@@ -6,7 +6,9 @@ the small part that knows URLs, headers and auth. It performs no I/O: `gateway.u
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from gateway.config import Deployment
 from gateway.context import Endpoint, RequestContext, Usage
@@ -41,6 +43,27 @@ class Provider(Protocol):
 
 def timeouts(deployment: Deployment, default_timeout_s: float, default_connect_s: float) -> tuple[float, float]:
     return (deployment.timeout_s or default_timeout_s, deployment.connect_timeout_s or default_connect_s)
+
+
+def json_post(deployment: Deployment, url: str, headers: dict[str, str], body: Any, default_timeout_s: float,
+              default_connect_s: float) -> UpstreamCall:  # fmt: skip
+    """The call most adapters make: `body` as JSON, POSTed with the deployment's timeouts."""
+    timeout_s, connect_s = timeouts(deployment, default_timeout_s, default_connect_s)
+    return UpstreamCall(
+        method="POST",
+        url=url,
+        headers=headers,
+        body=orjson.dumps(body),
+        timeout_s=timeout_s,
+        connect_timeout_s=connect_s,
+        deployment_id=deployment.id or "",
+    )
+
+
+def ask_for_stream_usage(body: dict[str, Any]) -> None:
+    """OpenAI-style streams report usage only when asked: ask, keeping the client's other options."""
+    options = body.get("stream_options")
+    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
 
 
 def upstream_model(deployment: Deployment, public_name: str) -> str:

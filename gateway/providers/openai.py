@@ -23,7 +23,7 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from gateway.providers.base import timeouts, upstream_model
+from gateway.providers.base import ask_for_stream_usage, timeouts, upstream_model
 from gateway.providers.estimate import completion_tokens, count_deltas, estimated_usage
 from gateway.settings import Settings
 from gateway.upstream import UpstreamCall
@@ -56,10 +56,7 @@ class OpenAIProvider:
         body = dict(ctx.body)
         body["model"] = upstream_model(deployment, ctx.model)
         if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
-            options = body.get("stream_options")
-            body["stream_options"] = {**options, "include_usage": True} if isinstance(options, dict) else {
-                "include_usage": True
-            }
+            ask_for_stream_usage(body)
         return UpstreamCall(
             method="POST",
             url=target.url,

@@ -17,7 +17,7 @@ from cohere_provider.stream import CohereStreamTranslator
 from gateway.config import Deployment
 from gateway.context import Endpoint, RequestContext, Usage
 from gateway.errors import GatewayError
-from gateway.providers.base import timeouts, unsupported_endpoint, upstream_model
+from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
 from gateway.settings import Settings
 from gateway.upstream import UpstreamCall
@@ -38,10 +38,8 @@ class CohereProvider:
                    "X-Client-Name": "llm-gateway"}
         if deployment.api_key is not None:
             headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
-        timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
-        return UpstreamCall(method="POST", url=f"{deployment.base_url}/chat", headers=headers,
-                            body=orjson.dumps(body), timeout_s=timeout_s, connect_timeout_s=connect_s,
-                            deployment_id=deployment.id or "")
+        return json_post(deployment, f"{deployment.base_url}/chat", headers, body, self._default_timeout,
+                         self._default_connect)  # fmt: skip
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         model = upstream_model(ctx.deployment, ctx.model) if ctx.deployment is not None else ctx.model

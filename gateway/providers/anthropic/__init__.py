@@ -18,7 +18,7 @@ from gateway.providers.anthropic.errors import map_error
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
 from gateway.providers.anthropic.stream import AnthropicStreamTranslator
-from gateway.providers.base import timeouts, unsupported_endpoint, upstream_model
+from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
 from gateway.settings import Settings
 from gateway.upstream import UpstreamCall
@@ -48,16 +48,8 @@ class AnthropicProvider:
             headers["anthropic-beta"] = str(options["anthropic_beta"])
         if deployment.api_key is not None:
             headers["x-api-key"] = deployment.api_key.get_secret_value()
-        timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
-        return UpstreamCall(
-            method="POST",
-            url=f"{deployment.base_url}/messages",
-            headers=headers,
-            body=orjson.dumps(body),
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_s,
-            deployment_id=deployment.id or "",
-        )
+        url = f"{deployment.base_url}/messages"
+        return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         message = load_upstream_json(ctx, body)

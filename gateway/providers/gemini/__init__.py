@@ -16,7 +16,7 @@ import orjson
 from gateway.config import Deployment
 from gateway.context import Endpoint, RequestContext, Usage
 from gateway.errors import GatewayError
-from gateway.providers.base import timeouts, unsupported_endpoint, upstream_model
+from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
 from gateway.providers.gemini.embeddings import from_gemini_embeddings, to_gemini_embeddings
 from gateway.providers.gemini.errors import map_error
@@ -52,16 +52,8 @@ class GeminiProvider:
         if deployment.api_key is not None:
             # The header, not `?key=`: a URL can end up in logs.
             headers["x-goog-api-key"] = deployment.api_key.get_secret_value()
-        timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
-        return UpstreamCall(
-            method="POST",
-            url=f"{deployment.base_url}/models/{quote(model, safe='.-_')}:{method}",
-            headers=headers,
-            body=orjson.dumps(body),
-            timeout_s=timeout_s,
-            connect_timeout_s=connect_s,
-            deployment_id=deployment.id or "",
-        )
+        url = f"{deployment.base_url}/models/{quote(model, safe='.-_')}:{method}"
+        return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         response = load_upstream_json(ctx, body)
