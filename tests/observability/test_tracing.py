@@ -6,9 +6,6 @@ Uses the SDK's in-memory exporter (the `otel` extra; skipped when it is not inst
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("opentelemetry.sdk")
-
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

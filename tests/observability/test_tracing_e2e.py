@@ -14,9 +14,6 @@ from typing import Any
 import openai
 import pytest
 from aiohttp import web
-
-pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
-
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment, free_port
