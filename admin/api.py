@@ -20,15 +20,15 @@ from starlette.routing import Route
 from admin.inputs import query_bool, query_int, query_str, read_model
 from admin.openapi import openapi_document
 from admin.schemas import KeyCreate, KeyRotate, KeyUpdate, TeamCreate, TeamUpdate
-from gateway.access import Access
-from gateway.auth import KeyAuth
-from gateway.context import Limits
-from gateway.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from gateway.keys import new_key
-from gateway.responses import json_response
-from gateway.store import base
-from gateway.store.base import ApiKey, NewKey, NewTeam, SpendReader, Team
-from gateway.store.plain import key_record, limits_record, plain, team_record
+from gateway.core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
+from gateway.core.types import Limits
+from gateway.edge.responses import json_response
+from gateway.identity.access import Access
+from gateway.identity.auth import KeyAuth
+from gateway.identity.keys import new_key
+from gateway.identity.store import base
+from gateway.identity.store.base import ApiKey, NewKey, NewTeam, SpendReader, Team
+from gateway.identity.store.plain import key_record, limits_record, plain, team_record
 
 log = logging.getLogger("gateway.admin")
 

@@ -11,8 +11,8 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from gateway.errors import InvalidRequest
-from gateway.requests import read_body
+from gateway.core.errors import InvalidRequest
+from gateway.edge.body import read_body
 
 MAX_ADMIN_BODY = 256 * 1024
 M = TypeVar("M", bound=BaseModel)

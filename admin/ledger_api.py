@@ -24,8 +24,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from admin.inputs import query_int, query_str
-from gateway.errors import InvalidRequest
-from gateway.ledger.queries import (
+from gateway.accounting.ledger.queries import (
     GROUPS,
     MAX_PAGE,
     Cursor,
@@ -36,9 +35,10 @@ from gateway.ledger.queries import (
     SpendQuery,
     Totals,
 )
-from gateway.ledger.row import COLUMNS, LedgerRow
-from gateway.ledger.writer import Ledger
-from gateway.responses import json_response
+from gateway.accounting.ledger.row import COLUMNS, LedgerRow
+from gateway.accounting.ledger.writer import Ledger
+from gateway.core.errors import InvalidRequest
+from gateway.edge.responses import json_response
 
 PREFIX = "/admin/api/ledger"
 DEFAULT_DAYS = 30

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from gateway.context import BudgetPeriod, Limits
+from gateway.core.types import BudgetPeriod, Limits
 
 MAX_METADATA_BYTES = 16 * 1024
 INT32_MAX = 2**31 - 1

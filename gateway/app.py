@@ -23,25 +23,25 @@ from starlette.types import ASGIApp
 from admin.api import AdminApi, admin_routes
 from admin.ledger_api import LedgerApi, ledger_routes
 from admin.ui.routes import admin_ui_routes
-from gateway.access import Access
-from gateway.auth import KeyAuth
-from gateway.config import Config, ConfigError, load_config
-from gateway.context import Endpoint
-from gateway.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
-from gateway.front import Front, Handler
-from gateway.inbound.messages import messages_endpoint
-from gateway.ledger import build_ledger, build_queries
-from gateway.limits import build_limiter
-from gateway.middleware.request_id import RequestIdMiddleware
+from gateway.accounting.ledger import build_ledger, build_queries
+from gateway.accounting.limits import build_limiter
+from gateway.accounting.pricing import PriceBook, load_price_table
+from gateway.config.file import Config, ConfigError, load_config
+from gateway.config.settings import Settings
+from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
+from gateway.core.types import Endpoint
+from gateway.dialects.anthropic.endpoint import messages_endpoint
+from gateway.edge.front import Front, Handler
+from gateway.edge.request_id import RequestIdMiddleware
+from gateway.edge.responses import error_response, json_response
+from gateway.identity.access import Access
+from gateway.identity.auth import KeyAuth
 from gateway.observability.setup import build_observability
+from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
-from gateway.pricing import PriceBook, load_price_table
 from gateway.providers.registry import provider_classes
-from gateway.proxy import Proxy
-from gateway.responses import error_response, json_response
 from gateway.routing.router import Router
-from gateway.settings import Settings
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
 
 log = logging.getLogger("gateway")
 
@@ -57,7 +57,7 @@ def create_app(config: Config, settings: Settings) -> Front:
     router = Router(config.models, config.routing, prices=prices, workers=settings.workers,
                     default_deadline_s=settings.upstream_timeout_s)
     limiter = build_limiter(config, settings, prices, group_name=lambda model: router.group(model).name)
-    # The cost ledger (gateway/ledger/): a Recorder on the request path, a writer task in the lifespan.
+    # The cost ledger (gateway/accounting/ledger/): a Recorder on the request path, a writer task in the lifespan.
     ledger = build_ledger(settings) if settings.ledger_enabled else None
     observability.watch(limiter=limiter, ledger=ledger)
     ledger_queries = build_queries(settings)
@@ -146,7 +146,7 @@ def create_app(config: Config, settings: Settings) -> Front:
         return json_response({"status": "ready" if ready else "not ready", "checks": checks, "info": info},
                              200 if ready else 503)
 
-    # The API: served by the front door (gateway/front.py), past Starlette's stack.
+    # The API: served by the front door (gateway/edge/front.py), past Starlette's stack.
     api_endpoints = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETIONS,
                      "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT}  # fmt: skip
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 
 from admin.ui.users_command import add_parser as add_admin_user_parser
-from gateway.config import Config, ConfigError, load_config
+from gateway.config.file import Config, ConfigError, load_config
+from gateway.config.settings import Settings
 from gateway.providers.registry import provider_classes
-from gateway.settings import Settings
 
 DEMO_CONFIG = Path(__file__).parent / "demo" / "config.yaml"
 DEMO_UPSTREAM_PORT = 9911
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fake-upstream":
         return _fake_upstream(args)
     if args.command == "db" and args.db_command == "maintain":
-        from gateway.ledger.command import maintain_command
+        from gateway.accounting.ledger.command import maintain_command
 
         return maintain_command(args.config, set(provider_classes()))
     if args.command == "db":

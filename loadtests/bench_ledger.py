@@ -41,16 +41,17 @@ from targets import MASTER_KEY, MODEL, Launcher, Running, Stack, _ready_or_stop,
 
 sys.path.insert(0, str(REPO))
 
-from gateway.config import Deployment
-from gateway.context import Endpoint, Principal, RequestContext, Usage
+from gateway.accounting.ledger.postgres import PostgresSink
+from gateway.accounting.ledger.row import LedgerRow
+from gateway.accounting.ledger.sink import Sink
+from gateway.accounting.ledger.spill import Spill
+from gateway.accounting.ledger.sqlite import SQLiteSink
+from gateway.accounting.ledger.writer import Ledger, LedgerOptions
+from gateway.config.file import Deployment
+from gateway.core.types import Endpoint, Principal, Usage
 from gateway.db.connect import open_sqlite
 from gateway.db.migrate import migrate_postgres, migrate_sqlite
-from gateway.ledger.postgres import PostgresSink
-from gateway.ledger.row import LedgerRow
-from gateway.ledger.sink import Sink
-from gateway.ledger.spill import Spill
-from gateway.ledger.sqlite import SQLiteSink
-from gateway.ledger.writer import Ledger, LedgerOptions
+from gateway.pipeline.context import RequestContext
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "ledger-off"

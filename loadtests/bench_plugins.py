@@ -25,7 +25,7 @@ from matrix import Plan
 from report import matrix_report, run_and_write, verdict
 from targets import Launcher, direct, gateway_target
 
-from gateway.plugins.config import PluginsSection
+from gateway.config.plugins import PluginsSection
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "plugins-none"
@@ -71,10 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def resolution_ns(section: dict[str, Any], calls: int = 200_000) -> float:
     """In process, without I/O: what deciding that no plugin applies costs a request, in ns."""
-    from gateway.auth import MASTER
+    from gateway.accounting.pricing import PriceBook
+    from gateway.config.settings import Settings
+    from gateway.identity.auth import MASTER
     from gateway.plugins.registry import build_plugins
-    from gateway.pricing import PriceBook
-    from gateway.settings import Settings
 
     config = {**section.get("plugins", {})}
     plugins = build_plugins(PluginsSection.model_validate(config), Settings(), PriceBook({}))

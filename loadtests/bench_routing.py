@@ -37,8 +37,9 @@ from procs import REPO, Server, free_port, start, wait_ready
 from report import run_and_write
 from targets import MASTER_KEY, start_fake_upstream
 
-from gateway.config import config_from_dict
-from gateway.context import Endpoint, RequestContext, Usage
+from gateway.config.file import config_from_dict
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
 from gateway.routing.router import Router
 from gateway.routing.strategies import STRATEGIES
 

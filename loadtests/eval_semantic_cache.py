@@ -25,11 +25,12 @@ from typing import Any
 import yaml
 from minilm import MiniLM, check
 
-from gateway.context import Endpoint, Principal, RequestContext
+from gateway.accounting.pricing import PriceBook
+from gateway.config.settings import Settings
+from gateway.core.types import Endpoint, Principal
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Services
 from gateway.plugins.cache.semantic import SemanticCache
-from gateway.pricing import PriceBook
-from gateway.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 PAIRS = HERE / "semantic_cache_pairs.yaml"

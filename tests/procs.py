@@ -88,9 +88,9 @@ class Gateway:
         settings = {"data_dir": str(tmp / "gateway-data"), **(settings or {})}
         config: dict[str, Any] = {"settings": settings, "models": models}
         if routing is not None:
-            config["routing"] = routing  # the config file's `routing:` section (gateway/routing/options.py)
+            config["routing"] = routing  # the config file's `routing:` section (gateway/config/routing.py)
         if plugins is not None:
-            config["plugins"] = plugins  # the config file's `plugins:` section (gateway/plugins/config.py)
+            config["plugins"] = plugins  # the config file's `plugins:` section (gateway/config/plugins.py)
         self.config.write_text(yaml.safe_dump(config))
         full_env = {**os.environ, "GATEWAY_MASTER_KEY": MASTER_KEY, **(env or {})}
         # `log`: the server's stdout and stderr go to this file, for tests that read its logs.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.errors import ContextLengthExceeded, InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
+from gateway.core.errors import ContextLengthExceeded, InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
 from gateway.providers.openai import OpenAIStreamTranslator, map_openai_error
 
 

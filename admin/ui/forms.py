@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.requests import Request
 
-from gateway.errors import GatewayError, InvalidRequest
+from gateway.core.errors import GatewayError, InvalidRequest
 
 MAX_FORM_BYTES = 64 * 1024
 FORM_TYPE = "application/x-www-form-urlencoded"

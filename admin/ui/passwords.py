@@ -1,6 +1,6 @@
 """Admin users' passwords, kept as scrypt hashes.
 
-Passwords are guessable, unlike virtual keys (gateway/keys.py), so they get a slow, memory-hard
+Passwords are guessable, unlike virtual keys (gateway/identity/keys.py), so they get a slow, memory-hard
 hash: scrypt with N = 2**15, r = 8, p = 3 (32 MiB and about a tenth of a second per hash), one of
 the settings OWASP's Password Storage Cheat Sheet lists as equivalent to its first choice
 (N = 2**17, r = 8, p = 1) for a third of the memory. A stored hash carries its parameters, so

@@ -22,10 +22,10 @@ from admin.ui.pages.teams import Teams
 from admin.ui.passwords import PasswordChecker
 from admin.ui.session import Sessions, Signer
 from admin.ui.web import Ui
-from gateway.access import Access
+from gateway.config.settings import Settings
+from gateway.identity.access import Access
+from gateway.identity.store.users import UserStore
 from gateway.routing.router import Router
-from gateway.settings import Settings
-from gateway.store.users import UserStore
 
 STATIC = Path(__file__).parent / "static"
 

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.store.users import Role
+from gateway.identity.store.users import Role
 
 SESSION_COOKIE = "gw_admin_session"
 # Before sign-in there is no session to hold a CSRF token: the sign-in form gets its own.

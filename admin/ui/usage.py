@@ -17,8 +17,8 @@ from admin.ledger_api import MAX_RANGE_DAYS
 from admin.ui.backend import Backend
 from admin.ui.formats import decimal, percentile
 from admin.ui.session import Session
-from gateway.context import BudgetPeriod
-from gateway.ledger.queries import MAX_PAGE
+from gateway.accounting.ledger.queries import MAX_PAGE
+from gateway.core.types import BudgetPeriod
 
 # Latency percentiles come from the newest rows of the day, at most this many.
 SAMPLE_PAGES = 3

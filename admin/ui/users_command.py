@@ -12,12 +12,12 @@ import getpass
 import sys
 
 from admin.ui.passwords import PasswordError, check_new_password, hash_password
-from gateway.config import ConfigError, load_config
+from gateway.config.file import ConfigError, load_config
+from gateway.core.errors import GatewayError
 from gateway.db.connect import DatabaseUrlError
-from gateway.errors import GatewayError
-from gateway.store import open_store
-from gateway.store.base import StoreError
-from gateway.store.users import ROLES, UserStore
+from gateway.identity.store import open_store
+from gateway.identity.store.base import StoreError
+from gateway.identity.store.users import ROLES, UserStore
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -22,8 +22,8 @@ from admin.ui import formats
 from admin.ui.backend import Backend
 from admin.ui.forms import FormError, read_form
 from admin.ui.session import FLASH_COOKIE, MASTER, SESSION_COOKIE, Session, Sessions, Signer, clear_cookie, same
-from gateway.errors import GatewayError
-from gateway.store.users import UserStore
+from gateway.core.errors import GatewayError
+from gateway.identity.store.users import UserStore
 
 TEMPLATES = Path(__file__).parent / "templates"
 SECURITY_HEADERS = {

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from gateway.config import ConfigError, load_config
+from gateway.config.file import ConfigError, load_config
+from gateway.config.settings import Settings
 from gateway.db.connect import DatabaseUrlError, describe_db_error, open_sqlite, postgres_dsn, sqlite_path
 from gateway.db.migrate import MigrationError, migrate_postgres, migrate_sqlite
-from gateway.settings import Settings
 
 CONNECT_TIMEOUT_S = 10.0
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
-from gateway.settings import Settings
+from gateway.config.settings import Settings
 
 SQLITE_FILE = "gateway.db"
 # How long a writer waits for another process's write to finish before giving up.

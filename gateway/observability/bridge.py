@@ -19,7 +19,7 @@ REFUSAL_KINDS = {"requests": "rpm", "tokens": "tpm", "parallel": "parallel", "bu
 
 
 class LimiterLike(Protocol):
-    stats: Any  # gateway.limits.limiter.LimiterStats
+    stats: Any  # gateway.accounting.limits.limiter.LimiterStats
 
 
 class LedgerLike(Protocol):

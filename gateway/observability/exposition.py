@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.auth import presented_key
+from gateway.identity.auth import presented_key
 from gateway.observability import multiproc
 
 

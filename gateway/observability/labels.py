@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.context import Principal
+from gateway.core.types import Principal
 
 NONE = "none"
 OTHER = "other"

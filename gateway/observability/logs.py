@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from gateway.context import Endpoint, RequestContext
+from gateway.core.types import Endpoint
+from gateway.pipeline.context import RequestContext
 
 LOGGER = "gateway"
 REQUEST_LOGGER = "gateway.request"

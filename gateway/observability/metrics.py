@@ -17,7 +17,7 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from gateway.context import BudgetUsage
+from gateway.core.types import BudgetUsage
 from gateway.observability.labels import bounded
 
 PREFIX = "llm_gateway"

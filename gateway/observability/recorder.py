@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.context import RequestContext
 from gateway.observability.labels import NONE, LabelPolicy, bounded
 from gateway.observability.metrics import ERROR_TYPES, GatewayMetrics
+from gateway.pipeline.context import RequestContext
 
 STREAM_LABEL = {True: "true", False: "false"}
 

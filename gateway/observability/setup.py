@@ -11,11 +11,11 @@ import prometheus_client
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from starlette.routing import Route
 
-from gateway.alerts.budget import BudgetAlerter
-from gateway.alerts.claims import Claims, FileClaims, RedisClaims
-from gateway.config import Config
-from gateway.hooks import Recorder
+from gateway.config.file import Config
+from gateway.config.settings import Settings
 from gateway.observability import multiproc
+from gateway.observability.alerts.budget import BudgetAlerter
+from gateway.observability.alerts.claims import Claims, FileClaims, RedisClaims
 from gateway.observability.bridge import LedgerLike, LimiterLike, StatsBridge
 from gateway.observability.exposition import MetricsEndpoint
 from gateway.observability.labels import LabelPolicy
@@ -23,7 +23,7 @@ from gateway.observability.logs import RequestLogRecorder, configure_logging
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.recorder import MetricsRecorder
 from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
-from gateway.settings import Settings
+from gateway.pipeline.hooks import Recorder
 
 
 @dataclass

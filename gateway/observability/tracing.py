@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gateway.config import ConfigError, Deployment
-from gateway.context import Endpoint, RequestContext
-from gateway.settings import Settings
+from gateway.config.file import ConfigError, Deployment
+from gateway.config.settings import Settings
+from gateway.core.types import Endpoint
+from gateway.pipeline.context import RequestContext
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -26,16 +26,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from gateway.context import GuardrailDecision, RequestContext
-from gateway.errors import InternalError, InvalidRequest
+from gateway.core.errors import InternalError, InvalidRequest
+from gateway.core.types import GuardrailDecision
+from gateway.pipeline.context import RequestContext
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from gateway.accounting.pricing import PriceBook
+    from gateway.config.settings import Settings
     from gateway.observability.labels import LabelPolicy
     from gateway.observability.metrics import GatewayMetrics
-    from gateway.pricing import PriceBook
-    from gateway.settings import Settings
 
 # (model, texts) -> one vector per text, computed by the gateway's own /v1/embeddings.
 Embedder = Callable[[str, list[str]], Awaitable[list[list[float]]]]

@@ -16,18 +16,18 @@ from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
+from gateway.accounting.pricing import PriceBook
+from gateway.config.plugins import PluginsSection
+from gateway.config.settings import Settings
 from gateway.plugins.base import Plugin, Services
 from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.cache.exact import ResponseCache
 from gateway.plugins.cache.semantic import SemanticCache
-from gateway.plugins.config import PluginsSection
 from gateway.plugins.guardrails.content import ContentRules
 from gateway.plugins.guardrails.injection import InjectionGuard
 from gateway.plugins.guardrails.pii import PiiRedactor
 from gateway.plugins.guardrails.request_limits import RequestLimits
 from gateway.plugins.runner import Plugins
-from gateway.pricing import PriceBook
-from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from gateway.observability.labels import LabelPolicy

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from starlette.types import Receive, Scope, Send
 
-from gateway.context import RequestContext
-from gateway.proxy import StreamCall
-from gateway.relay import SSE_HEADERS
+from gateway.edge.relay import SSE_HEADERS
+from gateway.pipeline.context import RequestContext
+from gateway.pipeline.proxy import StreamCall
 
 
 class ReplayCall(StreamCall):

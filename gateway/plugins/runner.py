@@ -24,12 +24,13 @@ from pydantic import ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from gateway.config import ConfigError
-from gateway.context import Principal, RequestContext
-from gateway.errors import GatewayError
+from gateway.config.file import ConfigError
+from gateway.config.plugins import PluginEntry, PluginsSection
+from gateway.core.errors import GatewayError
+from gateway.core.types import Principal
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginFailed, Services, overrides
 from gateway.plugins.cache.embed import SelfEmbedder
-from gateway.plugins.config import PluginEntry, PluginsSection
 from gateway.plugins.stream import Assembler, FilteredStream, replay
 from gateway.providers.base import StreamTranslator
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from gateway.context import Endpoint, Usage
+from gateway.core.types import Endpoint, Usage
 from gateway.plugins.base import ChunkHook
 from gateway.providers.base import StreamTranslator
 

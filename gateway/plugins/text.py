@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gateway.context import Endpoint
+from gateway.core.types import Endpoint
 
 Rewrite = Callable[[str], str]
 

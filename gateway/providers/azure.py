@@ -15,13 +15,14 @@ from urllib.parse import quote
 
 import orjson
 
-from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import GatewayError
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import GatewayError
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
 from gateway.providers.base import ask_for_stream_usage, json_post, upstream_model
 from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
-from gateway.settings import Settings
-from gateway.upstream import UpstreamCall
+from gateway.upstream.client import UpstreamCall
 
 # The GA version current when this was written; set `api_version` per deployment to pin another.
 DEFAULT_API_VERSION = "2024-10-21"

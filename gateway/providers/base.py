@@ -1,7 +1,7 @@
 """The shape every provider adapter has.
 
 An adapter is pure translation between OpenAI-shaped data and a provider's wire format, plus
-the small part that knows URLs, headers and auth. It performs no I/O: `gateway.upstream` does.
+the small part that knows URLs, headers and auth. It performs no I/O: `gateway.upstream.client` does.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import GatewayError, InvalidRequest
-from gateway.upstream import UpstreamCall
+from gateway.config.file import Deployment
+from gateway.core.errors import GatewayError, InvalidRequest
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
+from gateway.upstream.client import UpstreamCall
 
 
 class StreamTranslator(Protocol):

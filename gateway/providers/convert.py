@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from gateway.context import RequestContext
-from gateway.errors import InvalidRequest, UpstreamError
+from gateway.core.errors import InvalidRequest, UpstreamError
+from gateway.pipeline.context import RequestContext
 
 # Every field of OpenAI's chat request. A translator maps some, rejects some and drops the
 # rest; fields outside this set are not OpenAI's, so they are the client's provider-specific

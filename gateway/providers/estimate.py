@@ -1,7 +1,7 @@
 """Usage for an answer whose upstream reported none: estimated, and marked so (`Usage.estimated`).
 
 The prompt is estimated the way admission sizes its reservation (characters / 4, see
-gateway/limits/estimate.py). A unary completion is estimated from the text it carries; a stream
+gateway/accounting/limits/estimate.py). A unary completion is estimated from the text it carries; a stream
 from the content deltas relayed, counted by a byte search so the hot path stays cheap: an
 OpenAI-compatible server sends about one token per delta.
 """
@@ -12,8 +12,8 @@ import math
 import re
 from typing import Any
 
-from gateway.context import Endpoint, Usage
-from gateway.limits.estimate import CHARS_PER_TOKEN, prompt_tokens
+from gateway.accounting.limits.estimate import CHARS_PER_TOKEN, prompt_tokens
+from gateway.core.types import Endpoint, Usage
 
 # A delta that carries text (not the empty one of role and finish chunks), in compact JSON as
 # OpenAI, vLLM, Ollama and the SDKs' servers write it. One regex scan measured as cheap as three

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import (
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import (
     ContextLengthExceeded,
     GatewayError,
     InvalidRequest,
@@ -23,10 +23,11 @@ from gateway.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
 from gateway.providers.base import ask_for_stream_usage, timeouts, upstream_model
 from gateway.providers.estimate import completion_tokens, count_deltas, estimated_usage
-from gateway.settings import Settings
-from gateway.upstream import UpstreamCall
+from gateway.upstream.client import UpstreamCall
 
 _SECRETISH = re.compile(r"(sk|key|api)[-_][A-Za-z0-9_\-]{6,}", re.IGNORECASE)
 _MAX_MESSAGE = 1000

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from gateway.context import Usage
-from gateway.errors import GatewayError, UpstreamError
+from gateway.core.errors import GatewayError, UpstreamError
+from gateway.core.types import Usage
 
 DONE = b"data: [DONE]\n\n"
 KEEPALIVE = b": ping\n\n"

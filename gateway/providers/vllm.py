@@ -5,7 +5,7 @@ except that `code` is an integer and, before v0.10.1, the envelope was flat; the
 mapping reads both.
 
 For the router: `health_call` / `metrics_call` describe the requests (sent by
-gateway.upstream, like any other), `parse_health` / `parse_metrics` read the answers.
+gateway.upstream.client, like any other), `parse_health` / `parse_metrics` read the answers.
 `/metrics` is Prometheus text; the KV-cache gauge was renamed from `vllm:gpu_cache_usage_perc`
 to `vllm:kv_cache_usage_perc` (the old name is gone from new releases), so both are read.
 """
@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.config import Deployment
-from gateway.context import RequestContext, Usage
-from gateway.errors import GatewayError
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import GatewayError
+from gateway.core.types import Usage
+from gateway.pipeline.context import RequestContext
 from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
-from gateway.settings import Settings
-from gateway.upstream import UpstreamCall
+from gateway.upstream.client import UpstreamCall
 
 WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from gateway.routing.options import RoutingOptions
+from gateway.config.routing import RoutingOptions
 
 # A 429 that names no retry-after still keeps the deployment aside this long.
 RATE_LIMIT_COOL_S = 1.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 
-from gateway.routing.options import BreakerOptions
+from gateway.config.routing import BreakerOptions
 from gateway.routing.window import SlidingWindow
 
 

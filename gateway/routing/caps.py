@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from gateway.config import Deployment
+from gateway.config.file import Deployment
 from gateway.routing.window import SlidingWindow
 
 MINUTE = 60.0

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.config import Deployment
+from gateway.config.file import Deployment
+from gateway.config.routing import RoutingOptions
 from gateway.routing.breaker import CircuitBreaker
 from gateway.routing.caps import DeploymentCaps
 from gateway.routing.latency import LatencyStats
 from gateway.routing.load import LoadBoard
-from gateway.routing.options import RoutingOptions
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from gateway.errors import (
+from gateway.core.errors import (
     ContextLengthExceeded,
     GatewayError,
     QuotaExceeded,

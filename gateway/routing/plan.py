@@ -17,9 +17,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gateway.config import Deployment, ModelGroup
-from gateway.context import RequestContext, Usage
-from gateway.errors import GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
+from gateway.config.file import Deployment, ModelGroup
+from gateway.core.errors import GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
+from gateway.core.types import Usage
+from gateway.pipeline.context import RequestContext
 from gateway.routing.backoff import backoff_s, cool_down_s
 from gateway.routing.breaker import CircuitState
 from gateway.routing.outcomes import DEADLINE_CODE, Outcome, classify

@@ -1,6 +1,6 @@
 """What the router knows of a request before sending it: rough token counts and a prefix key.
 
-Tokens are estimated as admission estimates them (gateway/limits/estimate.py, four characters
+Tokens are estimated as admission estimates them (gateway/accounting/limits/estimate.py, four characters
 a token): good enough to compare prices, to check a context window and to charge a tpm cap,
 which the real usage then corrects.
 """
@@ -11,8 +11,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.context import RequestContext
-from gateway.limits.estimate import output_tokens, prompt_tokens
+from gateway.accounting.limits.estimate import output_tokens, prompt_tokens
+from gateway.pipeline.context import RequestContext
 
 # Completion tokens assumed when the request sets no maximum.
 DEFAULT_OUTPUT_TOKENS = 256

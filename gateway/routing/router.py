@@ -14,17 +14,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from gateway.config import ConfigError, Deployment, ModelGroup
-from gateway.context import RequestContext
-from gateway.errors import InvalidRequest, ModelNotFound
-from gateway.pricing import PriceBook
+from gateway.accounting.pricing import PriceBook
+from gateway.config.file import ConfigError, Deployment, ModelGroup
+from gateway.config.routing import RoutingOptions
+from gateway.core.errors import InvalidRequest, ModelNotFound
+from gateway.pipeline.context import RequestContext
 from gateway.routing.health import Health
-from gateway.routing.options import RoutingOptions
 from gateway.routing.plan import Plan, Stage
 from gateway.routing.request import RouteRequest
 from gateway.routing.scraper import LoadScraper
 from gateway.routing.strategies import STRATEGIES, Signals, Strategy
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
 
 HEADER_STRATEGY = "x-gateway-strategy"
 HEADER_TAG = "x-gateway-deployment-tag"

@@ -12,11 +12,11 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
-from gateway.config import Deployment
-from gateway.errors import GatewayError
+from gateway.config.file import Deployment
+from gateway.core.errors import GatewayError
 from gateway.providers.vllm import VLLMLoad, metrics_call, parse_metrics
 from gateway.routing.load import LoadBoard
-from gateway.upstream import UpstreamCall, UpstreamClient
+from gateway.upstream.client import UpstreamCall, UpstreamClient
 
 log = logging.getLogger("gateway.routing")
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from gateway.config import Deployment
-from gateway.pricing import PriceBook, charge
+from gateway.accounting.pricing import PriceBook, charge
+from gateway.config.file import Deployment
+from gateway.config.routing import RoutingOptions
 from gateway.routing.hashring import HashRing
 from gateway.routing.health import Health
-from gateway.routing.options import RoutingOptions
 from gateway.routing.request import RouteRequest
 
 MAX_RINGS = 256

@@ -12,7 +12,7 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from admin.api import AdminApi, admin_routes
-from gateway.keys import hash_key
+from gateway.identity.keys import hash_key
 from tests.admin.conftest import log_text
 from tests.procs import MASTER_KEY, Gateway
 
@@ -164,7 +164,7 @@ def test_spend_reads_limits_and_null_spend_until_a_limiter_reports_it(
     team_spend = admin.get(f"/teams/{team['id']}/spend").json()
     conforms(openapi, "SpendReport", team_spend)
     assert team_spend["limits"]["budget_usd"] == "100" and team_spend["limits"]["budget_period"] == "weekly"
-    # The limiter (gateway/limits/) reports the live spend of the current week: nothing yet.
+    # The limiter (gateway/accounting/limits/) reports the live spend of the current week: nothing yet.
     assert team_spend["spend"]["spent_usd"] == "0.000000"
     key_spend = admin.get(f"/keys/{key['id']}/spend").json()
     assert (key_spend["scope"], key_spend["id"], key_spend["limits"]["tpm"]) == ("key", key["id"], 99)

@@ -11,8 +11,8 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from tests.accounting.ledger.helpers import PrivatePostgres
 from tests.dbs import REDIS_URL, redis_prefix
-from tests.ledger.helpers import PrivatePostgres
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]

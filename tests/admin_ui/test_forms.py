@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from admin.ui.forms import Feedback, key_body, models_list, stored_values, team_body
-from gateway.errors import InvalidRequest
+from gateway.core.errors import InvalidRequest
 
 
 def test_team_fields_on_create_and_on_edit() -> None:

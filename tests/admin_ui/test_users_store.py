@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.settings import Settings
-from gateway.store import open_store
-from gateway.store.base import Conflict
-from gateway.store.users import UserStore
+from gateway.config.settings import Settings
+from gateway.identity.store import open_store
+from gateway.identity.store.base import Conflict
+from gateway.identity.store.users import UserStore
 from tests.dbs import create_pg_database, drop_pg_database
 
 

@@ -16,8 +16,8 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.routing import Match
 
-from gateway.front import Front
-from gateway.settings import Settings
+from gateway.config.settings import Settings
+from gateway.edge.front import Front
 
 REPO = Path(__file__).resolve().parents[2]
 _ENV_NAME = re.compile(r"GATEWAY_[A-Z0-9_]+")
@@ -35,7 +35,7 @@ def setting_env_names() -> set[str]:
 @cache
 def gateway_env_names() -> frozenset[str]:
     """Every GATEWAY_* variable the gateway reads: its settings, plus the names its modules read
-    from the environment directly (e.g. the encryption keys in gateway/secrets.py)."""
+    from the environment directly (e.g. the encryption keys in gateway/secrets/__init__.py)."""
     names = set(setting_env_names())
     for path in (REPO / "gateway").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -52,7 +52,7 @@ def default_setting(name: str) -> object:
 def app(data_dir: str) -> Front:
     """The real app, built by its factory with the embedded defaults (nothing is started)."""
     from gateway.app import create_app
-    from gateway.config import Config
+    from gateway.config.file import Config
 
     return create_app(Config(), Settings(master_key=SecretStr("sk-route-listing"), data_dir=data_dir))
 

@@ -12,9 +12,9 @@ import pytest
 import redis.asyncio
 from prometheus_client import CollectorRegistry
 
-from gateway.alerts.budget import BudgetAlerter
-from gateway.alerts.claims import Claims, FileClaims, RedisClaims
-from gateway.context import BudgetUsage
+from gateway.core.types import BudgetUsage
+from gateway.observability.alerts.budget import BudgetAlerter
+from gateway.observability.alerts.claims import Claims, FileClaims, RedisClaims
 from gateway.observability.metrics import GatewayMetrics
 from tests.observability.receiver import Receiver
 

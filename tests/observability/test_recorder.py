@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from gateway.config import Deployment
-from gateway.context import BudgetUsage, Endpoint, Principal, RequestContext, Usage
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.types import BudgetUsage, Endpoint, Principal, Usage
 from gateway.observability.bridge import StatsBridge
 from gateway.observability.labels import LabelPolicy
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.recorder import MetricsRecorder
-from gateway.settings import Settings
+from gateway.pipeline.context import RequestContext
 
 DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-model", id="gpt/0")
 TEAM = Principal(key_id="key_42", key_prefix="sk-abc", team_id="research")
@@ -174,8 +175,8 @@ def test_log_level_follows_the_outcome(caplog: pytest.LogCaptureFixture) -> None
 
 
 def test_the_limiters_and_ledgers_own_counters_become_metrics(tmp_path: Path) -> None:
-    from gateway.ledger import build_ledger
-    from gateway.limits.limiter import LimiterStats
+    from gateway.accounting.ledger import build_ledger
+    from gateway.accounting.limits.limiter import LimiterStats
 
     class Limiter:
         stats = LimiterStats()

@@ -11,11 +11,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import UpstreamTimeout
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import UpstreamTimeout
+from gateway.core.types import Endpoint, Usage
 from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
-from gateway.settings import Settings
+from gateway.pipeline.context import RequestContext
 
 FIRST = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-a", id="gpt/0")
 SECOND = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-b", id="gpt/1")

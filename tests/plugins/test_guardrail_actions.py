@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from gateway.context import Endpoint, Principal, RequestContext
+from gateway.accounting.pricing import PriceBook
+from gateway.config.settings import Settings
+from gateway.core.types import Endpoint, Principal
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Refused, Services
 from gateway.plugins.guardrails.content import ContentRules
 from gateway.plugins.guardrails.pii import PiiRedactor
 from gateway.plugins.guardrails.request_limits import RequestLimits
-from gateway.pricing import PriceBook
-from gateway.settings import Settings
 
 SERVICES = Services(settings=Settings(), prices=PriceBook({}))
 

@@ -6,13 +6,13 @@ import itertools
 
 import pytest
 
+from gateway.accounting.pricing import PriceBook
+from gateway.config.settings import Settings
 from gateway.plugins.base import Services
 from gateway.plugins.guardrails.content import ContentRules
 from gateway.plugins.guardrails.injection import score
 from gateway.plugins.guardrails.pii import PiiConfig, build_masker, iban_ok, luhn_ok, valid_phone
 from gateway.plugins.patterns import MAX_HOLD, Masker
-from gateway.pricing import PriceBook
-from gateway.settings import Settings
 
 TEXT = ("Mail ana.maria+news@mail.example.co.uk, call +44 20 7946 0958 or (415) 555-2671; card 5500-0000-0000-0004;"
         " IBAN GB82 WEST 1234 5698 7654 32 then NL91ABNA0417164300. SSN 123-45-6789. Not PII: 2024-01-15,"

@@ -7,17 +7,18 @@ from typing import Any
 import pytest
 from starlette.datastructures import Headers
 
-from gateway.config import ConfigError, config_from_dict
-from gateway.context import Endpoint, Principal, RequestContext
-from gateway.errors import InvalidRequest
+from gateway.accounting.pricing import PriceBook
+from gateway.config.file import ConfigError, config_from_dict
+from gateway.config.plugins import PluginsSection
+from gateway.config.settings import Settings
+from gateway.core.errors import InvalidRequest
+from gateway.core.types import Endpoint, Principal
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Plugin, PluginFailed, Services
 from gateway.plugins.cache.keys import cache_key, directives
 from gateway.plugins.cache.stores import MemoryStore
-from gateway.plugins.config import PluginsSection
 from gateway.plugins.registry import BUILTINS
 from gateway.plugins.runner import Plugins
-from gateway.pricing import PriceBook
-from gateway.settings import Settings
 
 SERVICES = Services(settings=Settings(), prices=PriceBook({}))
 

@@ -11,13 +11,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from gateway.context import Endpoint, Principal, RequestContext
+from gateway.accounting.pricing import PriceBook
+from gateway.config.plugins import PluginsSection
+from gateway.config.settings import Settings
+from gateway.core.types import Endpoint, Principal
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Services
 from gateway.plugins.cache.semantic import Entry, Index, SemanticCache, normalised, similarity
-from gateway.plugins.config import PluginsSection
 from gateway.plugins.runner import Plugins
-from gateway.pricing import PriceBook
-from gateway.settings import Settings
 from tests.plugins.conftest import Tenants, client_for, ledger_row
 from tests.procs import FakeUpstream, Gateway
 

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.context import Endpoint
+from gateway.core.types import Endpoint
 from gateway.fake.behaviour import Behaviour
 from gateway.fake.replies import chat, completion
 from gateway.plugins.stream import Assembler, FilteredStream, replay

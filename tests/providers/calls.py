@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from gateway.config import Deployment, config_from_dict
-from gateway.context import Endpoint, RequestContext
+from gateway.config.file import Deployment, config_from_dict
+from gateway.config.settings import Settings
+from gateway.core.types import Endpoint
+from gateway.pipeline.context import RequestContext
 from gateway.providers import PROVIDERS
-from gateway.settings import Settings
 
 KEY = "sk-upstream-secret-0123456789"
 

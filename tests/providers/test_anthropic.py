@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.context import Usage
-from gateway.errors import ContextLengthExceeded, GatewayError, InvalidRequest, RateLimited, UpstreamError
+from gateway.core.errors import ContextLengthExceeded, GatewayError, InvalidRequest, RateLimited, UpstreamError
+from gateway.core.types import Usage
 from gateway.providers.anthropic.errors import map_error
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
 from gateway.providers.anthropic.response import from_anthropic

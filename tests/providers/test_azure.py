@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.context import Endpoint, Usage
-from gateway.errors import RateLimited
+from gateway.core.errors import RateLimited
+from gateway.core.types import Endpoint, Usage
 from gateway.providers.azure import DEFAULT_API_VERSION, AzureStreamTranslator
 from gateway.providers.openai import OpenAIStreamTranslator
 from tests.providers.calls import KEY, adapter, context, deployment

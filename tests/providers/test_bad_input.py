@@ -8,10 +8,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.errors import GatewayError, InvalidRequest
-from gateway.inbound.anthropic.request import to_openai
-from gateway.inbound.anthropic.response import to_message
-from gateway.inbound.anthropic.stream import MessagesStreamTranslator
+from gateway.core.errors import GatewayError, InvalidRequest
+from gateway.dialects.anthropic.request import to_openai
+from gateway.dialects.anthropic.response import to_message
+from gateway.dialects.anthropic.stream import MessagesStreamTranslator
 from gateway.providers.anthropic.request import to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
 from gateway.providers.anthropic.stream import AnthropicStreamTranslator

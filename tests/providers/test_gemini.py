@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.context import Usage
-from gateway.errors import ContextLengthExceeded, GatewayError, InvalidRequest, RateLimited, UpstreamError
+from gateway.core.errors import ContextLengthExceeded, GatewayError, InvalidRequest, RateLimited, UpstreamError
+from gateway.core.types import Usage
 from gateway.providers.gemini.embeddings import from_gemini_embeddings, to_gemini_embeddings
 from gateway.providers.gemini.errors import map_error
 from gateway.providers.gemini.request import gemini_schema, to_gemini

@@ -7,9 +7,9 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from gateway.config import ConfigError, config_from_dict
-from gateway.context import Endpoint
-from gateway.errors import InvalidRequest
+from gateway.config.file import ConfigError, config_from_dict
+from gateway.core.errors import InvalidRequest
+from gateway.core.types import Endpoint
 from gateway.providers import PROVIDERS
 from gateway.providers.openai import OpenAIProvider
 from gateway.providers.registry import GROUP, provider_classes

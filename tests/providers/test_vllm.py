@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.errors import ContextLengthExceeded
+from gateway.core.errors import ContextLengthExceeded
 from gateway.providers.vllm import VLLMLoad, health_call, metrics_call, parse_health, parse_metrics
 from tests.providers.calls import KEY, adapter, context, deployment
 

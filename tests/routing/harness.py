@@ -11,9 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.config import ModelGroup, config_from_dict
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import GatewayError
+from gateway.config.file import ModelGroup, config_from_dict
+from gateway.core.errors import GatewayError
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
 from gateway.routing.router import Router
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from gateway.config.routing import BreakerOptions
 from gateway.routing.breaker import CircuitBreaker, CircuitState
-from gateway.routing.options import BreakerOptions
 
 
 def breaker(**options: Any) -> CircuitBreaker:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from gateway.config import Deployment
+from gateway.config.file import Deployment
 from gateway.routing.caps import DeploymentCaps
 from gateway.routing.window import SlidingWindow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.errors import (
+from gateway.core.errors import (
     ContextLengthExceeded,
     InvalidRequest,
     RateLimited,

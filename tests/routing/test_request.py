@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.context import Endpoint, RequestContext
-from gateway.limits.estimate import prompt_tokens
+from gateway.accounting.limits.estimate import prompt_tokens
+from gateway.core.types import Endpoint
+from gateway.pipeline.context import RequestContext
 from gateway.routing.request import DEFAULT_OUTPUT_TOKENS, RouteRequest, prefix_key
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError
-from gateway.errors import InvalidRequest, ModelNotFound
+from gateway.config.file import ConfigError
+from gateway.core.errors import InvalidRequest, ModelNotFound
 from tests.routing.harness import FakeClock, Script, context, drive, router
 
 

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.config import Deployment
+from gateway.config.file import Deployment
 from gateway.providers.vllm import VLLMLoad
 from gateway.routing.load import LoadBoard, pressure
 from gateway.routing.scraper import LoadScraper, scraped
-from gateway.upstream import UpstreamClient
+from gateway.upstream.client import UpstreamClient
 from tests.routing.conftest import Replica
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from gateway.context import Usage
-from gateway.errors import UpstreamError
+from gateway.core.errors import UpstreamError
+from gateway.core.types import Usage
 from gateway.providers.vllm import VLLMLoad
 from gateway.routing.latency import LatencyStats
 from tests.routing.harness import FakeClock, Script, context, drive, router

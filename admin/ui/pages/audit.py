@@ -6,7 +6,7 @@ from starlette.responses import Response
 
 from admin.ui.forms import Feedback
 from admin.ui.web import Ui, Visit
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 PAGE = 50
 

@@ -16,7 +16,7 @@ from admin.ui.budgets import budgets
 from admin.ui.forms import Feedback, key_body, rotate_body, stored_values
 from admin.ui.usage import Usage, today
 from admin.ui.web import Ui, Visit
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 PAGE = 50
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from admin.ui.usage import Usage, latency_by, midnight, today
 from admin.ui.web import Ui, Visit
-from gateway.config import Deployment, ModelGroup
+from gateway.config.file import Deployment, ModelGroup
 from gateway.routing.router import Router
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from admin.ui.forms import Feedback, expiry
 from admin.ui.web import Ui, Visit
-from gateway.errors import GatewayError, NotFound
+from gateway.core.errors import GatewayError, NotFound
 
 FILTERS = ("team", "key", "model", "status", "start", "end", "limit")
 PAGE = 50

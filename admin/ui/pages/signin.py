@@ -13,8 +13,8 @@ from admin.ui.forms import FormError, read_form
 from admin.ui.passwords import PasswordChecker
 from admin.ui.session import LOGIN_COOKIE, MASTER, SESSION_COOKIE, clear_cookie
 from admin.ui.web import SECURITY_HEADERS, Ui, Visit, safe_next, same_origin
-from gateway.errors import GatewayError
-from gateway.store.users import USERNAME
+from gateway.core.errors import GatewayError
+from gateway.identity.store.users import USERNAME
 
 log = logging.getLogger("gateway.admin.ui")
 WRONG = "The user name or password is not right (leave the user name empty to sign in with the master key)."

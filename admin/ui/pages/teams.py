@@ -11,7 +11,7 @@ from admin.ui.budgets import budgets
 from admin.ui.forms import Feedback, stored_values, team_body
 from admin.ui.usage import Usage, today
 from admin.ui.web import Ui, Visit
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
 
 PAGE = 50
 

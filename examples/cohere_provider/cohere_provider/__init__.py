@@ -14,13 +14,14 @@ from cohere_provider.errors import map_error
 from cohere_provider.request import to_cohere
 from cohere_provider.response import from_cohere
 from cohere_provider.stream import CohereStreamTranslator
-from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import GatewayError
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import GatewayError
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
 from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
-from gateway.settings import Settings
-from gateway.upstream import UpstreamCall
+from gateway.upstream.client import UpstreamCall
 
 
 class CohereProvider:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import ContextLengthExceeded, GatewayError
+from gateway.core.errors import ContextLengthExceeded, GatewayError
 from gateway.providers.openai import map_openai_error, scrub
 
 # [unverified] Cohere words context overflows as "too many tokens" in a 400.

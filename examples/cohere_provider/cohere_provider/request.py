@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.core.errors import InvalidRequest
 from gateway.providers.convert import (
     content_parts,
     extras,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cohere_provider.response import finish_reason, usage_from
-from gateway.errors import UpstreamError
+from gateway.core.errors import UpstreamError
 from gateway.providers.streaming import ChunkWriter, EventStreamTranslator, SSEEvent
 
 

@@ -12,8 +12,8 @@ from cohere_provider.request import to_cohere
 from cohere_provider.response import from_cohere
 from cohere_provider.stream import CohereStreamTranslator
 
-from gateway.context import Usage
-from gateway.errors import ContextLengthExceeded, GatewayError, InvalidRequest, RateLimited
+from gateway.core.errors import ContextLengthExceeded, GatewayError, InvalidRequest, RateLimited
+from gateway.core.types import Usage
 
 CASE = orjson.loads((Path(__file__).parent / "fixtures" / "chat.json").read_bytes())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from gateway.context import RequestContext
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginConfig
 from gateway.plugins.text import rewrite_answer
 

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp
 
-from gateway.errors import UpstreamError
+from gateway.core.errors import UpstreamError
 
 TAGS = "gateway.purpose=semantic-cache"
 

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import orjson
 from pydantic import Field
 
-from gateway.context import Endpoint, RequestContext
+from gateway.core.types import Endpoint
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Plugin, PluginConfig, Services
 from gateway.plugins.cache.keys import HEADER, Directives, cache_key, directives
 from gateway.plugins.cache.stores import CacheStore, MemoryStore, RedisStore

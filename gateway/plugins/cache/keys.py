@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from gateway.context import RequestContext
-from gateway.errors import InvalidRequest
+from gateway.core.errors import InvalidRequest
+from gateway.pipeline.context import RequestContext
 
 HEADER = "x-gateway-cache"
 # Body fields that never change the answer.

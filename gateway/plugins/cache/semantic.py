@@ -28,8 +28,9 @@ from typing import Any
 import orjson
 from pydantic import Field
 
-from gateway.context import Endpoint, RequestContext
-from gateway.errors import GatewayError
+from gateway.core.errors import GatewayError
+from gateway.core.types import Endpoint
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Plugin, PluginConfig, Services
 from gateway.plugins.cache.exact import complete, entry_cost, hit
 from gateway.plugins.cache.keys import HEADER, IGNORED, directives, scope

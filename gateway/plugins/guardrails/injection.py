@@ -24,7 +24,7 @@ from typing import Literal
 import regex
 from pydantic import Field
 
-from gateway.context import RequestContext
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Plugin, PluginConfig, Refused
 from gateway.plugins.text import request_texts
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import regex
 from pydantic import field_validator
 
-from gateway.context import RequestContext
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginConfig, Refused, Services
 from gateway.plugins.patterns import Counts, Masker, Rule
 from gateway.plugins.text import request_texts, rewrite_answer, rewrite_request

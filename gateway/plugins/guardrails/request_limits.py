@@ -14,7 +14,7 @@ messages, prompt, input, stream, stream_options, user) are always allowed.
 
 from __future__ import annotations
 
-from gateway.context import RequestContext
+from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Plugin, PluginConfig, Refused
 from gateway.plugins.text import prompt_chars
 

@@ -11,17 +11,18 @@ import time
 
 import orjson
 
-from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import GatewayError
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import GatewayError
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
 from gateway.providers.anthropic.errors import map_error
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
 from gateway.providers.anthropic.stream import AnthropicStreamTranslator
 from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
-from gateway.settings import Settings
-from gateway.upstream import UpstreamCall
+from gateway.upstream.client import UpstreamCall
 
 API_VERSION = "2023-06-01"
 

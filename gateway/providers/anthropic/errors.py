@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import ContextLengthExceeded, GatewayError, RateLimited, UpstreamError, UpstreamTimeout
+from gateway.core.errors import ContextLengthExceeded, GatewayError, RateLimited, UpstreamError, UpstreamTimeout
 from gateway.providers.openai import map_openai_error, retry_after_seconds, scrub
 
 # "prompt is too long: 208310 tokens > 200000 maximum", "input length and `max_tokens` exceed context limit"

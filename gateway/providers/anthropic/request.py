@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.errors import InvalidRequest
+from gateway.core.errors import InvalidRequest
 from gateway.providers.convert import (
     TurnShape,
     extras,

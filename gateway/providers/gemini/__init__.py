@@ -13,9 +13,11 @@ from urllib.parse import quote
 
 import orjson
 
-from gateway.config import Deployment
-from gateway.context import Endpoint, RequestContext, Usage
-from gateway.errors import GatewayError
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import GatewayError
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.context import RequestContext
 from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
 from gateway.providers.gemini.embeddings import from_gemini_embeddings, to_gemini_embeddings
@@ -23,8 +25,7 @@ from gateway.providers.gemini.errors import map_error
 from gateway.providers.gemini.request import to_gemini
 from gateway.providers.gemini.response import from_gemini
 from gateway.providers.gemini.stream import GeminiStreamTranslator
-from gateway.settings import Settings
-from gateway.upstream import UpstreamCall
+from gateway.upstream.client import UpstreamCall
 
 
 def model_id(deployment: Deployment, public_name: str) -> str:

@@ -9,8 +9,8 @@ import base64
 import struct
 from typing import Any
 
-from gateway.context import Usage
-from gateway.errors import InvalidRequest, UpstreamError
+from gateway.core.errors import InvalidRequest, UpstreamError
+from gateway.core.types import Usage
 
 _OPENAI_FIELDS = frozenset({"model", "input", "dimensions", "encoding_format", "user"})
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import ContextLengthExceeded, GatewayError, RateLimited
+from gateway.core.errors import ContextLengthExceeded, GatewayError, RateLimited
 from gateway.providers.openai import map_openai_error, retry_after_seconds, scrub
 
 # "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from gateway.context import Usage
+from gateway.core.types import Usage
 from gateway.providers.gemini.request import SIGNATURE_SEPARATOR
 from gateway.providers.streaming import openai_usage
 

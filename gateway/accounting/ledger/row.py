@@ -1,0 +1,161 @@
+"""The ledger row: one per finished request, built from its `RequestContext`.
+
+Building it is the only ledger work on the request path, so it copies plain values and does no
+formatting; conversions for a database or the spill file happen in the writer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from time import perf_counter, time_ns
+from typing import Any
+
+import orjson
+
+from gateway.pipeline.context import RequestContext
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+US_PER_DAY = 86_400_000_000
+ZERO = Decimal(0)
+
+
+@dataclass(slots=True)
+class LedgerRow:
+    # When the request arrived: microseconds since the Unix epoch, UTC.
+    ts_us: int
+    request_id: str
+    endpoint: str
+    key_id: str | None = None
+    key_prefix: str | None = None
+    team_id: str | None = None
+    end_user: str | None = None
+    requested_model: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    deployment: str | None = None
+    attempts: int = 0
+    fallback: bool = False
+    stream: bool = False
+    status: int = 0
+    error_type: str | None = None
+    cancelled: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    tokens_estimated: bool = False
+    # None: tokens were used but no price is known for the deployment (a counted warning).
+    cost_usd: Decimal | None = ZERO
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    upstream_ms: float | None = None
+    # What the gateway itself added: total latency minus the upstream's.
+    overhead_ms: float = 0.0
+    cache_hit: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_context(cls, ctx: RequestContext) -> LedgerRow:
+        # The one piece of the ledger on the request path: arguments are positional, in field
+        # order, because that measured 2-3x faster than keywords for a row this wide.
+        now = perf_counter()
+        started = ctx.started
+        finished = ctx.finished or now
+        latency = (finished - started) * 1000.0
+        upstream: float | None = None
+        overhead = latency
+        if ctx.upstream_started is not None:
+            # A stream's upstream time runs to its last byte; a unary call's to its full answer.
+            end = finished if ctx.stream or ctx.first_byte_at is None else ctx.first_byte_at
+            spent = max(0.0, (end - ctx.upstream_started) * 1000.0)
+            upstream, overhead = spent, latency - spent
+        principal, deployment, usage, model = ctx.principal, ctx.deployment, ctx.usage, ctx.model
+        return cls(
+            # perf_counter is the request path's clock; the wall clock is read once, here.
+            time_ns() // 1000 - int((now - started) * 1_000_000),
+            ctx.request_id,
+            ctx.endpoint.value,
+            principal.key_id if principal else None,
+            principal.key_prefix if principal else None,
+            principal.team_id if principal else None,
+            ctx.user,
+            model or None,
+            (deployment.model or model) if deployment else None,
+            deployment.provider if deployment else None,
+            deployment.id if deployment else None,
+            ctx.attempts,
+            ctx.fallback,
+            ctx.stream,
+            ctx.status,
+            ctx.error_type,
+            ctx.cancelled,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            usage.cached_tokens if usage else 0,
+            usage.estimated if usage else False,
+            # Nothing used, nothing owed: a refused or failed call costs zero, not "unknown".
+            ctx.cost_usd if usage else ZERO,
+            latency,
+            (ctx.first_byte_at - started) * 1000.0 if ctx.stream and ctx.first_byte_at else None,
+            upstream,
+            overhead,
+            ctx.cache_hit,
+            ctx.tags,
+        )
+
+    @property
+    def ts(self) -> datetime:
+        return EPOCH + timedelta(microseconds=self.ts_us)
+
+    @property
+    def day(self) -> date:
+        return date(1970, 1, 1) + timedelta(days=self.ts_us // US_PER_DAY)
+
+    @property
+    def unpriced(self) -> bool:
+        return self.cost_usd is None
+
+    @property
+    def is_error(self) -> bool:
+        # A client that went away is not an error of the gateway's or the upstream's.
+        return self.error_type is not None or (self.status >= 400 and self.status != 499)
+
+    def to_json(self) -> bytes:
+        """One line of the spill file: named fields, so old files stay readable as columns are added."""
+        return orjson.dumps(self, default=_json_default, option=orjson.OPT_APPEND_NEWLINE)
+
+    @classmethod
+    def from_json(cls, line: bytes) -> LedgerRow:
+        raw: dict[str, Any] = orjson.loads(line)
+        known = {k: v for k, v in raw.items() if k in _FIELD_NAMES}
+        cost = known.get("cost_usd")
+        known["cost_usd"] = Decimal(cost) if cost is not None else None
+        return cls(**known)
+
+
+# The columns of `ledger_requests`, in table order; `ts` is derived from ts_us.
+COLUMNS: tuple[str, ...] = (
+    "ts", "request_id", "endpoint", "key_id", "key_prefix", "team_id", "end_user", "requested_model",
+    "served_model", "provider", "deployment", "attempts", "fallback", "stream", "status", "error_type",
+    "cancelled", "prompt_tokens", "completion_tokens", "cached_tokens", "tokens_estimated", "cost_usd",
+    "latency_ms", "ttft_ms", "upstream_ms", "overhead_ms", "cache_hit", "tags",
+)  # fmt: skip
+_FIELD_NAMES = frozenset(f.name for f in fields(LedgerRow))
+
+
+def values(row: LedgerRow, ts: Any, cost: Any, tags: Any) -> tuple[Any, ...]:
+    """The row in COLUMNS order, with ts, cost and tags as the database at hand takes them."""
+    return (
+        ts, row.request_id, row.endpoint, row.key_id, row.key_prefix, row.team_id, row.end_user,
+        row.requested_model, row.served_model, row.provider, row.deployment, row.attempts, row.fallback,
+        row.stream, row.status, row.error_type, row.cancelled, row.prompt_tokens, row.completion_tokens,
+        row.cached_tokens, row.tokens_estimated, cost, row.latency_ms, row.ttft_ms, row.upstream_ms,
+        row.overhead_ms, row.cache_hit, tags,
+    )  # fmt: skip
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)

@@ -1,0 +1,368 @@
+"""The `Admission` of the request path: rate limits and budgets per key, team and model.
+
+`admit` works out which limits apply (scopes.py), estimates what the request will use
+(estimate.py), and asks the backend to check and reserve everything in one call; `settle`
+replaces the reservation by the real usage. When Redis cannot answer, the failure mode decides:
+`closed` refuses limited requests with 503, `open` enforces the same limits per process until
+Redis answers again. Either way a log line says so once, and `stats` counts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from gateway.accounting.limits import estimate
+from gateway.accounting.limits.checks import MAX_AMOUNT, Backend, Check, Kind, Outcome, Unavailable
+from gateway.accounting.limits.headers import go_duration, rate_limit_headers
+from gateway.accounting.limits.periods import Period, current_period
+from gateway.accounting.limits.scopes import Scope, ScopeKind, scope_base, scopes_for
+from gateway.config.file import Price
+from gateway.core.errors import GatewayError, QuotaExceeded, RateLimited, ServiceUnavailable
+from gateway.core.types import BudgetPeriod, BudgetUsage, Limits, Principal
+from gateway.identity.store.base import Spend
+from gateway.pipeline.context import RequestContext
+
+log = logging.getLogger("gateway.limits")
+
+FailureMode = Literal["closed", "open"]
+MICRO_USD = Decimal("0.000001")
+# A budget counter outlives its period by this much, so that late settles still find it.
+BUDGET_GRACE_MS = 3_600_000
+
+
+class TokensRateLimited(RateLimited):
+    type = "tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterOptions:
+    prefix: str = "gw"
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    # Output tokens reserved for a request that sets no max_tokens.
+    default_output_tokens: int = 1024
+    # How long a parallel slot lives if the process holding it dies.
+    lease_s: float = 900.0
+    failure_mode: FailureMode = "closed"
+    # After Redis fails, how long to stay on the failure mode before asking Redis again.
+    recheck_s: float = 1.0
+
+
+@dataclass(slots=True)
+class LimiterStats:
+    """Counters for the metrics exporter: only ever incremented."""
+
+    admitted: int = 0
+    # By reason: requests, tokens, parallel, budget.
+    refused: Counter[str] = field(default_factory=Counter)
+    redis_failures: int = 0
+    # Open mode: requests checked by the per-process fallback while Redis was down.
+    fallback_admissions: int = 0
+    # Closed mode: requests refused with 503 while Redis was down.
+    unavailable_refusals: int = 0
+    settle_failures: int = 0
+    redis_down: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class _Budget:
+    """A key's or team's budget among a reservation's checks: reported once the request settles."""
+
+    index: int
+    scope: Literal["key", "team"]
+    id: str
+    budget_usd: Decimal
+    period: Period
+
+
+@dataclass(slots=True)
+class Reservation:
+    backend: Backend
+    checks: Sequence[Check]
+    member: str
+    tokens: int
+    micro_usd: int
+    budgets: Sequence[_Budget] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class _Planned:
+    check: Check
+    scope: Scope
+    # Budget checks: the budget period the request counts in.
+    period: Period | None = None
+
+
+class Limiter:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        options: LimiterOptions,
+        model_limits: dict[str, Limits] | None = None,
+        model_prices: dict[str, Price] | None = None,
+        fallback: Backend | None = None,
+        clock: Callable[[], float] = time.time,
+        group_name: Callable[[str], str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.fallback = fallback
+        self.options = options
+        self.model_limits = model_limits or {}
+        self.model_prices = model_prices or {}
+        self.clock = clock
+        # The model group a requested name belongs to (wildcard routes): its caps are the group's.
+        self.group_name = group_name or str
+        self.stats = LimiterStats()
+        self._recheck_at = 0.0
+        self._periods: dict[BudgetPeriod | None, Period] = {}
+
+    async def start(self) -> None:
+        try:
+            await self.backend.start()
+        except Unavailable as exc:
+            self._went_down(exc)
+
+    async def close(self) -> None:
+        await self.backend.close()
+        if self.fallback is not None:
+            await self.fallback.close()
+
+    async def admit(self, ctx: RequestContext) -> None:
+        group = self.group_name(ctx.model) if self.model_limits or self.model_prices else ctx.model
+        scopes = scopes_for(self.options.prefix, ctx.principal, group, self.model_limits.get(group))
+        if not scopes:
+            return
+        now = self.clock()
+        tokens = micro = 0
+        if any(s.limits.tpm is not None or s.limits.budget_usd is not None for s in scopes):
+            prompt = estimate.prompt_tokens(ctx.body, ctx.endpoint)
+            output = estimate.output_tokens(ctx.body, ctx.endpoint, self.options.default_output_tokens)
+            tokens = min(prompt + output, MAX_AMOUNT)
+            micro = min(estimate.micro_usd(self.model_prices.get(group), prompt, output), MAX_AMOUNT)
+        planned = self._plan(scopes, tokens, micro, now)
+        checks = [p.check for p in planned]
+        member = os.urandom(8).hex()
+        backend, outcomes = await self._reserve(checks, _ms(now), member)
+        ctx.response_headers.update(rate_limit_headers(zip(checks, outcomes, strict=True)))
+        if not all(o.ok for o in outcomes):
+            raise self._refusal(planned, outcomes, now)
+        self.stats.admitted += 1
+        ctx.reservation = Reservation(backend, checks, member, tokens, micro, _budgets(planned, ctx.principal))
+
+    async def settle(self, ctx: RequestContext) -> None:
+        reservation = ctx.reservation
+        if not isinstance(reservation, Reservation):
+            return
+        ctx.reservation = None
+        tokens, micro = self._used(ctx, reservation)
+        deltas = [_delta(check, tokens, micro) for check in reservation.checks]
+        if not any(deltas) and not reservation.budgets:
+            return
+        try:
+            spent = await reservation.backend.adjust(reservation.checks, deltas, _ms(self.clock()), reservation.member)
+        except Unavailable as exc:
+            # What stays reserved errs toward refusing; parallel slots come back at their lease.
+            self.stats.settle_failures += 1
+            self._went_down(exc)
+            return
+        # Each key's and team's budget as it stands now, for the budget gauges and alerts.
+        for b in reservation.budgets:
+            usage = BudgetUsage(b.scope, b.id, _usd_of(spent[b.index]), b.budget_usd, _utc(b.period.start),
+                                _utc(b.period.end))  # fmt: skip
+            ctx.budgets.append(usage)
+
+    async def current(self, scope: Literal["key", "team"], id: str, limits: Limits) -> Spend | None:
+        """What a key or team has spent in its current budget period, requests in flight included
+        (the admin API's `SpendReader`). None when it has no budget, or the counters cannot be read:
+        unknown, never a made-up zero."""
+        if limits.budget_usd is None:
+            return None
+        now = self.clock()
+        period = current_period(now, limits.budget_period, self.options.timezone)
+        key = f"{scope_base(self.options.prefix, scope, id)}:usd:{period.name}"
+        try:
+            micro = await self.backend.read(key, _ms(now))
+        except Unavailable as exc:
+            self._went_down(exc)
+            return None
+        return Spend(
+            spent_usd=_usd_of(micro),
+            period_start=_utc(period.start),
+            period_end=_utc(period.end),
+            extra={"includes_in_flight": True},
+        )
+
+    async def spent_usd(self, principal: Principal | None, model: str, scope: ScopeKind) -> Decimal | None:
+        """What one scope of a request has spent in its current budget period; None: no budget."""
+        group = self.group_name(model)
+        for s in scopes_for(self.options.prefix, principal, group, self.model_limits.get(group)):
+            if s.kind == scope and s.limits.budget_usd is not None:
+                period = current_period(self.clock(), s.limits.budget_period, self.options.timezone)
+                micro = await self.backend.read(f"{s.base}:usd:{period.name}", _ms(self.clock()))
+                return _usd_of(micro)
+        return None
+
+    def _plan(self, scopes: Sequence[Scope], tokens: int, micro: int, now: float) -> list[_Planned]:
+        planned: list[_Planned] = []
+        for scope in scopes:
+            limits, base = scope.limits, scope.base
+            if limits.rpm is not None:
+                planned.append(_Planned(Check(Kind.RPM, base + ":rpm", _cap(limits.rpm), 1), scope))
+            if limits.tpm is not None:
+                # A request larger than the whole limit waits for a full bucket, then passes; settle
+                # charges what it really used.
+                tpm = _cap(limits.tpm)
+                planned.append(_Planned(Check(Kind.TPM, base + ":tpm", tpm, min(tokens, tpm)), scope))
+            if limits.max_parallel is not None:
+                planned.append(_Planned(Check(Kind.PARALLEL, base + ":par", _cap(limits.max_parallel), 1), scope))
+            if limits.budget_usd is not None:
+                period = self._period(now, limits.budget_period)
+                end = period.end
+                ttl = math.ceil((end - now) * 1000) + BUDGET_GRACE_MS if end is not None else 0
+                limit = _cap(int(limits.budget_usd * estimate.MICRO))
+                check = Check(Kind.BUDGET, f"{base}:usd:{period.name}", limit, micro, ttl)
+                planned.append(_Planned(check, scope, period))
+        return planned
+
+    def _period(self, now: float, kind: BudgetPeriod | None) -> Period:
+        # The calendar arithmetic is worth doing once per period, not once per request.
+        cached = self._periods.get(kind)
+        if cached is None or cached.start is None or cached.end is None or not cached.start <= now < cached.end:
+            cached = self._periods[kind] = current_period(now, kind, self.options.timezone)
+        return cached
+
+    async def _reserve(self, checks: Sequence[Check], now_ms: int, member: str) -> tuple[Backend, list[Outcome]]:
+        lease_ms = int(self.options.lease_s * 1000)
+        if time.monotonic() >= self._recheck_at:
+            try:
+                outcomes = await self.backend.admit(checks, now_ms, member, lease_ms)
+            except Unavailable as exc:
+                self._went_down(exc)
+            else:
+                self._came_back()
+                return self.backend, outcomes
+        if self.fallback is None or self.options.failure_mode == "closed":
+            self.stats.unavailable_refusals += 1
+            raise ServiceUnavailable(
+                "The gateway cannot check this request's rate limits right now. Please retry shortly.",
+                code="limits_unavailable",
+                retry_after=self.options.recheck_s,
+            )
+        self.stats.fallback_admissions += 1
+        return self.fallback, await self.fallback.admit(checks, now_ms, member, lease_ms)
+
+    def _went_down(self, exc: Unavailable) -> None:
+        self.stats.redis_failures += 1
+        self._recheck_at = time.monotonic() + self.options.recheck_s
+        if not self.stats.redis_down:
+            self.stats.redis_down = True
+            # The exception's class name only: messages from a client library may carry addresses.
+            degraded = self.fallback is not None and self.options.failure_mode == "open"
+            what = "enforcing limits per process" if degraded else "refusing limited requests with 503"
+            log.warning("limits: Redis is unavailable (%s); %s until it answers again", exc, what)
+
+    def _came_back(self) -> None:
+        if self.stats.redis_down:
+            self.stats.redis_down = False
+            log.warning("limits: Redis answers again; limits are shared again")
+
+    def _used(self, ctx: RequestContext, reservation: Reservation) -> tuple[int, int]:
+        """Tokens and micro-USD the request really used."""
+        if ctx.usage is not None:
+            micro = estimate.to_micro(ctx.cost_usd) if ctx.cost_usd is not None else 0
+            return _cap(ctx.usage.prompt_tokens + ctx.usage.completion_tokens), _cap(micro)
+        if ctx.status == 200 or ctx.cancelled:
+            # Served (or cut off mid-answer) without a usage report: the reservation stands.
+            return reservation.tokens, reservation.micro_usd
+        # Refused or failed before or at the upstream: nothing was used.
+        return 0, 0
+
+    def _refusal(self, planned: Sequence[_Planned], outcomes: Sequence[Outcome], now: float) -> GatewayError:
+        refused = [(p, o) for p, o in zip(planned, outcomes, strict=True) if not o.ok]
+        for p, _ in refused:
+            if p.check.kind is Kind.BUDGET:
+                self.stats.refused["budget"] += 1
+                budget = p.scope.limits.budget_usd
+                period = p.scope.limits.budget_period
+                when = f" until the {period} budget resets" if period else ""
+                return QuotaExceeded(
+                    f"You exceeded your current quota: the budget of {p.scope.label} "
+                    f"(${_usd(budget)}{' ' + str(period) if period else ''}) is spent. "
+                    f"Requests are refused{when}.",
+                    retry_after=max(1.0, p.period.end - now) if p.period and p.period.end is not None else None,
+                )
+        retry_ms = max(o.retry_ms for _, o in refused)
+        first, _ = min(refused, key=lambda r: [Kind.TPM, Kind.RPM, Kind.PARALLEL].index(r[0].check.kind))
+        check, label = first.check, first.scope.label
+        wait = f"Please try again in {go_duration(retry_ms)}."
+        if check.kind is Kind.TPM:
+            self.stats.refused["tokens"] += 1
+            return TokensRateLimited(
+                f"Rate limit reached for {label} on tokens per min (TPM): Limit {check.limit}, "
+                f"Requested {check.amount}. {wait}",
+                retry_after=retry_ms / 1000,
+            )
+        if check.kind is Kind.RPM:
+            self.stats.refused["requests"] += 1
+            return RateLimited(
+                f"Rate limit reached for {label} on requests per min (RPM): Limit {check.limit}. {wait}",
+                retry_after=retry_ms / 1000,
+            )
+        self.stats.refused["parallel"] += 1
+        return RateLimited(
+            f"Too many parallel requests for {label}: Limit {check.limit}. {wait}", retry_after=retry_ms / 1000
+        )
+
+
+def _budgets(planned: Sequence[_Planned], principal: Principal | None) -> tuple[_Budget, ...]:
+    budgets: list[_Budget] = []
+    for index, p in enumerate(planned):
+        if p.check.kind is not Kind.BUDGET or p.period is None or principal is None:
+            continue
+        budget = p.scope.limits.budget_usd
+        assert budget is not None  # a budget check is planned only for a scope with a budget
+        if p.scope.kind == "key":
+            budgets.append(_Budget(index, "key", principal.key_id, budget, p.period))
+        elif p.scope.kind == "team" and principal.team_id:
+            budgets.append(_Budget(index, "team", principal.team_id, budget, p.period))
+    return tuple(budgets)
+
+
+def _delta(check: Check, tokens: int, micro: int) -> int:
+    if check.kind is Kind.TPM:
+        return tokens - check.amount
+    if check.kind is Kind.BUDGET:
+        return micro - check.amount
+    if check.kind is Kind.PARALLEL:
+        return -1
+    return 0
+
+
+def _usd_of(micro: int) -> Decimal:
+    return (Decimal(micro) / estimate.MICRO).quantize(MICRO_USD)
+
+
+def _utc(epoch_s: float | None) -> dt.datetime | None:
+    return dt.datetime.fromtimestamp(epoch_s, dt.UTC) if epoch_s is not None else None
+
+
+def _cap(value: int) -> int:
+    return max(0, min(value, MAX_AMOUNT))
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
+
+
+def _usd(amount: Decimal | None) -> str:
+    return format(amount, "f") if amount is not None else "0"

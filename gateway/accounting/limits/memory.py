@@ -1,0 +1,138 @@
+"""The limits in-process: the embedded default, and the fallback when Redis is down (open mode).
+
+The same algorithm as `lua/admit_v1.lua` and `lua/settle_v2.lua`, line for line, over dicts.
+The event loop runs each call to completion, which gives the atomicity Lua gives in Redis.
+Limits are then per process: with several workers each enforces them on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from gateway.accounting.limits.checks import WINDOW_MS, Check, Kind, Outcome
+
+EPSILON = 1e-6
+# How often (gateway clock) entries nobody needs any more are swept out.
+SWEEP_EVERY_MS = 60_000
+
+
+@dataclass(slots=True)
+class _Entry:
+    value: float = 0.0
+    members: dict[str, int] = field(default_factory=dict)
+    # Gateway-clock ms after which the entry says nothing (the TTL of the Redis key); 0: never.
+    expires: float = 0.0
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._swept = 0
+
+    async def start(self) -> None:
+        return None
+
+    def _get(self, key: str, now: int) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires and entry.expires <= now:
+            del self._entries[key]
+            return None
+        return entry
+
+    async def admit(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
+        now = now_ms
+        self._sweep(now)
+        outcomes: list[Outcome] = []
+        fresh: dict[int, float] = {}
+        for i, check in enumerate(checks):
+            entry = self._get(check.key, now)
+            ok, remaining, reset, retry = True, 0, 0, 0
+            if check.kind in (Kind.RPM, Kind.TPM):
+                if check.limit <= 0:
+                    ok, retry = False, WINDOW_MS
+                else:
+                    interval = WINDOW_MS / check.limit
+                    tat = max(entry.value if entry else 0.0, now)
+                    new_tat = tat + check.amount * interval
+                    if new_tat - now <= WINDOW_MS + EPSILON:
+                        fresh[i] = tat = new_tat
+                    else:
+                        ok, retry = False, math.ceil(new_tat - now - WINDOW_MS)
+                    remaining = max(0, math.floor((WINDOW_MS - (tat - now)) / interval + EPSILON))
+                    reset = math.ceil(tat - now)
+            elif check.kind is Kind.PARALLEL:
+                used = len(entry.members) if entry is not None else 0
+                if entry is not None and used + check.amount > check.limit:
+                    # Only a full set can hold slots whose lease ran out (their holders died).
+                    entry.members = {m: until for m, until in entry.members.items() if until > now}
+                    used = len(entry.members)
+                if used + check.amount <= check.limit:
+                    remaining = check.limit - used - check.amount
+                else:
+                    ok, remaining, retry = False, max(0, check.limit - used), 1000
+            else:
+                spent = entry.value if entry else 0
+                if spent < check.limit:
+                    remaining = max(0, int(check.limit - spent - check.amount))
+                else:
+                    ok = False
+            outcomes.append(Outcome(ok, remaining, reset, retry))
+        if all(o.ok for o in outcomes):
+            for i, check in enumerate(checks):
+                self._reserve(check, fresh.get(i, 0.0), now, member, lease_ms)
+        return outcomes
+
+    def _reserve(self, check: Check, new_tat: float, now: int, member: str, lease_ms: int) -> None:
+        if check.kind in (Kind.RPM, Kind.TPM):
+            self._entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
+        elif check.kind is Kind.PARALLEL:
+            entry = self._get(check.key, now) or self._entries.setdefault(check.key, _Entry())
+            entry.members[member] = now + lease_ms
+            entry.expires = now + lease_ms
+        elif check.amount:
+            entry = self._get(check.key, now) or self._entries.setdefault(check.key, _Entry())
+            entry.value += check.amount
+            if check.ttl_ms > 0:
+                entry.expires = now + check.ttl_ms
+
+    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
+        now = now_ms
+        spent: list[int] = []
+        for check, delta in zip(checks, deltas, strict=True):
+            entry = self._get(check.key, now)
+            if check.kind in (Kind.RPM, Kind.TPM) and delta and check.limit > 0:
+                tat = entry.value if entry else 0.0
+                if delta > 0 or tat > now:
+                    new_tat = max(tat, now) + delta * WINDOW_MS / check.limit
+                    if new_tat <= now:
+                        self._entries.pop(check.key, None)
+                    else:
+                        self._entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
+            elif check.kind is Kind.PARALLEL and delta < 0:
+                if entry is not None:
+                    entry.members.pop(member, None)
+            elif check.kind is Kind.BUDGET:
+                if entry is not None:
+                    entry.value = max(0.0, entry.value + delta)
+                elif delta > 0:
+                    entry = _Entry(delta, expires=now + check.ttl_ms if check.ttl_ms > 0 else 0)
+                    self._entries[check.key] = entry
+                spent.append(int(entry.value) if entry is not None else 0)
+                continue
+            spent.append(0)
+        return spent
+
+    async def read(self, key: str, now_ms: int) -> int:
+        entry = self._get(key, now_ms)
+        return int(entry.value) if entry else 0
+
+    def _sweep(self, now: int) -> None:
+        if now - self._swept < SWEEP_EVERY_MS:
+            return
+        self._swept = now
+        self._entries = {k: e for k, e in self._entries.items() if not e.expires or e.expires > now}
+
+    async def close(self) -> None:
+        self._entries.clear()

@@ -1,0 +1,167 @@
+"""The limits in Redis: one EVALSHA of `lua/admit_v1.lua` per request, settled by `settle_v2.lua`.
+
+The scripts are versioned files, loaded once at start (SCRIPT LOAD), called by SHA, and loaded
+again when Redis answers NOSCRIPT (after a restart or failover). On a single Redis the calls go
+through `resp.ScriptChannel`, one pipelined connection per worker; on a cluster through
+redis-py's cluster client, which knows the slots. Every call is bounded by a short timeout; any
+failure becomes `Unavailable`, the one exception the limiter sees, and the limiter's failure
+mode decides what happens next.
+
+On a single Redis every check of a request goes into one script call, atomic over all of them.
+On Redis Cluster a script may only touch one slot, so the checks are grouped by hash tag (one
+group per scope: key, team, model) and the groups are sent at once, one round trip of wall time
+for up to three calls' work; if any group refuses, the groups that reserved are rolled back.
+Across slots this is not atomic: between the reserve and the rollback another request may see
+the rolled-back reservation and be refused too. That errs toward refusing, never toward
+admitting past a limit, and only at the edge of a limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from gateway.accounting.limits.checks import Check, Outcome, Unavailable
+from gateway.accounting.limits.resp import ReplyError, Script, ScriptChannel
+
+log = logging.getLogger("gateway.limits")
+
+ADMIT_SCRIPT = "admit_v1.lua"
+SETTLE_SCRIPT = "settle_v2.lua"
+
+
+def script_text(name: str) -> str:
+    return resources.files("gateway.accounting.limits").joinpath("lua", name).read_text()
+
+
+def connect(url: str, *, cluster: bool, timeout_s: float) -> Redis | RedisCluster:
+    """A client that gives up fast: socket timeouts, and one immediate retry for a stale connection."""
+    options: dict[str, Any] = {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": Retry(NoBackoff(), 1),
+    }
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, **options)
+
+
+class RedisBackend:
+    def __init__(self, url: str, *, timeout_s: float, cluster: bool = False) -> None:
+        # redis-py for loading scripts, reads, and every call on a cluster.
+        self.client = connect(url, cluster=cluster, timeout_s=timeout_s)
+        self.timeout_s = timeout_s
+        self.cluster = cluster
+        self._admit = Script(script_text(ADMIT_SCRIPT))
+        self._settle = Script(script_text(SETTLE_SCRIPT))
+        self._channel = None if cluster else ScriptChannel(url, timeout_s=timeout_s)
+        scripts = (self._admit, self._settle) if cluster else ()
+        self._on_cluster = {s.sha: self.client.register_script(s.text) for s in scripts}
+
+    async def start(self) -> None:
+        """Learn the cluster's slots and load the scripts ahead of the first request.
+
+        A cluster client that meets its first burst of requests uninitialised lets each of them
+        discover the topology at once, and redis-py then closes connections that others are using.
+        """
+        if isinstance(self.client, RedisCluster):
+            await self._bounded(self.client.initialize())
+        await self._bounded(self.client.script_load(self._admit.text))
+        await self._bounded(self.client.script_load(self._settle.text))
+        if self._channel is not None:
+            await self._mapped(self._channel.connect())
+
+    async def admit(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
+        groups = self._groups(checks)
+        if len(groups) == 1:
+            return await self._admit_group(checks, now_ms, member, lease_ms)
+        answers = await asyncio.gather(
+            *(self._admit_group(group, now_ms, member, lease_ms) for group in groups), return_exceptions=True
+        )
+        outcomes: dict[int, Outcome] = {}
+        reserved: list[Sequence[Check]] = []
+        failure: BaseException | None = None
+        for group, answer in zip(groups, answers, strict=True):
+            if isinstance(answer, BaseException):
+                failure = answer
+                continue
+            outcomes.update((id(c), o) for c, o in zip(group, answer, strict=True))
+            if all(o.ok for o in answer):
+                reserved.append(group)
+        if failure is not None or len(reserved) < len(groups):
+            await self._roll_back(reserved, now_ms, member)
+        if failure is not None:
+            raise failure
+        return [outcomes[id(c)] for c in checks]
+
+    async def _roll_back(self, groups: Sequence[Sequence[Check]], now_ms: int, member: str) -> None:
+        for group in groups:
+            try:
+                await self.adjust(group, [-c.amount for c in group], now_ms, member)
+            except Unavailable:
+                # What stays reserved errs toward refusing; parallel slots free at their lease.
+                pass
+
+    async def _admit_group(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
+        spec = " ".join(f"{c.kind.value} {c.limit} {c.amount} {c.ttl_ms}" for c in checks)
+        reply = await self._run(self._admit, [c.key for c in checks], [now_ms, member, lease_ms, spec])
+        n = [int(word) for word in reply.split()]
+        return [Outcome(n[i] == 1, n[i + 1], n[i + 2], n[i + 3]) for i in range(0, len(n), 4)]
+
+    async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
+        delta_of = {id(c): d for c, d in zip(checks, deltas, strict=True)}
+        groups = self._groups(checks)
+        calls = []
+        for group in groups:
+            spec = " ".join(f"{c.kind.value} {c.limit} {delta_of[id(c)]} {c.ttl_ms}" for c in group)
+            calls.append(self._run(self._settle, [c.key for c in group], [now_ms, member, spec]))
+        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        spent: dict[int, int] = {}
+        for group, reply in zip(groups, replies, strict=True):
+            spent.update((id(c), int(word)) for c, word in zip(group, reply.split(), strict=True))
+        return [spent[id(c)] for c in checks]
+
+    def _run(self, script: Script, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        if self._channel is not None:
+            return self._mapped(self._channel.run(script, keys, args))  # the channel keeps its own time
+        return self._bounded(self._on_cluster[script.sha](keys=keys, args=args))
+
+    async def read(self, key: str, now_ms: int) -> int:
+        value = await self._bounded(self.client.get(key))
+        return int(value) if value is not None else 0
+
+    def _groups(self, checks: Sequence[Check]) -> list[Sequence[Check]]:
+        if not self.cluster:
+            return [checks]
+        groups: dict[str, list[Check]] = {}
+        for check in checks:
+            groups.setdefault(check.tag, []).append(check)
+        return list(groups.values())
+
+    async def _bounded(self, call: Awaitable[Any]) -> Any:
+        async with asyncio.timeout(self.timeout_s):
+            return await self._mapped(call)
+
+    async def _mapped(self, call: Awaitable[Any]) -> Any:
+        try:
+            return await call
+        except (RedisError, ReplyError, OSError, TimeoutError) as exc:
+            raise Unavailable(type(exc).__name__) from None
+        except Exception as exc:
+            # A fault inside the client library must not become a 500 either; it is a bug worth a trace.
+            log.exception("limits: unexpected error from the Redis client")
+            raise Unavailable(type(exc).__name__) from None
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        await self.client.aclose()

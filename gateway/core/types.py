@@ -1,0 +1,98 @@
+"""The gateway's own vocabulary: endpoints, callers, their caps, usage. Imports nothing from the gateway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+
+class Endpoint(StrEnum):
+    CHAT = "chat/completions"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+class BudgetPeriod(StrEnum):
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+@dataclass(slots=True, frozen=True)
+class Limits:
+    """Caps on a key or a team; None means no cap of that kind."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget_usd: Decimal | None = None
+    # None: the budget never resets. Periods are calendar-aligned in the configured time zone.
+    budget_period: BudgetPeriod | None = None
+
+
+NO_LIMITS = Limits()
+
+
+@dataclass(slots=True, frozen=True)
+class BudgetUsage:
+    """One budget's state once a request settled, as the limiter knows it: metrics and alerts read it.
+
+    `scope` is "key" or "team" and `id` the key's or team's id (never the key itself). The period
+    bounds are None for a budget that never resets.
+    """
+
+    scope: str
+    id: str
+    spent_usd: Decimal
+    budget_usd: Decimal
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Principal:
+    """Who is calling: the master key, or a virtual key of a team, with the caps that apply."""
+
+    key_id: str
+    key_prefix: str
+    team_id: str | None = None
+    is_master: bool = False
+    key_limits: Limits = NO_LIMITS
+    team_limits: Limits = NO_LIMITS
+    # None: every model the gateway serves.
+    allowed_models: frozenset[str] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class GuardrailDecision:
+    """What a guardrail plugin did to one request: `plugin` is its configured id, `kind` what it
+    found (email, card, injection, deny, max_tokens...), `action` what it did (masked, refused,
+    flagged, logged), `where` request or response; never the text itself."""
+
+    plugin: str
+    kind: str
+    action: str
+    where: str = "request"
+    count: int = 1
+    score: float | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+    @classmethod
+    def from_openai(cls, usage: dict[str, Any]) -> Usage:
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+        )

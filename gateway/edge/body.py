@@ -1,0 +1,72 @@
+"""Reading and checking what a client sent, before anything is sent upstream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+
+from gateway.core.errors import InvalidRequest, PayloadTooLarge
+from gateway.core.types import Endpoint
+
+# The field each endpoint cannot do without, and the JSON type it must have.
+_REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
+    Endpoint.CHAT: ("messages", (list,)),
+    Endpoint.COMPLETIONS: ("prompt", (str, list)),
+    Endpoint.EMBEDDINGS: ("input", (str, list)),
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    # Straight from ASGI messages: most bodies arrive in one, and this is the hot path.
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        part = message.get("body", b"")
+        size += len(part)
+        if size > limit:
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            if not parts:
+                return part
+            parts.append(part)
+            return b"".join(parts)
+        parts.append(part)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than this gateway's limit of {limit} bytes.")
+
+
+def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. Send valid JSON with "
+            "'Content-Type: application/json'."
+        ) from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    field, types = _REQUIRED[endpoint]
+    value = body.get(field)
+    if value is None:
+        raise InvalidRequest(f"Missing required parameter: '{field}'.", param=field, code="missing_required_parameter")
+    if not isinstance(value, types) or (isinstance(value, list) and not value and endpoint is Endpoint.CHAT):
+        raise InvalidRequest(f"Invalid value for '{field}'.", param=field, code="invalid_value")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("Invalid value for 'stream': expected a boolean.", param="stream", code="invalid_type")
+    return body

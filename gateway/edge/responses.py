@@ -1,0 +1,69 @@
+"""Building responses: JSON bodies and OpenAI-format errors, as Starlette responses or raw ASGI."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.core.errors import GatewayError
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def error_response(error: GatewayError) -> Response:
+    return Response(error.body_bytes(), status_code=error.status, headers=error.headers(),
+                    media_type="application/json")
+
+
+async def send_error(send: Send, error: GatewayError, request_id: str | None = None) -> None:
+    """For code that owns the ASGI `send` (streams, middleware) and has not started a response."""
+    extra = error.headers()
+    if request_id is not None:
+        extra["x-request-id"] = request_id
+    await JSONReply(error.body_bytes(), error.status, extra)(None, None, send)  # type: ignore[arg-type]
+
+
+class JSONReply:
+    """A JSON response as two ASGI messages; lighter than Starlette's Response on the hot path."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.body = body
+        self.status = status
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
+        if self.headers:
+            headers += [(name.encode(), value.encode()) for name, value in self.headers.items()]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class FinishingReply(JSONReply):
+    """A JSON answer with its request's accounting still to do: `then` runs once it has been sent,
+    so the client does not wait for it. Whoever holds one and does not send it calls `then` itself."""
+
+    __slots__ = ("then",)
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str] | None,
+                 then: Callable[[], Awaitable[None]]) -> None:  # fmt: skip
+        super().__init__(body, status, headers)
+        self.then = then
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.then()
+
+    def replaced(self, body: bytes, headers: dict[str, str]) -> FinishingReply:
+        """The same answer in another shape (another API's body), still finishing once sent."""
+        return FinishingReply(body, self.status, headers, self.then)

@@ -1,0 +1,62 @@
+"""The typed context that travels down the request path, stage to stage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from gateway.config.file import Deployment
+from gateway.core.types import BudgetUsage, Endpoint, GuardrailDecision, Principal, Usage
+
+if TYPE_CHECKING:
+    from gateway.plugins.runner import PluginRun
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    endpoint: Endpoint
+    started: float
+    principal: Principal | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    model: str = ""
+    stream: bool = False
+    # Whether the client itself asked for the final usage chunk of a stream.
+    client_wants_usage: bool = False
+    deployment: Deployment | None = None
+    attempts: int = 0
+    status: int = 0
+    error_type: str | None = None
+    usage: Usage | None = None
+    # None when no price is known for the deployment that served the request.
+    cost_usd: Decimal | None = None
+    upstream_started: float | None = None
+    first_byte_at: float | None = None
+    finished: float | None = None
+    cancelled: bool = False
+    admitted: bool = False
+    # Headers every response to this request carries, e.g. the x-ratelimit-* set.
+    response_headers: dict[str, str] = field(default_factory=dict)
+    # What admission reserved, handed back to it at settle (gateway/accounting/limits: a `Reservation`).
+    reservation: object | None = None
+    # For the ledger: the client's `user` field, its x-gateway-tags, and how the answer was made.
+    user: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    cache_hit: bool = False
+    # Set by the router when a fallback group, not the group of the model asked for, served it.
+    fallback: bool = False
+    # The deployment ids the router tried, in order (the last one served, if any did).
+    attempted: list[str] = field(default_factory=list)
+    # The request's headers, for routing overrides (x-gateway-strategy, x-gateway-deployment-tag).
+    request_headers: Mapping[str, str] = field(default_factory=dict)
+    # Set by the limiter at settle: each budget this request counted against, as it stands after it.
+    budgets: list[BudgetUsage] = field(default_factory=list)
+    # Plugins (gateway/plugins/): this request's run (None: no plugin applies), what guardrails
+    # decided (kinds and counts, never the text), what a cache hit saved, and a masked copy of the
+    # body for logs when a guardrail masks in logs only.
+    plugins: PluginRun | None = None
+    guardrails: list[GuardrailDecision] = field(default_factory=list)
+    saved_usd: Decimal | None = None
+    redacted_body: dict[str, Any] | None = None

@@ -1,0 +1,310 @@
+"""The request path, top to bottom.
+
+    auth -> read and check the body -> route -> admit (limits) -> provider adapter -> upstream
+         -> relay -> finish (settle limits, record: ledger, metrics)
+
+A good answer is sent before `finish` runs (a unary one by `FinishingReply`, a stream after its
+last event): settling the limits and recording are not part of the client's wait. Every other
+outcome is finished before its error is raised.
+
+Each step lives in its own module; this one only says the order. Limits, plugins and the
+ledger hook in at the marked places as they arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from time import perf_counter
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.accounting.ledger.labels import TAGS_HEADER, client_user, parse_tags
+from gateway.accounting.pricing import PriceBook
+from gateway.core.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, sse_error_event
+from gateway.core.types import Endpoint
+from gateway.edge.body import parse_body, read_body
+from gateway.edge.relay import SSE_HEADERS, DisconnectWatcher, pump
+from gateway.edge.responses import FinishingReply, send_error
+from gateway.identity.auth import Authenticator
+from gateway.observability.tracing import NoTracer, Tracer
+from gateway.pipeline.context import RequestContext
+from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
+from gateway.plugins.runner import Plugins
+from gateway.providers.base import Provider, StreamTranslator
+from gateway.routing.outcomes import DEADLINE_CODE
+from gateway.routing.plan import Attempt, Plan
+from gateway.routing.router import Router
+from gateway.upstream.client import UpstreamCall, UpstreamClient, UpstreamResponse, UpstreamStream
+
+log = logging.getLogger("gateway")
+
+# Raw body -> OpenAI request body; raises GatewayError on bad input.
+BodyAdapter = Callable[[bytes], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class OpenStream:
+    stream: UpstreamStream
+    chunks: AsyncIterator[bytes]
+    first: bytes
+    translator: StreamTranslator
+
+
+class Proxy:
+    def __init__(
+        self,
+        *,
+        auth: Authenticator,
+        router: Router,
+        providers: dict[str, Provider],
+        upstream: UpstreamClient,
+        max_body_bytes: int,
+        prices: PriceBook,
+        admission: Admission | None = None,
+        recorders: Sequence[Recorder] = (),
+        tracer: Tracer | None = None,
+        plugins: Plugins | None = None,
+    ) -> None:
+        # A span per upstream attempt when tracing is on (gateway/observability/tracing.py).
+        self.tracer: Tracer = tracer or NoTracer()
+        self.auth = auth
+        self.router = router
+        self.providers = providers
+        self.upstream = upstream
+        self.max_body_bytes = max_body_bytes
+        self.prices = prices
+        self.admission: Admission = admission or AdmitAll()
+        self.recorders = tuple(recorders)
+        # Guardrails, the cache, third-party plugins (gateway/plugins/): None or nothing configured = no cost.
+        self.plugins = plugins
+
+    async def handle(
+        self, request: Request, endpoint: Endpoint, adapt: BodyAdapter | None = None
+    ) -> Response | FinishingReply | StreamCall:
+        """`adapt` reads another API's request body into OpenAI's (the inbound /v1/messages)."""
+        ctx = RequestContext(request.scope["state"]["request_id"], endpoint, perf_counter())
+        ctx.response_headers["x-request-id"] = ctx.request_id
+        ctx.request_headers = request.headers
+        try:
+            ctx.principal = await self.auth.authenticate(request.headers)
+            ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
+            raw = await read_body(request, self.max_body_bytes)
+            ctx.body = adapt(raw) if adapt is not None else parse_body(raw, endpoint)
+            ctx.model = ctx.body["model"]
+            ctx.user = client_user(ctx.body)
+            ctx.stream = endpoint is not Endpoint.EMBEDDINGS and ctx.body.get("stream") is True
+            if ctx.stream:
+                options = ctx.body.get("stream_options")
+                ctx.client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+            self.router.group(ctx.model)  # an unknown model is a 404 before anything else happens
+            self.auth.check_model(ctx.principal, ctx.model)  # a model outside the key's allowed ones: 403
+            ctx.plugins = self.plugins.start(ctx.principal) if self.plugins is not None else None
+            if ctx.plugins is not None and (answered := await ctx.plugins.before(ctx)) is not None:
+                return await self._answered(ctx, answered)  # a plugin answered (a cache hit): no upstream call
+            await self.admission.admit(ctx)
+            ctx.admitted = True
+        except GatewayError as error:
+            # Refused requests are requests too: they are finished (and recorded) like any other.
+            ctx.status, ctx.error_type = error.status, error.type
+            error.extra_headers.update(ctx.response_headers)
+            await self.finish(ctx)
+            raise
+        except BaseException as exc:
+            # The client left while sending its body, or a bug: still finished, still recorded.
+            ctx.cancelled = isinstance(exc, ClientDisconnect | asyncio.CancelledError)
+            await self.finish(ctx)
+            raise
+        if ctx.stream:
+            return StreamCall(self, ctx)
+        return await self._unary(ctx)
+
+    async def _unary(self, ctx: RequestContext) -> FinishingReply:
+        plan: Plan | None = None
+        answered = False
+        try:
+            plan = self.router.plan(ctx)
+            while (attempt := await plan.next()) is not None:
+                deployment = attempt.deployment
+                provider = self.providers[deployment.provider]
+                ctx.upstream_started = perf_counter()
+                trace = self.tracer.start_attempt(ctx, deployment)
+                try:
+                    response = await self._send(provider.build_call(ctx, deployment), plan)
+                    ctx.first_byte_at = perf_counter()
+                    if response.status != 200:
+                        raise provider.map_error(response.status, response.headers, response.body, deployment.id or "")
+                    body, ctx.usage = provider.parse_response(ctx, response.body)
+                except GatewayError as error:
+                    trace.end(error.code or error.type)
+                    attempt.failed(error)
+                    continue
+                trace.end()
+                attempt.succeeded(ctx.usage)
+                if ctx.plugins is not None:
+                    body = await ctx.plugins.after(ctx, body)
+                ctx.status = 200
+                answered = True
+                return FinishingReply(body, 200, ctx.response_headers, partial(self.finish, ctx))
+            raise plan.error()
+        except GatewayError as error:
+            ctx.status, ctx.error_type = error.status, error.type
+            error.extra_headers.update(ctx.response_headers)
+            raise
+        finally:
+            if plan is not None:
+                plan.close()
+            if not answered:
+                await self.finish(ctx)
+
+    async def open_stream(self, ctx: RequestContext) -> OpenStream:
+        """Open the upstream stream and wait for its first bytes: until then, a failure is an HTTP
+        error and the router may try elsewhere; from the first byte on, the stream is the client's."""
+        plan = self.router.plan(ctx)
+        try:
+            while (attempt := await plan.next()) is not None:
+                provider = self.providers[attempt.deployment.provider]
+                ctx.upstream_started = perf_counter()
+                trace = self.tracer.start_attempt(ctx, attempt.deployment)
+                try:
+                    stream, chunks, first = await self._first_bytes(provider, ctx, attempt, plan)
+                except GatewayError as error:
+                    trace.end(error.code or error.type)
+                    attempt.failed(error)
+                    continue
+                trace.end()
+                attempt.first_byte()
+                ctx.first_byte_at = perf_counter()
+                translator = provider.stream_translator(ctx)
+                return OpenStream(stream, attempt.watch(chunks, translator), first, translator)
+            raise plan.error()
+        except BaseException:
+            plan.close()
+            raise
+
+    async def _send(self, call: UpstreamCall, plan: Plan) -> UpstreamResponse:
+        remaining = plan.remaining()
+        # Within a second of the call's own timeout, that timeout is the deadline: no second timer.
+        if remaining + 1.0 >= call.timeout_s:
+            return await self.upstream.send(call)
+        try:
+            async with asyncio.timeout(remaining):
+                return await self.upstream.send(call)
+        except TimeoutError:
+            raise _deadline_passed(call) from None
+
+    async def _first_bytes(
+        self, provider: Provider, ctx: RequestContext, attempt: Attempt, plan: Plan
+    ) -> tuple[UpstreamStream, AsyncIterator[bytes], bytes]:
+        call = provider.build_call(ctx, attempt.deployment)
+        remaining = plan.remaining()
+        stream: UpstreamStream | None = None
+        try:
+            async with asyncio.timeout(remaining if remaining < call.timeout_s else None):
+                stream = await self.upstream.open(call)
+                if stream.status != 200:
+                    body = await stream.read()
+                    raise provider.map_error(stream.status, stream.headers, body, call.deployment_id)
+                chunks = stream.chunks()
+                first = await anext(chunks, b"")
+            if not first:
+                raise UpstreamUnreachable(f"deployment {call.deployment_id} ended the stream before sending anything")
+        except TimeoutError:
+            if stream is not None:
+                stream.close()
+            raise _deadline_passed(call) from None
+        except BaseException:
+            if stream is not None:
+                stream.close()
+            raise
+        return stream, chunks, first
+
+    async def _answered(self, ctx: RequestContext, response: Response | StreamCall) -> Response | StreamCall:
+        ctx.status = response.status_code if isinstance(response, Response) else 200  # a replayed stream
+        await self.finish(ctx)
+        return response
+
+    async def refused(self, request_id: str, endpoint: Endpoint, error: GatewayError) -> None:
+        """A request turned away before `handle` saw it (overload shedding): finished all the same."""
+        ctx = RequestContext(request_id, endpoint, perf_counter())
+        ctx.status, ctx.error_type = error.status, error.type
+        await self.finish(ctx)
+
+    async def finish(self, ctx: RequestContext) -> None:
+        """Every request ends here exactly once: good, failed, refused or cancelled."""
+        ctx.finished = perf_counter()
+        if not ctx.status:
+            ctx.status = 499 if ctx.cancelled else 500
+        if ctx.usage is not None and ctx.deployment is not None:
+            ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+        if ctx.plugins is not None:
+            await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
+        try:
+            if ctx.admitted:
+                await self.admission.settle(ctx)
+        finally:
+            # A settle that fails (or is cancelled) must not cost the request its ledger row,
+            # nor one recorder's bug the others' record (or the client its finished answer).
+            for recorder in self.recorders:
+                try:
+                    recorder.record(ctx)
+                except Exception:
+                    log.exception("recorder %s failed on request %s", type(recorder).__name__, ctx.request_id)
+
+
+class StreamCall:
+    """The ASGI response of a streamed request: it owns the stream from opening to the last byte."""
+
+    def __init__(self, proxy: Proxy, ctx: RequestContext) -> None:
+        self.proxy = proxy
+        self.ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = self.ctx
+        watcher = DisconnectWatcher(receive)
+        opened: OpenStream | None = None
+        try:
+            try:
+                opened = await self.proxy.open_stream(ctx)
+                if ctx.plugins is not None:
+                    opened.translator = ctx.plugins.wrap(ctx, opened.translator)  # the chunk hooks
+            except GatewayError as error:
+                ctx.status, ctx.error_type = error.status, error.type
+                error.extra_headers.update(ctx.response_headers)
+                await send_error(send, error)
+                return
+            ctx.status = 200
+            headers = SSE_HEADERS + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            try:
+                await pump(send, opened.first, opened.chunks, opened.translator)
+                tail = opened.translator.finish()
+            except GatewayError as error:
+                # Headers are gone: the error travels in-band, and the stream closes cleanly.
+                ctx.error_type = error.type
+                tail = sse_error_event(error)
+            await send({"type": "http.response.body", "body": tail, "more_body": False})
+        except asyncio.CancelledError:
+            if not watcher.absorb():
+                raise
+            ctx.cancelled = True
+        finally:
+            watcher.stop()
+            if opened is not None:
+                opened.stream.close()
+                await opened.chunks.aclose()  # type: ignore[attr-defined]
+                ctx.usage = opened.translator.usage
+            await self.proxy.finish(ctx)
+
+
+def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:
+    return UpstreamTimeout(
+        f"deployment {call.deployment_id} had not answered when the request's deadline passed",
+        code=DEADLINE_CODE,
+    )
