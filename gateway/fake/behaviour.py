@@ -32,6 +32,8 @@ class Behaviour:
     usage: bool = True
     content: str | None = None
     tool_call: dict[str, str] | None = None
+    # Act as a model driving an agent: call an offered tool, then answer its result (gateway/fake/agent.py).
+    agent: bool = False
 
 
 DEFAULT_BEHAVIOUR = Behaviour()
@@ -132,6 +134,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "usage": _flag,
     "content": _optional(_text),
     "tool_call": _optional(_tool_call),
+    "agent": _flag,
 }
 
 
