@@ -24,8 +24,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--require-key", help="refuse requests without this key, in the provider's auth header")
     parser.add_argument("--agent", action="store_true", help="call an offered tool, then answer its result")
+    parser.add_argument("--context-words", type=int, default=4096, help="longer prompts get a context-length error")
     args = parser.parse_args()
-    behaviour = Behaviour(tokens=args.tokens, agent=args.agent)
+    behaviour = Behaviour(tokens=args.tokens, agent=args.agent, context_words=args.context_words)
     uvloop.run(_serve(args.provider, args.host, args.port, behaviour, args.require_key))
 
 

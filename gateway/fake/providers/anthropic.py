@@ -17,7 +17,6 @@ from gateway.fake import agent
 from gateway.fake.app import Answer, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour
 from gateway.fake.providers.base import (
-    CONTEXT_WINDOW_WORDS,
     ProviderApp,
     ProviderStream,
     fragments,
@@ -102,9 +101,9 @@ class AnthropicFake(ProviderApp):
         check_request(body)
         system_words = len(_system_text(body.get("system")).split())
         words = [w for m in body["messages"] for w in _message_text(m).split()]
-        if system_words + len(words) > CONTEXT_WINDOW_WORDS:
+        if system_words + len(words) > b.context_words:
             raise WireError(400, f"prompt is too long: {system_words + len(words)} tokens > "
-                                 f"{CONTEXT_WINDOW_WORDS} maximum")
+                                 f"{b.context_words} maximum")
         pieces = reply_pieces(_message_text(body["messages"][-1]).split(), b)
         stop_reason = "end_turn"
         if len(pieces) > body["max_tokens"]:

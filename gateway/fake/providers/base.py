@@ -18,9 +18,6 @@ from gateway.fake.app import Answer, App, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour, DirectiveError, resolve, validate
 from gateway.fake.replies import JSON, Stream, WireError, fragments
 
-# Prompts longer than this many words get the provider's context-length error.
-CONTEXT_WINDOW_WORDS = 4096
-
 # (request, path match, JSON body, behaviour, sequence number) -> answer
 Handler = Callable[[Request, "re.Match[str]", JSON, Behaviour, int], Answer]
 
@@ -28,7 +25,7 @@ Handler = Callable[[Request, "re.Match[str]", JSON, Behaviour, int], Answer]
 # A provider's stream is the core fake's, with the provider's own in-band error (`on_error`).
 ProviderStream = Stream
 
-__all__ = ["CONTEXT_WINDOW_WORDS", "ProviderApp", "ProviderStream", "fragments", "json_reply", "sse_data", "sse_event",
+__all__ = ["ProviderApp", "ProviderStream", "fragments", "json_reply", "sse_data", "sse_event",
            "words_of"]
 
 
