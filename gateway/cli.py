@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="apply pending schema migrations and exit")
     migrate.add_argument("--config", required=True, help="the YAML file naming the database")
-    maintain = db_commands.add_parser("maintain", help="create the ledger's partitions ahead, apply retention")
+    maintain = db_commands.add_parser(
+        "maintain", help="create the ledger's partitions ahead; apply the ledger's and stored responses' retention")
     maintain.add_argument("--config", required=True, help="the YAML file naming the database")
     add_admin_user_parser(commands)
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fake-upstream":
         return _fake_upstream(args)
     if args.command == "db" and args.db_command == "maintain":
-        from gateway.accounting.ledger.command import maintain_command
+        from gateway.db.command import maintain_command
 
         return maintain_command(args.config, set(provider_classes()))
     if args.command == "db":
