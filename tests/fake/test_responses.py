@@ -125,3 +125,28 @@ async def test_bad_requests(fake: FakeUpstream, body: dict[str, Any], param: str
     async with httpx.AsyncClient(base_url=fake.url) as http:
         response = await http.post("/responses", json=body)
     assert response.status_code == 400 and response.json()["error"]["param"] == param
+
+
+async def test_the_agents_sdk_finishes_a_tool_round_trip() -> None:
+    from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
+
+    set_tracing_disabled(True)  # its exporter would post to OpenAI
+    asked: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        asked.append(city)
+        return f"sunny in {city}"
+
+    async with await start_server(behaviour=Behaviour(agent=True)) as fake:
+        sdk = openai.AsyncOpenAI(base_url=fake.url, api_key="x", max_retries=0)
+        model = OpenAIResponsesModel(model="gpt-4o-mini", openai_client=sdk)
+        helper = Agent(name="helper", instructions="Use tools.", tools=[get_weather], model=model)
+        result = await Runner.run(helper, "What is the weather in 'Oslo'?")
+        streamed = Runner.run_streamed(helper, "And in 'Bergen'?")
+        kinds = {event.type async for event in streamed.stream_events()}
+        await sdk.close()
+    assert asked == ["Oslo", "Bergen"]
+    assert result.final_output.startswith("sunny in Oslo") and streamed.final_output.startswith("sunny in Bergen")
+    assert "raw_response_event" in kinds
