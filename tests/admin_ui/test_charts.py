@@ -34,6 +34,10 @@ def test_no_data_says_so() -> None:
 
 def test_money_and_percentiles_read_well() -> None:
     assert [usd(v) for v in ("0", "12.5", "0.0000335", "1234.567", None)] == [
-        "$0.00", "$12.50", "$0.0000335", "$1,234.57", "—"]
+        "$0.00", "$12.50", "$0.000034", "$1,234.57", "—"]
+    # One rule for every amount: cents, and under a cent micro-dollars (the limiter's unit), never
+    # more places; so the ledger's exact $0.00022815 and a counter's $0.000228 read alike.
+    assert usd("0.00022815") == usd(Decimal("0.000228")) == "$0.000228"
+    assert [usd(v) for v in ("0.0000004", "-0.5", "0.0099999")] == ["< $0.000001", "-$0.50", "$0.01"]
     assert percentile([], 0.5) is None
     assert percentile([5, 1, 3, 2, 4], 0.5) == 3 and percentile(list(range(1, 101)), 0.95) == 95
