@@ -49,6 +49,8 @@ def key_status(key: Mapping[str, Any], now: datetime | None = None) -> str:
     if not expires:
         return "active"
     moment = expires if isinstance(expires, datetime) else datetime.fromisoformat(str(expires))
+    if moment.tzinfo is None:  # the API's times are UTC
+        moment = moment.replace(tzinfo=UTC)
     return "expired" if moment <= (now or datetime.now(UTC)) else "expires"
 
 
