@@ -26,6 +26,7 @@ from admin.ui.routes import admin_ui_routes
 from gateway.accounting.ledger import build_ledger, build_queries
 from gateway.accounting.limits import build_limiter
 from gateway.accounting.pricing import PriceBook, load_price_table
+from gateway.config.environment import CONFIG_FILE_ENV
 from gateway.config.file import Config, ConfigError, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
@@ -44,8 +45,6 @@ from gateway.routing.router import Router
 from gateway.upstream.client import UpstreamClient
 
 log = logging.getLogger("gateway")
-
-CONFIG_FILE_ENV = "GATEWAY_CONFIG_FILE"
 
 
 def create_app(config: Config, settings: Settings) -> Front:

@@ -4,31 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import time
-from pathlib import Path
-
-import httpx
 
 from admin.ui.users_command import add_parser as add_admin_user_parser
-from gateway.config.file import Config, ConfigError, load_config
-from gateway.config.settings import Settings
+from gateway.config.environment import unknown_variables, warning
+from gateway.config.file import ConfigError, load_config
 from gateway.providers.registry import provider_classes
-
-DEMO_CONFIG = Path(__file__).parent / "demo" / "config.yaml"
-DEMO_UPSTREAM_PORT = 9911
-DEMO_BANNER = """
-Gateway: {base}
-Key:     {key}
-
-Try it:
-  curl {base}/chat/completions -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
-    -d '{{"model": "demo-model", "messages": [{{"role": "user", "content": "hello there"}}]}}'
-
-  python -c "import openai; c = openai.OpenAI(base_url='{base}', api_key='{key}'); \\
-    print(c.chat.completions.create(model='demo-model', messages=[{{'role': 'user', 'content': 'hi'}}]))"
-"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     add_admin_user_parser(commands)
 
     args = parser.parse_args(argv)
+    if args.command != "fake-upstream":
+        for name, close in unknown_variables(os.environ).items():
+            print(f"gateway: warning: {warning(name, close)}", file=sys.stderr)
     if args.command == "admin-user":
         from admin.ui.users_command import admin_user_command
 
@@ -81,57 +65,20 @@ def main(argv: list[str] | None = None) -> int:
         from gateway.db.command import migrate_command
 
         return migrate_command(args.config, set(provider_classes()))
-    return _demo(args.port)
+    from gateway.demo.command import demo_command
+
+    return demo_command(args.port)
 
 
 def _serve(config_path: str, host: str | None, port: int | None, workers: int | None) -> int:
-    from gateway.observability import multiproc
-
     try:
         config, settings = load_config(config_path, set(provider_classes()))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    # Before any metric exists and before the workers start, which inherit the directory
-    # (gateway/observability/multiproc.py).
-    cleanup_metrics = multiproc.prepare(workers or settings.workers, settings.metrics_enabled)
-    try:
-        return _run(config_path, config, settings, host, port, workers)
-    finally:
-        cleanup_metrics()
+    from gateway.serve import serve_config
 
-
-def _run(
-    config_path: str, config: Config, settings: Settings, host: str | None, port: int | None, workers: int | None
-) -> int:
-    import uvicorn
-
-    from gateway.app import CONFIG_FILE_ENV, create_app
-
-    try:
-        app = create_app(config, settings)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    options = {
-        "host": host or settings.host,
-        "port": port if port is not None else settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "access_log": False,
-        "server_header": False,
-        "log_level": settings.log_level,
-        "timeout_graceful_shutdown": settings.drain_seconds,
-    }
-    workers = workers or settings.workers
-    if workers == 1:
-        uvicorn.run(app, **options)  # type: ignore[arg-type]
-    else:
-        os.environ[CONFIG_FILE_ENV] = str(Path(config_path).resolve())
-        # The workers read their settings anew; they must know how many they are (per-worker caps).
-        os.environ["GATEWAY_WORKERS"] = str(workers)
-        uvicorn.run("gateway.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
-    return 0
+    return serve_config(config, settings, host, port, workers, config_path=config_path)
 
 
 def _fake_upstream(args: argparse.Namespace) -> int:
@@ -143,31 +90,3 @@ def _fake_upstream(args: argparse.Namespace) -> int:
     )
     run(args.host, args.port, behaviour, require_key=args.require_key)
     return 0
-
-
-def _demo(port: int) -> int:
-    key = os.environ.setdefault("GATEWAY_MASTER_KEY", "sk-demo-master-key")
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "fake-upstream", "--port", str(DEMO_UPSTREAM_PORT),
-         "--inter-token-ms", "30"],
-    )
-    try:
-        _wait_ready(f"http://127.0.0.1:{DEMO_UPSTREAM_PORT}/v1/models")
-        base = f"http://127.0.0.1:{port}/v1"
-        print(DEMO_BANNER.format(base=base, key=key), flush=True)
-        return _serve(str(DEMO_CONFIG), "127.0.0.1", port, 1)
-    finally:
-        fake.terminate()
-        fake.wait(timeout=10)
-
-
-def _wait_ready(url: str, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)

@@ -6,6 +6,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from tests.dbs import create_pg_database, drop_pg_database
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment, free_port
 
 
@@ -43,3 +44,11 @@ def aclient(gateway: Gateway) -> openai.AsyncOpenAI:
 @pytest.fixture
 def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def pg_dsn() -> Iterator[str]:
+    """A private, empty database on the shared PostgreSQL, dropped afterwards."""
+    dsn = create_pg_database()
+    yield dsn
+    drop_pg_database(dsn)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import orjson
+
+CENT = Decimal("0.01")
+MICRO_USD = Decimal("0.000001")
 
 
 def decimal(value: Any) -> Decimal | None:
@@ -21,15 +24,34 @@ def decimal(value: Any) -> Decimal | None:
 
 
 def usd(value: Any) -> str:
-    """Dollars with cents, and more places only when a small amount needs them ($0.000042)."""
+    """Every amount of money on every page: dollars with cents, and under a cent the micro-dollars
+    ($0.000042), the unit the limiter counts in; never more places, so one amount always reads the
+    same whichever page and source show it."""
     amount = decimal(value)
     if amount is None:
         return "—"
     if amount == 0:
         return "$0.00"
-    if abs(amount) >= Decimal("0.01"):
-        return f"${amount:,.2f}"
-    return "$" + format(amount.normalize(), "f")
+    sign, size = ("-" if amount < 0 else ""), abs(amount)
+    if size >= CENT:
+        return f"{sign}${size.quantize(CENT, ROUND_HALF_UP):,.2f}"
+    micro = size.quantize(MICRO_USD, ROUND_HALF_UP)
+    if micro == 0:
+        return "< $0.000001" if amount > 0 else "> -$0.000001"
+    return f"{sign}$" + format(micro.normalize(), "f")
+
+
+def key_status(key: Mapping[str, Any], now: datetime | None = None) -> str:
+    """`revoked`, `expired`, `expires` (an expiry still ahead) or `active`: an API key record's state."""
+    if key.get("revoked"):
+        return "revoked"
+    expires = key.get("expires_at")
+    if not expires:
+        return "active"
+    moment = expires if isinstance(expires, datetime) else datetime.fromisoformat(str(expires))
+    if moment.tzinfo is None:  # the API's times are UTC
+        moment = moment.replace(tzinfo=UTC)
+    return "expired" if moment <= (now or datetime.now(UTC)) else "expires"
 
 
 def ms(value: Any) -> str:

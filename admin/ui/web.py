@@ -52,7 +52,7 @@ def templates() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters.update(usd=formats.usd, ms=formats.ms, pct=formats.pct, when=formats.when, count=formats.count,
-                       limit=formats.limit, pretty=formats.pretty)
+                       limit=formats.limit, pretty=formats.pretty, key_status=formats.key_status)
     return env
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import httpx
@@ -108,12 +109,14 @@ def test_sign_in_make_a_team_and_key_use_it_see_it_revoke_it(page: Page, ui_gate
     for request_id, cost in costs.items():
         row = page.locator(f'#requests tr[data-request-id="{request_id}"]')
         expect(row.locator("td.cost")).to_have_text(usd(cost))
+        expect(row.locator("a.request-id")).to_have_text(request_id)  # whole: ids differ only at the end
     shot(page, "requests")
     seen[page.url] = page.content()
     first_id = next(iter(costs))
     page.locator(f'#requests tr[data-request-id="{first_id}"] td a').first.click()
     expect(page.locator("h1")).to_contain_text(first_id)
-    expect(page.locator("#request-cost")).to_have_text(usd(costs[first_id]))
+    # Rounded as everywhere else, and (where the rounding hides digits) exactly as the ledger has it.
+    expect(page.locator("#request-cost")).to_contain_text(usd(costs[first_id]))
     shot(page, "request-detail")
     seen[page.url] = page.content()
 
@@ -132,6 +135,11 @@ def test_sign_in_make_a_team_and_key_use_it_see_it_revoke_it(page: Page, ui_gate
     assert (page.text_content("#spend-today strong") or "") != "$0.00"
     expect(page.locator("#top-models")).to_contain_text("gpt-test")
     assert page.locator("#top-teams svg.chart rect.bar").count() >= 1
+    # The only key that spent on this gateway so far (the browser tests run first on it).
+    key_row = page.locator(f'#top-keys tr[data-key-id="{key_id}"]')
+    expect(key_row).to_contain_text("search-prod")
+    expect(key_row.locator("td.requests")).to_have_text("3")
+    expect(key_row.locator("td.spend")).to_have_text(usd(total))
 
     # The key's page shows what it spent against its budget; the team's page lists the key.
     # With a budget, that is the limiter's counter (which rounds each request up to a micro-dollar),
@@ -143,7 +151,11 @@ def test_sign_in_make_a_team_and_key_use_it_see_it_revoke_it(page: Page, ui_gate
     expect(page.locator("#key-budget")).to_contain_text(f"{usd(spend['spent_usd'])} of $10.00")
     visit(f"/admin/teams/{team_id}", "team")
     expect(page.locator("#team-keys")).to_contain_text("search-prod")
+    # The same figure for the key on its team's page and on the Keys page.
+    expect(page.locator(f'#team-keys tr[data-key-id="{key_id}"]')).to_contain_text(
+        f"{usd(spend['spent_usd'])} of $10.00")
     visit("/admin/keys", "keys")
+    expect(page.locator(f'#keys tr[data-key-id="{key_id}"]')).to_contain_text(f"{usd(spend['spent_usd'])} of $10.00")
     visit("/admin/teams", "teams")
 
     # Models: each deployment with its circuit and what this worker measured.
@@ -205,3 +217,29 @@ def test_viewer_sees_pages_but_no_forms(page: Page, ui_gateway: UiGateway) -> No
         expect(page.locator(".readonly")).to_be_visible()
         expect(page.locator("main form[method=post]")).to_have_count(0)
         shot(page, name)
+
+
+def test_overview_date_range(page: Page, ui_gateway: UiGateway) -> None:
+    sign_in(page, ui_gateway.admin)
+    expect(page.locator("#range-note")).to_contain_text("the last 30 days")
+    assert page.locator("svg.chart.stretch rect.bar").count() == 2 * 30  # two day charts
+    today = datetime.now(UTC).date()
+    week_ago = today - timedelta(days=6)
+
+    page.fill("#f-start", today.isoformat())
+    page.fill("#f-end", (today - timedelta(days=1)).isoformat())
+    page.click("#apply-range")
+    expect(page.locator("#form-error")).to_contain_text("must not be after")
+    expect(page.locator("#f-start")).to_have_attribute("aria-invalid", "true")
+    shot(page, "overview-range-invalid")
+
+    page.fill("#f-start", week_ago.isoformat())
+    page.fill("#f-end", today.isoformat())
+    page.click("#apply-range")
+    expect(page.locator("#range-note")).to_contain_text(f"{week_ago} to {today}")
+    expect(page.locator("#top-keys h2")).to_contain_text(f"{week_ago} to {today}")
+    assert page.locator("svg.chart.stretch rect.bar").count() == 2 * 7
+    expect(page.locator("#f-start")).to_have_value(week_ago.isoformat())
+    shot(page, "overview-range")
+    page.click("text=Default range")
+    expect(page.locator("#range-note")).to_contain_text("the last 30 days")

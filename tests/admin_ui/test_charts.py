@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from admin.ui import charts
-from admin.ui.formats import count, percentile, usd
+from admin.ui.formats import count, key_status, percentile, usd
 
 
 def test_bars_are_sized_by_value_and_labels_escaped() -> None:
@@ -34,6 +35,18 @@ def test_no_data_says_so() -> None:
 
 def test_money_and_percentiles_read_well() -> None:
     assert [usd(v) for v in ("0", "12.5", "0.0000335", "1234.567", None)] == [
-        "$0.00", "$12.50", "$0.0000335", "$1,234.57", "—"]
+        "$0.00", "$12.50", "$0.000034", "$1,234.57", "—"]
+    # One rule for every amount: cents, and under a cent micro-dollars (the limiter's unit), never
+    # more places; so the ledger's exact $0.00022815 and a counter's $0.000228 read alike.
+    assert usd("0.00022815") == usd(Decimal("0.000228")) == "$0.000228"
+    assert [usd(v) for v in ("0.0000004", "-0.5", "0.0099999")] == ["< $0.000001", "-$0.50", "$0.01"]
     assert percentile([], 0.5) is None
     assert percentile([5, 1, 3, 2, 4], 0.5) == 3 and percentile(list(range(1, 101)), 0.95) == 95
+
+
+def test_a_keys_status_reads_its_expiry() -> None:
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert key_status({"revoked": True, "expires_at": "2026-01-01T00:00:00Z"}, now) == "revoked"
+    assert key_status({"revoked": False, "expires_at": "2026-05-01T11:59:59+00:00"}, now) == "expired"
+    assert key_status({"revoked": False, "expires_at": "2026-05-01T12:00:01"}, now) == "expires"
+    assert key_status({"revoked": False, "expires_at": None}, now) == "active"

@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from admin.ui.formats import usd
 from tests.admin_ui.conftest import Session, UiGateway
 from tests.procs import MASTER_KEY
 
@@ -149,3 +151,114 @@ def test_api_changes_show_up_in_the_ui(admin_http: Session, ui_gateway: UiGatewa
         team: dict[str, Any] = api.post("/teams", json={"name": f"api-{secrets.token_hex(4)}"}).json()
     page = admin_http.http.get(f"/admin/teams/{team['id']}").text
     assert team["name"] in page and "by master" in page
+
+
+def master_api(ui_gateway: UiGateway) -> httpx.Client:
+    return httpx.Client(base_url=ui_gateway.base + "/admin/api", headers={"authorization": f"Bearer {MASTER_KEY}"},
+                        timeout=30)
+
+
+def row_of(html: str, key_id: str) -> str:
+    """The table row of one key, its tags removed and its spaces squeezed."""
+    match = re.search(rf'<tr data-key-id="{key_id}">(.*?)</tr>', html, re.S)
+    assert match, f"no row for {key_id}"
+    return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+
+
+def cell(html: str, key_id: str, name: str) -> str:
+    match = re.search(rf'<tr data-key-id="{key_id}">.*?<td class="{name}">(.*?)</td>', html, re.S)
+    assert match, f"no {name} cell for {key_id}"
+    return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+
+
+def wait_for_rows(session: Session, key_id: str, count: int) -> None:
+    deadline = time.monotonic() + LEDGER_WAIT_S
+    while len(re.findall(r"data-request-id=", session.http.get("/admin/requests", params={"key": key_id}).text)
+              ) < count:
+        assert time.monotonic() < deadline, "the requests never reached the ledger"
+        time.sleep(0.2)
+
+
+def test_an_expired_key_reads_expired_on_every_page(admin_http: Session, ui_gateway: UiGateway) -> None:
+    team_id = make_team(admin_http)
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    with master_api(ui_gateway) as api:
+        made = api.post("/keys", json={"name": "short-lived", "team_id": team_id, "expires_at": soon.isoformat()})
+        assert made.status_code == 201, made.text
+        live = api.post("/keys", json={"name": "long-lived", "team_id": team_id})
+    expired_id, live_id = made.json()["id"], live.json()["id"]
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
+    assert chat(ui_gateway, made.json()["key"]).status_code == 401  # the gateway agrees that it is over
+
+    team_page = admin_http.http.get(f"/admin/teams/{team_id}").text
+    assert cell(team_page, expired_id, "status") == "expired"
+    assert cell(team_page, live_id, "status") == "active"
+    keys_page = admin_http.http.get("/admin/keys", params={"team_id": team_id}).text
+    assert cell(keys_page, expired_id, "status") == "expired"
+    key_page = admin_http.http.get(f"/admin/keys/{expired_id}").text
+    status = re.search(r'id="key-status">(.*?)</div>', key_page, re.S)
+    assert status and "expired" in status.group(1) and "active" not in status.group(1)
+
+
+def test_request_ids_are_shown_whole(admin_http: Session, ui_gateway: UiGateway) -> None:
+    key_id, key = make_key(admin_http)
+    ids = [chat(ui_gateway, key).headers["x-request-id"] for _ in range(2)]
+    # The gateway's own ids: one process's share all but their last characters.
+    assert ids[0][:20] == ids[1][:20] and ids[0] != ids[1]
+    wait_for_rows(admin_http, key_id, 2)
+    page = admin_http.http.get("/admin/requests", params={"key": key_id}).text
+    shown = re.findall(r'class="request-id"><code>([^<]+)</code>', page)
+    assert shown == [ids[1], ids[0]]
+
+
+@pytest.mark.parametrize("budget", ["10", ""], ids=["limiter", "ledger"])
+def test_a_keys_spend_reads_the_same_on_keys_and_its_team(admin_http: Session, ui_gateway: UiGateway,
+                                                          budget: str) -> None:
+    """With a budget the limiter's counter is shown, without one the ledger's spend: the same on both pages."""
+    team_id = make_team(admin_http)
+    key_id, key = make_key(admin_http, team_id=team_id, budget_usd=budget)
+    for words in (3, 7, 11):
+        assert httpx.post(ui_gateway.gw.url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
+                          json={"model": "gpt-test", "messages": [{"role": "user", "content": "word " * words}]},
+                          timeout=30).status_code == 200
+    wait_for_rows(admin_http, key_id, 3)
+    on_keys = row_of(admin_http.http.get("/admin/keys", params={"team_id": team_id}).text, key_id)
+    on_team = row_of(admin_http.http.get(f"/admin/teams/{team_id}").text, key_id)
+    spent = [re.search(r"(\$[\d.,]+) (of|in total)", text) for text in (on_keys, on_team)]
+    assert spent[0] and spent[1], (on_keys, on_team)
+    assert spent[0].group(1) == spent[1].group(1) != "$0.00"
+
+
+def test_overview_top_keys_and_its_date_range(admin_http: Session, ui_gateway: UiGateway) -> None:
+    key_id, key = make_key(admin_http, name=f"top-{secrets.token_hex(3)}")
+    # A long prompt, so this key spends more today than any other test's key (the fake counts words).
+    long = httpx.post(ui_gateway.gw.url + "/chat/completions", headers={"authorization": f"Bearer {key}"},
+                      json={"model": "gpt-test", "messages": [{"role": "user", "content": "word " * 20_000}]},
+                      timeout=30)
+    assert long.status_code == 200 and chat(ui_gateway, key).status_code == 200
+    wait_for_rows(admin_http, key_id, 2)
+    today = datetime.now(UTC).date()
+    with master_api(ui_gateway) as api:
+        spend = api.get("/ledger/spend", params={"group_by": "key", "key": key_id, "start": today.isoformat(),
+                                                 "end": today.isoformat()}).json()["data"][0]
+
+    for query in ({}, {"start": today.isoformat(), "end": today.isoformat()}):
+        page = admin_http.http.get("/admin", params=query)
+        assert page.status_code == 200
+        panel = re.search(r'id="top-keys">(.*?)</table>', page.text, re.S)
+        assert panel, "no top-keys panel"
+        first = re.search(r'<tr data-key-id="([^"]*)">', panel.group(1))
+        assert first and first.group(1) == key_id
+        assert cell(panel.group(1), key_id, "num requests") == "2"
+        assert cell(panel.group(1), key_id, "num spend") == usd(spend["cost_usd"])
+    chosen = admin_http.http.get("/admin", params={"start": (today - timedelta(days=6)).isoformat()}).text
+    assert f"{today - timedelta(days=6)} to {today}" in chosen
+    assert "Top keys this month" in admin_http.http.get("/admin").text
+
+    later = (today + timedelta(days=1)).isoformat()
+    for query, field in (({"start": "last week"}, "start"), ({"end": later}, "end"),
+                         ({"start": today.isoformat(), "end": (today - timedelta(days=1)).isoformat()}, "start"),
+                         ({"start": (today - timedelta(days=400)).isoformat()}, "start")):
+        refused = admin_http.http.get("/admin", params=query)
+        assert refused.status_code == 400 and f'id="e-{field}"' in refused.text, query
+        assert 'id="top-keys"' in refused.text  # the default range is still shown

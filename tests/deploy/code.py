@@ -20,7 +20,7 @@ from gateway.config.settings import Settings
 from gateway.edge.front import Front
 
 REPO = Path(__file__).resolve().parents[2]
-_ENV_NAME = re.compile(r"GATEWAY_[A-Z0-9_]+")
+_ENV_NAME = re.compile(r"GATEWAY_[A-Z0-9_]*[A-Z0-9]")
 
 
 def env_prefix() -> str:

@@ -57,11 +57,13 @@ class Teams:
             usage.grouped(day.replace(day=1), day, "key", team=team_id),
             budgets(backend, session, "team", [team]),
         )
+        # The same figure per key as the Keys page shows (limiter or ledger, budgets.py), not another one.
+        key_budgets = await budgets(backend, session, "key", keys["data"])
         names = {k["id"]: f"{k['name'] or k['id']} ({k['prefix']}…)" for k in keys["data"]}
         ranked = sorted(by_key.items(), key=lambda item: item[1].cost_usd, reverse=True)
         return self.ui.show(
             visit, "team.html", feedback.status if feedback else 200, team=team, keys=keys["data"],
-            budget=spend[team_id], key_spend=by_key, form=form or stored_values(team), feedback=feedback,
+            budget=spend[team_id], key_budgets=key_budgets, form=form or stored_values(team), feedback=feedback,
             chart=charts.bars([(names.get(k or "", k or "(none)"), v.cost_usd) for k, v in ranked[:8]], formats.usd,
                               title="Spend by key this month"),
         )

@@ -26,9 +26,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from gateway.accounting.limits.checks import Check, Outcome, Unavailable
 from gateway.accounting.limits.resp import ReplyError, Script, ScriptChannel
