@@ -10,7 +10,7 @@ prometheus_client's multiprocess files; gauges then say how the workers' values 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,6 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.core.types import BudgetUsage
 from gateway.observability.labels import bounded
+from gateway.observability.teams import TeamNames
 
 PREFIX = "llm_gateway"
 
@@ -149,6 +150,16 @@ class GatewayMetrics:
         self.ledger_replayed_rows = Counter(
             f"{p}_ledger_replayed_rows_total", "Spilled ledger rows written to the store later.", registry=r
         )
+        self.ledger_rejected_rows = Counter(
+            f"{p}_ledger_rejected_rows_total",
+            "Ledger rows the database refused for good, set aside in `.rejected` files under the data directory.",
+            registry=r,
+        )
+        self.ledger_lost_rows = Counter(
+            f"{p}_ledger_lost_rows_total",
+            "Ledger rows neither written nor spilled (the spill file itself failed, e.g. a full disk).",
+            registry=r,
+        )
 
         # Routing. `deployment` is a configured deployment id, so bounded.
         self.retries = Counter(
@@ -190,6 +201,9 @@ class GatewayMetrics:
             f"{p}_budget_alert_deliveries_total", "Budget alert webhook deliveries, by outcome.",
             ["scope", "outcome"], registry=r,
         )
+
+        # Team names, joined onto the `team` label by queries (read from the key store at scrape time).
+        self.team_names = TeamNames()
 
         # The labelled budget gauges of each team and key seen (budget() runs on every budgeted request).
         self._team_gauges: dict[str, _BudgetGauges] = {}
@@ -239,8 +253,19 @@ class GatewayMetrics:
     def ledger_replayed(self, rows: int) -> None:
         self.ledger_replayed_rows.inc(rows)
 
+    def ledger_rejected(self, rows: int) -> None:
+        self.ledger_rejected_rows.inc(rows)
+
+    def ledger_lost(self, rows: int) -> None:
+        self.ledger_lost_rows.inc(rows)
+
+    def circuits_closed(self, deployments: Iterable[str]) -> None:
+        """The configured deployments start closed: a state panel shows them all, not only those that changed."""
+        for deployment in deployments:
+            self.circuit_states.labels(deployment).set(CIRCUIT_LEVELS["closed"])
+
     def circuit_state(self, deployment: str, state: str) -> None:
-        """A breaker entered `state` ("closed", "half-open" or "open")."""
+        """A breaker entered `state` ("closed", "half-open" or "open"); routing's `CircuitListener`."""
         level = CIRCUIT_LEVELS.get(str(state))
         if level is None:
             return
@@ -305,7 +330,7 @@ class _BudgetGauges:
 def exported_names(metrics: GatewayMetrics) -> set[str]:
     """The sample names a scrape can carry for these metrics (`_total`, `_bucket`, `_sum`, `_count`)."""
     names: set[str] = set()
-    for metric in metrics.all():
+    for metric in (*metrics.all(), metrics.team_names):
         for family in metric.describe():
             if family.type == "counter":
                 names.add(family.name + "_total")
