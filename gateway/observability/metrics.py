@@ -34,6 +34,7 @@ LIMITER_OUTCOMES = frozenset({"fail_open", "fail_closed"})
 # A circuit breaker's state (gateway/routing/breaker.py's values) as a number: worse is higher.
 CIRCUIT_LEVELS = {"closed": 0, "half-open": 1, "open": 2}
 ALERT_OUTCOMES = frozenset({"sent", "retried", "failed", "dropped"})
+ALERT_SCOPES = frozenset({"key", "team"})
 # The error `type`s the gateway and OpenAI-compatible upstreams use; others are "other".
 ERROR_TYPES = frozenset(
     {
@@ -202,6 +203,15 @@ class GatewayMetrics:
             ["scope", "outcome"], registry=r,
         )
 
+        # Fixed label values start at zero (see `configured`).
+        for kind in LIMIT_KINDS:
+            self.limit_rejections.labels(kind)
+        for outcome in LIMITER_OUTCOMES:
+            self.limiter_backend_errors.labels(outcome)
+        for scope in ALERT_SCOPES:
+            for outcome in ALERT_OUTCOMES:
+                self.alert_deliveries.labels(scope, outcome)
+
         # Team names, joined onto the `team` label by queries (read from the key store at scrape time).
         self.team_names = TeamNames()
 
@@ -259,10 +269,17 @@ class GatewayMetrics:
     def ledger_lost(self, rows: int) -> None:
         self.ledger_lost_rows.inc(rows)
 
-    def circuits_closed(self, deployments: Iterable[str]) -> None:
-        """The configured deployments start closed: a state panel shows them all, not only those that changed."""
+    def configured(self, deployments: Iterable[str], models: Iterable[str]) -> None:
+        """Series whose label values the config bounds start at zero, so that their first increase shows
+        in `rate()` and `increase()` (a series born at 1 has no increase), and every deployment's circuit
+        shows as closed, not only those that changed."""
         for deployment in deployments:
             self.circuit_states.labels(deployment).set(CIRCUIT_LEVELS["closed"])
+            self.retries.labels(deployment)
+            for state in CIRCUIT_LEVELS:
+                self.circuit_transitions.labels(deployment, state)
+        for model in models:
+            self.fallbacks.labels(model)
 
     def circuit_state(self, deployment: str, state: str) -> None:
         """A breaker entered `state` ("closed", "half-open" or "open"); routing's `CircuitListener`."""
@@ -285,7 +302,7 @@ class GatewayMetrics:
 
 
     def alert_delivery(self, scope: str, outcome: str) -> None:
-        self.alert_deliveries.labels(bounded(scope, frozenset({"key", "team"})), bounded(outcome, ALERT_OUTCOMES)).inc()
+        self.alert_deliveries.labels(bounded(scope, ALERT_SCOPES), bounded(outcome, ALERT_OUTCOMES)).inc()
 
     def budget(self, usage: BudgetUsage) -> None:
         """Every budgeted request reports its key's and team's budget: the labelled gauges are looked

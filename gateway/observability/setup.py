@@ -89,7 +89,8 @@ def build_observability(config: Config, settings: Settings) -> Observability:
     obs = Observability(metrics=metrics, labels=labels, tracer=tracer, alerter=None)
 
     if metrics is not None:
-        metrics.circuits_closed(d.id for group in config.models for d in group.deployments if d.id)
+        metrics.configured([d.id for group in config.models for d in group.deployments if d.id],
+                           [group.name for group in config.models if "*" not in group.name])
         obs.recorders.append(MetricsRecorder(metrics, labels))
         # No token of its own: the master key opens it (team ids and spend are not for everyone).
         endpoint = MetricsEndpoint(metrics.registry, settings.metrics_token or settings.master_key,

@@ -139,7 +139,7 @@ def test_other_stages_report_through_bounded_helpers() -> None:
     metrics = GatewayMetrics(CollectorRegistry())
     metrics.limit_rejected("rpm")
     metrics.limit_rejected("made-up")
-    metrics.circuits_closed(["gpt/0", "gpt/1"])
+    metrics.configured(["gpt/0", "gpt/1"], ["gpt"])
     metrics.circuit_state("gpt/0", "open")
     metrics.ledger_queue_depth(7)
     metrics.ledger_spilled(3)
@@ -153,7 +153,12 @@ def test_other_stages_report_through_bounded_helpers() -> None:
     assert sample(metrics, "llm_gateway_circuit_state", deployment="gpt/0") == 2
     assert sample(metrics, "llm_gateway_circuit_transitions_total", deployment="gpt/0", state="open") == 1
     assert sample(metrics, "llm_gateway_circuit_state", deployment="gpt/1") == 0  # there from the start
-    assert sample(metrics, "llm_gateway_circuit_transitions_total", deployment="gpt/1", state="closed") is None
+    # Bounded label values start at zero, so the first increase shows in rate() and increase().
+    assert sample(metrics, "llm_gateway_circuit_transitions_total", deployment="gpt/1", state="open") == 0
+    assert sample(metrics, "llm_gateway_retries_total", deployment="gpt/1") == 0
+    assert sample(metrics, "llm_gateway_fallbacks_total", model="gpt") == 0
+    assert sample(metrics, "llm_gateway_budget_alert_deliveries_total", scope="team", outcome="failed") == 0
+    assert sample(metrics, "llm_gateway_limiter_backend_errors_total", outcome="fail_closed") == 0
     assert sample(metrics, "llm_gateway_ledger_queue_depth") == 7
     assert sample(metrics, "llm_gateway_ledger_spilled_rows_total") == 3
     assert sample(metrics, "llm_gateway_ledger_replayed_rows_total") == 2
