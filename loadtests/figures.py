@@ -3,7 +3,7 @@ from the run it cites.
 
 A document names the result files it quotes once, by alias (anywhere in the file):
 
-    <!--figures core=loadtests/results/core-2026-11-23.json ledger=loadtests/results/ledger-2026-11-23.json-->
+    <!--figures core=loadtests/results/core-2026-11-23.json ledger=loadtests/results/ledger-2026-11-23.json -->
 
 and each figure is a span whose text this script writes:
 

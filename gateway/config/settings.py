@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     data_dir: str = ".gateway"
     database_pool_size: int = Field(default=10, ge=1, le=1000)
 
-    # Virtual keys (gateway/identity/keys.py, gateway/identity/auth.py, README "Keys, teams and the admin API").
+    # Virtual keys (gateway/identity/keys.py, gateway/identity/auth.py, docs/keys.md).
     # How long a worker trusts what it read about a key; changes reach every worker at once
     # through Redis pub/sub (or a poll of the store without Redis), so this only bounds staleness
     # when those fail.
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     # After a rotation the old key keeps working this long unless the request names another grace.
     key_rotation_grace_s: float = Field(default=86_400.0, ge=0)
 
-    # The admin UI (admin/ui/, README "Admin UI"). Its session cookies are signed with a key
+    # The admin UI (admin/ui/, docs/admin.md). Its session cookies are signed with a key
     # derived from this secret; unset, from the master key (changing it then signs everyone out).
     admin_ui_enabled: bool = True
     admin_session_secret: SecretStr | None = None
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    # Rate limits and budgets (gateway/accounting/limits/, README "Rate limits and budgets").
+    # Rate limits and budgets (gateway/accounting/limits/, docs/limits.md).
     # redis_url is a Redis Cluster (the limiter then groups each request's checks by slot).
     redis_cluster: bool = False
     # Redis unreachable: `closed` answers limited requests 503; `open` enforces limits per process.
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # A parallel-request slot whose process died frees itself after this long.
     limits_lease_s: float = Field(default=900.0, gt=0)
 
-    # Observability (gateway/observability/, README "Observability").
+    # Observability (gateway/observability/, docs/observability.md).
     metrics_enabled: bool = True
     # When set, GET /metrics needs `Authorization: Bearer <token>`.
     metrics_token: SecretStr | None = None
@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     alert_retry_base_s: float = Field(default=1.0, gt=0)
     alert_timeout_s: float = Field(default=10.0, gt=0)
 
-    # The cost ledger (gateway/accounting/ledger/, README "The cost ledger"): one row per request, written
+    # The cost ledger (gateway/accounting/ledger/, docs/ledger.md): one row per request, written
     # in batches by a background task; rows spill to files under data_dir while the database is away.
     ledger_enabled: bool = True
     ledger_queue_size: int = Field(default=50_000, ge=1)

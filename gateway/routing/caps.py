@@ -4,7 +4,7 @@ The caps exist so that the gateway spreads load over a group before a provider s
 answering 429. They are counted in this process: with N workers each worker takes 1/N of the
 configured cap (the kernel spreads connections over workers about evenly), so one gateway
 replica as a whole stays near the cap. Several gateway replicas each apply the whole cap; see
-the README for why that is acceptable for the embedded default.
+docs/routing.md (Health) for why that is acceptable.
 """
 
 from __future__ import annotations

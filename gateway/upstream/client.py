@@ -1,7 +1,7 @@
 """The one module that talks to upstream providers over HTTP.
 
 aiohttp's client is used here because it measured several times faster than httpx on this
-path (README, Performance); everything else in the gateway may use httpx. aiohttp's
+path (docs/performance.md); everything else in the gateway may use httpx. aiohttp's
 exceptions are translated here, once, into the gateway's own errors.
 """
 

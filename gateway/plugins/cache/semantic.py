@@ -12,7 +12,7 @@ earlier turns: they form the scope, with the team unless `shared`); only the las
 compared by meaning. Its embedding comes from `embedding_model` through the gateway's own
 `/v1/embeddings`, in process, so it is routed, limited and recorded like any other call.
 Entries live in this worker's memory; a linear scan is fine at a few hundred per scope (how it was
-evaluated: README, "Plugins and the cache"). An embedding that fails is a miss, never an error.
+evaluated: docs/plugins.md, "The semantic cache"). An embedding that fails is a miss, never an error.
 """
 
 from __future__ import annotations

@@ -1,0 +1,114 @@
+"""The manual against what it describes: benchmark figures name their result files, settings are real.
+
+The convention for figures (docs/development.md, "This documentation"): a section (the text under
+one heading) that quotes a measured figure, a number with a unit of throughput or time, names the
+result file it was read from as `loadtests/results/<file>`; a section whose figures come from a
+measurement with no result file says so in `<!-- figures: no result file: <why> -->`.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.code import gateway_env_names
+
+REPO = Path(__file__).resolve().parents[2]
+PAGES = [*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md"]
+
+_RESULT = re.compile(r"loadtests/results/([A-Za-z0-9_.\-]+)")
+_FIGURE = re.compile(r"\d[\d,.]*\s?(?:req/s|requests/s|rows/s|streams/s|rps|ms|µs|ns)(?![A-Za-z])")
+_EXEMPT = re.compile(r"<!--\s*figures:\s*no result file:\s*(\S[^>]*?)\s*-->")
+_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_CODE_SPAN = re.compile(r"`[^`\n]*`")
+_HEADING = re.compile(r"^#{1,6} .*$", re.MULTILINE)
+_ENV = re.compile(r"GATEWAY_[A-Z0-9_]+")
+
+
+@dataclass(frozen=True)
+class Section:
+    page: Path
+    heading: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.page.relative_to(REPO)}: {self.heading or '(top)'}"
+
+
+def sections(page: Path) -> list[Section]:
+    # Headings inside fenced code (a shell comment, say) are not headings.
+    text = _FENCE.sub(lambda m: re.sub(r"^#", " #", m.group(0), flags=re.MULTILINE), page.read_text())
+    starts = [0, *(m.start() for m in _HEADING.finditer(text)), len(text)]
+    found = []
+    for start, end in pairwise(starts):
+        body = text[start:end]
+        heading = body.splitlines()[0] if _HEADING.match(body) else ""
+        found.append(Section(page, heading, body))
+    return found
+
+
+def figures(section: Section) -> list[str]:
+    """Measured-looking figures in the prose: not in code, comments or the heading itself."""
+    prose = section.text.removeprefix(section.heading)
+    for pattern in (_FENCE, _COMMENT, _CODE_SPAN):
+        prose = pattern.sub(" ", prose)
+    return _FIGURE.findall(prose)
+
+
+ALL_SECTIONS = [s for page in PAGES for s in sections(page)]
+
+
+def test_the_convention_finds_figures_at_all() -> None:
+    # Guards the checks below against a pattern that silently matches nothing.
+    performance = [s for s in ALL_SECTIONS if s.page.name == "performance.md" and figures(s)]
+    assert len(performance) >= 2
+
+
+@pytest.mark.parametrize("section", [s for s in ALL_SECTIONS if figures(s)], ids=str)
+def test_every_section_with_benchmark_figures_names_its_result_file(section: Section) -> None:
+    cited = _RESULT.findall(section.text)
+    exempt = _EXEMPT.search(section.text)
+    assert cited or exempt, (
+        f"{section} quotes {figures(section)[:3]} but names no loadtests/results/<file> "
+        "(or <!-- figures: no result file: why -->)"
+    )
+
+
+def test_every_result_file_the_docs_name_exists() -> None:
+    named = {(page.relative_to(REPO).as_posix(), name) for page in PAGES for name in _RESULT.findall(page.read_text())}
+    assert named, "the docs cite benchmark results"
+    missing = sorted((page, name) for page, name in named if not (REPO / "loadtests" / "results" / name).is_file())
+    assert missing == []
+
+
+def test_every_gateway_variable_is_documented_on_the_configuration_page() -> None:
+    page = (REPO / "docs" / "configuration.md").read_text()
+    spans = {span.strip("`") for span in _CODE_SPAN.findall(page)}
+    undocumented = sorted(
+        name for name in gateway_env_names()
+        if name not in page and name.removeprefix("GATEWAY_") not in spans
+    )
+    assert undocumented == []
+
+
+def test_every_gateway_variable_the_docs_name_is_real() -> None:
+    known = set(gateway_env_names()) | _names_read_by_tests()
+    mentioned = {(page.relative_to(REPO).as_posix(), name) for page in PAGES for name in _ENV.findall(page.read_text())}
+    invented = sorted((page, name) for page, name in mentioned if name not in known)
+    assert invented == []
+
+
+def _names_read_by_tests() -> set[str]:
+    """The test suite's own variables (GATEWAY_TEST_PG, ...), which the development page describes."""
+    names: set[str] = set()
+    for path in (REPO / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ENV.fullmatch(node.value):
+                names.add(node.value)
+    return names
