@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     fake.add_argument("--tokens", type=int, default=16)
     fake.add_argument("--inter-token-ms", type=float, default=0)
     fake.add_argument("--require-key", help="answer 401 unless this bearer key is sent")
+    fake.add_argument("--agent", action="store_true", help="call an offered tool, then answer its result "
+                                                           "(for Codex, Claude Code, agent SDKs)")
 
     demo = commands.add_parser("demo", help="the fake upstream plus the gateway, on the embedded default")
     demo.add_argument("--port", type=int, default=4000)
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     migrate = db_commands.add_parser("migrate", help="apply pending schema migrations and exit")
     migrate.add_argument("--config", required=True, help="the YAML file naming the database")
-    maintain = db_commands.add_parser("maintain", help="create the ledger's partitions ahead, apply retention")
+    maintain = db_commands.add_parser(
+        "maintain", help="create the ledger's partitions ahead; apply the ledger's and stored responses' retention")
     maintain.add_argument("--config", required=True, help="the YAML file naming the database")
     add_admin_user_parser(commands)
 
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "fake-upstream":
         return _fake_upstream(args)
     if args.command == "db" and args.db_command == "maintain":
-        from gateway.accounting.ledger.command import maintain_command
+        from gateway.db.command import maintain_command
 
         return maintain_command(args.config, set(provider_classes()))
     if args.command == "db":
@@ -135,7 +138,8 @@ def _fake_upstream(args: argparse.Namespace) -> int:
     from gateway.fake.server import Behaviour, run
 
     behaviour = Behaviour(
-        latency_ms=args.latency_ms, ttft_ms=args.ttft_ms, tokens=args.tokens, inter_token_ms=args.inter_token_ms
+        latency_ms=args.latency_ms, ttft_ms=args.ttft_ms, tokens=args.tokens, inter_token_ms=args.inter_token_ms,
+        agent=args.agent,
     )
     run(args.host, args.port, behaviour, require_key=args.require_key)
     return 0

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     # On shutdown, how long the queue may take to reach the database before it is spilled instead.
     ledger_shutdown_s: float = Field(default=10.0, ge=0)
 
+    # Stored responses of the Responses API (gateway/dialects/responses/store.py): kept this long for
+    # previous_response_id and retrieval, then swept by `gateway db maintain`.
+    responses_retention_days: int = Field(default=30, ge=1)
+
     @field_validator("limits_timezone")
     @classmethod
     def _known_time_zone(cls, value: str) -> str:

@@ -1,10 +1,15 @@
-"""`gateway db migrate --config FILE`: apply pending migrations to the configured database and exit."""
+"""`gateway db migrate` and `gateway db maintain`, each with `--config FILE`.
+
+migrate applies pending migrations and exits; maintain makes the ledger's partitions ahead,
+applies its retention, and deletes stored responses past theirs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import sys
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -13,6 +18,7 @@ from gateway.config.file import ConfigError, load_config
 from gateway.config.settings import Settings
 from gateway.db.connect import DatabaseUrlError, describe_db_error, open_sqlite, postgres_dsn, sqlite_path
 from gateway.db.migrate import MigrationError, migrate_postgres, migrate_sqlite
+from gateway.identity.store.base import StoreUnavailable
 
 CONNECT_TIMEOUT_S = 10.0
 
@@ -54,3 +60,32 @@ async def _migrate(settings: Settings, dsn: str | None) -> tuple[list[str], str]
     finally:
         await pg.close()
 
+
+
+def maintain_command(config_path: str, known_providers: set[str]) -> int:
+    from gateway.accounting.ledger.command import maintain_command as maintain_ledger
+
+    status = maintain_ledger(config_path, known_providers)
+    if status != 0:
+        return status
+    _, settings = load_config(config_path, known_providers)  # read once already: it is valid
+    try:
+        deleted = asyncio.run(_sweep_responses(settings))
+    except StoreUnavailable as exc:
+        print(f"gateway db maintain: {exc}", file=sys.stderr)
+        return 1
+    if deleted:
+        print(f"deleted {deleted} stored responses past the retention of {settings.responses_retention_days} days")
+    return 0
+
+
+async def _sweep_responses(settings: Settings) -> int:
+    from gateway.dialects.responses.store import ResponseStore
+    from gateway.identity.store import open_store
+
+    store = await open_store(settings)
+    try:
+        responses = ResponseStore(store.db, timedelta(days=settings.responses_retention_days))
+        return await responses.sweep(datetime.now(UTC))
+    finally:
+        await store.close()

@@ -20,6 +20,7 @@ import orjson
 from gateway.fake import embeddings, replies
 from gateway.fake.behaviour import Behaviour, DirectiveError, resolve
 from gateway.fake.replies import JSON, Stream, WireError
+from gateway.fake.responses import ResponsesFake
 
 RECORDED_REQUESTS = 2000
 
@@ -89,8 +90,8 @@ API_ROUTES: dict[tuple[str, str], Handler] = {
 MODEL_PREFIX = "/v1/models/"
 
 
-def _route(method: str, path: str) -> Handler | None:
-    handler = API_ROUTES.get((method, path))
+def _route(routes: dict[tuple[str, str], Handler], method: str, path: str) -> Handler | None:
+    handler = routes.get((method, path))
     if handler is None and method == "GET" and path.startswith(MODEL_PREFIX) and len(path) > len(MODEL_PREFIX):
         model_id = path[len(MODEL_PREFIX) :]
         return lambda *_: replies.model_object(model_id)
@@ -124,6 +125,9 @@ class App:
         self.requests: deque[JSON] = deque(maxlen=RECORDED_REQUESTS)
         self._authorization = None if require_key is None else f"Bearer {require_key}"
         self._seq = itertools.count(1)
+        # The Responses API keeps what it answered (previous_response_id): a handler with state.
+        self.api_routes: dict[tuple[str, str], Handler] = {**API_ROUTES,
+                                                            ("POST", "/v1/responses"): ResponsesFake().create}
         self._control: dict[tuple[str, str], Callable[[Request], Answer]] = {
             ("GET", "/_fake/stats"): lambda req: json_answer(200, self.stats.as_dict()),
             ("GET", "/_fake/requests"): self._recorded,
@@ -155,7 +159,7 @@ class App:
     def _answer(self, req: Request, body: Any, seq: int) -> Answer:
         if self._authorization is not None and req.headers.get("authorization") != self._authorization:
             return _error(WireError(401, "Incorrect API key provided.", code="invalid_api_key"))
-        handler = _route(req.method, req.path)
+        handler = _route(self.api_routes, req.method, req.path)
         if handler is None:
             return _error(WireError(404, f"Invalid URL ({req.method} {req.path})"))
         if body is _UNPARSABLE or (req.method == "POST" and not isinstance(body, dict)):

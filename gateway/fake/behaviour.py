@@ -32,6 +32,11 @@ class Behaviour:
     usage: bool = True
     content: str | None = None
     tool_call: dict[str, str] | None = None
+    # Prompts longer than this many words get the provider fakes' context-length error (Claude Code's
+    # system prompt alone is about 6000).
+    context_words: int = 4096
+    # Act as a model driving an agent: call an offered tool, then answer its result (gateway/fake/agent.py).
+    agent: bool = False
 
 
 DEFAULT_BEHAVIOUR = Behaviour()
@@ -132,6 +137,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "usage": _flag,
     "content": _optional(_text),
     "tool_call": _optional(_tool_call),
+    "agent": _flag,
+    "context_words": _count,
 }
 
 

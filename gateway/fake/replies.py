@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from gateway.fake import agent
 from gateway.fake.behaviour import Behaviour
 
 JSON = dict[str, Any]
@@ -80,6 +81,8 @@ class Stream:
     head: bytes  # sent together with the first content event, so a TTFT delay covers it too
     events: list[bytes]
     tail: bytes  # finish chunks, the usage chunk, [DONE]
+    # The in-band error after `error_after` events, in the wire format's own words; OpenAI chat's by default.
+    on_error: Callable[[int], bytes] | None = None
 
     def steps(self, b: Behaviour) -> tuple[list[tuple[float, bytes]], bool]:
         """(delay_ms, data) pairs to send after the response headers, and whether to abort at the end."""
@@ -96,7 +99,7 @@ class Stream:
         if ending == "done":
             steps.append((final_delay, self.tail if steps else self.head + self.tail))
         elif ending == "error":
-            steps.append((final_delay, error_event(cut)))
+            steps.append((final_delay, (self.on_error or error_event)(cut)))
         elif not steps:
             steps.append((final_delay, b""))  # the upstream dies while "thinking"
         return steps, ending == "drop"
@@ -201,16 +204,50 @@ class _Chunks:
         return lambda value: prefix + orjson.dumps(value) + suffix
 
 
-def _fragments(arguments: str, parts: int = 3) -> list[str]:
-    size = max(1, -(-len(arguments) // parts))
-    return [arguments[i : i + size] for i in range(0, len(arguments), size)]
+def fragments(text: str, parts: int = 3) -> list[str]:
+    """`text` cut in about `parts` pieces, as streamed arguments arrive; an empty text is one empty piece."""
+    size = max(1, -(-len(text) // parts))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _ask(messages: list[JSON]) -> str:
+    """The user's last words: the last text of the last user message (Claude Code puts reminders first)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            texts = [p["text"] for p in content or () if isinstance(p, dict) and isinstance(p.get("text"), str)]
+            return texts[-1] if texts else ""
+    return ""
+
+
+def _agent_call(req: JSON) -> dict[str, str] | None:
+    """The `agent` directive's tool call: tools offered, and no tool result since the user spoke."""
+    tools = [(t["function"]["name"], t["function"].get("parameters")) for t in req.get("tools") or ()
+             if isinstance(t, dict) and isinstance(t.get("function"), dict) and isinstance(t["function"].get("name"),
+                                                                                          str)]
+    messages = req["messages"]
+    if not tools or req.get("tool_choice") == "none" or messages[-1].get("role") != "user":
+        return None
+    ask = _ask(messages)
+    name, schema = agent.pick(tools, ask)
+    return {"name": name, "arguments": agent.arguments(schema, ask)}
+
+
+def _chat_pieces(req: JSON, words: list[str], b: Behaviour) -> list[str]:
+    schema = agent.json_schema_of(req.get("response_format"))
+    if schema is not None and b.content is None:
+        return fragments(agent.json_reply(schema))
+    return reply_pieces(words, b)
 
 
 def chat(req: JSON, b: Behaviour, seq: int, created: int) -> JSON | Stream:
     model = require_model(req)
     words, prompt_tokens = _chat_words(req)
     n = _choices(req)
-    pieces = reply_pieces(words, b)
+    pieces = _chat_pieces(req, words, b)
+    call = b.tool_call or (_agent_call(req) if b.agent else None)
     usage = usage_body(prompt_tokens, len(pieces) * n)
     reply_id = f"chatcmpl-fake{seq:010d}"
     call_ids = [f"call_fake{seq:010d}_{i}" for i in range(n)]
@@ -223,18 +260,18 @@ def chat(req: JSON, b: Behaviour, seq: int, created: int) -> JSON | Stream:
             "system_fingerprint": FINGERPRINT,
         }
         chunks = _Chunks(base, _include_usage(req, b))
-        if b.tool_call is not None:
-            return _tool_call_stream(chunks, b.tool_call, call_ids, usage)
+        if call is not None:
+            return _tool_call_stream(chunks, call, call_ids, usage)
         return _text_stream(chunks, pieces, n, usage)
 
-    if b.tool_call is not None:
+    if call is not None:
         finish = "tool_calls"
         messages = [
             {
                 "role": "assistant",
                 "content": None,
                 "refusal": None,
-                "tool_calls": [{"id": call_id, "type": "function", "function": dict(b.tool_call)}],
+                "tool_calls": [{"id": call_id, "type": "function", "function": dict(call)}],
             }
             for call_id in call_ids
         ]
@@ -285,7 +322,7 @@ def _tool_call_stream(chunks: _Chunks, call: dict[str, str], call_ids: list[str]
         events.append(chunks.choice(_delta(i, {"tool_calls": [opening]})))
         events.extend(
             chunks.choice(_delta(i, {"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}))
-            for fragment in _fragments(call["arguments"])
+            for fragment in fragments(call["arguments"])
         )
     tail = [chunks.choice(_delta(i, {}, "tool_calls")) for i in range(len(call_ids))]
     if chunks.include_usage:

@@ -88,7 +88,7 @@ def test_request_maps_every_field() -> None:
     ({"messages": [{"role": "user", "content": "x"}]}, "model"),
     ({"model": "m", "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
     ({**BASE, "messages": []}, "messages"),
-    ({**BASE, "messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+    ({**BASE, "messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
     ({**BASE, "messages": [{"role": "user", "content": [{"type": "document", "source": {}}]}]},
      "messages.0.content.0.type"),
     ({**BASE, "messages": [{"role": "user", "content": 5}]}, "messages.0.content"),

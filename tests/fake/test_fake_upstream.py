@@ -28,19 +28,6 @@ ECHO_16 = " ".join((["hello", "there", "world"] * 6)[:16])  # the echo of USER a
 
 
 @pytest_asyncio.fixture
-async def fake() -> AsyncIterator[FakeUpstream]:
-    async with await start_server() as upstream:
-        yield upstream
-
-
-@pytest_asyncio.fixture
-async def client(fake: FakeUpstream) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = openai.AsyncOpenAI(base_url=fake.url, api_key="x", max_retries=0)
-    yield sdk
-    await sdk.close()
-
-
-@pytest_asyncio.fixture
 async def http(fake: FakeUpstream) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=fake.url, timeout=5) as raw:
         yield raw

@@ -87,28 +87,38 @@ def _blocks(content: Any, param: str) -> list[dict[str, Any]]:
     raise InvalidRequest(f"{param}: a string or a list of content blocks is required", param=param)
 
 
-def _system(system: Any) -> str:
+def _system(system: Any, param: str = "system") -> str:
     if system is None:
         return ""
-    return "\n\n".join(_text(block, f"system.{j}") for j, block in enumerate(_blocks(system, "system"))
+    return "\n\n".join(_text(block, f"{param}.{j}") for j, block in enumerate(_blocks(system, param))
                        if block["type"] == "text")
 
 
 def _messages(system: Any, messages: list[Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    text = _system(system)
-    if text:
-        out.append({"role": "system", "content": text})
+    """`system` entries inside `messages` (Claude Code sends one at `messages[1]` for model names it
+    does not know, beta `mid-conversation-system-2026-04-07`) are standing instructions: they are
+    folded into the one system prompt, after the top-level `system`, in the order they came. Only
+    OpenAI takes a system message mid-conversation; Anthropic, Gemini and most open-model chat
+    templates want it first, and the neutral request must suit every backend."""
+    texts = [_system(system)]
+    turns: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         param = f"messages.{i}"
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise InvalidRequest(f"{param}.role: 'user' or 'assistant' is required", param=f"{param}.role")
+        role = message.get("role") if isinstance(message, dict) else None
+        if role == "system":
+            texts.append(_system(message.get("content"), f"{param}.content"))
+            continue
+        if role not in ("user", "assistant"):
+            raise InvalidRequest(f"{param}.role: 'user', 'assistant' or 'system' is required", param=f"{param}.role")
         blocks = _blocks(message.get("content"), f"{param}.content")
-        if message["role"] == "user":
-            out.extend(_user(blocks, f"{param}.content"))
+        if role == "user":
+            turns.extend(_user(blocks, f"{param}.content"))
         else:
-            out.append(_assistant(blocks, f"{param}.content"))
-    return out
+            turns.append(_assistant(blocks, f"{param}.content"))
+    if not turns:
+        raise InvalidRequest("messages: at least one user or assistant message is required", param="messages")
+    text = "\n\n".join(t for t in texts if t)
+    return [{"role": "system", "content": text}, *turns] if text else turns
 
 
 def _user(blocks: list[dict[str, Any]], param: str) -> list[dict[str, Any]]:

@@ -23,8 +23,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--require-key", help="refuse requests without this key, in the provider's auth header")
+    parser.add_argument("--agent", action="store_true", help="call an offered tool, then answer its result")
+    parser.add_argument("--context-words", type=int, default=4096, help="longer prompts get a context-length error")
     args = parser.parse_args()
-    uvloop.run(_serve(args.provider, args.host, args.port, Behaviour(tokens=args.tokens), args.require_key))
+    behaviour = Behaviour(tokens=args.tokens, agent=args.agent, context_words=args.context_words)
+    uvloop.run(_serve(args.provider, args.host, args.port, behaviour, args.require_key))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 
+from gateway.fake import agent
 from gateway.fake.app import Answer, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour
 from gateway.fake.providers.base import (
-    CONTEXT_WINDOW_WORDS,
     ProviderApp,
     ProviderStream,
     fragments,
@@ -51,8 +51,12 @@ MESSAGES = {
 }
 REQUEST_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
-    "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers", "fake",
+    "top_k", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers", "context_management",
+    "output_config", "fake",
 })
+# What `count_tokens` takes: a Messages request without max_tokens and the sampling fields.
+COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers",
+                          "context_management", "output_config", "fake"})
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
@@ -63,7 +67,8 @@ def error_kind(status: int) -> str:
 class AnthropicFake(ProviderApp):
     def __init__(self, behaviour: Behaviour = DEFAULT_BEHAVIOUR, require_key: str | None = None) -> None:
         super().__init__(behaviour, require_key)
-        self.routes = [("POST", re.compile(r"/v1/messages"), self._messages)]
+        self.routes = [("POST", re.compile(r"/v1/messages"), self._messages),
+                       ("POST", re.compile(r"/v1/messages/count_tokens"), self._count_tokens)]
 
     def authorize(self, req: Request) -> Answer | None:
         if self.require_key is not None and req.headers.get("x-api-key") != self.require_key:
@@ -82,18 +87,28 @@ class AnthropicFake(ProviderApp):
             answer.headers += (("x-should-retry", "true"),)
         return answer
 
+    def _count_tokens(self, req: Request, match: re.Match[str], body: JSON, b: Behaviour, seq: int) -> Answer:
+        """The same count as a reply's usage: words of the system prompt and of every message."""
+        for field in body:
+            if field not in COUNT_FIELDS:
+                raise WireError(400, f"{field}: Extra inputs are not permitted")
+        check_request({**body, "max_tokens": 1})
+        words = len(_system_text(body.get("system")).split()) + sum(
+            len(_message_text(m).split()) for m in body["messages"])
+        return json_reply({"input_tokens": words}, b)
+
     def _messages(self, req: Request, match: re.Match[str], body: JSON, b: Behaviour, seq: int) -> Answer:
         check_request(body)
         system_words = len(_system_text(body.get("system")).split())
         words = [w for m in body["messages"] for w in _message_text(m).split()]
-        if system_words + len(words) > CONTEXT_WINDOW_WORDS:
+        if system_words + len(words) > b.context_words:
             raise WireError(400, f"prompt is too long: {system_words + len(words)} tokens > "
-                                 f"{CONTEXT_WINDOW_WORDS} maximum")
+                                 f"{b.context_words} maximum")
         pieces = reply_pieces(_message_text(body["messages"][-1]).split(), b)
         stop_reason = "end_turn"
         if len(pieces) > body["max_tokens"]:
             pieces, stop_reason = pieces[: body["max_tokens"]], "max_tokens"
-        call = b.tool_call
+        call = b.tool_call or (_agent_call(body) if b.agent else None)
         arguments = fragments(call["arguments"]) if call is not None else []
         if call is not None:
             pieces, stop_reason = [f"Calling {call['name']}."], "tool_use"
@@ -146,6 +161,22 @@ def _stream(message_id: str, model: str, pieces: list[str], call: dict[str, str]
             + sse_event("message_stop", {"type": "message_stop"}))
     stream = ProviderStream(head, events, tail, on_error=_error_event)
     return Answer(200, stream=stream, behaviour=b, headers=(("request-id", f"req_{message_id}"),))
+
+
+def _agent_call(body: JSON) -> dict[str, str] | None:
+    """The `agent` directive's tool_use: tools offered, and the last user turn holds no tool result."""
+    tools = [(t["name"], t.get("input_schema")) for t in body.get("tools") or () if isinstance(t.get("name"), str)]
+    last = body["messages"][-1]
+    content = last.get("content")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    choice = body.get("tool_choice")
+    if not tools or last.get("role") != "user" or any(block.get("type") == "tool_result" for block in blocks) \
+            or (isinstance(choice, dict) and choice.get("type") == "none"):
+        return None
+    texts = [block["text"] for block in blocks if block.get("type") == "text" and isinstance(block.get("text"), str)]
+    ask = texts[-1] if texts else ""
+    name, schema = agent.pick(tools, ask)
+    return {"name": name, "arguments": agent.arguments(schema, ask)}
 
 
 def _error_event(after: int) -> bytes:

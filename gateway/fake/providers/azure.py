@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from gateway.fake import embeddings, replies
 from gateway.fake.app import Answer, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour
-from gateway.fake.providers.base import CONTEXT_WINDOW_WORDS, ProviderApp, json_reply, sse_data
+from gateway.fake.providers.base import ProviderApp, json_reply, sse_data
 from gateway.fake.replies import JSON, Stream
 
 _SAFE = {"filtered": False, "severity": "safe"}
@@ -79,9 +79,9 @@ class AzureFake(ProviderApp):
         messages = body.get("messages")
         words = sum(len(_text(m.get("content")).split()) for m in messages if isinstance(m, dict)) \
             if isinstance(messages, list) else 0
-        if words > CONTEXT_WINDOW_WORDS:
+        if words > b.context_words:
             return json_answer(400, {"error": {
-                "message": f"This model's maximum context length is {CONTEXT_WINDOW_WORDS} tokens. However, your "
+                "message": f"This model's maximum context length is {b.context_words} tokens. However, your "
                            f"messages resulted in {words} tokens. Please reduce the length of the messages.",
                 "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}, b)
         reply = replies.chat({**body, "model": match["deployment"]}, b, seq, int(time.time()))

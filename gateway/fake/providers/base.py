@@ -10,36 +10,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from gateway.fake.app import Answer, App, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour, DirectiveError, resolve, validate
-from gateway.fake.replies import JSON, Stream, WireError
-
-# Prompts longer than this many words get the provider's context-length error.
-CONTEXT_WINDOW_WORDS = 4096
+from gateway.fake.replies import JSON, Stream, WireError, fragments
 
 # (request, path match, JSON body, behaviour, sequence number) -> answer
 Handler = Callable[[Request, "re.Match[str]", JSON, Behaviour, int], Answer]
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderStream(Stream):
-    """A core `Stream` whose `error_after` ending is the provider's own in-band error."""
+# A provider's stream is the core fake's, with the provider's own in-band error (`on_error`).
+ProviderStream = Stream
 
-    on_error: Callable[[int], bytes] | None = None
-
-    def steps(self, b: Behaviour) -> tuple[list[tuple[float, bytes]], bool]:
-        steps, abort = Stream.steps(self, b)
-        errored = b.error_after is not None and b.error_after <= len(self.events) \
-            and not (b.drop_after is not None and b.drop_after <= b.error_after)
-        if errored and self.on_error is not None and b.error_after is not None:
-            delay, _ = steps[-1]
-            steps[-1] = (delay, self.on_error(b.error_after))
-        return steps, abort
+__all__ = ["ProviderApp", "ProviderStream", "fragments", "json_reply", "sse_data", "sse_event",
+           "words_of"]
 
 
 def words_of(text: str) -> list[str]:
@@ -110,6 +97,3 @@ def json_reply(obj: Any, b: Behaviour | None) -> Answer:
     return json_answer(200, obj, b)
 
 
-def fragments(text: str, parts: int = 3) -> list[str]:
-    size = max(1, -(-len(text) // parts))
-    return [text[i : i + size] for i in range(0, len(text), size)] or [""]

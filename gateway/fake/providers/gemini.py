@@ -18,7 +18,7 @@ import orjson
 from gateway.fake.app import Answer, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour
 from gateway.fake.embeddings import embedding_vector
-from gateway.fake.providers.base import CONTEXT_WINDOW_WORDS, ProviderApp, ProviderStream, json_reply
+from gateway.fake.providers.base import ProviderApp, ProviderStream, json_reply
 from gateway.fake.replies import JSON, WireError, reply_pieces
 
 STATUSES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -84,9 +84,9 @@ class GeminiFake(ProviderApp):
         model = match["model"]
         check_request(body, model)
         prompt_words = _words(body)
-        if prompt_words > CONTEXT_WINDOW_WORDS:
+        if prompt_words > b.context_words:
             raise WireError(400, f"The input token count ({prompt_words}) exceeds the maximum number of tokens "
-                                 f"allowed ({CONTEXT_WINDOW_WORDS}).")
+                                 f"allowed ({b.context_words}).")
         pieces = reply_pieces(_last_user_text(body["contents"]).split(), b)
         config = body.get("generationConfig") or {}
         finish = "STOP"

@@ -15,7 +15,6 @@ import orjson
 
 from gateway.fake.app import Answer, App, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour, validate
-from gateway.fake.providers.base import CONTEXT_WINDOW_WORDS
 
 TYPES = {400: "BadRequestError", 401: "Unauthorized", 404: "NotFoundError", 429: "TooManyRequests",
          500: "InternalServerError", 503: "ServiceUnavailable"}
@@ -42,8 +41,9 @@ class VLLMFake(App):
             return json_answer(401, {"error": "Unauthorized"})
         if isinstance(body, dict) and isinstance(body.get("messages"), list):
             words = sum(len(str(m.get("content") or "").split()) for m in body["messages"] if isinstance(m, dict))
-            if words > CONTEXT_WINDOW_WORDS:
-                return _vllm_error(400, f"This model's maximum context length is {CONTEXT_WINDOW_WORDS} tokens. "
+            limit = self.behaviour.context_words
+            if words > limit:
+                return _vllm_error(400, f"This model's maximum context length is {limit} tokens. "
                                         f"However, you requested {words} tokens in the messages, Please reduce the "
                                         "length of the messages.")
         answer = super()._answer(req, body, seq)
