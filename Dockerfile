@@ -18,7 +18,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY admin ./admin
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# With the `otel` extra, so GATEWAY_OTEL_ENABLED=true works in the image.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[otel]'
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,7 +34,7 @@ RUN groupadd --system --gid 10001 gateway \
        --shell /usr/sbin/nologin gateway
 # The wheels are bind-mounted for this one step, so they never become a layer of the image.
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --no-index --find-links /wheels llm-gateway
+    pip install --no-cache-dir --no-index --find-links /wheels 'llm-gateway[otel]'
 # A placeholder config with no models, so the image starts; mount the real one over it
 # (compose: deploy/compose/gateway.yaml; Helm: the chart's ConfigMap).
 RUN mkdir -p /etc/gateway && printf 'models: []\n' > /etc/gateway/config.yaml

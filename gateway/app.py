@@ -54,16 +54,17 @@ def create_app(config: Config, settings: Settings) -> Front:
     upstream = UpstreamClient(settings.upstream_max_connections)
     prices = PriceBook(load_price_table())
     router = Router(config.models, config.routing, prices=prices, workers=settings.workers,
-                    default_deadline_s=settings.upstream_timeout_s)
+                    default_deadline_s=settings.upstream_timeout_s, on_circuit=observability.circuit_listener)
     limiter = build_limiter(config, settings, prices, group_name=lambda model: router.group(model).name)
     # The cost ledger (gateway/accounting/ledger/): a Recorder on the request path, a writer task in the lifespan.
     ledger = build_ledger(settings) if settings.ledger_enabled else None
-    observability.watch(limiter=limiter, ledger=ledger)
+    observability.watch(limiter=limiter, ledger=ledger, router=router)
     ledger_queries = build_queries(settings)
     # Guardrails, the response cache and third-party plugins (gateway/plugins/), per team and key.
     plugins = build_plugins(config.plugins, settings, prices, observability.metrics, observability.labels)
     # Keys, teams and the audit log: Postgres with database_url, else SQLite under data_dir.
     access = Access(settings)
+    observability.name_teams(access)  # team names for /metrics (llm_gateway_team_info)
     auth = KeyAuth(settings.master_key, access)
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s)

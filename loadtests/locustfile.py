@@ -1,14 +1,25 @@
 """Realistic traffic against a gateway, measured the way its clients see it.
 
+From the repository root, with the project installed (`pip install -e '.[test]'` brings locust):
+
+    export GATEWAY_MASTER_KEY=sk-local-$(python -c 'import secrets; print(secrets.token_hex(16))')
     gateway fake-upstream --port 9911 --ttft-ms 150 --inter-token-ms 20 &
-    gateway serve --config loadtests/gateway.yaml &
-    locust -f loadtests/locustfile.py --config loadtests/locust.conf --host http://127.0.0.1:4000
+    gateway serve --config loadtests/gateway.yaml &         # listens on 127.0.0.1:4000
+    locust --config loadtests/locust.conf                   # this file, headless, against that host
+
+The gateway and locust read the same GATEWAY_MASTER_KEY (the key requests are sent with unless
+LOADTEST_KEYS names others), so export it in the shell both start from. locust.conf sets the
+host (`--host http://127.0.0.1:4000`), users, spawn rate and run time; flags override it.
 
 Several teams' keys; a mix of streamed and non-streamed chat, embeddings, requests over a
 budget or rate limit and requests to a failing deployment. The report shows, per kind of
 request, latency (a stream's is the whole stream), time to first token (request type `TTFT`,
 one sample per stream that produced a token) and errors by kind: `<status> <code>` in the
 failures table, `in-band <code>` for an error inside a stream.
+
+The failing and over-limit requests fail on purpose, and are reported like any failure; when
+they are the only failures (a 5xx from the failing deployment, a 429 from the limit) the run
+exits 0. Any other failure, or an exception in this file, makes it exit 1.
 
 Set through `LOADTEST_*` environment variables (`Config.from_env`); the model names default to
 those of loadtests/gateway.yaml:
@@ -26,6 +37,8 @@ those of loadtests/gateway.yaml:
                               0 (default) runs until --run-time
     LOADTEST_WAIT_S           the most a user waits between requests, default 0.5
     LOADTEST_MAX_TOKENS       max_tokens of chat requests, default 64
+    LOADTEST_TIMEOUT_S        the longest a request may take, a stream included, default 120;
+                              a stream past it is a failure ("stream timed out")
 """
 
 from __future__ import annotations
@@ -34,13 +47,15 @@ import itertools
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import gevent
-from locust import HttpUser, between, task
+from locust import HttpUser, between, events, task
+from locust.env import Environment
 from locust.exception import StopUser
 from locust.stats import CSV_STATS_INTERVAL_SEC
 from requests import RequestException
@@ -74,6 +89,7 @@ class Config:
     cycles: int
     wait_s: float
     max_tokens: int
+    timeout_s: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Config:
@@ -93,6 +109,7 @@ class Config:
             cycles=int(env.get("LOADTEST_CYCLES", "0")),
             wait_s=float(env.get("LOADTEST_WAIT_S", "0.5")),
             max_tokens=int(env.get("LOADTEST_MAX_TOKENS", "64")),
+            timeout_s=float(env.get("LOADTEST_TIMEOUT_S", "120")),
         )
         return config.without_unservable_kinds()
 
@@ -140,6 +157,29 @@ def error_kind(status: int, body: bytes | None) -> str:
     except (ValueError, KeyError, TypeError, AttributeError):
         code = "non-json"
     return f"{status} {code}"
+
+
+# The failures the mix provokes on purpose, by request name: the statuses each should get.
+INTENDED = {NAMES["failing"]: ("502", "503", "504"), NAMES["over_limit"]: ("429",)}
+_STATUS = re.compile(r"^(?:\w+\(['\"])?(?P<status>\d{3}) ")
+
+
+def intended(name: str, error: str) -> bool:
+    """Whether a failure (as locust records it: `CatchResponseError('502 ...')`) is one of the mix's
+    own, answered as it should be."""
+    match = _STATUS.match(error)
+    return match is not None and match["status"] in INTENDED.get(name, ())
+
+
+@events.quitting.add_listener
+def _exit_code(environment: Environment, **_: Any) -> None:
+    """Exit 0 when the only failures are the intended ones; otherwise locust's own rule (exit 1)."""
+    runner = environment.runner
+    if runner is None or environment.process_exit_code is not None or runner.exceptions:
+        return
+    errors = runner.errors.values()
+    if errors and all(intended(e.name, e.error if isinstance(e.error, str) else repr(e.error)) for e in errors):
+        environment.process_exit_code = 0
 
 
 def sse_events(chunks: Iterator[bytes]) -> Iterator[dict[str, Any] | None]:
@@ -238,7 +278,7 @@ class GatewayUser(HttpUser):
         body = self._chat_body(model, stream=False)
         with self.client.post(
             "/v1/chat/completions", json=body, headers=self._headers(key), name=name, catch_response=True,
-            timeout=120,
+            timeout=CONFIG.timeout_s,
         ) as response:
             if response.status_code != 200:
                 response.failure(error_kind(response.status_code, response.content))
@@ -249,7 +289,7 @@ class GatewayUser(HttpUser):
         body = {"model": CONFIG.embedding_model, "input": self.random.choice(PROMPTS), "user": self.team}
         with self.client.post(
             "/v1/embeddings", json=body, headers=self._headers(self.key), name=NAMES["embeddings"],
-            catch_response=True, timeout=120,
+            catch_response=True, timeout=CONFIG.timeout_s,
         ) as response:
             if response.status_code != 200:
                 response.failure(error_kind(response.status_code, response.content))
@@ -267,6 +307,8 @@ class GatewayUser(HttpUser):
             name=name,
             stream=True,
             catch_response=True,
+            # Connecting, and each wait for the next bytes; the whole stream is bounded below.
+            timeout=CONFIG.timeout_s,
         ) as response:
             if response.status_code != 200:
                 response.failure(error_kind(response.status_code, response.content))
@@ -274,7 +316,11 @@ class GatewayUser(HttpUser):
             first_token_ms: float | None = None
             failure = "stream ended without [DONE]"
             try:
+                deadline = started + CONFIG.timeout_s
                 for event in sse_events(response.iter_content(chunk_size=None)):
+                    if time.perf_counter() > deadline:
+                        failure = "stream timed out"
+                        break
                     if event is None:
                         failure = ""
                         break

@@ -79,6 +79,7 @@ class Gateway:
         log: Path | None = None,
         routing: dict[str, Any] | None = None,
         plugins: dict[str, Any] | None = None,
+        start_s: float = 20,
     ) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -106,7 +107,8 @@ class Gateway:
         finally:
             if out is not None:
                 out.close()
-        wait_http(self.base + "/healthz", self.proc)
+        # `start_s` bounds a failure, not a speed: a loaded machine starts workers slowly.
+        wait_http(self.base + "/healthz", self.proc, start_s)
 
     def close(self) -> int:
         return stop(self.proc)

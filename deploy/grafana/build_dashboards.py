@@ -4,7 +4,8 @@
 
 The JSON files are committed (Grafana provisions them from disk); a test checks that they match
 this script and that every metric their PromQL names is one the gateway exports. Edit here, not
-in the JSON.
+in the JSON. The Helm chart can only read files inside itself, so the script also copies the
+dashboards and the alert rules (deploy/prometheus/llm-gateway.rules.yml) into its files/.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent / "dashboards"
+DEPLOY = OUT.parents[1]
+RULES = DEPLOY / "prometheus" / "llm-gateway.rules.yml"
+CHART_FILES = DEPLOY / "helm" / "llm-gateway" / "files"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 RATE = "$__rate_interval"
 SEL = 'team=~"$team", model=~"$model"'
@@ -54,12 +58,36 @@ def quantiles(metric: str, selector: str, by: str = "") -> list[tuple[str, str]]
 
 
 def variable(name: str, metric: str, label: str) -> dict[str, Any]:
-    query = f"label_values({metric}, {label})"
+    return _query_variable(name, label, f"label_values({metric}, {label})")
+
+
+def _query_variable(name: str, label: str, query: str, regex: str = "") -> dict[str, Any]:
     return {
         "name": name, "label": label, "type": "query", "datasource": DS, "query": {"query": query, "refId": name},
-        "definition": query, "includeAll": True, "multi": True, "allValue": ".*", "refresh": 2,
+        "definition": query, "regex": regex, "includeAll": True, "multi": True, "allValue": ".*", "refresh": 2,
         "current": {"text": "All", "value": "$__all"},
     }  # fmt: skip
+
+
+# Team names (llm_gateway_team_info, read from the key store): series stay labelled by team id,
+# names are joined on for legends. One name per team even if replicas briefly disagree after a rename.
+TEAM_INFO = "topk by (team) (1, llm_gateway_team_info)"
+
+
+def named(expr: str) -> str:
+    """`expr` (labelled by `team`) with each team's `team_name` beside its id; a team the key store
+    no longer knows (deleted) keeps its series, with its id for a name."""
+    return (f"({expr}) * on (team) group_left (team_name) {TEAM_INFO}"
+            f' or on (team) label_replace({expr}, "team_name", "$1", "team", "(.*)")')
+
+
+TEAM_LEGEND = "{{team_name}}"
+
+
+def team_variable() -> dict[str, Any]:
+    """Picks teams by name, filters by id: `text` and `value` of each option come from the info series."""
+    return _query_variable("team", "team", "query_result(group by (team, team_name) (llm_gateway_team_info))",
+                           regex='/team="(?<value>[^"]*)".*team_name="(?<text>[^"]*)"/')
 
 
 def dashboard(uid: str, title: str, panels: list[Panel], variables: list[dict[str, Any]]) -> dict[str, Any]:
@@ -86,12 +114,18 @@ def dashboard(uid: str, title: str, panels: list[Panel], variables: list[dict[st
 
 
 COST_RATE = f"rate(llm_gateway_cost_usd_total{{{SEL}}}[{RATE}])"
-SPENT = 'max by (team) (llm_gateway_team_budget_spent_usd{team=~"$team"})'
+# Budget gauges move only when a budgeted request arrives: a period that ended keeps the last
+# spend until the next request, so gauges past their period's end are left out (as in the alerts).
+CURRENT = "unless llm_gateway_team_budget_period_end_timestamp_seconds <= time()"
+SPENT = f'max by (team) (llm_gateway_team_budget_spent_usd{{team=~"$team"}} {CURRENT})'
+REMAINING = f'max by (team) (llm_gateway_team_budget_remaining_usd{{team=~"$team"}} {CURRENT})'
 LIMIT = 'max by (team) (llm_gateway_team_budget_limit_usd{team=~"$team"})'
 PERIOD_END = 'max by (team) (llm_gateway_team_budget_period_end_timestamp_seconds{team=~"$team"})'
 PERIOD_START = 'max by (team) (llm_gateway_team_budget_period_start_timestamp_seconds{team=~"$team"})'
 TEAM_BURN_6H = 'sum by (team) (rate(llm_gateway_cost_usd_total{team=~"$team"}[6h]))'
 FORECAST = f"{SPENT} + {TEAM_BURN_6H} * clamp_min({PERIOD_END} - time(), 0)"
+# `cached_prompt` tokens are part of `prompt`: a total counts prompt and completion only.
+TOKENS = f'llm_gateway_tokens_total{{type!="cached_prompt", {SEL}}}'
 
 
 def cost() -> dict[str, Any]:
@@ -104,39 +138,40 @@ def cost() -> dict[str, Any]:
         panel("stat", "Unpriced requests in range",
               [(f"sum(increase(llm_gateway_unpriced_requests_total{{{MODEL_SEL}}}[$__range]))", "")], w=6,
               description="Requests with usage but no known price: their cost is missing from these panels."),
-        panel("stat", "Tokens in range", [(f"sum(increase(llm_gateway_tokens_total{{{SEL}}}[$__range]))", "")], w=6),
-        panel("timeseries", "Spend rate by team ($/h)", [(f"sum by (team) ({COST_RATE}) * 3600", "{{team}}")],
+        panel("stat", "Tokens in range", [(f"sum(increase({TOKENS}[$__range]))", "")], w=6,
+              description="Prompt and completion tokens (cached prompt tokens are part of prompt)."),
+        panel("timeseries", "Spend rate by team ($/h)", [(named(f"sum by (team) ({COST_RATE}) * 3600"), TEAM_LEGEND)],
               "currencyUSD"),
         panel("timeseries", "Spend rate by model ($/h)", [(f"sum by (model) ({COST_RATE}) * 3600", "{{model}}")],
               "currencyUSD"),
         panel("bargauge", "Spend by team in range",
-              [(f"sort_desc(sum by (team) (increase(llm_gateway_cost_usd_total{{{SEL}}}[$__range])))", "{{team}}")],
-              "currencyUSD", displayMode="gradient", orientation="horizontal"),
+              [(f"sort_desc({named(f'sum by (team) (increase(llm_gateway_cost_usd_total{{{SEL}}}[$__range]))')})",
+                TEAM_LEGEND)], "currencyUSD", displayMode="gradient", orientation="horizontal"),
         panel("bargauge", "Spend by model in range",
               [(f"sort_desc(sum by (model) (increase(llm_gateway_cost_usd_total{{{SEL}}}[$__range])))", "{{model}}")],
               "currencyUSD", displayMode="gradient", orientation="horizontal"),
         row("Budgets (teams with a budget)"),
-        panel("bargauge", "Budget used this period", [(f"100 * {SPENT} / {LIMIT}", "{{team}}")], "percent",
+        panel("bargauge", "Budget used this period", [(named(f"100 * {SPENT} / {LIMIT}"), TEAM_LEGEND)], "percent",
               displayMode="lcd", orientation="horizontal", min=0, max=100),
-        panel("bargauge", "Forecast at period end (% of budget)", [(f"100 * ({FORECAST}) / {LIMIT}", "{{team}}")],
-              "percent", description="Spent so far plus the last 6 hours' rate until the period ends.",
+        panel("bargauge", "Forecast at period end (% of budget)",
+              [(named(f"100 * ({FORECAST}) / {LIMIT}"), TEAM_LEGEND)], "percent",
+              description="Spent so far plus the last 6 hours' rate until the period ends.",
               displayMode="lcd", orientation="horizontal", min=0, max=150),
         panel("timeseries", "Burn rate against budget",
-              [(f"{TEAM_BURN_6H} / ({LIMIT} / ({PERIOD_END} - {PERIOD_START}))", "{{team}}")], "none",
+              [(named(f"{TEAM_BURN_6H} / ({LIMIT} / ({PERIOD_END} - {PERIOD_START}))"), TEAM_LEGEND)], "none",
               description="1 spends the budget exactly over the period; above 1 runs out before its end."),
-        panel("timeseries", "Forecast spend at period end ($)", [(FORECAST, "{{team}} forecast"),
-                                                                 (LIMIT, "{{team}} budget")], "currencyUSD"),
-        panel("table", "Remaining budget",
-              [('max by (team) (llm_gateway_team_budget_remaining_usd{team=~"$team"})', "{{team}}")], "currencyUSD",
-              w=24),
+        panel("timeseries", "Forecast spend at period end ($)",
+              [(named(FORECAST), TEAM_LEGEND + " forecast"), (named(LIMIT), TEAM_LEGEND + " budget")], "currencyUSD"),
+        panel("table", "Remaining budget", [(named(REMAINING), TEAM_LEGEND)], "currencyUSD", w=24),
         row("Tokens"),
         panel("timeseries", "Tokens per second by type",
-              [(f"sum by (type) (rate(llm_gateway_tokens_total{{{SEL}}}[{RATE}]))", "{{type}}")]),
+              [(f"sum by (type) (rate(llm_gateway_tokens_total{{{SEL}}}[{RATE}]))", "{{type}}")],
+              description="cached_prompt is the part of prompt the provider served from its cache."),
         panel("timeseries", "Tokens per second by model",
-              [(f"sum by (model) (rate(llm_gateway_tokens_total{{{SEL}}}[{RATE}]))", "{{model}}")]),
+              [(f"sum by (model) (rate({TOKENS}[{RATE}]))", "{{model}}")],
+              description="Prompt and completion tokens (cached prompt tokens are part of prompt)."),
     ]  # fmt: skip
-    variables = [variable("team", "llm_gateway_cost_usd_total", "team"),
-                 variable("model", "llm_gateway_cost_usd_total", "model")]  # fmt: skip
+    variables = [team_variable(), variable("model", "llm_gateway_cost_usd_total", "model")]
     return dashboard("llm-gateway-cost", "LLM gateway · cost", panels, variables)
 
 
@@ -153,8 +188,8 @@ def traffic() -> dict[str, Any]:
               "reqps"),
         panel("timeseries", "Requests per second by status class",
               [(f"sum by (status_class) (rate({req}[{RATE}]))", "{{status_class}}")], "reqps"),
-        panel("timeseries", "Requests per second by team", [(f"sum by (team) (rate({req}[{RATE}]))", "{{team}}")],
-              "reqps"),
+        panel("timeseries", "Requests per second by team",
+              [(named(f"sum by (team) (rate({req}[{RATE}]))"), TEAM_LEGEND)], "reqps"),
         panel("timeseries", "Requests per second by provider",
               [(f"sum by (provider) (rate({req}[{RATE}]))", "{{provider}}")], "reqps"),
         row("Latency"),
@@ -171,8 +206,7 @@ def traffic() -> dict[str, Any]:
         panel("timeseries", "p95 time to first token by model",
               quantiles("llm_gateway_time_to_first_token_seconds", MODEL_SEL, by="model")[1:2], "s"),
     ]  # fmt: skip
-    variables = [variable("team", "llm_gateway_requests_total", "team"),
-                 variable("model", "llm_gateway_requests_total", "model")]  # fmt: skip
+    variables = [team_variable(), variable("model", "llm_gateway_requests_total", "model")]
     return dashboard("llm-gateway-traffic", "LLM gateway · traffic and latency", panels, variables)
 
 
@@ -186,7 +220,8 @@ def reliability() -> dict[str, Any]:
         panel("stat", "5xx ratio", [(f'sum(rate(llm_gateway_requests_total{{status_class="5xx", {MODEL_SEL}}}[{RATE}]))'
                                      f" / sum(rate({req}[{RATE}]))", "")], "percentunit", w=8),
         panel("stat", "Retries per request",
-              [(f"sum(rate(llm_gateway_retries_total[{RATE}])) / sum(rate({req}[{RATE}]))", "")], "none", w=8),
+              [(f"sum(rate(llm_gateway_retries_total[{RATE}])) / sum(rate(llm_gateway_requests_total[{RATE}]))", "")],
+              "none", w=8, description="All models: retries are counted by deployment, not by model."),
         panel("timeseries", "Errors per second by status and type",
               [(f"sum by (status, type) (rate({err}[{RATE}]))", "{{status}} {{type}}")], "reqps"),
         panel("timeseries", "Errors per second by model", [(f"sum by (model) (rate({err}[{RATE}]))", "{{model}}")],
@@ -211,7 +246,9 @@ def reliability() -> dict[str, Any]:
         panel("timeseries", "Ledger rows",
               [(f"sum(rate(llm_gateway_ledger_written_rows_total[{RATE}]))", "written"),
                (f"sum(rate(llm_gateway_ledger_spilled_rows_total[{RATE}]))", "spilled"),
-               (f"sum(rate(llm_gateway_ledger_replayed_rows_total[{RATE}]))", "replayed")], "rowsps"),
+               (f"sum(rate(llm_gateway_ledger_replayed_rows_total[{RATE}]))", "replayed"),
+               (f"sum(rate(llm_gateway_ledger_rejected_rows_total[{RATE}]))", "rejected (set aside)"),
+               (f"sum(rate(llm_gateway_ledger_lost_rows_total[{RATE}]))", "lost")], "rowsps"),
         panel("timeseries", "Budget alert deliveries",
               [(f"sum by (outcome) (increase(llm_gateway_budget_alert_deliveries_total[{RATE}]))", "{{outcome}}")]),
         panel("timeseries", "Plugin failures",
@@ -238,10 +275,13 @@ def render(build: Any) -> str:
 
 
 def main() -> None:
-    OUT.mkdir(exist_ok=True)
-    for name, build in DASHBOARDS.items():
-        (OUT / name).write_text(render(build))
-        print(f"wrote {OUT / name}")
+    for folder in (OUT, CHART_FILES / "dashboards"):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, build in DASHBOARDS.items():
+            (folder / name).write_text(render(build))
+            print(f"wrote {folder / name}")
+    (CHART_FILES / RULES.name).write_text(RULES.read_text())
+    print(f"wrote {CHART_FILES / RULES.name}")
 
 
 if __name__ == "__main__":

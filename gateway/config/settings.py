@@ -73,7 +73,7 @@ class Settings(BaseSettings):
 
     # Observability (gateway/observability/, docs/observability.md).
     metrics_enabled: bool = True
-    # When set, GET /metrics needs `Authorization: Bearer <token>`.
+    # GET /metrics needs `Authorization: Bearer <token>`: this token, or the master key while it is unset.
     metrics_token: SecretStr | None = None
     # Per-key series grow with the number of keys: only when an operator asks for them.
     metrics_key_labels: bool = False

@@ -2,7 +2,9 @@
 
 Both keep plain, only-increasing counters (`LimiterStats`, `LedgerStats`) and know nothing of
 Prometheus; a background task here reads them every `interval_s` and adds what grew since the
-last reading. Per process, so the workers' multiprocess files sum correctly.
+last reading. Per process, so the workers' multiprocess files sum correctly. The same task asks
+the router to look at its circuits, so a circuit whose cooldown ran out while no request came
+reports half-open instead of staying "open" on the dashboards.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class LedgerLike(Protocol):
     def status(self) -> Mapping[str, Any]: ...
 
 
+class RouterLike(Protocol):
+    def observe_circuits(self) -> None: ...
+
+
 class StatsBridge:
     def __init__(
         self,
@@ -33,11 +39,13 @@ class StatsBridge:
         *,
         limiter: LimiterLike | None = None,
         ledger: LedgerLike | None = None,
+        router: RouterLike | None = None,
         interval_s: float = 2.0,
     ) -> None:
         self.metrics = metrics
         self.limiter = limiter
         self.ledger = ledger
+        self.router = router
         self.interval_s = interval_s
         self._seen: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
@@ -66,12 +74,16 @@ class StatsBridge:
                 ("written", m.ledger_written),
                 ("spilled", m.ledger_spilled),
                 ("replayed", m.ledger_replayed),
+                ("rejected", m.ledger_rejected),
+                ("lost", m.ledger_lost),
             ):
                 if delta := self._grew(f"ledger:{field}", int(status.get(field, 0))):
                     add(delta)
+        if self.router is not None:
+            self.router.observe_circuits()
 
     async def start(self) -> None:
-        if self._task is None and (self.limiter is not None or self.ledger is not None):
+        if self._task is None and (self.limiter is not None or self.ledger is not None or self.router is not None):
             self._task = asyncio.create_task(self._run(), name="stats-bridge")
 
     async def stop(self) -> None:

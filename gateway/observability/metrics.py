@@ -10,7 +10,7 @@ prometheus_client's multiprocess files; gauges then say how the workers' values 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -19,6 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from gateway.core.types import BudgetUsage
 from gateway.observability.labels import bounded
+from gateway.observability.teams import TeamNames
 
 PREFIX = "llm_gateway"
 
@@ -33,6 +34,7 @@ LIMITER_OUTCOMES = frozenset({"fail_open", "fail_closed"})
 # A circuit breaker's state (gateway/routing/breaker.py's values) as a number: worse is higher.
 CIRCUIT_LEVELS = {"closed": 0, "half-open": 1, "open": 2}
 ALERT_OUTCOMES = frozenset({"sent", "retried", "failed", "dropped"})
+ALERT_SCOPES = frozenset({"key", "team"})
 # The error `type`s the gateway and OpenAI-compatible upstreams use; others are "other".
 ERROR_TYPES = frozenset(
     {
@@ -149,6 +151,16 @@ class GatewayMetrics:
         self.ledger_replayed_rows = Counter(
             f"{p}_ledger_replayed_rows_total", "Spilled ledger rows written to the store later.", registry=r
         )
+        self.ledger_rejected_rows = Counter(
+            f"{p}_ledger_rejected_rows_total",
+            "Ledger rows the database refused for good, set aside in `.rejected` files under the data directory.",
+            registry=r,
+        )
+        self.ledger_lost_rows = Counter(
+            f"{p}_ledger_lost_rows_total",
+            "Ledger rows neither written nor spilled (the spill file itself failed, e.g. a full disk).",
+            registry=r,
+        )
 
         # Routing. `deployment` is a configured deployment id, so bounded.
         self.retries = Counter(
@@ -190,6 +202,18 @@ class GatewayMetrics:
             f"{p}_budget_alert_deliveries_total", "Budget alert webhook deliveries, by outcome.",
             ["scope", "outcome"], registry=r,
         )
+
+        # Fixed label values start at zero (see `configured`).
+        for kind in LIMIT_KINDS:
+            self.limit_rejections.labels(kind)
+        for outcome in LIMITER_OUTCOMES:
+            self.limiter_backend_errors.labels(outcome)
+        for scope in ALERT_SCOPES:
+            for outcome in ALERT_OUTCOMES:
+                self.alert_deliveries.labels(scope, outcome)
+
+        # Team names, joined onto the `team` label by queries (read from the key store at scrape time).
+        self.team_names = TeamNames()
 
         # The labelled budget gauges of each team and key seen (budget() runs on every budgeted request).
         self._team_gauges: dict[str, _BudgetGauges] = {}
@@ -239,8 +263,26 @@ class GatewayMetrics:
     def ledger_replayed(self, rows: int) -> None:
         self.ledger_replayed_rows.inc(rows)
 
+    def ledger_rejected(self, rows: int) -> None:
+        self.ledger_rejected_rows.inc(rows)
+
+    def ledger_lost(self, rows: int) -> None:
+        self.ledger_lost_rows.inc(rows)
+
+    def configured(self, deployments: Iterable[str], models: Iterable[str]) -> None:
+        """Series whose label values the config bounds start at zero, so that their first increase shows
+        in `rate()` and `increase()` (a series born at 1 has no increase), and every deployment's circuit
+        shows as closed, not only those that changed."""
+        for deployment in deployments:
+            self.circuit_states.labels(deployment).set(CIRCUIT_LEVELS["closed"])
+            self.retries.labels(deployment)
+            for state in CIRCUIT_LEVELS:
+                self.circuit_transitions.labels(deployment, state)
+        for model in models:
+            self.fallbacks.labels(model)
+
     def circuit_state(self, deployment: str, state: str) -> None:
-        """A breaker entered `state` ("closed", "half-open" or "open")."""
+        """A breaker entered `state` ("closed", "half-open" or "open"); routing's `CircuitListener`."""
         level = CIRCUIT_LEVELS.get(str(state))
         if level is None:
             return
@@ -260,7 +302,7 @@ class GatewayMetrics:
 
 
     def alert_delivery(self, scope: str, outcome: str) -> None:
-        self.alert_deliveries.labels(bounded(scope, frozenset({"key", "team"})), bounded(outcome, ALERT_OUTCOMES)).inc()
+        self.alert_deliveries.labels(bounded(scope, ALERT_SCOPES), bounded(outcome, ALERT_OUTCOMES)).inc()
 
     def budget(self, usage: BudgetUsage) -> None:
         """Every budgeted request reports its key's and team's budget: the labelled gauges are looked
@@ -305,7 +347,7 @@ class _BudgetGauges:
 def exported_names(metrics: GatewayMetrics) -> set[str]:
     """The sample names a scrape can carry for these metrics (`_total`, `_bucket`, `_sum`, `_count`)."""
     names: set[str] = set()
-    for metric in metrics.all():
+    for metric in (*metrics.all(), metrics.team_names):
         for family in metric.describe():
             if family.type == "counter":
                 names.add(family.name + "_total")

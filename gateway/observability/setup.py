@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ from gateway.config.settings import Settings
 from gateway.observability import multiproc
 from gateway.observability.alerts.budget import BudgetAlerter
 from gateway.observability.alerts.claims import Claims, FileClaims, RedisClaims
-from gateway.observability.bridge import LedgerLike, LimiterLike, StatsBridge
+from gateway.observability.bridge import LedgerLike, LimiterLike, RouterLike, StatsBridge
 from gateway.observability.exposition import MetricsEndpoint
 from gateway.observability.labels import LabelPolicy
 from gateway.observability.logs import RequestLogRecorder, configure_logging
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.recorder import MetricsRecorder
+from gateway.observability.teams import TeamSource
 from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
 from gateway.pipeline.hooks import Recorder
 
@@ -38,10 +40,23 @@ class Observability:
     redis: Any = None
     bridge: StatsBridge | None = None
 
-    def watch(self, *, limiter: LimiterLike | None = None, ledger: LedgerLike | None = None) -> None:
-        """Export the counters the limiter and the ledger keep (gateway/observability/bridge.py)."""
+    def watch(
+        self, *, limiter: LimiterLike | None = None, ledger: LedgerLike | None = None, router: RouterLike | None = None
+    ) -> None:
+        """Export the counters the limiter and the ledger keep, and look at the router's circuits
+        periodically (gateway/observability/bridge.py)."""
         if self.metrics is not None:
-            self.bridge = StatsBridge(self.metrics, limiter=limiter, ledger=ledger)
+            self.bridge = StatsBridge(self.metrics, limiter=limiter, ledger=ledger, router=router)
+
+    @property
+    def circuit_listener(self) -> Callable[[str, str], None] | None:
+        """What the router's breakers report their state changes to (None when metrics are off)."""
+        return self.metrics.circuit_state if self.metrics is not None else None
+
+    def name_teams(self, source: TeamSource) -> None:
+        """Where `llm_gateway_team_info` reads team names from (the key store, once started)."""
+        if self.metrics is not None:
+            self.metrics.team_names.source = source
 
     async def start(self) -> None:
         if self.metrics is not None:
@@ -74,8 +89,12 @@ def build_observability(config: Config, settings: Settings) -> Observability:
     obs = Observability(metrics=metrics, labels=labels, tracer=tracer, alerter=None)
 
     if metrics is not None:
+        metrics.configured([d.id for group in config.models for d in group.deployments if d.id],
+                           [group.name for group in config.models if "*" not in group.name])
         obs.recorders.append(MetricsRecorder(metrics, labels))
-        endpoint = MetricsEndpoint(metrics.registry, settings.metrics_token)
+        # No token of its own: the master key opens it (team ids and spend are not for everyone).
+        endpoint = MetricsEndpoint(metrics.registry, settings.metrics_token or settings.master_key,
+                                   extra=[metrics.team_names], refresh=metrics.team_names.refresh)
         obs.routes.append(Route("/metrics", endpoint.handle, methods=["GET"]))
     if settings.log_requests:
         obs.recorders.append(RequestLogRecorder(log_prompts=settings.log_prompts))

@@ -4,11 +4,17 @@ Closed, it counts attempts in a sliding window and opens once there were enough 
 failures reach both a count and a share (a busy deployment with a few failures stays closed). Open, it
 sends nothing for a cooldown. Then it is half-open: one probe at a time goes through, and
 `probes` successes in a row close it; a failed probe opens it again for another cooldown.
+
+Whoever built the breaker may listen (`on_change`): it hears each state entered, once. Half-open
+is entered by the clock, so it is heard when the state is next looked at: by the router's next
+look, or by `Router.observe_circuits`, which the app calls periodically so an idle circuit's
+reported state follows its cooldown too.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import StrEnum
 
 from gateway.config.routing import BreakerOptions
@@ -21,9 +27,16 @@ class CircuitState(StrEnum):
     HALF_OPEN = "half-open"
 
 
+# What hears a breaker's state changes: (deployment id, state entered). Routing must not import
+# metrics, so the app hands one in (gateway/observability/metrics.py's `circuit_state`).
+CircuitListener = Callable[[str, CircuitState], None]
+
+
 class CircuitBreaker:
-    def __init__(self, options: BreakerOptions) -> None:
+    def __init__(self, options: BreakerOptions, on_change: Callable[[CircuitState], None] | None = None) -> None:
         self._options = options
+        self._on_change = on_change
+        self._reported = CircuitState.CLOSED
         self._failures = SlidingWindow(options.window_s)
         self._attempts = SlidingWindow(options.window_s)
         self._open_until = -math.inf
@@ -33,8 +46,14 @@ class CircuitBreaker:
 
     def state(self, now: float) -> CircuitState:
         if not self._opened:
-            return CircuitState.CLOSED
-        return CircuitState.OPEN if now < self._open_until else CircuitState.HALF_OPEN
+            state = CircuitState.CLOSED
+        else:
+            state = CircuitState.OPEN if now < self._open_until else CircuitState.HALF_OPEN
+        if state is not self._reported:
+            self._reported = state
+            if self._on_change is not None:
+                self._on_change(state)
+        return state
 
     def ready_at(self, now: float) -> float:
         """When an attempt may go there: now, the end of the cooldown, or never (a probe is out)."""
@@ -92,9 +111,11 @@ class CircuitBreaker:
         self._opened = True
         self._open_until = now + self._options.cooldown_s
         self._probe_successes = 0
+        self.state(now)  # heard at once
 
     def _close(self) -> None:
         self._opened = False
         self._probe_successes = 0
         self._failures = SlidingWindow(self._options.window_s)
         self._attempts = SlidingWindow(self._options.window_s)
+        self.state(0.0)  # closed whatever the time: heard at once

@@ -7,10 +7,11 @@ the load board counts what is in flight. Strategies read it; attempts write it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from gateway.config.file import Deployment
 from gateway.config.routing import RoutingOptions
-from gateway.routing.breaker import CircuitBreaker
+from gateway.routing.breaker import CircuitBreaker, CircuitListener
 from gateway.routing.caps import DeploymentCaps
 from gateway.routing.latency import LatencyStats
 from gateway.routing.load import LoadBoard
@@ -24,9 +25,10 @@ class DeploymentHealth:
 
 
 class Health:
-    def __init__(self, options: RoutingOptions, workers: int = 1) -> None:
+    def __init__(self, options: RoutingOptions, workers: int = 1, on_circuit: CircuitListener | None = None) -> None:
         self._options = options
         self._workers = workers
+        self._on_circuit = on_circuit
         self._records: dict[str, DeploymentHealth] = {}
         self.load = LoadBoard()
 
@@ -34,8 +36,9 @@ class Health:
         key = deployment.id or ""
         record = self._records.get(key)
         if record is None:
+            listener = self._on_circuit
             record = DeploymentHealth(
-                CircuitBreaker(self._options.breaker),
+                CircuitBreaker(self._options.breaker, None if listener is None else partial(listener, key)),
                 DeploymentCaps(deployment, self._workers),
                 LatencyStats(self._options.latency_alpha),
             )
@@ -46,3 +49,8 @@ class Health:
         """When the deployment may take this request: now, later (cool-down, caps, cooldown), or never."""
         record = self.of(deployment)
         return max(record.breaker.ready_at(now), record.caps.ready_at(tokens, now))
+
+    def observe(self, now: float) -> None:
+        """Look at every breaker, so that one whose cooldown ran out with no traffic reports half-open."""
+        for record in self._records.values():
+            record.breaker.state(now)

@@ -19,6 +19,7 @@ from gateway.config.file import ConfigError, Deployment, ModelGroup
 from gateway.config.routing import RoutingOptions
 from gateway.core.errors import InvalidRequest, ModelNotFound
 from gateway.pipeline.context import RequestContext
+from gateway.routing.breaker import CircuitListener
 from gateway.routing.health import Health
 from gateway.routing.plan import Plan, Stage
 from gateway.routing.request import RouteRequest
@@ -44,12 +45,13 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
+        on_circuit: CircuitListener | None = None,
     ) -> None:
         self.options = options or RoutingOptions()
         self.clock = clock
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self.health = Health(self.options, workers)
+        self.health = Health(self.options, workers, on_circuit)
         self.deadline_s = self.options.deadline_s or default_deadline_s
         self._groups: dict[str, ModelGroup] = {}
         self._aliases: dict[str, ModelGroup] = {}
@@ -83,6 +85,10 @@ class Router:
 
     async def close(self) -> None:
         await self.scraper.close()
+
+    def observe_circuits(self) -> None:
+        """Report circuits whose state the clock changed (open -> half-open) since anyone looked."""
+        self.health.observe(self.clock())
 
     @property
     def groups(self) -> list[ModelGroup]:

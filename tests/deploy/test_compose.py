@@ -143,6 +143,12 @@ def test_gateway_port_health_path_and_prometheus_target_match_the_code(stack: St
     assert jobs, f"Prometheus does not scrape {gateway}:{port}"
     for job in jobs:
         assert serves(app(str(tmp_path)), "GET", job.get("metrics_path", "/metrics")), job
+        # /metrics wants the gateway's metrics token: Prometheus reads it from a compose secret
+        # filled from the very variable the gateway gets.
+        secret = PurePosixPath(job["authorization"]["credentials_file"])
+        assert secret.parent == PurePosixPath("/run/secrets") and secret.name in stack.services[prometheus]["secrets"]
+        variable = stack.data["secrets"][secret.name]["environment"]
+        assert variable == f"{env_prefix()}METRICS_TOKEN" and variable in stack.environment(gateway)
 
 
 def test_prometheus_loads_the_project_rules_and_nothing_else(stack: Stack) -> None:

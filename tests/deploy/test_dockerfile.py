@@ -36,6 +36,17 @@ def test_multi_stage_build_leaves_compilers_in_the_builder() -> None:
     assert any(f"from={builder.name}" in flag for run in installs for flag in run.flags)
 
 
+def test_the_image_has_every_extra_a_setting_needs() -> None:
+    """`otel_enabled` needs the `otel` extra: the builder makes its wheels and the final stage installs it."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    needed = {"otel"}
+    assert needed <= set(project["project"]["optional-dependencies"])
+    (build,) = [run.value[0] for run in stages()[0].all("RUN") if "pip wheel" in run.value[0]]
+    (install,) = [run.value[0] for run in final().all("RUN") if "pip install" in run.value[0]]
+    for extra in needed:
+        assert f".[{extra}]" in build and f"{project['project']['name']}[{extra}]" in install, extra
+
+
 def test_base_is_slim_python_of_the_supported_version() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     minimum = re.search(r">=\s*(\d+\.\d+)", project["project"]["requires-python"])

@@ -5,6 +5,7 @@ code; the rendered container then runs here and answers its own probes."""
 from __future__ import annotations
 
 import base64
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import yaml
 from helm_python import HelmRenderError
 
 from tests.deploy import helm
-from tests.deploy.code import app, env_prefix, gateway_env_names, package_version, serves
+from tests.deploy.code import REPO, app, env_prefix, gateway_env_names, package_version, serves
 from tests.deploy.images import stages
 from tests.deploy.running import Running, clean_env, entrypoint_argv
 from tests.procs import free_port, wait_http
@@ -24,10 +25,14 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "one replica, no autoscaling": {"autoscaling": {"enabled": False}, "replicaCount": 1},
     "fixed replicas": {"autoscaling": {"enabled": False}, "replicaCount": 3},
-    "ingress and ServiceMonitor": {
+    "ingress, ServiceMonitor and PrometheusRule": {
         "ingress": {"enabled": True, "className": "nginx", "tls": [{"secretName": "tls", "hosts": ["a.example"]}]},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+        "metricsToken": {"value": "placeholder-metrics-token"},
     },
+    "one replica, no Redis or Postgres": {"autoscaling": {"enabled": False}, "replicaCount": 1,
+                                           "redis": {"url": ""}, "database": {"url": ""}},
     "existing secrets": {
         "masterKey": {"value": "", "existingSecret": "gw-keys", "secretKey": "master"},
         "encryptionKey": {"value": "", "existingSecret": "gw-keys", "secretKey": "enc"},
@@ -35,6 +40,8 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "database": {"url": "", "existingSecret": "pg-auth", "secretKey": "uri"},
         "providerKeys": {"values": {}, "existingSecret": "provider-keys"},
         "config": {"existingConfigMap": "my-models"},
+        "metricsToken": {"existingSecret": "metrics-auth"},
+        "serviceMonitor": {"enabled": True},
     },
 }
 
@@ -160,6 +167,8 @@ def test_objects_fit_together_and_fit_the_gateway(scenario: str, tmp_path: Path)
                 backend = path["backend"]["service"]
                 assert backend["name"] == service["metadata"]["name"]
                 assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+                assert not routes(path, "/metrics"), f"the Ingress exposes /metrics: {path}"
+                assert serves(gateway_app, "GET", path["path"].rstrip("/") + "/models") or path["path"] == "/admin"
 
 
 def test_drain_and_grace_period_come_from_one_value() -> None:
@@ -176,7 +185,87 @@ def test_a_master_key_is_required() -> None:
 
 def test_notes_warn_when_limits_and_ledger_would_be_per_pod() -> None:
     assert "WARNING" not in helm.notes()
-    assert helm.notes({"redis": {"url": ""}, "database": {"url": ""}}).count("WARNING") == 2
+    one_pod = {"autoscaling": {"enabled": False}, "replicaCount": 1, "redis": {"url": ""}, "database": {"url": ""}}
+    assert helm.notes(one_pod).count("WARNING") == 2
+
+
+@pytest.mark.parametrize("pods", [
+    {"autoscaling": {"enabled": False}, "replicaCount": 2},
+    {"autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3}},
+], ids=["two replicas", "autoscaling up to three"])  # fmt: skip
+@pytest.mark.parametrize("missing", ["redis", "database"])
+def test_more_than_one_pod_needs_redis_and_postgres(pods: dict[str, Any], missing: str) -> None:
+    with pytest.raises(HelmRenderError, match="more than one replica needs Redis"):
+        helm.render({**pods, missing: {"url": "", "existingSecret": ""}})
+    helm.render({**pods, missing: {"url": "", "existingSecret": f"my-{missing}"}})  # a Secret of one's own does
+
+
+def routes(path: dict[str, Any], target: str) -> bool:
+    """Whether an Ingress path sends `target` to the gateway (Prefix matches whole path elements)."""
+    prefix = path["path"].rstrip("/")
+    if path["pathType"] == "Exact":
+        return bool(path["path"] == target)
+    return target == prefix or target.startswith(prefix + "/")
+
+
+@pytest.mark.parametrize("path", ["/", "/metrics", "/metrics/x"])
+def test_the_ingress_refuses_to_route_metrics(path: str) -> None:
+    paths = [{"path": "/v1", "pathType": "Prefix"}, {"path": path, "pathType": "Prefix"}]
+    hosts = [{"host": "a.example", "paths": paths}]
+    with pytest.raises(HelmRenderError, match="/metrics"):
+        helm.render({"ingress": {"enabled": True, "hosts": hosts}})
+
+
+def test_the_service_monitor_presents_the_metrics_token_and_names_the_rules_job() -> None:
+    objects = helm.render(SCENARIOS["ingress, ServiceMonitor and PrometheusRule"])
+    monitor, service = helm.one(objects, "ServiceMonitor"), helm.one(objects, "Service")
+    (endpoint,) = monitor["spec"]["endpoints"]
+    credentials = endpoint["authorization"]["credentials"]
+    env = {e["name"]: e for e in container(objects)["env"]}
+    assert env["GATEWAY_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"] == credentials
+    secret = next(o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == credentials["name"])
+    assert base64.b64decode(secret["data"][credentials["key"]]) == b"placeholder-metrics-token"
+    # Prometheus's job label comes from this Service label: the one the alert rules select.
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "llm-gateway"
+    assert 'job="llm-gateway"' in helm.chart_file("files/llm-gateway.rules.yml").read_text()
+    with pytest.raises(HelmRenderError, match="metricsToken"):
+        helm.render({"serviceMonitor": {"enabled": True}})
+
+
+def test_the_prometheus_rule_and_the_dashboards_are_the_repositorys() -> None:
+    objects = helm.render(SCENARIOS["ingress, ServiceMonitor and PrometheusRule"])
+    rules = yaml.safe_load((REPO / "deploy" / "prometheus" / "llm-gateway.rules.yml").read_text())
+    rule = helm.one(objects, "PrometheusRule")
+    assert rule["spec"] == rules and rule["metadata"]["labels"]["release"] == "prometheus"
+    (config_map,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-dashboards")]
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = {p.name: json.loads(p.read_text()) for p in (REPO / "deploy" / "grafana" / "dashboards").glob("*.json")}
+    assert {name: json.loads(text) for name, text in config_map["data"].items()} == shipped
+    assert not [o for o in helm.render({"grafanaDashboards": {"enabled": False}}) if o["kind"] == "ConfigMap"
+                and o["metadata"]["name"].endswith("-dashboards")]  # fmt: skip
+    assert not [o for o in helm.render() if o["kind"] == "PrometheusRule"], "off unless asked for (it needs the CRD)"
+
+
+def test_helm_test_asks_the_service_for_readyz(tmp_path: Path) -> None:
+    objects = helm.render()
+    (pod,) = [o for o in objects if o["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    service = helm.one(objects, "Service")
+    url = pod["spec"]["containers"][0]["command"][-1]
+    assert url == f"http://{service['metadata']['name']}:{service['spec']['ports'][0]['port']}/readyz"
+    assert serves(app(str(tmp_path)), "GET", "/readyz")
+
+
+def test_values_are_checked_against_the_schema() -> None:
+    import jsonschema
+
+    schema = json.loads(helm.chart_file("values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(values(), schema)
+    jsonschema.validate(helm.test_values(), schema)
+    for bad in ({"replicaCount": "two"}, {"gateway": {"logLevel": "loud"}}, {"redis": {"uri": "x"}}):
+        report = helm.lint(helm.merge(helm.test_values(), bad))
+        assert report["errors"], bad
 
 
 def test_rendered_container_serves_its_probes(tmp_path: Path) -> None:

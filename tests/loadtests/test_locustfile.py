@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.procs import MASTER_KEY, FakeUpstream, Gateway
+from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
 REPO = Path(__file__).resolve().parents[2]
 LOADTESTS = REPO / "loadtests"
@@ -77,13 +77,8 @@ def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             "LOADTEST_WAIT_S": "0",
         }
         prefix = tmp / "run"
-        run = subprocess.run(
-            [sys.executable, "-m", "locust", "--config", str(LOADTESTS / "locust.conf"),
-             "-f", str(LOADTESTS / "locustfile.py"), "--host", gateway.base, "--headless",
-             "--users", str(USERS), "--spawn-rate", str(USERS), "--run-time", "60s",
-             "--csv", str(prefix), "--only-summary", "--exit-code-on-error", "0"],
-            env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
-        )
+        run = locust(gateway, env, prefix)
+        # The mix's failing and over-limit requests fail on purpose: with no other failure, exit 0.
         assert run.returncode == 0, run.stderr[-3000:]
         yield {
             "stats": {(r["Type"], r["Name"]): r for r in _rows(Path(f"{prefix}_stats.csv"))},
@@ -95,6 +90,38 @@ def report(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         if gateway is not None:
             gateway.close()
         fake.close()
+
+
+def locust(gateway: Gateway, env: dict[str, str], prefix: Path, users: int = USERS) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "locust", "--config", str(LOADTESTS / "locust.conf"),
+         "-f", str(LOADTESTS / "locustfile.py"), "--host", gateway.base, "--headless",
+         "--users", str(users), "--spawn-rate", str(users), "--run-time", "60s",
+         "--csv", str(prefix), "--only-summary"],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_failure_the_mix_does_not_intend_makes_the_run_fail(tmp_path: Path) -> None:
+    fake = FakeUpstream()
+    gateway = Gateway(tmp_path, [{"name": "gpt-4o-mini", "deployments": [deployment(fake)]},
+                                 {"name": "spent-model", "limits": {"budget_usd": "0"},
+                                  "deployments": [deployment(fake)]}])  # fmt: skip
+    try:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "LOCUST_"))},
+            "LOADTEST_KEYS": MASTER_KEY, "LOADTEST_CYCLES": "1", "LOADTEST_WAIT_S": "0",
+            # Over-limit requests fail as intended; embeddings ask for a model nobody serves (404).
+            "LOADTEST_MIX": "chat=1,over_limit=1,embeddings=1", "LOADTEST_EMBEDDING_MODEL": "no-such-model",
+        }  # fmt: skip
+        run = locust(gateway, env, tmp_path / "run", users=1)
+    finally:
+        gateway.close()
+        fake.close()
+    assert run.returncode == 1, run.stderr[-3000:]
+    failures = {(row["Name"], row["Error"]) for row in _rows(tmp_path / "run_failures.csv")}
+    assert failures == {(NAMES["embeddings"], "CatchResponseError('404 model_not_found')"),
+                        (NAMES["over_limit"], "CatchResponseError('429 insufficient_quota')")}  # fmt: skip
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.procs import MASTER_KEY
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -37,8 +39,9 @@ class Scrape:
         return [s.labels for s in self.samples if s.name == name]
 
 
-def scrape(base: str, token: str | None = None) -> Scrape:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+def scrape(base: str, token: str = MASTER_KEY) -> Scrape:
+    """With no metrics token set, the master key opens /metrics."""
+    headers = {"Authorization": f"Bearer {token}"}
     response = httpx.get(base + "/metrics", headers=headers, timeout=10)
     response.raise_for_status()
     assert response.headers["content-type"].startswith("text/plain")

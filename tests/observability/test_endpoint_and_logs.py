@@ -51,9 +51,10 @@ def request_lines(path: Path, request_id: str, seconds: float = 10) -> list[dict
 
 def test_metrics_need_the_token_when_one_is_set(gateway_one: Gateway) -> None:
     assert httpx.get(gateway_one.base + "/metrics").status_code == 401
-    wrong = httpx.get(gateway_one.base + "/metrics", headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401
-    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    for wrong_token in ("nope", MASTER_KEY):  # a token of its own replaces the master key here
+        wrong = httpx.get(gateway_one.base + "/metrics", headers={"Authorization": f"Bearer {wrong_token}"})
+        assert wrong.status_code == 401
+        assert wrong.headers["www-authenticate"].startswith("Bearer")
     s = scrape(gateway_one.base, TOKEN)
     # One worker: the normal registry, with the process metrics multiprocess mode cannot give.
     assert "process_resident_memory_bytes" in s.names()
@@ -101,5 +102,16 @@ def test_prompts_are_logged_only_when_turned_on(upstream: FakeUpstream, tmp_path
         assert MASTER_KEY not in log.read_text()
         # Metrics off: no endpoint at all.
         assert httpx.get(gw.base + "/metrics").status_code == 404
+    finally:
+        gw.close()
+
+
+def test_metrics_are_closed_by_default_and_the_master_key_opens_them(upstream: FakeUpstream, tmp_path: Path) -> None:
+    models = [{"name": "gpt-test", "deployments": [deployment(upstream)]}]
+    gw = Gateway(tmp_path, models)
+    try:
+        response = httpx.get(gw.base + "/metrics")
+        assert response.status_code == 401 and "llm_gateway" not in response.text
+        assert scrape(gw.base, MASTER_KEY).total("llm_gateway_workers") == 1
     finally:
         gw.close()

@@ -139,6 +139,7 @@ def test_other_stages_report_through_bounded_helpers() -> None:
     metrics = GatewayMetrics(CollectorRegistry())
     metrics.limit_rejected("rpm")
     metrics.limit_rejected("made-up")
+    metrics.configured(["gpt/0", "gpt/1"], ["gpt"])
     metrics.circuit_state("gpt/0", "open")
     metrics.ledger_queue_depth(7)
     metrics.ledger_spilled(3)
@@ -151,6 +152,13 @@ def test_other_stages_report_through_bounded_helpers() -> None:
     assert sample(metrics, "llm_gateway_limit_rejections_total", kind="other") == 1
     assert sample(metrics, "llm_gateway_circuit_state", deployment="gpt/0") == 2
     assert sample(metrics, "llm_gateway_circuit_transitions_total", deployment="gpt/0", state="open") == 1
+    assert sample(metrics, "llm_gateway_circuit_state", deployment="gpt/1") == 0  # there from the start
+    # Bounded label values start at zero, so the first increase shows in rate() and increase().
+    assert sample(metrics, "llm_gateway_circuit_transitions_total", deployment="gpt/1", state="open") == 0
+    assert sample(metrics, "llm_gateway_retries_total", deployment="gpt/1") == 0
+    assert sample(metrics, "llm_gateway_fallbacks_total", model="gpt") == 0
+    assert sample(metrics, "llm_gateway_budget_alert_deliveries_total", scope="team", outcome="failed") == 0
+    assert sample(metrics, "llm_gateway_limiter_backend_errors_total", outcome="fail_closed") == 0
     assert sample(metrics, "llm_gateway_ledger_queue_depth") == 7
     assert sample(metrics, "llm_gateway_ledger_spilled_rows_total") == 3
     assert sample(metrics, "llm_gateway_ledger_replayed_rows_total") == 2
@@ -190,6 +198,8 @@ def test_the_limiters_and_ledgers_own_counters_become_metrics(tmp_path: Path) ->
     Limiter.stats.redis_down = True
     ledger.stats.written += 5
     ledger.stats.spilled += 4
+    ledger.stats.rejected += 2
+    ledger.stats.lost += 1
     bridge.sample()
     Limiter.stats.refused["tokens"] += 1
     ledger.stats.replayed += 4
@@ -202,4 +212,6 @@ def test_the_limiters_and_ledgers_own_counters_become_metrics(tmp_path: Path) ->
     assert sample(metrics, "llm_gateway_ledger_written_rows_total") == 5
     assert sample(metrics, "llm_gateway_ledger_spilled_rows_total") == 4
     assert sample(metrics, "llm_gateway_ledger_replayed_rows_total") == 4
+    assert sample(metrics, "llm_gateway_ledger_rejected_rows_total") == 2
+    assert sample(metrics, "llm_gateway_ledger_lost_rows_total") == 1
     assert sample(metrics, "llm_gateway_ledger_queue_depth") == 0

@@ -198,7 +198,7 @@ def ledger_row(gw: Gateway, request_id: str) -> dict[str, Any]:
 
 
 def metric_value(gw: Gateway, name: str, **labels: str) -> float:
-    text = httpx.get(gw.base + "/metrics", timeout=10).text
+    text = httpx.get(gw.base + "/metrics", headers=ADMIN, timeout=10).text
     total = 0.0
     for line in text.splitlines():
         if not line.startswith(name + "{"):

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from tests.plugins.conftest import WAIT_S, Tenant, Tenants, client_for, ledger_row
+from tests.plugins.conftest import ADMIN, WAIT_S, Tenant, Tenants, client_for, ledger_row
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway
 
 
@@ -150,7 +150,7 @@ def test_hits_are_counted_in_metrics(plugin_gateway: Gateway, tenants: Tenants) 
     messages = question()
     ask(plugin_gateway, tenants.alpha, messages)
     ask(plugin_gateway, tenants.alpha, messages)
-    text = httpx.get(plugin_gateway.base + "/metrics").text
+    text = httpx.get(plugin_gateway.base + "/metrics", headers=ADMIN).text
     assert 'llm_gateway_cache_lookups_total{model="chat",result="hit"}' in text
 
 

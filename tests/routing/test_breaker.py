@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from gateway.config.routing import BreakerOptions
+from gateway.config.routing import BreakerOptions, RoutingOptions
 from gateway.routing.breaker import CircuitBreaker, CircuitState
+from gateway.routing.router import Router
+from tests.routing.harness import FakeClock, groups
 
 
 def breaker(**options: Any) -> CircuitBreaker:
@@ -88,3 +90,35 @@ def test_it_waits_for_enough_attempts_before_judging() -> None:
     for t in range(4, 10):
         b.failure(False, t * 0.5)
     assert b.state(5.0) is CircuitState.OPEN
+
+
+def test_whoever_listens_hears_each_state_entered_once() -> None:
+    heard: list[CircuitState] = []
+    b = CircuitBreaker(BreakerOptions(failures=3, min_requests=3, window_s=10, cooldown_s=30), heard.append)
+    for t in (0.0, 0.1, 0.2):
+        b.failure(False, t)
+    assert heard == [CircuitState.OPEN]  # at once, not when someone next looks
+    b.state(10.0)
+    assert heard == [CircuitState.OPEN]
+    assert b.acquire(31.0) is True  # the cooldown ran out: the probe's look finds it half-open
+    b.failure(True, 31.5)
+    assert b.state(61.5) is CircuitState.HALF_OPEN
+    assert b.acquire(61.5) is True
+    b.success(True, 62.0)
+    assert heard == [CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.OPEN, CircuitState.HALF_OPEN,
+                     CircuitState.CLOSED]  # fmt: skip
+
+
+def test_the_router_reports_an_idle_circuit_half_open_when_asked_to_look() -> None:
+    clock = FakeClock()
+    heard: list[tuple[str, str]] = []
+    (group,) = groups([{"name": "g", "deployments": [{"provider": "openai", "model": "m", "id": "d1"}]}])
+    options = RoutingOptions(breaker=BreakerOptions(failures=1, min_requests=1, cooldown_s=5))
+    router = Router([group], options, clock=clock, on_circuit=lambda d, state: heard.append((d, str(state))))
+    router.health.of(group.deployments[0]).breaker.failure(False, clock())
+    assert heard == [("d1", "open")]
+    router.observe_circuits()
+    assert heard == [("d1", "open")]
+    clock.now += 5
+    router.observe_circuits()  # no request came: the look alone moves the reported state
+    assert heard == [("d1", "open"), ("d1", "half-open")]

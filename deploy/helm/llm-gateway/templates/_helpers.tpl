@@ -63,6 +63,23 @@ GATEWAY_MASTER_KEY: {{ dict "value" $m.value "existingSecret" $m.existingSecret 
 GATEWAY_ENCRYPTION_KEY: {{ dict "value" $e.value "existingSecret" $e.existingSecret "secretKey" $e.secretKey | toJson }}
 GATEWAY_REDIS_URL: {{ dict "value" $r.url "existingSecret" $r.existingSecret "secretKey" $r.secretKey | toJson }}
 GATEWAY_DATABASE_URL: {{ dict "value" $d.url "existingSecret" $d.existingSecret "secretKey" $d.secretKey | toJson }}
+{{- $t := .Values.metricsToken }}
+GATEWAY_METRICS_TOKEN: {{ dict "value" $t.value "existingSecret" $t.existingSecret "secretKey" $t.secretKey | toJson }}
+{{- end }}
+
+{{/* The most pods that can run at once: the HPA's maximum, or replicaCount. */}}
+{{- define "llm-gateway.mostPods" -}}
+{{- ternary .Values.autoscaling.maxReplicas .Values.replicaCount .Values.autoscaling.enabled }}
+{{- end }}
+
+{{/* "yes" when the pods share Redis (limits, budgets) and Postgres (keys, ledger). */}}
+{{- define "llm-gateway.sharedStores" -}}
+{{- if and (or .Values.redis.url .Values.redis.existingSecret) (or .Values.database.url .Values.database.existingSecret) }}yes{{ end }}
+{{- end }}
+
+{{/* The metrics token's Secret and key: the one Prometheus presents to /metrics. */}}
+{{- define "llm-gateway.metricsTokenSecret" -}}
+{{- default (include "llm-gateway.secretName" .) .Values.metricsToken.existingSecret }}
 {{- end }}
 
 {{/* Whether the chart's Secret has anything to hold. */}}
