@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
 from admin.ledger_api import LedgerApi, ledger_routes
+from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
 from gateway.accounting.ledger import build_ledger, build_queries
 from gateway.accounting.limits import build_limiter
@@ -67,7 +68,7 @@ def create_app(config: Config, settings: Settings) -> Front:
     access = Access(settings)
     auth = KeyAuth(settings.master_key, access)
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
-    admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s)
+    admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
     proxy = Proxy(
         auth=auth,
         router=router,
@@ -193,7 +194,8 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."))
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
+                                               headers=exc.headers))
     return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_url"))
 
 

@@ -12,6 +12,7 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from admin.api import AdminApi, admin_routes
+from admin.ledger_api import LedgerApi, ledger_routes
 from gateway.identity.keys import hash_key
 from tests.admin.conftest import log_text
 from tests.procs import MASTER_KEY, Gateway
@@ -299,7 +300,7 @@ def test_admin_api_needs_the_master_key_or_an_admin_key(admin: httpx.Client, adm
 
 def test_openapi_document_is_valid_and_covers_every_route(openapi: dict[str, Any]) -> None:
     validate_openapi(openapi)
-    routes = admin_routes(AdminApi.__new__(AdminApi))
+    routes = [*admin_routes(AdminApi.__new__(AdminApi)), *ledger_routes(LedgerApi.__new__(LedgerApi))]
     served = {(method.lower(), route.path) for route in routes for method in route.methods or () if method != "HEAD"}
     documented = {(method, path) for path, item in openapi["paths"].items() for method in item}
     assert documented | {("get", "/admin/api/openapi.json")} == served
