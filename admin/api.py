@@ -27,7 +27,7 @@ from gateway.core.errors import Conflict, InvalidRequest, NotFound, PermissionDe
 from gateway.core.types import Limits
 from gateway.edge.responses import json_response
 from gateway.identity.access import Access
-from gateway.identity.auth import KeyAuth
+from gateway.identity.auth import KeyAuth, client_address
 from gateway.identity.keys import new_key
 from gateway.identity.store import base
 from gateway.identity.store.base import ApiKey, NewKey, NewTeam, SpendReader, Team
@@ -79,7 +79,7 @@ class AdminApi:
             if role != "admin" and request.method not in ("GET", "HEAD"):
                 raise PermissionDenied("A viewer may look but not change anything.")
             return str(actor)
-        principal, is_admin = await self.auth.identify(request.headers)
+        principal, is_admin = await self.auth.identify(request.headers, client_address(request))
         if not is_admin:
             raise PermissionDenied("This key may not use the admin API: use the master key or an admin key.")
         return "master" if principal.is_master else f"key:{principal.key_id}"

@@ -36,7 +36,8 @@ from gateway.edge.front import Front, Handler
 from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
-from gateway.identity.auth import KeyAuth
+from gateway.identity.auth import KeyAuth, client_address
+from gateway.identity.throttle import build_throttle
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
@@ -66,7 +67,8 @@ def create_app(config: Config, settings: Settings) -> Front:
     plugins = build_plugins(config.plugins, settings, prices, observability.metrics, observability.labels)
     # Keys, teams and the audit log: Postgres with database_url, else SQLite under data_dir.
     access = Access(settings)
-    auth = KeyAuth(settings.master_key, access)
+    throttle = build_throttle(settings)  # failed authentication, per address and key prefix
+    auth = KeyAuth(settings.master_key, access, throttle)
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
     proxy = Proxy(
@@ -113,6 +115,7 @@ def create_app(config: Config, settings: Settings) -> Front:
             # After the limiter and the ledger, so that their last counts are exported.
             await observability.stop()
             await access.close()
+            await throttle.close()
 
     def proxied(endpoint: Endpoint) -> Handler:
         async def handler(request: Request) -> ASGIApp:
@@ -124,12 +127,12 @@ def create_app(config: Config, settings: Settings) -> Front:
         return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
 
     async def list_models(request: Request) -> Response:
-        principal = await auth.authenticate(request.headers)
+        principal = await auth.authenticate(request.headers, client_address(request))
         names = auth.visible_models(principal, [g.name for g in router.groups])
         return json_response({"object": "list", "data": [model_object(name) for name in names]})
 
     async def get_model(request: Request) -> Response:
-        principal = await auth.authenticate(request.headers)
+        principal = await auth.authenticate(request.headers, client_address(request))
         name = router.group(request.path_params["model"]).name
         if not auth.visible_models(principal, [name]):
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
