@@ -27,7 +27,7 @@ from admin.ui.routes import admin_ui_routes
 from gateway.accounting.ledger import build_ledger, build_queries
 from gateway.accounting.limits import build_limiter
 from gateway.accounting.pricing import PriceBook, load_price_table
-from gateway.config.file import Config, ConfigError, load_config
+from gateway.config.file import Config, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
 from gateway.core.types import Endpoint
@@ -36,7 +36,7 @@ from gateway.edge.front import Front, Handler
 from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
-from gateway.identity.auth import KeyAuth, client_address
+from gateway.identity.auth import KeyAuth, check_master_key, client_address
 from gateway.identity.throttle import build_throttle
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
@@ -50,9 +50,9 @@ log = logging.getLogger("gateway")
 CONFIG_FILE_ENV = "GATEWAY_CONFIG_FILE"
 
 
-def create_app(config: Config, settings: Settings) -> Front:
-    if settings.master_key is None:
-        raise ConfigError("config error: settings.master_key: required (set GATEWAY_MASTER_KEY)")
+def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Front:
+    """`demo`: `gateway demo`, whose well-known short master key serves only loopback."""
+    master_key = check_master_key(settings.master_key, demo=demo)
     observability = build_observability(config, settings)
     upstream = UpstreamClient(settings.upstream_max_connections)
     prices = PriceBook(load_price_table())
@@ -68,7 +68,7 @@ def create_app(config: Config, settings: Settings) -> Front:
     # Keys, teams and the audit log: Postgres with database_url, else SQLite under data_dir.
     access = Access(settings)
     throttle = build_throttle(settings)  # failed authentication, per address and key prefix
-    auth = KeyAuth(settings.master_key, access, throttle)
+    auth = KeyAuth(master_key, access, throttle)
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
     proxy = Proxy(

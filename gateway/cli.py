@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     return _demo(args.port)
 
 
-def _serve(config_path: str, host: str | None, port: int | None, workers: int | None) -> int:
+def _serve(config_path: str, host: str | None, port: int | None, workers: int | None, demo: bool = False) -> int:
     from gateway.observability import multiproc
 
     try:
@@ -93,20 +93,21 @@ def _serve(config_path: str, host: str | None, port: int | None, workers: int | 
     # (gateway/observability/multiproc.py).
     cleanup_metrics = multiproc.prepare(workers or settings.workers, settings.metrics_enabled)
     try:
-        return _run(config_path, config, settings, host, port, workers)
+        return _run(config_path, config, settings, host, port, workers, demo)
     finally:
         cleanup_metrics()
 
 
 def _run(
-    config_path: str, config: Config, settings: Settings, host: str | None, port: int | None, workers: int | None
+    config_path: str, config: Config, settings: Settings, host: str | None, port: int | None, workers: int | None,
+    demo: bool = False,
 ) -> int:
     import uvicorn
 
     from gateway.app import CONFIG_FILE_ENV, create_app
 
     try:
-        app = create_app(config, settings)
+        app = create_app(config, settings, demo=demo)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -151,7 +152,7 @@ def _demo(port: int) -> int:
         _wait_ready(f"http://127.0.0.1:{DEMO_UPSTREAM_PORT}/v1/models")
         base = f"http://127.0.0.1:{port}/v1"
         print(DEMO_BANNER.format(base=base, key=key), flush=True)
-        return _serve(str(DEMO_CONFIG), "127.0.0.1", port, 1)
+        return _serve(str(DEMO_CONFIG), "127.0.0.1", port, 1, demo=True)
     finally:
         fake.terminate()
         fake.wait(timeout=10)

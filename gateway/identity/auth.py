@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 
+from gateway.config.file import ConfigError
 from gateway.core.errors import AuthenticationFailed, PermissionDenied
 from gateway.core.types import Principal
 from gateway.identity.access import Access
@@ -28,6 +29,20 @@ from gateway.identity.throttle import AuthThrottle, key_bucket
 MASTER = Principal(key_id="master", key_prefix="master", is_master=True)
 # Longer than any key we issue by a wide margin; anything longer is not worth hashing.
 _MAX_KEY_LENGTH = 256
+
+
+MIN_MASTER_KEY_LENGTH = 32
+
+
+def check_master_key(master_key: SecretStr | None, *, demo: bool = False) -> SecretStr:
+    """A short master key is guessable; only the demo, on loopback, keeps its well-known one."""
+    if master_key is None:
+        raise ConfigError("config error: settings.master_key: required (set GATEWAY_MASTER_KEY)")
+    length = len(master_key.get_secret_value())
+    if length < MIN_MASTER_KEY_LENGTH and not demo:
+        raise ConfigError(f"config error: settings.master_key: at least {MIN_MASTER_KEY_LENGTH} characters, "
+                          f"not {length} (a short key can be guessed; `openssl rand -hex 32` makes one)")
+    return master_key
 
 
 def client_address(request: HTTPConnection) -> str:
