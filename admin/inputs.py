@@ -30,7 +30,7 @@ MAX_ADMIN_BODY = 256 * 1024
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # What the document promises of every string, in a dialect ECMA-262, Python and Rust regexes share.
 NO_NUL = r"^[^\x00]*$"
-# Ids the gateway issues (`team_…`, `key_…`) and anything an operator may have named by hand.
+# The ids the gateway issues (`team_…`, `key_…`), and no other characters.
 ID_PATTERN = r"^[A-Za-z0-9_\-]{1,64}$"
 _ID = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 # Money is stored in micro-dollars, a signed 64-bit integer: 6 decimals, under a trillion dollars.
