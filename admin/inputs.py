@@ -49,13 +49,15 @@ T = TypeVar("T")
 # Bodies
 
 
-async def read_model(request: Request, model: type[M], *, required: bool = False) -> M:
-    """The body as `model`; an empty body is `{}` unless the operation needs one."""
+async def read_model(request: Request, model: type[M], *, required: bool = False,
+                     context: dict[str, Any] | None = None) -> M:
+    """The body as `model` (`context`: what its checks need to know, such as the models served);
+    an empty body is `{}` unless the operation needs one."""
     raw = (await read_body(request, MAX_ADMIN_BODY)).strip()
     if not raw and required:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
-        return model.model_validate_json(raw or b"{}")
+        return model.model_validate_json(raw or b"{}", context=context)
     except ValidationError as exc:
         raise invalid_request(exc) from None
 

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainValidator,
     StrictBool,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
@@ -51,8 +52,17 @@ Tokens = _integer(1, 10**15)
 Name = _text(1, 128)
 Id = Annotated[str, PlainValidator(inputs.check_id_value),
                WithJsonSchema({"type": "string", "pattern": inputs.ID_PATTERN})]
+def _served(name: str, info: ValidationInfo) -> str:
+    """A model the gateway serves (admin/served.py): the API hands its `ServedModels` in as context."""
+    served = (info.context or {}).get("served")
+    if served is not None and not served.serves(name):
+        raise ValueError(f"the gateway serves no model `{name}`")
+    return name
+
+
 KeyName = _text(0, 128)
-ModelName = _text(1, 256)
+# Its schema here says only "text"; the OpenAPI document adds the names served (admin/openapi.py).
+ModelName = Annotated[_text(1, 256), AfterValidator(_served)]
 Period = Literal["daily", "weekly", "monthly"]
 # Its values' schema (strings without NUL, numbers within 64 bits, at any depth) is recursive, so
 # the OpenAPI document adds it (admin/openapi.py); pydantic states only the object.

@@ -190,7 +190,7 @@ TEAM_BODIES = [
 ]
 
 KEY_BODIES = [
-    ({"allowed_models": ["a", "a"]}, "allowed_models", "invalid_value"),
+    ({"allowed_models": ["gpt-test", "gpt-test"]}, "allowed_models", "invalid_value"),
     ({"allowed_models": [""]}, "allowed_models[0]", "invalid_value"),
     ({"allowed_models": "gpt-test"}, "allowed_models", "invalid_value"),
     ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at", "invalid_value"),
