@@ -43,6 +43,14 @@ def _text(min_length: int, max_length: int) -> Any:
                                      "pattern": inputs.NO_NUL})]
 
 
+def _served(name: str, info: ValidationInfo) -> str:
+    """A model the gateway serves (admin/served.py): the API hands its `ServedModels` in as context."""
+    served = (info.context or {}).get("served")
+    if served is not None and not served.serves(name):
+        raise ValueError(f"the gateway serves no model `{name}`")
+    return name
+
+
 Money = Annotated[Decimal, PlainValidator(inputs.money), WithJsonSchema({"anyOf": [
     {"type": "number", "minimum": 0, "exclusiveMaximum": inputs.USD_BELOW},
     {"type": "string", "pattern": inputs.MONEY_PATTERN},
@@ -52,14 +60,6 @@ Tokens = _integer(1, 10**15)
 Name = _text(1, 128)
 Id = Annotated[str, PlainValidator(inputs.check_id_value),
                WithJsonSchema({"type": "string", "pattern": inputs.ID_PATTERN})]
-def _served(name: str, info: ValidationInfo) -> str:
-    """A model the gateway serves (admin/served.py): the API hands its `ServedModels` in as context."""
-    served = (info.context or {}).get("served")
-    if served is not None and not served.serves(name):
-        raise ValueError(f"the gateway serves no model `{name}`")
-    return name
-
-
 KeyName = _text(0, 128)
 # Its schema here says only "text"; the OpenAPI document adds the names served (admin/openapi.py).
 ModelName = Annotated[_text(1, 256), AfterValidator(_served)]
