@@ -13,18 +13,21 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from admin.inputs import query_bool, query_int, query_str, read_model
+from admin import params
+from admin.inputs import read_model
 from admin.openapi import openapi_document
 from admin.schemas import KeyCreate, KeyRotate, KeyUpdate, TeamCreate, TeamUpdate
+from admin.served import ServedModels
 from gateway.core.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from gateway.core.types import Limits
 from gateway.edge.responses import json_response
 from gateway.identity.access import Access
-from gateway.identity.auth import KeyAuth
+from gateway.identity.auth import KeyAuth, client_address
 from gateway.identity.keys import new_key
 from gateway.identity.store import base
 from gateway.identity.store.base import ApiKey, NewKey, NewTeam, SpendReader, Team
@@ -59,11 +62,15 @@ def _page(items: Sequence[Any], limit: int, view: Callable[[Any], dict[str, Any]
 
 
 class AdminApi:
-    def __init__(self, access: Access, auth: KeyAuth, spend: SpendReader, rotation_grace_s: float) -> None:
+    def __init__(self, access: Access, auth: KeyAuth, spend: SpendReader, rotation_grace_s: float,
+                 models: ServedModels) -> None:
         self.access = access
         self.auth = auth
         self.spend = spend
         self.rotation_grace_s = rotation_grace_s
+        # `allowed_models` may name only what the gateway serves: anything else is a typo.
+        self._context = {"served": models}
+        self._openapi = orjson.dumps(openapi_document(models))
 
     async def authorize(self, request: Request) -> str:
         """The actor the audit log names ('master' or 'key:<id>'); 401/403 for anyone else."""
@@ -73,7 +80,7 @@ class AdminApi:
             if role != "admin" and request.method not in ("GET", "HEAD"):
                 raise PermissionDenied("A viewer may look but not change anything.")
             return str(actor)
-        principal, is_admin = await self.auth.identify(request.headers)
+        principal, is_admin = await self.auth.identify(request.headers, client_address(request))
         if not is_admin:
             raise PermissionDenied("This key may not use the admin API: use the master key or an admin key.")
         return "master" if principal.is_master else f"key:{principal.key_id}"
@@ -86,7 +93,7 @@ class AdminApi:
 
     async def create_team(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        body = await read_model(request, TeamCreate)
+        body = await read_model(request, TeamCreate, required=True)
         try:
             team = await self.access.store.create_team(NewTeam(body.name, body.limits(), body.metadata), actor)
         except base.Conflict as exc:
@@ -96,8 +103,8 @@ class AdminApi:
 
     async def list_teams(self, request: Request) -> Response:
         await self.authorize(request)
-        limit = query_int(request, "limit", 100, 1, 1000)
-        teams = await self.access.store.list_teams(after=query_str(request, "after"), limit=limit + 1)
+        limit = params.LIMIT.get(request, 100)
+        teams = await self.access.store.list_teams(after=params.AFTER.read(request), limit=limit + 1)
         return json_response(_page(teams, limit, _team))
 
     async def get_team(self, request: Request) -> Response:
@@ -105,15 +112,15 @@ class AdminApi:
         return json_response(_team(await self._find_team(request)))
 
     async def _find_team(self, request: Request) -> Team:
-        team = await self.access.store.get_team(request.path_params["team_id"])
+        team = await self.access.store.get_team(params.TEAM_ID.get(request, ""))
         if team is None:
             raise NotFound("No team with that id.", param="team_id")
         return team
 
     async def update_team(self, request: Request) -> Response:
         actor = await self.authorize(request)
+        team_id = params.TEAM_ID.get(request, "")
         body = await read_model(request, TeamUpdate)
-        team_id = request.path_params["team_id"]
         try:
             team = await self.access.store.update_team(team_id, body.changes(), actor)
         except base.Conflict as exc:
@@ -125,7 +132,7 @@ class AdminApi:
 
     async def delete_team(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        team_id = request.path_params["team_id"]
+        team_id = params.TEAM_ID.get(request, "")
         try:
             deleted = await self.access.store.delete_team(team_id, actor)
         except base.Conflict as exc:
@@ -144,10 +151,8 @@ class AdminApi:
 
     async def create_key(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        body = await read_model(request, KeyCreate)
-        if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
-            raise InvalidRequest("Invalid value for 'expires_at': must be in the future.", param="expires_at",
-                                 code="invalid_value")
+        body = await read_model(request, KeyCreate, required=True, context=self._context)
+        _future(body.expires_at)
         spec = NewKey(
             name=body.name, team_id=body.team_id, is_admin=body.is_admin,
             allowed_models=None if body.allowed_models is None else tuple(body.allowed_models),
@@ -163,11 +168,11 @@ class AdminApi:
 
     async def list_keys(self, request: Request) -> Response:
         await self.authorize(request)
-        limit = query_int(request, "limit", 100, 1, 1000)
+        limit = params.LIMIT.get(request, 100)
         keys = await self.access.store.list_keys(
-            team_id=query_str(request, "team_id"),
-            include_revoked=query_bool(request, "include_revoked", True),
-            after=query_str(request, "after"),
+            team_id=params.KEYS_OF_TEAM.read(request),
+            include_revoked=params.INCLUDE_REVOKED.get(request, True),
+            after=params.AFTER.read(request),
             limit=limit + 1,
         )
         return json_response(_page(keys, limit, _key))
@@ -177,17 +182,17 @@ class AdminApi:
         return json_response(_key(await self._find_key(request)))
 
     async def _find_key(self, request: Request) -> ApiKey:
-        key = await self.access.store.get_key(request.path_params["key_id"])
+        key = await self.access.store.get_key(params.KEY_ID.get(request, ""))
         if key is None:
             raise NotFound("No key with that id.", param="key_id")
         return key
 
     async def update_key(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        body = await read_model(request, KeyUpdate)
-        key_id = request.path_params["key_id"]
+        key_id = params.KEY_ID.get(request, "")
+        body = await read_model(request, KeyUpdate, context=self._context)
         changes = body.changes()
-        if "allowed_models" in changes and changes["allowed_models"] is not None:
+        if changes.get("allowed_models") is not None:
             changes["allowed_models"] = tuple(changes["allowed_models"])
         try:
             key = await self.access.store.update_key(key_id, changes, actor)
@@ -200,9 +205,9 @@ class AdminApi:
 
     async def rotate_key(self, request: Request) -> Response:
         actor = await self.authorize(request)
+        key_id = params.KEY_ID.get(request, "")
         body = await read_model(request, KeyRotate)
         grace = self.rotation_grace_s if body.grace_seconds is None else body.grace_seconds
-        key_id = request.path_params["key_id"]
         secret = new_key()
         grace_until = datetime.now(UTC) + timedelta(seconds=grace)
         try:
@@ -216,7 +221,7 @@ class AdminApi:
 
     async def revoke_key(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        key = await self.access.store.revoke_key(request.path_params["key_id"], actor)
+        key = await self.access.store.revoke_key(params.KEY_ID.get(request, ""), actor)
         if key is None:
             raise NotFound("No key with that id.", param="key_id")
         await self._changed(actor, "key.revoke", "key", key.id)
@@ -244,38 +249,45 @@ class AdminApi:
 
     async def list_audit(self, request: Request) -> Response:
         await self.authorize(request)
-        limit = query_int(request, "limit", 100, 1, 1000)
-        before = query_int(request, "before", 0, 1, 2**62) or None
-        target_type = query_str(request, "target_type")
-        if target_type not in (None, "key", "team"):
-            raise InvalidRequest("Invalid value for 'target_type': key or team.", param="target_type",
-                                 code="invalid_value")
+        limit = params.LIMIT.get(request, 100)
         entries = await self.access.store.list_audit(
-            target_type=target_type, target_id=query_str(request, "target_id"), before=before, limit=limit + 1
-        )
+            target_type=params.TARGET_TYPE.read(request), target_id=params.TARGET_ID.read(request),
+            before=params.BEFORE.read(request), limit=limit + 1,
+        )  # fmt: skip
         return json_response(_page(entries, limit, lambda e: {"object": "audit_entry", **plain(asdict(e))}))
 
     async def openapi(self, request: Request) -> Response:
-        return json_response(openapi_document())
+        return Response(self._openapi, media_type="application/json")
+
+
+def _future(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise InvalidRequest("Invalid value for 'expires_at': must be in the future.", param="expires_at",
+                             code="invalid_value")
 
 
 def admin_routes(api: AdminApi) -> list[Route]:
-    """The whole admin route table."""
+    """The whole admin route table: one route per path, so a wrong method is answered with every right one."""
     p = "/admin/api"
-    return [
-        Route(f"{p}/openapi.json", api.openapi, methods=["GET"]),
-        Route(f"{p}/teams", api.create_team, methods=["POST"]),
-        Route(f"{p}/teams", api.list_teams, methods=["GET"]),
-        Route(f"{p}/teams/{{team_id}}", api.get_team, methods=["GET"]),
-        Route(f"{p}/teams/{{team_id}}", api.update_team, methods=["PATCH"]),
-        Route(f"{p}/teams/{{team_id}}", api.delete_team, methods=["DELETE"]),
-        Route(f"{p}/teams/{{team_id}}/spend", api.team_spend, methods=["GET"]),
-        Route(f"{p}/keys", api.create_key, methods=["POST"]),
-        Route(f"{p}/keys", api.list_keys, methods=["GET"]),
-        Route(f"{p}/keys/{{key_id}}", api.get_key, methods=["GET"]),
-        Route(f"{p}/keys/{{key_id}}", api.update_key, methods=["PATCH"]),
-        Route(f"{p}/keys/{{key_id}}/rotate", api.rotate_key, methods=["POST"]),
-        Route(f"{p}/keys/{{key_id}}/revoke", api.revoke_key, methods=["POST"]),
-        Route(f"{p}/keys/{{key_id}}/spend", api.key_spend, methods=["GET"]),
-        Route(f"{p}/audit", api.list_audit, methods=["GET"]),
-    ]
+    table: dict[str, dict[str, Handler]] = {
+        f"{p}/openapi.json": {"GET": api.openapi},
+        f"{p}/teams": {"GET": api.list_teams, "POST": api.create_team},
+        f"{p}/teams/{{team_id}}": {"GET": api.get_team, "PATCH": api.update_team, "DELETE": api.delete_team},
+        f"{p}/teams/{{team_id}}/spend": {"GET": api.team_spend},
+        f"{p}/keys": {"GET": api.list_keys, "POST": api.create_key},
+        f"{p}/keys/{{key_id}}": {"GET": api.get_key, "PATCH": api.update_key},
+        f"{p}/keys/{{key_id}}/rotate": {"POST": api.rotate_key},
+        f"{p}/keys/{{key_id}}/revoke": {"POST": api.revoke_key},
+        f"{p}/keys/{{key_id}}/spend": {"GET": api.key_spend},
+        f"{p}/audit": {"GET": api.list_audit},
+    }
+    return [by_method(path, handlers) for path, handlers in table.items()]
+
+
+def by_method(path: str, handlers: dict[str, Handler]) -> Route:
+    """One route for all of a path's methods, so that a 405 names them all in `Allow`."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handlers["GET" if request.method == "HEAD" else request.method](request)
+
+    return Route(path, endpoint, methods=list(handlers))

@@ -16,25 +16,16 @@ import csv
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from admin.inputs import query_int, query_str
-from gateway.accounting.ledger.queries import (
-    GROUPS,
-    MAX_PAGE,
-    Cursor,
-    LedgerQueries,
-    QueryError,
-    RowQuery,
-    SpendGroup,
-    SpendQuery,
-    Totals,
-)
+from admin import params
+from admin.api import by_method
+from gateway.accounting.ledger.queries import LedgerQueries, RowQuery, SpendGroup, SpendQuery, Totals
 from gateway.accounting.ledger.row import COLUMNS, LedgerRow
 from gateway.accounting.ledger.writer import Ledger
 from gateway.core.errors import InvalidRequest
@@ -45,6 +36,7 @@ DEFAULT_DAYS = 30
 MAX_RANGE_DAYS = 3660
 CSV_CHUNK = 1000
 TOTAL_FIELDS = tuple(Totals.__dataclass_fields__)
+T = TypeVar("T", date, datetime)
 
 # The admin API's own check (AdminApi.authorize: the master key or an admin key); raises a
 # GatewayError (401/403) for anyone else.
@@ -59,17 +51,17 @@ class LedgerApi:
 
     async def spend(self, request: Request) -> Response:
         await self.authorize(request)
-        end = _day(request, "end") or datetime.now(UTC).date()
-        start = _day(request, "start") or end - timedelta(days=DEFAULT_DAYS - 1)
+        end = params.LAST_DAY.get(request, datetime.now(UTC).date())
+        start = params.FIRST_DAY.get(request, _back(end, timedelta(days=DEFAULT_DAYS - 1)))
         _check_range(start, end)
         query = SpendQuery(
             start=start,
             end=end,
-            group_by=_group_by(request),
-            team=query_str(request, "team", 128),
-            key=query_str(request, "key", 128),
-            model=query_str(request, "model", 256),
-            provider=query_str(request, "provider", 64),
+            group_by=params.GROUP_BY.get(request, ()),
+            team=params.TEAM.read(request),
+            key=params.KEY.read(request),
+            model=params.MODEL.read(request),
+            provider=params.PROVIDER.read(request),
         )
         groups = await self.queries.spend(query)
         if _wants_csv(request):
@@ -109,11 +101,8 @@ class LedgerApi:
 
 
 def ledger_routes(api: LedgerApi) -> list[Route]:
-    return [
-        Route(f"{PREFIX}/spend", api.spend, methods=["GET"]),
-        Route(f"{PREFIX}/requests", api.requests, methods=["GET"]),
-        Route(f"{PREFIX}/status", api.status, methods=["GET"]),
-    ]
+    return [by_method(f"{PREFIX}/spend", {"GET": api.spend}), by_method(f"{PREFIX}/requests", {"GET": api.requests}),
+            by_method(f"{PREFIX}/status", {"GET": api.status})]
 
 
 def row_record(row: LedgerRow) -> dict[str, Any]:
@@ -131,64 +120,25 @@ def _totals(totals: Totals) -> dict[str, Any]:
 
 
 def _row_query(request: Request) -> RowQuery:
-    end = _instant(request, "end") or datetime.now(UTC)
-    start = _instant(request, "start") or end - timedelta(days=DEFAULT_DAYS)
+    end = params.UNTIL.get(request, datetime.now(UTC))
+    start = params.FROM.get(request, _back(end, timedelta(days=DEFAULT_DAYS)))
     _check_range(start.date(), end.date())
-    cursor = query_str(request, "cursor", 1024)
-    try:
-        after = Cursor.decode(cursor) if cursor else None
-    except QueryError as exc:
-        raise InvalidRequest(f"Invalid value for 'cursor': {exc}.", param="cursor", code="invalid_value") from None
-    status = query_int(request, "status", 0, 100, 599) or None
     return RowQuery(
         start=start,
         end=end,
-        team=query_str(request, "team", 128),
-        key=query_str(request, "key", 128),
-        model=query_str(request, "model", 256),
-        status=status,
-        limit=query_int(request, "limit", 100, 1, MAX_PAGE),
-        after=after,
+        team=params.TEAM.read(request),
+        key=params.KEY.read(request),
+        model=params.MODEL.read(request),
+        status=params.STATUS.read(request),
+        limit=params.ROWS.get(request, 100),
+        after=params.CURSOR.read(request),
     )
 
 
-def _group_by(request: Request) -> tuple[str, ...]:
-    raw = request.query_params.get("group_by")
-    if not raw:
-        return ()
-    names = tuple(dict.fromkeys(name.strip() for name in raw.split(",")))
-    unknown = [name for name in names if name not in GROUPS]
-    if unknown:
-        raise InvalidRequest(
-            f"Invalid value for 'group_by': {unknown[0]!r}; use any of {', '.join(GROUPS)}, comma-separated.",
-            param="group_by", code="invalid_value",
-        )  # fmt: skip
-    return names
-
-
-def _day(request: Request, name: str) -> date | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise InvalidRequest(f"Invalid value for '{name}': a date, YYYY-MM-DD.", param=name,
-                             code="invalid_value") from None  # fmt: skip
-
-
-def _instant(request: Request, name: str) -> datetime | None:
-    """An ISO-8601 time (UTC if it names no offset) or a date (its midnight, UTC)."""
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw) if "T" in raw or " " in raw else datetime.combine(
-            date.fromisoformat(raw), time())
-    except ValueError:
-        raise InvalidRequest(f"Invalid value for '{name}': an ISO-8601 time or date.", param=name,
-                             code="invalid_value") from None  # fmt: skip
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+def _back(moment: T, span: timedelta) -> T:
+    """`span` before `moment`, or the earliest time there is (an `end` in the year 1 has little before it)."""
+    earliest = datetime.min.replace(tzinfo=UTC) if isinstance(moment, datetime) else date.min
+    return max(moment, earliest + span) - span  # type: ignore[operator, return-value]
 
 
 def _check_range(start: date, end: date) -> None:
@@ -200,10 +150,7 @@ def _check_range(start: date, end: date) -> None:
 
 
 def _wants_csv(request: Request) -> bool:
-    fmt = request.query_params.get("format", "json")
-    if fmt not in ("json", "csv"):
-        raise InvalidRequest("Invalid value for 'format': json or csv.", param="format", code="invalid_value")
-    return fmt == "csv"
+    return params.FORMAT.get(request, "json") == "csv"
 
 
 def _csv_line(values: list[Any]) -> str:

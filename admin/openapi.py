@@ -1,17 +1,28 @@
-"""The admin API's OpenAPI 3.1 document, built from the same pydantic models that validate requests."""
+"""The admin API's OpenAPI 3.1 document, made from the objects that validate requests.
+
+Bodies are the pydantic models of admin/schemas.py and parameters the `Param`s of
+admin/params.py, so the document states what the handlers enforce. Two parts pydantic cannot
+state are filled in here: `metadata`'s values (a recursive schema) and the model names
+`allowed_models` may hold (they depend on the configured models). Rules no JSON Schema can
+state (an expiry in the future, `start` before `end`, a team that exists, a cursor this API
+returned) are in the operations' descriptions; each breach of them is a 400 naming the field.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from admin import params as p
 from admin import schemas as s
+from admin.inputs import NO_NUL, Param, metadata_schema
+from admin.served import ServedModels
 
 _REF = "#/components/schemas/{model}"
+_ALWAYS = (401, 403, 429, 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,41 +34,50 @@ class Op:
     response: type[BaseModel]
     status: int = 200
     body: type[BaseModel] | None = None
-    query: tuple[tuple[str, str, str], ...] = ()  # (name, JSON type, description)
-    errors: tuple[int, ...] = (401, 403)
+    params: tuple[Param[Any], ...] = ()
+    errors: tuple[int, ...] = ()
+    csv: bool = False  # `format=csv` answers text/csv
+    rules: str = ""  # what a schema cannot say
 
 
-_PAGE = (("limit", "integer", "1 to 1000, default 100"), ("after", "string", "the last id of the previous page"))
+_LIST = (p.LIMIT, p.AFTER)
+_TEAM_EXISTS = "`team_id` must name an existing team."
 
 OPERATIONS = (
-    Op("post", "/teams", "createTeam", "Create a team", s.TeamOut, 201, s.TeamCreate, errors=(400, 401, 403, 409)),
-    Op("get", "/teams", "listTeams", "List teams, oldest first", s.TeamList, query=_PAGE, errors=(400, 401, 403)),
-    Op("get", "/teams/{team_id}", "getTeam", "Read a team", s.TeamOut, errors=(401, 403, 404)),
+    Op("post", "/teams", "createTeam", "Create a team", s.TeamOut, 201, s.TeamCreate, errors=(409,)),
+    Op("get", "/teams", "listTeams", "List teams, oldest first", s.TeamList, params=_LIST),
+    Op("get", "/teams/{team_id}", "getTeam", "Read a team", s.TeamOut, params=(p.TEAM_ID,), errors=(404,)),
     Op("patch", "/teams/{team_id}", "updateTeam", "Change a team; null clears a cap", s.TeamOut, body=s.TeamUpdate,
-       errors=(400, 401, 403, 404, 409)),
+       params=(p.TEAM_ID,), errors=(404, 409)),
     Op("delete", "/teams/{team_id}", "deleteTeam", "Delete a team that has no unrevoked keys", s.TeamDeleted,
-       errors=(401, 403, 404, 409)),
+       params=(p.TEAM_ID,), errors=(404, 409)),
     Op("get", "/teams/{team_id}/spend", "getTeamSpend", "A team's limits and current spend", s.SpendReport,
-       errors=(401, 403, 404)),
+       params=(p.TEAM_ID,), errors=(404,)),
     Op("post", "/keys", "createKey", "Create a key; the response holds the full key, once", s.KeyWithSecret, 201,
-       s.KeyCreate, errors=(400, 401, 403)),
+       s.KeyCreate, rules=f"`expires_at` must be in the future. {_TEAM_EXISTS}"),
     Op("get", "/keys", "listKeys", "List keys, oldest first", s.KeyList,
-       query=(*_PAGE, ("team_id", "string", "only this team's keys"),
-              ("include_revoked", "boolean", "default true")), errors=(400, 401, 403)),
-    Op("get", "/keys/{key_id}", "getKey", "Read a key (never the key itself)", s.KeyOut, errors=(401, 403, 404)),
+       params=(*_LIST, p.KEYS_OF_TEAM, p.INCLUDE_REVOKED)),
+    Op("get", "/keys/{key_id}", "getKey", "Read a key (never the key itself)", s.KeyOut, params=(p.KEY_ID,),
+       errors=(404,)),
     Op("patch", "/keys/{key_id}", "updateKey", "Change a key; null clears a cap", s.KeyOut, body=s.KeyUpdate,
-       errors=(400, 401, 403, 404)),
+       params=(p.KEY_ID,), errors=(404,), rules=f"{_TEAM_EXISTS} A past `expires_at` expires the key at once."),
     Op("post", "/keys/{key_id}/rotate", "rotateKey",
        "Issue a new key for the same key id; the old one works until the grace period ends", s.RotatedKey,
-       body=s.KeyRotate, errors=(400, 401, 403, 404, 409)),
+       body=s.KeyRotate, params=(p.KEY_ID,), errors=(404, 409)),
     Op("post", "/keys/{key_id}/revoke", "revokeKey", "Revoke a key everywhere within a second", s.KeyOut,
-       errors=(401, 403, 404)),
+       params=(p.KEY_ID,), errors=(404,)),
     Op("get", "/keys/{key_id}/spend", "getKeySpend", "A key's limits and current spend", s.SpendReport,
-       errors=(401, 403, 404)),
+       params=(p.KEY_ID,), errors=(404,)),
     Op("get", "/audit", "listAudit", "The audit log, newest first", s.AuditList,
-       query=(("limit", "integer", "1 to 1000, default 100"), ("before", "integer", "only entries older than this id"),
-              ("target_type", "string", "key or team"), ("target_id", "string", "one key's or team's entries")),
-       errors=(400, 401, 403)),
+       params=(p.LIMIT, p.BEFORE, p.TARGET_TYPE, p.TARGET_ID)),
+    Op("get", "/ledger/spend", "getLedgerSpend", "Spend from the cost ledger over whole days, grouped",
+       s.LedgerSpend, params=(p.FIRST_DAY, p.LAST_DAY, p.GROUP_BY, p.TEAM, p.KEY, p.MODEL, p.PROVIDER, p.FORMAT),
+       csv=True, rules="`start` must not be after `end`, and the range may span at most 3660 days."),
+    Op("get", "/ledger/requests", "listLedgerRequests", "The cost ledger's rows, newest first", s.LedgerRows,
+       params=(p.FROM, p.UNTIL, p.TEAM, p.KEY, p.MODEL, p.STATUS, p.ROWS, p.CURSOR, p.FORMAT), csv=True,
+       rules="`start` must not be after `end`, and the range may span at most 3660 days; `cursor` must be a "
+             "`next_cursor` this API returned."),
+    Op("get", "/ledger/status", "getLedgerStatus", "The ledger writer's counters", s.LedgerStatus),
 )
 
 _ERRORS = {
@@ -66,6 +86,9 @@ _ERRORS = {
     403: "A valid key that is not an admin key.",
     404: "No such id.",
     409: "The change contradicts what is stored.",
+    413: "The body is larger than 256 KiB.",
+    429: "Too many failed sign-ins from this address or for this key: retry after `retry-after` seconds.",
+    503: "A store the gateway needs is unreachable.",
 }
 
 
@@ -73,23 +96,28 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
+def _parameter(param: Param[Any]) -> dict[str, Any]:
+    return {"name": param.name, "in": param.where, "required": param.where == "path", "schema": param.schema,
+            "description": param.description}
+
+
 def _operation(op: Op) -> dict[str, Any]:
-    parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in ("team_id", "key_id") if "{" + name + "}" in op.path
-    ]
-    parameters += [
-        {"name": name, "in": "query", "required": False, "schema": {"type": kind}, "description": text}
-        for name, kind, text in op.query
-    ]
-    responses: dict[str, Any] = {
-        str(op.status): {"description": op.summary, "content": _json({"$ref": _REF.format(model=op.response.__name__)})}
-    }
-    for status in op.errors:
-        error = _json({"$ref": _REF.format(model="ErrorOut")})
+    content = _json({"$ref": _REF.format(model=op.response.__name__)})
+    if op.csv:
+        content["text/csv"] = {"schema": {"type": "string"}}
+    responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}
+    statuses = {*op.errors, *_ALWAYS}
+    if op.params or op.body is not None:
+        statuses.add(400)
+    if op.body is not None:
+        statuses.add(413)
+    error = _json({"$ref": _REF.format(model="ErrorOut")})
+    for status in sorted(statuses):
         responses[str(status)] = {"description": _ERRORS[status], "content": error}
-    operation: dict[str, Any] = {"operationId": op.id, "summary": op.summary, "parameters": parameters,
-                                 "responses": responses}
+    operation: dict[str, Any] = {"operationId": op.id, "summary": op.summary,
+                                 "parameters": [_parameter(param) for param in op.params], "responses": responses}
+    if op.rules:
+        operation["description"] = op.rules
     if op.body is not None:
         operation["requestBody"] = {
             "required": op.method == "post" and op.id.startswith("create"),
@@ -98,23 +126,33 @@ def _operation(op: Op) -> dict[str, Any]:
     return operation
 
 
-@cache
-def openapi_document() -> dict[str, Any]:
+def openapi_document(served: ServedModels) -> dict[str, Any]:
     models = {op.response for op in OPERATIONS} | {op.body for op in OPERATIONS if op.body} | {s.ErrorOut}
     _, definitions = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=_REF
     )
+    schemas: dict[str, Any] = definitions.get("$defs", {})
+    value_ref = _REF.format(model="MetadataValue")
+    schemas["MetadataValue"] = metadata_schema(value_ref)
+    for body in {op.body for op in OPERATIONS if op.body}:
+        fields = schemas[body.__name__]["properties"]
+        if "metadata" in fields:
+            fields["metadata"] |= {"propertyNames": {"type": "string", "pattern": NO_NUL},
+                                   "additionalProperties": {"$ref": value_ref}}
+        if "allowed_models" in fields:
+            listed = next(option for option in fields["allowed_models"]["anyOf"] if option.get("type") == "array")
+            listed["items"] |= served.schema()
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault("/admin/api" + op.path, {})[op.method] = _operation(op)
     return {
         "openapi": "3.1.0",
         "info": {"title": "llm-gateway admin API", "version": "1",
-                 "description": "Keys, teams, their limits and spend, and the audit log. "
+                 "description": "Keys, teams, their limits and spend, the audit log and the cost ledger. "
                                 "Authenticate with the master key or an admin key as a bearer token."},
         "paths": paths,
         "components": {
-            "schemas": definitions.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

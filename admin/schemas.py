@@ -1,42 +1,78 @@
 """What the admin API accepts and returns. The input models validate; the output models only
 describe (for the OpenAPI document, and for the tests that hold responses to it).
 
-Money is a decimal with at most 6 places, sent as a JSON number or string and returned as a
-string; times are ISO-8601 with a time zone.
+Money is sent as a JSON number (rounded to 6 places) or a decimal string (at most 6 places) and
+returned as a string; times are RFC 3339 with an offset. The rules themselves are in
+admin/inputs.py, each beside the JSON Schema that states it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
+from admin import inputs
 from gateway.core.types import BudgetPeriod, Limits
 
 MAX_METADATA_BYTES = 16 * 1024
 INT32_MAX = 2**31 - 1
+MAX_GRACE_S = 90 * 86_400
 
-Money = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=6, description="USD, at most 6 decimal places")]
-Count = Annotated[StrictInt, Field(ge=1, le=INT32_MAX)]
-Tokens = Annotated[StrictInt, Field(ge=1, le=10**15)]
-Name = Annotated[str, Field(min_length=1, max_length=128)]
-Id = Annotated[str, Field(min_length=1, max_length=64)]
-ModelName = Annotated[str, Field(min_length=1, max_length=256)]
+
+def _integer(low: int, high: int) -> Any:
+    return Annotated[int, PlainValidator(lambda v: inputs.whole(v, low, high)),
+                     WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+
+
+def _text(min_length: int, max_length: int) -> Any:
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(inputs.text),
+                     WithJsonSchema({"type": "string", "minLength": min_length, "maxLength": max_length,
+                                     "pattern": inputs.NO_NUL})]
+
+
+def _served(name: str, info: ValidationInfo) -> str:
+    """A model the gateway serves (admin/served.py): the API hands its `ServedModels` in as context."""
+    served = (info.context or {}).get("served")
+    if served is not None and not served.serves(name):
+        raise ValueError(f"the gateway serves no model `{name}`")
+    return name
+
+
+Money = Annotated[Decimal, PlainValidator(inputs.money), WithJsonSchema({"anyOf": [
+    {"type": "number", "minimum": 0, "exclusiveMaximum": inputs.USD_BELOW},
+    {"type": "string", "pattern": inputs.MONEY_PATTERN},
+]})]
+Count = _integer(1, INT32_MAX)
+Tokens = _integer(1, 10**15)
+Name = _text(1, 128)
+Id = Annotated[str, PlainValidator(inputs.check_id_value),
+               WithJsonSchema({"type": "string", "pattern": inputs.ID_PATTERN})]
+KeyName = _text(0, 128)
+# Its schema here says only "text"; the OpenAPI document adds the names served (admin/openapi.py).
+ModelName = Annotated[_text(1, 256), AfterValidator(_served)]
 Period = Literal["daily", "weekly", "monthly"]
+# Its values' schema (strings without NUL, numbers within 64 bits, at any depth) is recursive, so
+# the OpenAPI document adds it (admin/openapi.py); pydantic states only the object.
+Metadata = Annotated[dict[str, Any], AfterValidator(lambda v: inputs.metadata(v, MAX_METADATA_BYTES))]
+Instant = Annotated[datetime, PlainValidator(inputs.instant_value),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-    @field_validator("metadata", check_fields=False)
-    @classmethod
-    def _small_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(orjson.dumps(value)) > MAX_METADATA_BYTES:
-            raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes of JSON")
-        return value
 
     @field_validator("allowed_models", check_fields=False)
     @classmethod
@@ -64,7 +100,9 @@ class _LimitFields(_Input):
     rpm: Count | None = Field(default=None, description="requests per minute")
     tpm: Tokens | None = Field(default=None, description="tokens per minute")
     max_parallel: Count | None = Field(default=None, description="requests in flight at once")
-    budget_usd: Money | None = None
+    budget_usd: Money | None = Field(
+        default=None, description="USD, rounded to 6 decimal places; a JSON number or a decimal string"
+    )
     budget_period: Period | None = Field(
         default=None, description="when the budget resets, calendar-aligned; null: never"
     )
@@ -72,7 +110,7 @@ class _LimitFields(_Input):
 
 class TeamCreate(_LimitFields):
     name: Name
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 def _optional(schema: dict[str, Any]) -> None:
@@ -81,8 +119,8 @@ def _optional(schema: dict[str, Any]) -> None:
 
 
 class TeamUpdate(_LimitFields):
-    name: Name = Field(default=None, json_schema_extra=_optional)  # type: ignore[assignment]
-    metadata: dict[str, Any] = Field(default=None, json_schema_extra=_optional)  # type: ignore[arg-type]
+    name: Name = Field(default=None, json_schema_extra=_optional)
+    metadata: Metadata = Field(default=None, json_schema_extra=_optional)
 
     @field_validator("name", "metadata", mode="before")
     @classmethod
@@ -93,14 +131,13 @@ class TeamUpdate(_LimitFields):
 
 
 class KeyCreate(_LimitFields):
-    name: Annotated[str, Field(max_length=128)] = ""
+    name: KeyName = ""
     team_id: Id | None = None
     is_admin: StrictBool = Field(default=False, description="may use the admin API")
-    allowed_models: Annotated[list[ModelName], Field(max_length=1000)] | None = Field(
-        default=None, description="null: every model the gateway serves"
-    )
-    expires_at: AwareDatetime | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    allowed_models: Annotated[list[ModelName], Field(max_length=1000, json_schema_extra={"uniqueItems": True})] \
+        | None = Field(default=None, description="null: every model the gateway serves")
+    expires_at: Instant | None = Field(default=None, description="RFC 3339 with an offset")
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class KeyUpdate(KeyCreate):
@@ -113,7 +150,8 @@ class KeyUpdate(KeyCreate):
 
 
 class KeyRotate(_Input):
-    grace_seconds: Annotated[float, Field(ge=0, le=90 * 86_400, strict=False)] | None = Field(
+    grace_seconds: Annotated[float, PlainValidator(lambda v: inputs.number(v, 0, MAX_GRACE_S)),
+                             WithJsonSchema({"type": "number", "minimum": 0, "maximum": MAX_GRACE_S})] | None = Field(
         default=None, description="how long the old key keeps working; default: the gateway's setting"
     )
 
@@ -228,3 +266,53 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class TotalsOut(BaseModel):
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    estimated: int
+    unpriced: int
+    cost_usd: str
+
+
+class SpendItem(TotalsOut):
+    """One group: the values it is grouped by (those named in `group_by`), then its totals."""
+
+    team: str | None = None
+    key: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    day: str | None = None
+
+
+class LedgerSpend(BaseModel):
+    object: Literal["spend"]
+    start: date
+    end: date
+    group_by: list[str]
+    data: list[SpendItem]
+    total: TotalsOut
+
+
+class LedgerRowOut(BaseModel):
+    ts: datetime
+    request_id: str
+    endpoint: str
+    status: int
+    cost_usd: str | None = Field(description="null: tokens were used but no price is known")
+
+
+class LedgerRows(BaseModel):
+    object: Literal["list"]
+    data: list[LedgerRowOut] = Field(description="each row has every column of the ledger; the main ones shown")
+    has_more: bool
+    next_cursor: str | None
+
+
+class LedgerStatus(BaseModel):
+    object: Literal["ledger_status"]
+    enabled: bool

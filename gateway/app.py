@@ -22,12 +22,13 @@ from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
 from admin.ledger_api import LedgerApi, ledger_routes
+from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
 from gateway.accounting.ledger import build_ledger, build_queries
 from gateway.accounting.limits import build_limiter
 from gateway.accounting.pricing import PriceBook, load_price_table
 from gateway.config.environment import CONFIG_FILE_ENV
-from gateway.config.file import Config, ConfigError, load_config
+from gateway.config.file import Config, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
 from gateway.core.types import Endpoint
@@ -36,7 +37,8 @@ from gateway.edge.front import Front, Handler
 from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
-from gateway.identity.auth import KeyAuth
+from gateway.identity.auth import KeyAuth, check_master_key, client_address
+from gateway.identity.throttle import build_throttle
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
@@ -47,9 +49,9 @@ from gateway.upstream.client import UpstreamClient
 log = logging.getLogger("gateway")
 
 
-def create_app(config: Config, settings: Settings) -> Front:
-    if settings.master_key is None:
-        raise ConfigError("config error: settings.master_key: required (set GATEWAY_MASTER_KEY)")
+def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Front:
+    """`demo`: `gateway demo`, whose well-known short master key serves only loopback."""
+    master_key = check_master_key(settings.master_key, demo=demo)
     observability = build_observability(config, settings)
     upstream = UpstreamClient(settings.upstream_max_connections)
     prices = PriceBook(load_price_table())
@@ -65,9 +67,10 @@ def create_app(config: Config, settings: Settings) -> Front:
     # Keys, teams and the audit log: Postgres with database_url, else SQLite under data_dir.
     access = Access(settings)
     observability.name_teams(access)  # team names for /metrics (llm_gateway_team_info)
-    auth = KeyAuth(settings.master_key, access)
+    throttle = build_throttle(settings)  # failed authentication, per address and key prefix
+    auth = KeyAuth(master_key, access, throttle)
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
-    admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s)
+    admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
     proxy = Proxy(
         auth=auth,
         router=router,
@@ -112,6 +115,7 @@ def create_app(config: Config, settings: Settings) -> Front:
             # After the limiter and the ledger, so that their last counts are exported.
             await observability.stop()
             await access.close()
+            await throttle.close()
 
     def proxied(endpoint: Endpoint) -> Handler:
         async def handler(request: Request) -> ASGIApp:
@@ -123,12 +127,12 @@ def create_app(config: Config, settings: Settings) -> Front:
         return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
 
     async def list_models(request: Request) -> Response:
-        principal = await auth.authenticate(request.headers)
+        principal = await auth.authenticate(request.headers, client_address(request))
         names = auth.visible_models(principal, [g.name for g in router.groups])
         return json_response({"object": "list", "data": [model_object(name) for name in names]})
 
     async def get_model(request: Request) -> Response:
-        principal = await auth.authenticate(request.headers)
+        principal = await auth.authenticate(request.headers, client_address(request))
         name = router.group(request.path_params["model"]).name
         if not auth.visible_models(principal, [name]):
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
@@ -193,7 +197,8 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}."))
+        return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
+                                               headers=exc.headers))
     return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_url"))
 
 

@@ -40,10 +40,12 @@ def serve_config(
     *,
     config_path: str | None = None,
     banner: str = "",
+    demo: bool = False,
 ) -> int:
     """Check the port and build the app, then say what is in use, print `banner`, and serve.
 
-    `config_path` is needed for several workers, which read the file anew.
+    `config_path` is needed for several workers, which read the file anew; `demo` lets
+    `gateway demo` keep its well-known short master key (loopback only).
     """
     host = host or settings.host
     port = port if port is not None else settings.port
@@ -66,7 +68,7 @@ def serve_config(
         from gateway.app import create_app
 
         try:
-            app = create_app(config, settings)
+            app = create_app(config, settings, demo=demo)
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return 2

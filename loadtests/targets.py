@@ -20,7 +20,7 @@ import yaml
 from procs import REPO, Server, free_port, start, wait_port, wait_ready
 
 HERE = Path(__file__).resolve().parent
-MASTER_KEY = "sk-bench"
+MASTER_KEY = "sk-bench-0123456789abcdef0123456789"
 MODEL = "bench-model"
 LITELLM_VENV = Path("/tmp/litellm-venv")
 LITELLM_INSTALL_TIMEOUT_S = 900.0

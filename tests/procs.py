@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-MASTER_KEY = "sk-test-master-0123456789"
+MASTER_KEY = "sk-test-master-0123456789abcdefghijkl"
 
 
 def free_port() -> int:

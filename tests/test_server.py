@@ -27,7 +27,7 @@ def run_serve(tmp_path: Path, config: object, env: dict[str, str] | None = None)
     return subprocess.run(
         [sys.executable, "-m", "gateway", "serve", "--config", str(path), "--port", "0"],
         capture_output=True, text=True, timeout=30,
-        env={"PATH": "/usr/bin:/bin", "GATEWAY_MASTER_KEY": "k", **(env or {})},
+        env={"PATH": "/usr/bin:/bin", "GATEWAY_MASTER_KEY": MASTER_KEY, **(env or {})},
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -66,7 +66,9 @@ class Feedback:
 
 def _number(value: str) -> int | str:
     text = value.strip()
-    return int(text) if text.isdigit() else text
+    # ASCII digits only (str.isdigit() also says yes to "²", which int() refuses), and few enough
+    # that the number encodes as JSON; the API names the field for anything else.
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else text
 
 
 def _text(form: dict[str, str], name: str) -> str:
@@ -91,8 +93,10 @@ def metadata_body(form: dict[str, str]) -> dict[str, Any]:
         return {}
     try:
         value = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("Invalid value for 'metadata': not valid JSON.", param="metadata") from None
+        orjson.dumps(value)  # what the API is handed must encode again: orjson nests 255 deep, no more
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        raise InvalidRequest("Invalid value for 'metadata': not valid JSON, or nested too deeply.",
+                             param="metadata") from None
     if not isinstance(value, dict):
         raise InvalidRequest("Invalid value for 'metadata': a JSON object, like {\"owner\": \"search\"}.",
                              param="metadata")
@@ -111,7 +115,8 @@ def models_list(text: str) -> list[str] | None:
 
 
 def expiry(text: str) -> str | None:
-    """A `datetime-local` value is read as UTC; a value with its own zone is kept as sent."""
+    """A `datetime-local` value (no seconds, no zone) is read as UTC; a value with its own zone
+    keeps it. Either is handed on as RFC 3339, which is what the API takes."""
     text = text.strip()
     if not text:
         return None
@@ -119,7 +124,7 @@ def expiry(text: str) -> str | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return text  # the API says what is wrong with it
-    return text if moment.tzinfo else text + "Z"
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
 def key_body(form: dict[str, str], *, for_update: bool) -> dict[str, Any]:

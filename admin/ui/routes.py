@@ -38,7 +38,7 @@ def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: 
             users=lambda: UserStore.of(access.store),
             master_fingerprint=signer.fingerprint(settings.master_key.get_secret_value()))
     models = [group.name for group in router.groups]
-    sign_in = SignIn(ui, settings.master_key, PasswordChecker())
+    sign_in = SignIn(ui, settings.master_key, PasswordChecker(), admin.auth.throttle)
     overview, teams, keys = Overview(ui), Teams(ui), Keys(ui, models)
     requests, audit = Requests(ui, models), Audit(ui)
     model_page, playground = Models(ui, router, settings.workers), Playground(ui, models)

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     auth_cache_ttl_s: float = Field(default=30.0, gt=0, le=3600)
     # After a rotation the old key keeps working this long unless the request names another grace.
     key_rotation_grace_s: float = Field(default=86_400.0, ge=0)
+    # Failed authentication (gateway/identity/throttle.py): after this many wrong keys (or admin UI
+    # passwords) from one client address, or for one key prefix or user name, one more try every
+    # auth_failure_refill_s; everything else from there is 429 until then.
+    auth_failure_burst: int = Field(default=20, ge=1, le=100_000)
+    auth_failure_refill_s: float = Field(default=1.0, gt=0, le=3600)
 
     # The admin UI (admin/ui/, docs/admin.md). Its session cookies are signed with a key
     # derived from this secret; unset, from the master key (changing it then signs everyone out).

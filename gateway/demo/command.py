@@ -52,7 +52,8 @@ def demo_command(port: int) -> int:
         return 1
     try:
         config, settings = config_from_dict(demo_config(upstream), set(provider_classes()))
-        return serve_config(config, settings, "127.0.0.1", port, 1, banner=banner(f"http://127.0.0.1:{port}/v1", key))
+        return serve_config(config, settings, "127.0.0.1", port, 1, banner=banner(f"http://127.0.0.1:{port}/v1", key),
+                            demo=True)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

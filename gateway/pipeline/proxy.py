@@ -32,7 +32,7 @@ from gateway.core.types import Endpoint
 from gateway.edge.body import parse_body, read_body
 from gateway.edge.relay import SSE_HEADERS, DisconnectWatcher, pump
 from gateway.edge.responses import FinishingReply, send_error
-from gateway.identity.auth import Authenticator
+from gateway.identity.auth import Authenticator, client_address
 from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
@@ -93,7 +93,7 @@ class Proxy:
         ctx.response_headers["x-request-id"] = ctx.request_id
         ctx.request_headers = request.headers
         try:
-            ctx.principal = await self.auth.authenticate(request.headers)
+            ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
             ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
             raw = await read_body(request, self.max_body_bytes)
             ctx.body = adapt(raw) if adapt is not None else parse_body(raw, endpoint)

@@ -21,8 +21,9 @@ def admin_gateway(
     if request.param == "postgres":
         dsn = create_pg_database()
         settings |= {"database_url": dsn, "redis_url": REDIS_URL, "redis_prefix": redis_prefix()}
-    models = [{"name": "gpt-test", "deployments": [deployment(upstream)]},
-              {"name": "other", "deployments": [deployment(upstream)]}]
+    models = [{"name": "gpt-test", "aliases": ["gpt-alias"], "deployments": [deployment(upstream)]},
+              {"name": "other", "deployments": [deployment(upstream)]},
+              {"name": "vendor/*", "deployments": [deployment(upstream)]}]
     gw = Gateway(tmp, models, settings=settings, log=tmp / "gateway.log")
     gw.log_file = tmp / "gateway.log"  # type: ignore[attr-defined]
     yield gw

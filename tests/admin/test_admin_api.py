@@ -12,6 +12,7 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from admin.api import AdminApi, admin_routes
+from admin.ledger_api import LedgerApi, ledger_routes
 from gateway.identity.keys import hash_key
 from tests.admin.conftest import log_text
 from tests.procs import MASTER_KEY, Gateway
@@ -189,7 +190,7 @@ TEAM_BODIES = [
 ]
 
 KEY_BODIES = [
-    ({"allowed_models": ["a", "a"]}, "allowed_models", "invalid_value"),
+    ({"allowed_models": ["gpt-test", "gpt-test"]}, "allowed_models", "invalid_value"),
     ({"allowed_models": [""]}, "allowed_models[0]", "invalid_value"),
     ({"allowed_models": "gpt-test"}, "allowed_models", "invalid_value"),
     ({"expires_at": "2020-01-01T00:00:00Z"}, "expires_at", "invalid_value"),
@@ -299,7 +300,7 @@ def test_admin_api_needs_the_master_key_or_an_admin_key(admin: httpx.Client, adm
 
 def test_openapi_document_is_valid_and_covers_every_route(openapi: dict[str, Any]) -> None:
     validate_openapi(openapi)
-    routes = admin_routes(AdminApi.__new__(AdminApi))
+    routes = [*admin_routes(AdminApi.__new__(AdminApi)), *ledger_routes(LedgerApi.__new__(LedgerApi))]
     served = {(method.lower(), route.path) for route in routes for method in route.methods or () if method != "HEAD"}
     documented = {(method, path) for path, item in openapi["paths"].items() for method in item}
     assert documented | {("get", "/admin/api/openapi.json")} == served

@@ -21,7 +21,7 @@ def test_team_fields_on_create_and_on_edit() -> None:
 def test_key_fields() -> None:
     body = key_body({"name": "k", "allowed_models": "a, b\nc,,", "expires_at": "2030-01-02T03:04",
                      "team_id": "", "is_admin": "on"}, for_update=False)
-    assert body == {"name": "k", "allowed_models": ["a", "b", "c"], "expires_at": "2030-01-02T03:04Z",
+    assert body == {"name": "k", "allowed_models": ["a", "b", "c"], "expires_at": "2030-01-02T03:04:00+00:00",
                     "is_admin": True}
     edit = key_body({"name": "k", "allowed_models": " "}, for_update=True)
     assert edit["allowed_models"] is None and edit["team_id"] is None and edit["expires_at"] is None

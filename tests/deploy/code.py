@@ -54,7 +54,8 @@ def app(data_dir: str) -> Front:
     from gateway.app import create_app
     from gateway.config.file import Config
 
-    return create_app(Config(), Settings(master_key=SecretStr("sk-route-listing"), data_dir=data_dir))
+    master_key = SecretStr("sk-route-listing-0123456789abcdefgh")
+    return create_app(Config(), Settings(master_key=master_key, data_dir=data_dir))
 
 
 def serves(application: Front, method: str, path: str) -> bool:

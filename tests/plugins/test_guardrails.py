@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from tests.plugins.conftest import Tenants, client_for, ledger_row, metric_value
-from tests.procs import FakeUpstream, Gateway
+from tests.procs import MASTER_KEY, FakeUpstream, Gateway
 
 CARD = "4111 1111 1111 1111"  # passes Luhn
 NOT_A_CARD = "4111 1111 1111 1112"  # fails it
@@ -213,7 +213,7 @@ def test_parameters_outside_the_allowed_list_are_refused(plugin_gateway: Gateway
 def test_master_key_has_no_plugins(plugin_gateway: Gateway, upstream: FakeUpstream) -> None:
     # Nothing is configured globally: a caller outside the configured teams and keys is untouched.
     request_id = rid()
-    client = openai.OpenAI(base_url=plugin_gateway.url, api_key="sk-test-master-0123456789", max_retries=0)
+    client = openai.OpenAI(base_url=plugin_gateway.url, api_key=MASTER_KEY, max_retries=0)
     response = client.chat.completions.with_raw_response.create(
         **chat(PII_TEXT, content=PII_TEXT), extra_headers={"x-request-id": request_id})
     assert response.parse().choices[0].message.content == PII_TEXT

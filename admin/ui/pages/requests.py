@@ -54,10 +54,10 @@ class Requests:
         raw = visit.request.query_params.get("ts", "")
         try:
             ts = datetime.fromisoformat(raw)
-        except ValueError:
+            # The ledger reads rows by time: the microsecond the row was recorded at holds it.
+            end = ts + timedelta(microseconds=1)
+        except (ValueError, OverflowError):  # not a time, or the last microsecond there is
             raise NotFound("A request's page needs its time (`ts`), as the list links to it.", param="ts") from None
-        # The ledger reads rows by time: the microsecond the row was recorded at holds it.
-        end = ts + timedelta(microseconds=1)
         page = await self.ui.backend.get(visit.session, self.ui.backend.ledger.requests,
                                          {"start": ts.isoformat(), "end": end.isoformat(), "limit": 1000})
         row = next((r for r in page["data"] if r["request_id"] == request_id), None)

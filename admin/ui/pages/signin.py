@@ -13,18 +13,22 @@ from admin.ui.forms import FormError, read_form
 from admin.ui.passwords import PasswordChecker
 from admin.ui.session import LOGIN_COOKIE, MASTER, SESSION_COOKIE, clear_cookie
 from admin.ui.web import SECURITY_HEADERS, Ui, Visit, safe_next, same_origin
-from gateway.core.errors import GatewayError
+from gateway.core.errors import GatewayError, RateLimited
+from gateway.identity.auth import client_address
 from gateway.identity.store.users import USERNAME
+from gateway.identity.throttle import AuthThrottle, user_bucket
 
 log = logging.getLogger("gateway.admin.ui")
 WRONG = "The user name or password is not right (leave the user name empty to sign in with the master key)."
 
 
 class SignIn:
-    def __init__(self, ui: Ui, master_key: SecretStr, passwords: PasswordChecker) -> None:
+    def __init__(self, ui: Ui, master_key: SecretStr, passwords: PasswordChecker, throttle: AuthThrottle) -> None:
         self.ui = ui
         self._master = master_key.get_secret_value().encode()
         self.passwords = passwords
+        # Shared with the API's keys: a wrong password and a wrong key are both guesses from an address.
+        self.throttle = throttle
 
     def _form(self, request: Request, status: int = 200, error: str | None = None, username: str = "",
               next_path: str | None = None) -> Response:
@@ -58,25 +62,45 @@ class SignIn:
         next_path = form.get("next")
         if not password:
             return self._form(request, 400, "Password: required.", username, next_path)
+        address = client_address(request)
+        # A user's own bucket, as a key's prefix has one; names no user can have are counted by address alone.
+        bucket = user_bucket(username) if username and USERNAME.match(username) else None
+        try:
+            self.throttle.check(address, bucket)
+        except RateLimited as exc:  # before the slow password hash: guessing costs the guesser, not us
+            return self._throttled(request, exc, username, next_path)
         if not username:
             if not hmac.compare_digest(password.encode(), self._master):
                 log.warning("admin ui: failed sign-in with the master key")
-                return self._form(request, 401, WRONG, "", next_path)
+                return await self._failed(request, address, None, "", next_path)
             session = self.ui.sessions.open(MASTER, "admin", self.ui.master_fingerprint)
         else:
             try:
-                user = await self.ui.users().get(username) if USERNAME.match(username) else None
+                user = await self.ui.users().get(username) if bucket else None
             except GatewayError as exc:  # the user store is unreachable
                 return self._form(request, exc.status, exc.message, username, next_path)
             if not await self.passwords.verify(password, user.password_hash if user else None) or user is None:
                 log.warning("admin ui: failed sign-in for a user name of %d characters", len(username))
-                return self._form(request, 401, WRONG, username, next_path)
+                return await self._failed(request, address, bucket, username, next_path)
             session = self.ui.sessions.open(f"user:{user.username}", user.role,
                                             self.ui.signer.fingerprint(user.password_hash))
         log.info("admin ui: %s signed in (%s)", session.actor, session.role)
         response = RedirectResponse(safe_next(form.get("next")), 303, headers=SECURITY_HEADERS)
         self.ui.sessions.write(request, response, session)
         clear_cookie(request, response, LOGIN_COOKIE)
+        return response
+
+    async def _failed(self, request: Request, address: str, bucket: str | None, username: str,
+                      next_path: str | None) -> Response:
+        try:
+            await self.throttle.failed(address, bucket)
+        except RateLimited as exc:
+            return self._throttled(request, exc, username, next_path)
+        return self._form(request, 401, WRONG, username, next_path)
+
+    def _throttled(self, request: Request, exc: RateLimited, username: str, next_path: str | None) -> Response:
+        response = self._form(request, 429, exc.message, username, next_path)
+        response.headers.update(exc.headers())
         return response
 
     async def sign_out(self, visit: Visit) -> Response:

@@ -15,7 +15,7 @@ import openai
 import pytest
 import yaml
 
-MASTER_KEY = "sk-cohere-plugin-test-master"
+MASTER_KEY = "sk-cohere-plugin-test-master-0123456789"
 COHERE_KEY = "cohere-upstream-key-0123456789"
 
 

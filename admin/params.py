@@ -1,0 +1,79 @@
+"""Every path and query parameter of the admin API, read by the handlers and listed in the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from admin.inputs import (
+    Param,
+    bool_param,
+    choice_param,
+    day_param,
+    id_param,
+    instant_param,
+    integer_param,
+    text_param,
+)
+from gateway.accounting.ledger.queries import GROUPS, MAX_PAGE, Cursor, QueryError
+from gateway.accounting.ledger.row import EPOCH
+
+# The times a ledger row may carry: what a datetime can hold.
+FIRST_US = (datetime.min.replace(tzinfo=UTC) - EPOCH) // (datetime.resolution)
+LAST_US = (datetime.max.replace(tzinfo=UTC) - EPOCH) // (datetime.resolution)
+GROUP_NAMES = "|".join(GROUPS)
+_GROUP_BY = re.compile(f"({GROUP_NAMES})(,({GROUP_NAMES}))*")
+_CURSOR = re.compile(r"[A-Za-z0-9_\-]{1,1024}")
+
+
+def _group_by(raw: str) -> tuple[str, ...]:
+    if not _GROUP_BY.fullmatch(raw):
+        raise ValueError(f"any of {', '.join(GROUPS)}, comma-separated")
+    return tuple(dict.fromkeys(raw.split(",")))
+
+
+def _cursor(raw: str) -> Cursor:
+    try:
+        cursor = Cursor.decode(raw) if _CURSOR.fullmatch(raw) else None
+    except QueryError:
+        cursor = None
+    # Decoded, it is the client's to forge: its time must be one a datetime holds, its id storable text.
+    if cursor is None or not FIRST_US <= cursor.ts_us <= LAST_US or "\x00" in cursor.request_id:
+        raise ValueError("not a cursor this API returned")
+    return cursor
+
+
+# Path parameters
+TEAM_ID = id_param("team_id", "a team's id", where="path")
+KEY_ID = id_param("key_id", "a key's id", where="path")
+
+# Lists of teams, keys and audit entries
+LIMIT = integer_param("limit", 1, 1000, "1 to 1000, default 100")
+AFTER = id_param("after", "the last id of the previous page")
+KEYS_OF_TEAM = id_param("team_id", "only this team's keys")
+INCLUDE_REVOKED = bool_param("include_revoked", "default true")
+BEFORE = integer_param("before", 1, 2**62, "only entries older than this id")
+TARGET_TYPE = choice_param("target_type", ("key", "team"), "key or team")
+TARGET_ID = id_param("target_id", "one key's or team's entries")
+
+# The ledger: filters compare with what rows recorded, so they are any text a row may hold.
+TEAM = text_param("team", 128, "one team's id")
+KEY = text_param("key", 128, "one key's id")
+MODEL = text_param("model", 256, "the model as requested")
+PROVIDER = text_param("provider", 64, "one provider")
+FORMAT = choice_param("format", ("json", "csv"), "json (the default) or csv")
+FIRST_DAY = day_param("start", "the first day, UTC; default: 29 days before `end`")
+LAST_DAY = day_param("end", "the last day, UTC, included; default: today")
+GROUP_BY = Param(
+    "group_by", f"comma-separated, any of {', '.join(GROUPS)}",
+    {"type": "string", "pattern": f"^({GROUP_NAMES})(,({GROUP_NAMES}))*$"},
+    _group_by,
+)
+FROM = instant_param("start", "from this time (a date: its midnight, UTC); default: 30 days before `end`")
+UNTIL = instant_param("end", "until this time, excluded (a date: its midnight, UTC); default: now")
+STATUS = integer_param("status", 100, 599, "only rows with this HTTP status")
+ROWS = integer_param("limit", 1, MAX_PAGE, f"1 to {MAX_PAGE}, default 100")
+CURSOR = Param(
+    "cursor", "the `next_cursor` of the previous page, as it was returned",
+    {"type": "string", "pattern": "^[A-Za-z0-9_\\-]{1,1024}$"}, _cursor,
+)
