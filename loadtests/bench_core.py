@@ -67,6 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the fake upstream waits this long before answering (and before a stream's first event)")
     parser.add_argument("--quiet-wait", type=float, default=30.0,
                         help="longest wait, before each cell, for other work to leave the cores")
+    parser.add_argument("--noisy-retries", type=int, default=2,
+                        help="reruns of a cell that shared its cores with other work (0 on an always busy machine)")
     parser.add_argument("--quick", action="store_true", help="1 s cells, a smoke test")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write core-<date>.{json,md}")
@@ -103,6 +105,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         rounds=args.rounds,
         upstream_latency_ms=args.upstream_latency_ms,
         quiet_wait_s=args.quiet_wait,
+        noisy_retries=args.noisy_retries,
     )
     report = await matrix_report("core", plan, args.chosen, BASELINE, extra=headline)
     report["trees"] = args.trees
