@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import yaml
 from matrix import Plan, TargetResult, as_json, markdown, run_matrix
-from procs import REPO, start, wait_ready
+from procs import REPO
+from production import create_database, drop_database
 from report import cancel_on_sigterm, run_and_write
-from targets import MASTER_KEY, MODEL, Launcher, Running, Stack, _ready_or_stop, free_port
+from targets import Launcher, Running, Stack, start_gateway
 
 sys.path.insert(0, str(REPO))
 
@@ -55,7 +55,6 @@ from gateway.pipeline.context import RequestContext
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "ledger-off"
-PG_SERVER = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 PRICE = {"input_per_mtok": "0.15", "output_per_mtok": "0.60"}
 TARGET_ROWS_PER_S = 20_000
 DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:1/v1", model="bench-up", id="bench/0")
@@ -118,18 +117,8 @@ async def ledger_rate(sink: Sink, spill_dir: Path, ctxs: list[RequestContext], b
     }  # fmt: skip
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(f"{PG_SERVER}/postgres", timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def writer_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    name = "gw_bench_" + secrets.token_hex(4)
-    dsn = f"{PG_SERVER}/{name}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    dsn = await create_database()
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
@@ -145,7 +134,7 @@ async def writer_throughput(args: argparse.Namespace, workdir: Path) -> dict[str
                                         contexts(args.rows), args.batch),
         }
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(dsn)
     lite_rows = rows[: min(len(rows), 50_000)]
     lite_db = open_sqlite(workdir / "bench.db")
     migrate_sqlite(lite_db)
@@ -156,18 +145,7 @@ async def writer_throughput(args: argparse.Namespace, workdir: Path) -> dict[str
 
 def ledger_gateway(settings: dict[str, Any]) -> Launcher:
     async def launch(stack: Stack) -> Running:
-        port = free_port()
-        group = {"name": MODEL, "deployments": [
-            {"provider": "openai", "base_url": stack.upstream_url, "model": MODEL, "price": PRICE}]}  # fmt: skip
-        config = {"settings": {"data_dir": str(stack.workdir / f"data-{port}"), **settings}, "models": [group]}
-        config_path = stack.workdir / f"gateway-{port}.yaml"
-        config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        argv = [sys.executable, "-m", "gateway", "serve", "--config", str(config_path)]
-        argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        env = {"GATEWAY_MASTER_KEY": MASTER_KEY, "GATEWAY_DATABASE_URL": None, "GATEWAY_REDIS_URL": None}
-        server = start(f"gateway-{port}", argv, log_dir=stack.workdir, cpu=stack.cpu, env=env)
-        await _ready_or_stop(server, wait_ready(server, f"http://127.0.0.1:{port}/healthz"))
-        return Running(f"http://127.0.0.1:{port}/v1", server)
+        return await start_gateway(stack, {"settings": settings}, price=PRICE)
 
     return launch
 
@@ -244,20 +222,19 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         modes=("non-stream", "stream") if args.stream else ("non-stream",),
     )
     results: dict[str, TargetResult] = {}
-    name = "gw_bench_" + secrets.token_hex(4)
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         throughput = await writer_throughput(args, Path(tmp))
         if not args.no_latency:
-            await _admin(f'CREATE DATABASE "{name}"')
+            dsn = await create_database()
             try:
                 targets: dict[str, Launcher] = {
                     BASELINE: ledger_gateway({"ledger_enabled": False}),
-                    "ledger-postgres": ledger_gateway({"database_url": f"{PG_SERVER}/{name}"}),
+                    "ledger-postgres": ledger_gateway({"database_url": dsn}),
                     "ledger-sqlite": ledger_gateway({}),
                 }
                 results = await run_matrix(plan, targets, Path(tmp))
             finally:
-                await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await drop_database(dsn)
     rows = added(results)
     return {
         "benchmark": "ledger",

@@ -24,7 +24,6 @@ loadtests/results/limits-<date>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import os
 import platform
@@ -39,7 +38,9 @@ from typing import Any
 import httpx
 import yaml
 from loadgen import chat_body, run_load
-from procs import Server, core_busy_seconds, start, wait_ready
+from matrix import wait_for_quiet
+from procs import Server, start, wait_ready
+from production import issue_key
 from report import cancel_on_sigterm, run_and_write
 from targets import MASTER_KEY, MODEL, _ready_or_stop, free_port, start_fake_upstream
 
@@ -79,22 +80,6 @@ async def start_gateway(name: str, workdir: Path, upstream_url: str, caps: dict[
     return server, url
 
 
-async def issue_key(url: str) -> dict[str, str]:
-    """A virtual key with its own caps, in a team with caps: the headers that call with it."""
-    base = url.removesuffix("/v1/chat/completions") + "/admin/api"
-    async with httpx.AsyncClient(base_url=base, headers=HEADERS, timeout=30.0, trust_env=False) as admin:
-        team = await admin.post("/teams", json={"name": "bench-" + secrets.token_hex(4), **CAPS})
-        team.raise_for_status()
-        key = await admin.post("/keys", json={"team_id": team.json()["id"], **CAPS})
-        key.raise_for_status()
-    headers = {"Authorization": f"Bearer {key.json()['key']}"}
-    async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
-        response = await client.post(url, content=chat_body(MODEL, False), headers=headers)
-    if response.status_code != 200 or "x-ratelimit-limit-requests" not in response.headers:
-        raise RuntimeError(f"virtual key: {response.status_code}: {response.text[:200]}")
-    return headers
-
-
 async def cell(server: Server, url: str, headers: dict[str, str], concurrency: int, duration: float,
                warmup: float) -> dict[str, Any]:  # fmt: skip
     marks: dict[str, tuple[float, float]] = {}
@@ -106,18 +91,6 @@ async def cell(server: Server, url: str, headers: dict[str, str], concurrency: i
     (t0, cpu0), (t1, cpu1) = marks["measure"], marks["end"]
     result["proxy_cpu_pct"] = round(100 * (cpu1 - cpu0) / (t1 - t0), 1)
     return result
-
-
-async def wait_for_quiet(limit_s: float = 30.0, quiet_pct: float = 10.0) -> float:
-    """Wait (at most `limit_s`) until no core is busier than `quiet_pct`: this machine is shared."""
-    started = time.perf_counter()
-    while time.perf_counter() - started < limit_s:
-        before, t0 = core_busy_seconds(), time.perf_counter()
-        await asyncio.sleep(0.5)
-        after, t1 = core_busy_seconds(), time.perf_counter()
-        if max(100 * (after[c] - before[c]) / (t1 - t0) for c in after) <= quiet_pct:
-            break
-    return time.perf_counter() - started - 0.5
 
 
 def summarise(cells: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -185,14 +158,13 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 targets[name] = (server, url, HEADERS)
             for backend in ("memory", "redis"):
                 server, url, _ = targets[f"limits-{backend}"]
-                targets[f"keys-{backend}"] = (server, url, await issue_key(url))
+                headers = await issue_key(url.removesuffix("/chat/completions"), team_caps=CAPS, key_caps=CAPS)
+                targets[f"keys-{backend}"] = (server, url, headers)
             names = list(targets)
             for concurrency in args.concurrencies:
                 cells[concurrency] = {name: [] for name in names}
                 for round_ in range(args.rounds):
-                    waited = await wait_for_quiet()
-                    if waited >= 1:
-                        print(f"  waited {waited:.0f}s for other work to leave the cores", file=sys.stderr)
+                    await wait_for_quiet(30.0, 10.0)
                     order = names[round_ % len(names):] + names[: round_ % len(names)]
                     for name in order:
                         result = await cell(*targets[name], concurrency, args.duration, args.warmup)

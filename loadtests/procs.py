@@ -55,6 +55,11 @@ class Server:
         """User+system CPU of this server and every process below it, alive now."""
         return sum(_cpu_seconds(pid) for pid in _tree(self.pid))
 
+    def busiest_pid(self) -> int:
+        """The process of this server's tree that has used the most CPU: its worker, when it forks one
+        (and the server itself when it does not). Wrappers like `taskset` exec, so they are not in the tree."""
+        return max(_tree(self.pid), key=_cpu_seconds)
+
     def stop(self, timeout_s: float = 5.0) -> None:
         """SIGTERM the server's process group, SIGKILL whatever is left after `timeout_s`."""
         if self.process.poll() is None:
