@@ -11,7 +11,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -22,22 +21,14 @@ import redis
 
 from gateway.accounting.limits.scopes import scope_base
 from tests.dbs import REDIS_URL, create_pg_database, drop_pg_database, redis_prefix
+from tests.fleet.calls import MODEL, PRICE, AdminApi
 from tests.fleet.lb import Nginx
-from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
+from tests.procs import FakeUpstream, Gateway, deployment
 
 REPLICAS = 3
 WORKERS = 2
-MODEL = "fleet-model"
-# 8 words, which the fake upstream counts as 8 prompt tokens and the limiter estimates as
-# ceil(15 / 4) + 4 = 8; with max_tokens 16 (the fake answers 16 tokens) a request reserves
-# exactly what it uses: 24 tokens at $1000 per million, $0.024.
-MESSAGES: list[Any] = [{"role": "user", "content": "a b c d e f g h"}]
-MAX_TOKENS = 16
-COST = Decimal("0.024")
-PRICE = {"input_per_mtok": "1000", "output_per_mtok": "1000"}
 # Short, so that a killed replica's parallel slots come back within seconds of the kill.
 LEASE_S = 5.0
-ADMIN = {"Authorization": f"Bearer {MASTER_KEY}"}
 
 
 @dataclass
@@ -52,20 +43,8 @@ class Fleet:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.lb.port}/v1"
 
-    def admin(self, replica: int = 0) -> httpx.Client:
-        return httpx.Client(base_url=self.replicas[replica].base + "/admin/api", headers=ADMIN, timeout=30)
-
-    def create_key(self, **limits: Any) -> dict[str, Any]:
-        with self.admin() as admin:
-            response = admin.post("/keys", json=limits)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    def spent(self, key_id: str) -> Decimal:
-        """The key's live spend counter (Redis, read through the admin API)."""
-        with self.admin() as admin:
-            report = admin.get(f"/keys/{key_id}/spend").json()
-        return Decimal(report["spend"]["spent_usd"])
+    def admin(self, replica: int = 0) -> AdminApi:
+        return AdminApi(self.replicas[replica].base)
 
     def slots_key(self, key_id: str) -> str:
         return scope_base(self.prefix, "key", key_id) + ":par"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -18,38 +17,17 @@ import openai
 import redis.asyncio as aioredis
 
 from tests.dbs import REDIS_URL
-from tests.fleet.conftest import COST, LEASE_S, MAX_TOKENS, MESSAGES, MODEL, Fleet, replica_of
-
-
-@dataclass
-class Outcome:
-    sent: float
-    done: float
-    status: int
-    code: str | None = None
-    request_id: str | None = None
-    replica: int | None = None
+from tests.fleet.calls import COST, Outcome
+from tests.fleet.calls import call as fleet_call
+from tests.fleet.conftest import LEASE_S, Fleet, replica_of
 
 
 async def call(fleet: Fleet, client: openai.AsyncOpenAI, **extra: Any) -> Outcome:
-    """One chat completion through the load balancer; every outcome is an Outcome, never a raise."""
-    sent = time.monotonic()
-    try:
-        raw = await client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, **extra)  # fmt: skip
-    except openai.APIStatusError as error:
-        headers = error.response.headers
-        return Outcome(sent, time.monotonic(), error.status_code, error.code, headers.get("x-request-id"),
-                       replica_of(headers, fleet))  # fmt: skip
-    except openai.APIConnectionError:
-        return Outcome(sent, time.monotonic(), 0, "connection")
-    raw.parse()
-    return Outcome(sent, time.monotonic(), raw.status_code, None, raw.headers.get("x-request-id"),
-                   replica_of(raw.headers, fleet))  # fmt: skip
+    return await fleet_call(client, lambda headers: replica_of(headers, fleet), **extra)
 
 
 async def test_a_budget_of_20_calls_holds_under_200_concurrent_requests(fleet: Fleet) -> None:
-    key = fleet.create_key(budget_usd=str(20 * COST))
+    key = fleet.admin().create_key(budget_usd=str(20 * COST))
     client = fleet.client(key["key"])
     outcomes = await asyncio.gather(*(call(fleet, client) for _ in range(200)))
     statuses = Counter((o.status, o.code) for o in outcomes)
@@ -68,7 +46,7 @@ async def test_a_budget_of_20_calls_holds_under_200_concurrent_requests(fleet: F
     assert len(rows) == 201
     assert sum(1 for r in rows if r["status"] == 200) == served
     assert sum((r["cost_usd"] for r in rows), Decimal(0)) == served * COST
-    assert fleet.spent(key["id"]) == served * COST
+    assert fleet.admin().spent(key["id"]) == served * COST
     await client.close()
 
 
@@ -78,7 +56,7 @@ RPM_CALLERS = 10  # each sends one request a second: 10 a second against 1 a sec
 
 
 async def test_an_rpm_limit_holds_within_one_request_across_replicas_over_a_minute(fleet: Fleet) -> None:
-    key = fleet.create_key(rpm=RPM)
+    key = fleet.admin().create_key(rpm=RPM)
     client = fleet.client(key["key"])
     started = time.monotonic()
     outcomes: list[Outcome] = []
@@ -113,7 +91,7 @@ async def test_an_rpm_limit_holds_within_one_request_across_replicas_over_a_minu
 
 
 async def test_a_revocation_through_one_replica_is_refused_by_all_within_a_second(fleet: Fleet) -> None:
-    key = fleet.create_key()
+    key = fleet.admin().create_key()
     direct = [openai.AsyncOpenAI(base_url=r.url, api_key=key["key"], max_retries=0) for r in fleet.replicas]
 
     async def probe(replica: int) -> Outcome:
@@ -135,8 +113,7 @@ async def test_a_revocation_through_one_replica_is_refused_by_all_within_a_secon
     probing = [asyncio.create_task(prober(n)) for n in range(3) for _ in range(4)]
     await asyncio.sleep(0.3)
     revoked_at = time.monotonic()
-    with fleet.admin(0) as admin:
-        assert admin.post(f"/keys/{key['id']}/revoke").status_code == 200
+    fleet.admin(0).revoke(key["id"])
     revoke_call = time.monotonic() - revoked_at
     await asyncio.sleep(2.0)
     stop.set()
@@ -164,7 +141,7 @@ HOLD_S = LEASE_S * 1.5  # longer than a lease: the slots live on only if their l
 
 
 async def test_max_parallel_holds_across_replicas_for_requests_longer_than_a_lease(fleet: Fleet) -> None:
-    key = fleet.create_key(max_parallel=PARALLEL)
+    key = fleet.admin().create_key(max_parallel=PARALLEL)
     client = fleet.client(key["key"])
     slow = {"extra_body": {"fake": {"latency_ms": HOLD_S * 1000}}}
     held = [asyncio.create_task(call(fleet, client, **slow)) for _ in range(PARALLEL)]
@@ -204,8 +181,8 @@ async def test_a_replica_killed_mid_load_loses_nothing_the_survivors_answered(fl
     slots come back within one lease, every request the survivors answered has its ledger row,
     and the spend counter matches the ledger. What the killed replica's in-memory queue held is
     lost; the test measures how much."""
-    steady = fleet.create_key(budget_usd="1000")
-    slotted = fleet.create_key(max_parallel=SLOTS)
+    steady = fleet.admin().create_key(budget_usd="1000")
+    slotted = fleet.admin().create_key(max_parallel=SLOTS)
     steady_client, slot_client = fleet.client(steady["key"]), fleet.client(slotted["key"])
     steady_out: list[Outcome] = []
     slot_out: list[Outcome] = []
@@ -269,7 +246,7 @@ async def test_a_replica_killed_mid_load_loses_nothing_the_survivors_answered(fl
     lost = by_killed - rows.keys()
     steady_rows = [r for r in rows.values() if r["request_id"] in {o.request_id for o in steady_out}]
     ledger_spend = sum((r["cost_usd"] for r in steady_rows), Decimal(0))
-    counter = fleet.spent(steady["id"])
+    counter = fleet.admin().spent(steady["id"])
     lost_steady = len(lost & {o.request_id for o in steady_out})
     steady_cut = sum(1 for o in steady_out if o.status == 502)
     print(f"\nSIGKILL of replica {KILLED} after 4 s of load: {len(answered)} answered "

@@ -20,6 +20,7 @@ admitting past a limit, and only at the edge of a limit.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Sequence
 from importlib import resources
@@ -41,6 +42,14 @@ SETTLE_SCRIPT = "settle_v2.lua"
 RENEW_SCRIPT = "renew_v1.lua"
 
 
+# After a master fails, redis-py learns the new slot map by a refresh that it runs at most once
+# a second by default: up to a second more of the failure mode after the replica has taken over.
+# A quarter of a second still keeps refreshes (a CLUSTER SLOTS per worker) from piling up.
+CLUSTER_REFRESH_S = 0.25
+# redis-py releases before this pacing refresh on every error, which needs no setting.
+_PACED_REFRESH = "topology_refresh_min_interval" in inspect.signature(RedisCluster.__init__).parameters
+
+
 def script_text(name: str) -> str:
     return resources.files("gateway.accounting.limits").joinpath("lua", name).read_text()
 
@@ -53,6 +62,8 @@ def connect(url: str, *, cluster: bool, timeout_s: float) -> Redis | RedisCluste
         "retry": Retry(NoBackoff(), 1),
     }
     if cluster:
+        if _PACED_REFRESH:
+            options["topology_refresh_min_interval"] = CLUSTER_REFRESH_S
         return RedisCluster.from_url(url, **options)
     return Redis.from_url(url, **options)
 
@@ -167,8 +178,13 @@ class RedisBackend:
         return list(groups.values())
 
     async def _bounded(self, call: Awaitable[Any]) -> Any:
-        async with asyncio.timeout(self.timeout_s):
-            return await self._mapped(call)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._mapped(call)
+        except TimeoutError:
+            # Raised by the deadline itself, outside _mapped: it too must reach the limiter as
+            # Unavailable (its failure mode), never as a 500 or a failed start.
+            raise Unavailable("TimeoutError") from None
 
     async def _mapped(self, call: Awaitable[Any]) -> Any:
         try:

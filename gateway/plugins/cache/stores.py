@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 log = logging.getLogger("gateway.plugins")
 
@@ -54,7 +55,7 @@ class MemoryStore:
 class RedisStore:
     """One string per answer under `<redis_prefix>:cache:v1:<key>`, expired by Redis itself."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:cache:v1:"
         self._down = False
