@@ -29,6 +29,9 @@ REPLICAS = 3
 WORKERS = 2
 # Short, so that a killed replica's parallel slots come back within seconds of the kill.
 LEASE_S = 5.0
+# The shared Redis is busy with every session's tests, and this machine's scheduling delays under
+# load exceed the default 0.25 s: a late answer would be a 503 (closed mode), not a limit.
+REDIS_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -84,7 +87,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         for n in range(REPLICAS):
             settings = {
                 "redis_url": REDIS_URL, "redis_prefix": prefix, "database_url": dsn, "database_pool_size": 2,
-                "limits_lease_s": LEASE_S, "log_requests": False, "data_dir": str(tmp / f"replica-{n}"),
+                "limits_lease_s": LEASE_S, "limits_redis_timeout_s": REDIS_TIMEOUT_S, "log_requests": False,
+                "data_dir": str(tmp / f"replica-{n}"),
             }  # fmt: skip
             # Side by side: each replica migrates the shared database under the same lock.
             replicas.append(Gateway(tmp, models, settings=settings, workers=WORKERS, wait=False,

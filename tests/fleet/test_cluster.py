@@ -29,6 +29,10 @@ from tests.procs import FakeUpstream, Gateway, deployment
 # A silent master is failed after a second (redis' default is 15 s; the failover scales with it).
 NODE_TIMEOUT_MS = 1000
 RECHECK_S = 1.0  # LIMITS_REDIS_RECHECK_S, the default
+# LIMITS_REDIS_TIMEOUT_S: the default 0.25 s is shorter than this shared machine's scheduling
+# delays under load (a slow answer is a failure, and closed mode answers 503). A dead master
+# refuses connections at once, so the failover does not wait on it.
+REDIS_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -60,7 +64,8 @@ def on_cluster(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory)
         for mode in ("closed", "open"):
             settings = {
                 "redis_url": cluster.url, "redis_cluster": True, "redis_prefix": prefix, "database_url": dsn,
-                "database_pool_size": 2, "limits_failure_mode": mode, "log_requests": False,
+                "database_pool_size": 2, "limits_failure_mode": mode, "limits_redis_timeout_s": REDIS_TIMEOUT_S,
+                "log_requests": False,
                 "data_dir": str(tmp / f"data-{mode}"),
             }  # fmt: skip
             plugins = {"global": [{"name": "cache", "config": {"opt_in": "header"}}]}
