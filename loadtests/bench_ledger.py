@@ -35,6 +35,7 @@ from typing import Any
 import asyncpg
 import yaml
 from matrix import Plan, TargetResult, as_json, markdown, run_matrix
+from pg import PG_SERVER, admin_sql
 from procs import REPO, start, wait_ready
 from report import cancel_on_sigterm, run_and_write
 from targets import MASTER_KEY, MODEL, Launcher, Running, Stack, _ready_or_stop, free_port
@@ -55,7 +56,6 @@ from gateway.pipeline.context import RequestContext
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "ledger-off"
-PG_SERVER = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 PRICE = {"input_per_mtok": "0.15", "output_per_mtok": "0.60"}
 TARGET_ROWS_PER_S = 20_000
 DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:1/v1", model="bench-up", id="bench/0")
@@ -118,18 +118,10 @@ async def ledger_rate(sink: Sink, spill_dir: Path, ctxs: list[RequestContext], b
     }  # fmt: skip
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(f"{PG_SERVER}/postgres", timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 async def writer_throughput(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     name = "gw_bench_" + secrets.token_hex(4)
     dsn = f"{PG_SERVER}/{name}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    await admin_sql(f'CREATE DATABASE "{name}"')
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
         try:
@@ -145,7 +137,7 @@ async def writer_throughput(args: argparse.Namespace, workdir: Path) -> dict[str
                                         contexts(args.rows), args.batch),
         }
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     lite_rows = rows[: min(len(rows), 50_000)]
     lite_db = open_sqlite(workdir / "bench.db")
     migrate_sqlite(lite_db)
@@ -248,7 +240,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ledger-") as tmp:
         throughput = await writer_throughput(args, Path(tmp))
         if not args.no_latency:
-            await _admin(f'CREATE DATABASE "{name}"')
+            await admin_sql(f'CREATE DATABASE "{name}"')
             try:
                 targets: dict[str, Launcher] = {
                     BASELINE: ledger_gateway({"ledger_enabled": False}),
@@ -257,7 +249,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 results = await run_matrix(plan, targets, Path(tmp))
             finally:
-                await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     rows = added(results)
     return {
         "benchmark": "ledger",
