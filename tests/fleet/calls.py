@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
+import orjson
 
 from tests.procs import MASTER_KEY
 
@@ -77,3 +81,27 @@ async def call(client: openai.AsyncOpenAI, replica: Callable[[Any], int | None] 
     raw.parse()
     return Outcome(sent, time.monotonic(), raw.status_code, None, raw.headers.get("x-request-id"),
                    replica(raw.headers), raw.headers.get("x-gateway-cache"))  # fmt: skip
+
+
+@dataclass
+class Figures:
+    """What the fleet and cluster tests measured, one line per test: printed (`pytest -s` shows
+    them) and, with GATEWAY_FLEET_FIGURES=<stem>, written to <stem>.json and <stem>.md when the
+    session ends (loadtests/results/fleet-*.md are such files)."""
+
+    started: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def note(self, name: str, text: str) -> None:
+        print(f"\n{name}: {text}")
+        self.notes[name] = text
+
+    def write(self, stem: Path) -> None:
+        report = {"started": self.started, "load_average_at_end": os.getloadavg(), "notes": self.notes}
+        stem.with_suffix(".json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+        lines = [f"# Fleet and Redis Cluster tests, {self.started}", "",
+                 "`GATEWAY_FLEET_FIGURES=<stem> pytest -s tests/fleet`: three replicas of two workers behind nginx on "
+                 "one Redis and one PostgreSQL (test_fleet.py), two gateways on a three-master Redis Cluster with a "
+                 f"replica each (test_cluster.py). Load average at the end: {report['load_average_at_end']}.", ""]
+        lines += [f"- **{name}**: {text}" for name, text in self.notes.items()]
+        stem.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -8,9 +8,11 @@ not meet. The test that kills a replica runs last in its module.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -21,7 +23,7 @@ import redis
 
 from gateway.accounting.limits.scopes import scope_base
 from tests.dbs import REDIS_URL, create_pg_database, drop_pg_database, redis_prefix
-from tests.fleet.calls import MODEL, PRICE, AdminApi
+from tests.fleet.calls import MODEL, PRICE, AdminApi, Figures
 from tests.fleet.lb import Nginx
 from tests.procs import FakeUpstream, Gateway, deployment
 
@@ -72,6 +74,15 @@ class Fleet:
             if done(rows) or time.monotonic() > deadline:
                 return rows
             await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def figures() -> Iterator[Figures]:
+    found = Figures()
+    yield found
+    stem = os.environ.get("GATEWAY_FLEET_FIGURES")
+    if stem and found.notes:
+        found.write(Path(stem))
 
 
 @pytest.fixture(scope="module")

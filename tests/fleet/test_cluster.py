@@ -23,7 +23,7 @@ from gateway.accounting.limits.redis_backend import CLUSTER_REFRESH_S
 from gateway.accounting.limits.scopes import scope_base
 from tests.accounting.limits.servers import PrivateCluster, PrivateRedis
 from tests.dbs import create_pg_database, drop_pg_database, redis_prefix
-from tests.fleet.calls import COST, MODEL, PRICE, AdminApi, Outcome, call
+from tests.fleet.calls import COST, MODEL, PRICE, AdminApi, Figures, Outcome, call
 from tests.procs import FakeUpstream, Gateway, deployment
 
 # A silent master is failed after a second (redis' default is 15 s; the failover scales with it).
@@ -81,7 +81,9 @@ def on_cluster(upstream: FakeUpstream, tmp_path_factory: pytest.TempPathFactory)
         drop_pg_database(dsn)
 
 
-async def test_limits_budgets_the_cache_and_revocation_work_on_a_cluster(on_cluster: ClusterFleet) -> None:
+async def test_limits_budgets_the_cache_and_revocation_work_on_a_cluster(
+    on_cluster: ClusterFleet, figures: Figures
+) -> None:
     modes = ("closed", "open")
     # Requests per minute and a budget, counted once for both gateways.
     capped = on_cluster.admin().create_key(rpm=5)
@@ -121,7 +123,9 @@ async def test_limits_budgets_the_cache_and_revocation_work_on_a_cluster(on_clus
     while (await call(clients[1])).status == 200:
         assert time.monotonic() - started < 1.0, "the other gateway still accepts the revoked key"
         await asyncio.sleep(0.01)
-    print(f"\nrevocation on the cluster reached the other gateway in {time.monotonic() - started:.3f} s")
+    figures.note("cluster revocation",
+                 f"a revocation through one gateway reached the other in "
+                 f"{time.monotonic() - started:.3f} s")
     for client in clients:
         await client.close()
 
@@ -130,7 +134,7 @@ LOAD_CALLERS = 6
 
 
 async def test_a_master_failing_over_under_load_gives_the_failure_mode_then_right_counters(
-    on_cluster: ClusterFleet,
+    on_cluster: ClusterFleet, figures: Figures
 ) -> None:
     cluster = on_cluster.cluster
     # Keys whose counters live on the same master, one per gateway.
@@ -166,16 +170,18 @@ async def test_a_master_failing_over_under_load_gives_the_failure_mode_then_righ
     refused = [o for o in closed if o.status == 503]
     first = (min(o.sent for o in refused) - killed_at) if refused else 0.0
     window = (max(o.done for o in refused) - killed_at) if refused else 0.0
-    print(f"\nmaster {target.port} killed; replica {promoted.port} serving its slots after {failover_s:.2f} s; "
-          f"closed gateway: {dict(seen['closed'])}, 503s from {first:.2f} to {window:.2f} s after the kill; "
-          f"open gateway: {dict(seen['open'])}")  # fmt: skip
+    figures.note("cluster failover",
+                 f"master {target.port} killed; replica {promoted.port} serving its slots after {failover_s:.2f} s; "
+                 f"closed gateway: {dict(seen['closed'])}, 503s from {first:.2f} to {window:.2f} s after the kill; "
+                 f"open gateway: {dict(seen['open'])}")  # fmt: skip
     assert set(seen["closed"]) <= {(200, None), (503, "limits_unavailable")}
     assert set(seen["open"]) == {(200, None)}  # per-process limits, far from these keys' caps
     assert refused, "the closed gateway never noticed the master was gone: nothing was tested"
     # At most the failover, plus the limiter's recheck interval (after a failure it asks Redis
-    # again a second later) and the cluster client's pacing of slot refreshes, with half a second
-    # for this busy machine.
-    bound = failover_s + RECHECK_S + CLUSTER_REFRESH_S + 0.5
+    # again a second later) twice: the first call after the replica took over may still meet the
+    # old slot map and fail, the client refreshes the map (paced to CLUSTER_REFRESH_S) and the call
+    # a recheck later succeeds. Half a second more for this busy machine.
+    bound = failover_s + 2 * RECHECK_S + CLUSTER_REFRESH_S + 0.5
     assert window <= bound
     assert all(o.status == 200 for o in closed + opened if o.sent > killed_at + bound)
 

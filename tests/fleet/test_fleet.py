@@ -17,7 +17,7 @@ import openai
 import redis.asyncio as aioredis
 
 from tests.dbs import REDIS_URL
-from tests.fleet.calls import COST, Outcome
+from tests.fleet.calls import COST, Figures, Outcome
 from tests.fleet.calls import call as fleet_call
 from tests.fleet.conftest import LEASE_S, Fleet, replica_of
 
@@ -26,14 +26,16 @@ async def call(fleet: Fleet, client: openai.AsyncOpenAI, **extra: Any) -> Outcom
     return await fleet_call(client, lambda headers: replica_of(headers, fleet), **extra)
 
 
-async def test_a_budget_of_20_calls_holds_under_200_concurrent_requests(fleet: Fleet) -> None:
+async def test_a_budget_of_20_calls_holds_under_200_concurrent_requests(fleet: Fleet, figures: Figures) -> None:
     key = fleet.admin().create_key(budget_usd=str(20 * COST))
     client = fleet.client(key["key"])
     outcomes = await asyncio.gather(*(call(fleet, client) for _ in range(200)))
     statuses = Counter((o.status, o.code) for o in outcomes)
     served = statuses[(200, None)]
-    print(f"\nbudget of 20 calls, 200 concurrent through 3 replicas: {served} served, {dict(statuses)}, "
-          f"served by replica {dict(Counter(o.replica for o in outcomes if o.status == 200))}")  # fmt: skip
+    by_replica = Counter(o.replica for o in outcomes if o.status == 200)
+    figures.note("budget",
+                 f"a budget of 20 calls, 200 concurrent requests through 3 replicas: {served} served, "
+                 f"{dict(statuses)}, served by replica {dict(by_replica)}")  # fmt: skip
     assert 20 <= served <= 21
     assert statuses[(429, "insufficient_quota")] == 200 - served
     assert len({o.replica for o in outcomes}) == 3  # the load balancer spread them over every replica
@@ -55,7 +57,9 @@ RPM_LOAD_S = 60.0
 RPM_CALLERS = 10  # each sends one request a second: 10 a second against 1 a second allowed
 
 
-async def test_an_rpm_limit_holds_within_one_request_across_replicas_over_a_minute(fleet: Fleet) -> None:
+async def test_an_rpm_limit_holds_within_one_request_across_replicas_over_a_minute(
+    fleet: Fleet, figures: Figures
+) -> None:
     key = fleet.admin().create_key(rpm=RPM)
     client = fleet.client(key["key"])
     started = time.monotonic()
@@ -80,9 +84,10 @@ async def test_an_rpm_limit_holds_within_one_request_across_replicas_over_a_minu
     span = max(o.done for o in outcomes) - min(o.sent for o in outcomes)
     allowed = RPM + RPM * span / 60
     error = (len(served) - allowed) / allowed
-    print(f"\nrpm {RPM} over {span:.1f} s of {len(outcomes)} requests through 3 replicas: {len(served)} served, "
-          f"GCRA allows {allowed:.1f}, error {error:+.2%}; by replica "
-          f"{dict(Counter(o.replica for o in served))}")  # fmt: skip
+    figures.note("rpm",
+                 f"rpm {RPM} over {span:.1f} s of {len(outcomes)} requests through 3 replicas: {len(served)} served, "
+                 f"GCRA allows {allowed:.1f}, error {error:+.2%}; by replica "
+                 f"{dict(Counter(o.replica for o in served))}")  # fmt: skip
     assert len(served) <= allowed + 1
     # Not refusing what it should admit either: a freed slot waits at most 0.1 s for the next caller.
     assert len(served) >= allowed - RPM * span / 60 * 0.1 - 2
@@ -90,7 +95,9 @@ async def test_an_rpm_limit_holds_within_one_request_across_replicas_over_a_minu
     await client.close()
 
 
-async def test_a_revocation_through_one_replica_is_refused_by_all_within_a_second(fleet: Fleet) -> None:
+async def test_a_revocation_through_one_replica_is_refused_by_all_within_a_second(
+    fleet: Fleet, figures: Figures
+) -> None:
     key = fleet.admin().create_key()
     direct = [openai.AsyncOpenAI(base_url=r.url, api_key=key["key"], max_retries=0) for r in fleet.replicas]
 
@@ -127,9 +134,10 @@ async def test_a_revocation_through_one_replica_is_refused_by_all_within_a_secon
     last_served = {n: round(max((o.done for r, o in probes if r == n and o.status == 200), default=revoked_at)
                             - revoked_at, 3) for n in range(3)}  # fmt: skip
     late = [o for _, o in probes if o.sent > revoked_at + 1.0]
-    print(f"\nrevocation through replica 0 (the call took {revoke_call:.3f} s): the last 200 was answered "
-          f"{max(last_served.values()):.3f} s after the call was sent (by replica: {last_served}); "
-          f"{len(late)} probes sent after 1 s: {Counter(o.status for o in late)}")  # fmt: skip
+    figures.note("revocation",
+                 f"revocation through replica 0 (the call took {revoke_call:.3f} s): the last 200 was answered "
+                 f"{max(last_served.values()):.3f} s after the call was sent (by replica: {last_served}); "
+                 f"{len(late)} probes sent after 1 s: {Counter(o.status for o in late)}")  # fmt: skip
     assert max(last_served.values()) < 1.0
     assert late and all(o.status == 401 for o in late)
     for client in direct:
@@ -140,7 +148,9 @@ PARALLEL = 4
 HOLD_S = LEASE_S * 1.5  # longer than a lease: the slots live on only if their leases are renewed
 
 
-async def test_max_parallel_holds_across_replicas_for_requests_longer_than_a_lease(fleet: Fleet) -> None:
+async def test_max_parallel_holds_across_replicas_for_requests_longer_than_a_lease(
+    fleet: Fleet, figures: Figures
+) -> None:
     key = fleet.admin().create_key(max_parallel=PARALLEL)
     client = fleet.client(key["key"])
     slow = {"extra_body": {"fake": {"latency_ms": HOLD_S * 1000}}}
@@ -157,9 +167,10 @@ async def test_max_parallel_holds_across_replicas_for_requests_longer_than_a_lea
     second_wave = await asyncio.gather(*(call(fleet, client) for _ in range(20)))
     done = await asyncio.gather(*held)
     await slots.aclose()
-    print(f"\nmax_parallel {PARALLEL}: held {[o.status for o in done]} on replicas {[o.replica for o in done]}; "
-          f"while held: {Counter(o.status for o in first_wave)}, after a lease: "
-          f"{Counter(o.status for o in second_wave)}")  # fmt: skip
+    figures.note("max_parallel",
+                 f"max_parallel {PARALLEL}: held {[o.status for o in done]} on replicas {[o.replica for o in done]}; "
+                 f"while held: {Counter(o.status for o in first_wave)}, after a lease: "
+                 f"{Counter(o.status for o in second_wave)}")  # fmt: skip
     assert [o.status for o in done] == [200] * PARALLEL
     for wave in (first_wave, second_wave):
         assert all((o.status, o.code) == (429, "rate_limit_exceeded") for o in wave)
@@ -176,7 +187,7 @@ SLOT_CALLERS = 16
 SLOTS = 12
 
 
-async def test_a_replica_killed_mid_load_loses_nothing_the_survivors_answered(fleet: Fleet) -> None:
+async def test_a_replica_killed_mid_load_loses_nothing_the_survivors_answered(fleet: Fleet, figures: Figures) -> None:
     """SIGKILL one replica (master and workers) under load: the others keep serving, its parallel
     slots come back within one lease, every request the survivors answered has its ledger row,
     and the spend counter matches the ledger. What the killed replica's in-memory queue held is
@@ -249,15 +260,18 @@ async def test_a_replica_killed_mid_load_loses_nothing_the_survivors_answered(fl
     counter = fleet.admin().spent(steady["id"])
     lost_steady = len(lost & {o.request_id for o in steady_out})
     steady_cut = sum(1 for o in steady_out if o.status == 502)
-    print(f"\nSIGKILL of replica {KILLED} after 4 s of load: {len(answered)} answered "
-          f"({len(by_survivors)} by survivors, {len(by_killed)} by the killed one), {len(cut)} cut mid-request (502); "
-          f"survivors' rows kept {len(by_survivors) - len(missing)}/{len(by_survivors)}; the killed replica's "
-          f"in-memory ledger queue lost {len(lost)} of its {len(by_killed)} answered requests; "
-          f"{stranded} slots stranded {stranded_at:.2f} s after the kill ({slot_cut} slotted requests cut), all free "
-          f"{freed_after:.2f} s after it "
-          f"(lease {LEASE_S:g} s); steady key: counter ${counter}, ledger ${ledger_spend}, "
-          f"difference {(counter - ledger_spend) / COST} calls = {lost_steady} lost rows + "
-          f"{(counter - ledger_spend) / COST - lost_steady} of {steady_cut} cut requests")  # fmt: skip
+    figures.note("sigkill",
+                 f"SIGKILL of replica {KILLED} after 4 s of load: {len(answered)} answered "
+                 f"({len(by_survivors)} by survivors, {len(by_killed)} by the killed one), {len(cut)} cut "
+                 f"mid-request (502); "
+                 f"survivors' rows kept {len(by_survivors) - len(missing)}/{len(by_survivors)}; the killed replica's "
+                 f"in-memory ledger queue lost {len(lost)} of its {len(by_killed)} answered requests; "
+                 f"{stranded} slots stranded {stranded_at:.2f} s after the kill ({slot_cut} slotted requests "
+                 f"cut), all free "
+                 f"{freed_after:.2f} s after it "
+                 f"(lease {LEASE_S:g} s); steady key: counter ${counter}, ledger ${ledger_spend}, "
+                 f"difference {(counter - ledger_spend) / COST} calls = {lost_steady} lost rows + "
+                 f"{(counter - ledger_spend) / COST - lost_steady} of {steady_cut} cut requests")  # fmt: skip
     assert not missing, f"{len(missing)} answered requests of the survivors have no ledger row"
     assert slot_cut >= 1 and stranded >= 1, "the kill caught no slotted request in flight: nothing was tested"
     assert freed_after <= LEASE_S + 1.0
