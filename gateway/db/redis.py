@@ -16,8 +16,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway.config.settings import Settings
+
+# What "Redis failed" looks like from redis-py: its own errors, sockets', and the cluster client's
+# (an unreachable cluster or an uncovered slot raise RedisClusterException, not a RedisError).
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 
 def open_redis(settings: Settings, **options: Any) -> Redis | RedisCluster:

@@ -16,9 +16,8 @@ from typing import Protocol
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from gateway.db.redis import node_urls
+from gateway.db.redis import REDIS_ERRORS, node_urls
 from gateway.identity.keycache import KeyCache
 from gateway.identity.store.base import Store
 
@@ -103,7 +102,7 @@ class RedisInvalidation:
         delay = 0.1
         urls, turn = [self._url], 0
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 urls = await node_urls(self._publisher, self._url)  # else the nodes known last time
             # No socket timeout on the subscriber: it is idle most of the time. Health checks
             # (PING) notice a dead connection instead.
@@ -123,14 +122,14 @@ class RedisInvalidation:
                     message = await pubsub.get_message(timeout=HEALTH_CHECK_S)
                     if message is not None:
                         self._apply(cache, message.get("data"))
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 if self._healthy:
                     log.warning("lost the Redis key-change subscription (%s); key cache entries now live 1 s",
                                 type(exc).__name__)
                 self._healthy = False
                 turn += 1  # on a cluster, the next node: this one may be gone
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()
                     await client.aclose()
             await asyncio.sleep(delay)
@@ -150,7 +149,7 @@ class RedisInvalidation:
             try:
                 await self._publisher.publish(self.channel, payload)
                 return
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 if attempt == 2:
                     # The change is stored. If Redis is down, the other workers' subscriptions are
                     # down too and their entries live one second; if only this publish failed,
@@ -162,5 +161,5 @@ class RedisInvalidation:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._publisher.aclose()

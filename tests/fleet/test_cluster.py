@@ -18,13 +18,16 @@ from typing import Any
 
 import openai
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
 from gateway.accounting.limits.redis_backend import CLUSTER_REFRESH_S
 from gateway.accounting.limits.scopes import scope_base
+from gateway.identity.invalidation import RedisInvalidation
+from gateway.plugins.cache.stores import RedisStore
 from tests.accounting.limits.servers import PrivateCluster, PrivateRedis
 from tests.dbs import create_pg_database, drop_pg_database, redis_prefix
 from tests.fleet.calls import COST, MODEL, PRICE, AdminApi, Figures, Outcome, call
-from tests.procs import FakeUpstream, Gateway, deployment
+from tests.procs import FakeUpstream, Gateway, deployment, free_port
 
 # A silent master is failed after a second (redis' default is 15 s; the failover scales with it).
 NODE_TIMEOUT_MS = 1000
@@ -200,3 +203,18 @@ async def test_a_master_failing_over_under_load_gives_the_failure_mode_then_righ
     await asyncio.to_thread(cluster.wait_synced)
     with promoted.client() as client:
         assert client.info("replication")["connected_slaves"] == 1
+
+
+async def test_a_cluster_that_cannot_be_reached_is_a_cache_miss_and_a_logged_announcement() -> None:
+    """redis-py's cluster client reports an unreachable cluster with exceptions outside RedisError
+    (RedisClusterException): the cache and key-change announcements must treat them like any
+    Redis failure, never fail the request or the admin call."""
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    client = RedisCluster.from_url(url, socket_connect_timeout=0.5)
+    store = RedisStore(client, "unreachable")
+    assert await store.get("k") is None
+    await store.set("k", b"v", 1.0)
+    await client.aclose()
+    invalidation = RedisInvalidation(url, "unreachable", cluster=True)
+    await invalidation.publish("key", "key_1")
+    await invalidation.close()

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from redis.exceptions import RedisError
+from gateway.db.redis import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -63,7 +63,7 @@ class RedisStore:
     async def get(self, key: str) -> bytes | None:
         try:
             value = await self.redis.get(self.prefix + key)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
         self._down = False
@@ -72,7 +72,7 @@ class RedisStore:
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         try:
             await self.redis.set(self.prefix + key, value, px=max(1, int(ttl_s * 1000)))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._failed(exc)
 
     def _failed(self, exc: Exception) -> None:
