@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -80,7 +81,9 @@ class Gateway:
         routing: dict[str, Any] | None = None,
         plugins: dict[str, Any] | None = None,
         start_s: float = 20,
+        wait: bool = True,
     ) -> None:
+        """`wait=False`: return at once and call `wait_ready` later (to start several side by side)."""
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = self.base + "/v1"
@@ -103,15 +106,33 @@ class Gateway:
                 env=full_env,
                 stdout=out,
                 stderr=subprocess.STDOUT if out is not None else None,
+                # A process group of its own, so that `kill` reaches the workers it forks too.
+                start_new_session=True,
             )
         finally:
             if out is not None:
                 out.close()
         # `start_s` bounds a failure, not a speed: a loaded machine starts workers slowly.
-        wait_http(self.base + "/healthz", self.proc, start_s)
+        self.start_s = start_s
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self) -> None:
+        wait_http(self.base + "/healthz", self.proc, self.start_s)
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers at once, as a crash or the OOM killer does: no drain,
+        no goodbye, nothing flushed."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def close(self) -> int:
-        return stop(self.proc)
+        code = stop(self.proc)
+        # Workers that outlived their master (it was killed) go with their group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        return code
 
 
 def deployment(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:

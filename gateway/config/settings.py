@@ -73,8 +73,9 @@ class Settings(BaseSettings):
     limits_timezone: str = "UTC"
     # Output tokens a request is assumed to use for its reservation when it sets no max_tokens.
     limits_default_output_tokens: int = Field(default=1024, ge=1)
-    # A parallel-request slot whose process died frees itself after this long.
-    limits_lease_s: float = Field(default=900.0, gt=0)
+    # A parallel-request slot whose process died frees itself after this long; a live request
+    # renews its slots every third of it (gateway/accounting/limits/leases.py).
+    limits_lease_s: float = Field(default=10.0, ge=0.3, le=3600)
 
     # Observability (gateway/observability/, docs/observability.md).
     metrics_enabled: bool = True

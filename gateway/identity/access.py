@@ -29,7 +29,8 @@ class Access:
             raise
         invalidation: Invalidation
         if settings.redis_url is not None:
-            invalidation = RedisInvalidation(settings.redis_url.get_secret_value(), settings.redis_prefix)
+            invalidation = RedisInvalidation(settings.redis_url.get_secret_value(), settings.redis_prefix,
+                                             cluster=settings.redis_cluster)  # fmt: skip
         else:
             invalidation = PollInvalidation(store)
         cache = KeyCache(store, settings.auth_cache_ttl_s, trusted=lambda: invalidation.healthy)

@@ -1,6 +1,8 @@
 """Telling every worker and replica that a key or team changed, so their key caches forget it.
 
-With Redis: a pub/sub channel (`<redis_prefix>:auth:invalidate`). Without: each worker polls
+With Redis: a pub/sub channel (`<redis_prefix>:auth:invalidate`); on a Redis Cluster the
+subscriber listens on any live node (a PUBLISH reaches every node) and moves to another when its
+node fails. Without Redis: each worker polls
 the store's newest audit row twice a second, which also covers several workers sharing the
 embedded SQLite file. The process that made a change invalidates its own cache directly.
 """
@@ -14,8 +16,8 @@ from typing import Protocol
 
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
+from gateway.db.redis import REDIS_ERRORS, node_urls
 from gateway.identity.keycache import KeyCache
 from gateway.identity.store.base import Store
 
@@ -79,11 +81,12 @@ class PollInvalidation:
 
 
 class RedisInvalidation:
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(self, url: str, prefix: str, *, cluster: bool = False) -> None:
         self.channel = f"{prefix}:auth:invalidate"
         self._url = url
-        self._publisher = aioredis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+        timeouts = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
+        self._publisher: aioredis.Redis | aioredis.RedisCluster = (
+            aioredis.RedisCluster.from_url(url, **timeouts) if cluster else aioredis.Redis.from_url(url, **timeouts)
         )
         self._healthy = False
         self._task: asyncio.Task[None] | None = None
@@ -97,11 +100,14 @@ class RedisInvalidation:
 
     async def _listen(self, cache: KeyCache) -> None:
         delay = 0.1
+        urls, turn = [self._url], 0
         while True:
+            with contextlib.suppress(*REDIS_ERRORS):
+                urls = await node_urls(self._publisher, self._url)  # else the nodes known last time
             # No socket timeout on the subscriber: it is idle most of the time. Health checks
             # (PING) notice a dead connection instead.
             client = aioredis.Redis.from_url(
-                self._url, socket_connect_timeout=REDIS_TIMEOUT_S, health_check_interval=HEALTH_CHECK_S
+                urls[turn % len(urls)], socket_connect_timeout=REDIS_TIMEOUT_S, health_check_interval=HEALTH_CHECK_S
             )
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
@@ -116,13 +122,14 @@ class RedisInvalidation:
                     message = await pubsub.get_message(timeout=HEALTH_CHECK_S)
                     if message is not None:
                         self._apply(cache, message.get("data"))
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 if self._healthy:
                     log.warning("lost the Redis key-change subscription (%s); key cache entries now live 1 s",
                                 type(exc).__name__)
                 self._healthy = False
+                turn += 1  # on a cluster, the next node: this one may be gone
             finally:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()
                     await client.aclose()
             await asyncio.sleep(delay)
@@ -142,7 +149,7 @@ class RedisInvalidation:
             try:
                 await self._publisher.publish(self.channel, payload)
                 return
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 if attempt == 2:
                     # The change is stored. If Redis is down, the other workers' subscriptions are
                     # down too and their entries live one second; if only this publish failed,
@@ -154,5 +161,5 @@ class RedisInvalidation:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._publisher.aclose()

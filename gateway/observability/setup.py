@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from gateway.config.file import Config
 from gateway.config.settings import Settings
+from gateway.db.redis import open_redis
 from gateway.observability import multiproc
 from gateway.observability.alerts.budget import BudgetAlerter
 from gateway.observability.alerts.claims import Claims, FileClaims, RedisClaims
@@ -130,9 +131,7 @@ def _metrics(settings: Settings) -> GatewayMetrics:
 
 def _claims(settings: Settings, obs: Observability) -> Claims:
     if settings.redis_url is not None:
-        import redis.asyncio
-
-        obs.redis = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+        obs.redis = open_redis(settings)
         return RedisClaims(obs.redis, settings.redis_prefix)
     claims = FileClaims(Path(settings.data_dir) / "alerts")
     claims.prune()

@@ -32,6 +32,7 @@ from gateway.pipeline.context import RequestContext
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
     from gateway.accounting.pricing import PriceBook
     from gateway.config.settings import Settings
@@ -58,7 +59,8 @@ class Services:
     labels: LabelPolicy | None = None
     # Set by the app factory once the app exists (it calls the app itself, in process).
     embed: Embedder | None = None
-    redis: Redis | None = None
+    # A cluster client when settings.redis_cluster (gateway/db/redis.py).
+    redis: Redis | RedisCluster | None = None
     clock: Callable[[], float] = time.time
 
 

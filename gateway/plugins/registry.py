@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from gateway.accounting.pricing import PriceBook
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
+from gateway.db.redis import open_redis
 from gateway.plugins.base import Plugin, Services
 from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.cache.exact import ResponseCache
@@ -75,9 +76,7 @@ def build_plugins(
     if section.empty:
         return Plugins(section, dict(BUILTINS), services)
     if settings.redis_url is not None:
-        import redis.asyncio
-
-        services.redis = redis.asyncio.Redis.from_url(settings.redis_url.get_secret_value())
+        services.redis = open_redis(settings)
     if settings.master_key is not None:
         # Bound to the app by the app factory once the app exists.
         services.embed = SelfEmbedder(settings.master_key.get_secret_value())

@@ -3,14 +3,14 @@
 A fresh batch (rows that have never been written) is one transaction of
 
     COPY rows -> ledger_requests (binary; routed to the day partitions)
-    upsert ledger_daily from the batch's totals, computed in Python
+    upsert ledger_daily and ledger_daily_teams from the batch's totals, computed in Python
 
 and a replayed batch (from a spill file: some rows may be in already, e.g. after a commit whose
 answer was lost) takes the idempotent path, also one transaction:
 
     COPY rows -> ledger_staging (temp, emptied at commit)
     INSERT INTO ledger_requests SELECT ... ON CONFLICT (request_id, ts) DO NOTHING RETURNING ...
-    upsert ledger_daily from exactly the RETURNING rows
+    upsert ledger_daily and ledger_daily_teams from exactly the RETURNING rows
 
 so a batch written twice adds nothing the second time, neither rows nor rollup. A fresh batch
 that meets a row it did not expect (the unique key says so) is retried on the idempotent path.
@@ -36,7 +36,7 @@ from gateway.accounting.ledger.partitions import (
     partition_name,
     wanted,
 )
-from gateway.accounting.ledger.rollup import roll_up
+from gateway.accounting.ledger.rollup import roll_up, without_key
 from gateway.accounting.ledger.row import COLUMNS, EPOCH, US_PER_DAY, LedgerRow, values
 from gateway.accounting.ledger.sink import Maintenance, SinkRejected, SinkUnavailable
 
@@ -57,17 +57,48 @@ _ADD_TO_ROLLUP = """
     cost_usd = d.cost_usd + excluded.cost_usd,
     unpriced = d.unpriced + excluded.unpriced
 """
-_ROLLUP_COLUMNS = ("day, team_id, key_id, model, provider, requests, errors, prompt_tokens, completion_tokens, "
-                   "cached_tokens, estimated, unpriced, cost_usd")  # fmt: skip
+_COUNT_COLUMNS = "requests, errors, prompt_tokens, completion_tokens, cached_tokens, estimated, unpriced, cost_usd"
+_ROLLUP_KEY = "day, team_id, key_id, model, provider"
+_ROLLUP_COLUMNS = f"{_ROLLUP_KEY}, {_COUNT_COLUMNS}"
+# The same per (day, team, model, provider): spend reports that ask nothing of keys read it.
+_TEAM_KEY = "day, team_id, model, provider"
+_TEAM_COLUMNS = f"{_TEAM_KEY}, {_COUNT_COLUMNS}"
 # One statement for the whole batch, one array per column: a batch can touch hundreds of
 # (day, team, key, model, provider) entries, and a statement each measured several times slower.
 _UPSERT_ROLLUP = f"""
 INSERT INTO ledger_daily AS d ({_ROLLUP_COLUMNS})
 SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
                      $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::numeric[])
-ON CONFLICT (day, team_id, key_id, model, provider) DO UPDATE SET {_ADD_TO_ROLLUP}
+ON CONFLICT ({_ROLLUP_KEY}) DO UPDATE SET {_ADD_TO_ROLLUP}
 """
-# The rollup's "errors" is LedgerRow.is_error, in SQL.
+_UPSERT_TEAMS = f"""
+INSERT INTO ledger_daily_teams AS d ({_TEAM_COLUMNS})
+SELECT * FROM unnest($1::date[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[],
+                     $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::numeric[])
+ON CONFLICT ({_TEAM_KEY}) DO UPDATE SET {_ADD_TO_ROLLUP}
+"""
+
+
+def _roll_up_inserted(table: str, key: str, key_values: tuple[str, ...]) -> str:
+    """A CTE statement adding the rows an insert returned (`inserted`) to a rollup table."""
+    by = ", ".join(str(i) for i in range(1, len(key_values) + 1))
+    return f"""INSERT INTO {table} AS d ({key}, {_COUNT_COLUMNS})
+    SELECT {", ".join(key_values)},
+           count(*),
+           -- LedgerRow.is_error, in SQL
+           count(*) FILTER (WHERE error_type IS NOT NULL OR (status >= 400 AND status <> 499)),
+           sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),
+           count(*) FILTER (WHERE tokens_estimated),
+           count(*) FILTER (WHERE cost_usd IS NULL),
+           coalesce(sum(cost_usd), 0)
+    FROM inserted
+    GROUP BY {by}
+    ORDER BY {by}  -- the same lock order in every writer: no deadlocks between workers
+    ON CONFLICT ({key}) DO UPDATE SET {_ADD_TO_ROLLUP}
+    RETURNING 1"""
+
+
+_DAY = "(ts AT TIME ZONE 'UTC')::date"
 _INSERT = f"""
 WITH inserted AS (
     INSERT INTO {PARENT} SELECT * FROM ledger_staging
@@ -75,20 +106,11 @@ WITH inserted AS (
     RETURNING ts, team_id, key_id, requested_model, provider, status, error_type,
               prompt_tokens, completion_tokens, cached_tokens, tokens_estimated, cost_usd
 ), rolled AS (
-    INSERT INTO ledger_daily AS d ({_ROLLUP_COLUMNS})
-    SELECT (ts AT TIME ZONE 'UTC')::date, coalesce(team_id, ''), coalesce(key_id, ''),
-           coalesce(requested_model, ''), coalesce(provider, ''),
-           count(*),
-           count(*) FILTER (WHERE error_type IS NOT NULL OR (status >= 400 AND status <> 499)),
-           sum(prompt_tokens), sum(completion_tokens), sum(cached_tokens),
-           count(*) FILTER (WHERE tokens_estimated),
-           count(*) FILTER (WHERE cost_usd IS NULL),
-           coalesce(sum(cost_usd), 0)
-    FROM inserted
-    GROUP BY 1, 2, 3, 4, 5
-    ORDER BY 1, 2, 3, 4, 5  -- the same lock order in every writer: no deadlocks between workers
-    ON CONFLICT (day, team_id, key_id, model, provider) DO UPDATE SET {_ADD_TO_ROLLUP}
-    RETURNING 1
+    {_roll_up_inserted("ledger_daily", _ROLLUP_KEY, (_DAY, "coalesce(team_id, '')", "coalesce(key_id, '')",
+                       "coalesce(requested_model, '')", "coalesce(provider, '')"))}
+), rolled_teams AS (
+    {_roll_up_inserted("ledger_daily_teams", _TEAM_KEY, (_DAY, "coalesce(team_id, '')",
+                       "coalesce(requested_model, '')", "coalesce(provider, '')"))}
 )
 SELECT count(*) FROM inserted
 """
@@ -141,8 +163,11 @@ class PostgresSink:
                 try:
                     async with conn.transaction():
                         await conn.copy_records_to_table(PARENT, records=map(_record, rows), columns=COLUMNS)
-                        entries = [(*key, *t.counts(), t.cost_usd) for key, t in roll_up(rows)]
+                        rolled = roll_up(rows)
+                        entries = [(*key, *t.counts(), t.cost_usd) for key, t in rolled]
                         await conn.execute(_UPSERT_ROLLUP, *map(list, zip(*entries, strict=True)))
+                        teams = [(*key, *t.counts(), t.cost_usd) for key, t in without_key(rolled)]
+                        await conn.execute(_UPSERT_TEAMS, *map(list, zip(*teams, strict=True)))
                     return len(rows)
                 except asyncpg.UniqueViolationError:
                     pass  # a row that is in already: the idempotent path sorts it out

@@ -1,7 +1,8 @@
 """Reading the ledger back: spend grouped over the per-day rollup, and raw rows page by page.
 
 Spend never touches `ledger_requests`: it sums `ledger_daily`, which holds one row per day,
-team, key, model and provider. Raw rows are keyset-paginated, newest first, on (ts, request_id),
+team, key, model and provider (on Postgres, `ledger_daily_teams`, the same without the key, when
+the question is not about keys). Raw rows are keyset-paginated, newest first, on (ts, request_id),
 so a page costs the same however deep it is.
 """
 
@@ -146,15 +147,23 @@ class PostgresQueries:
                 self._pool = await create_pg_pool(self._dsn, max_size=self._pool_size)
             return self._pool
 
-    async def spend(self, query: SpendQuery) -> list[SpendGroup]:
+    @staticmethod
+    def spend_sql(query: SpendQuery) -> tuple[str, list[object]]:
+        """The statement `spend` runs and its arguments (loadtests/bench_ledger_scale.py EXPLAINs it)."""
         columns = [GROUPS[g] for g in query.group_by]
         clauses, args = _filters(_spend_filters(query), lambda n: f"${n + 2}")
         where = " AND ".join(["day >= $1", "day <= $2", *clauses])
         select = ", ".join([*columns, *(f"sum({c})::bigint AS {c}" for c in _COUNTS), "sum(cost_usd) AS cost_usd"])
         group = f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}" if columns else ""
-        sql = f"SELECT {select} FROM ledger_daily WHERE {where}{group}"
+        # Without keys in the question, the rollup without them (postgres/0111): fewer rows to add.
+        keyless = query.key is None and "key" not in query.group_by
+        table = "ledger_daily_teams" if keyless else "ledger_daily"
+        return f"SELECT {select} FROM {table} WHERE {where}{group}", [query.start, query.end, *args]
+
+    async def spend(self, query: SpendQuery) -> list[SpendGroup]:
+        sql, args = self.spend_sql(query)
         pool = await self._get_pool()
-        records = await pool.fetch(sql, query.start, query.end, *args)
+        records = await pool.fetch(sql, *args)
         groups = []
         for record in records:
             if record["requests"] is None:
@@ -164,7 +173,9 @@ class PostgresQueries:
             groups.append(SpendGroup(key, totals))
         return groups
 
-    def _rows_sql(self, query: RowQuery) -> tuple[str, list[object]]:
+    @staticmethod
+    def rows_sql(query: RowQuery) -> tuple[str, list[object]]:
+        """The statement `rows` runs, without its LIMIT, and its arguments."""
         clauses, args = _filters(_row_filters(query), lambda n: f"${n + 2}")
         conditions = ["ts >= $1", "ts < $2", *clauses]
         if query.after is not None:
@@ -175,13 +186,13 @@ class PostgresQueries:
         return sql, [query.start, query.end, *args]
 
     async def rows(self, query: RowQuery) -> RowPage:
-        sql, args = self._rows_sql(query)
+        sql, args = self.rows_sql(query)
         pool = await self._get_pool()
         records = await pool.fetch(f"{sql} LIMIT {query.limit + 1}", *args)
         return _page([_row_from_pg(r) for r in records], query.limit)
 
     async def stream_rows(self, query: RowQuery) -> AsyncIterator[LedgerRow]:
-        sql, args = self._rows_sql(query)
+        sql, args = self.rows_sql(query)
         pool = await self._get_pool()
         async with pool.acquire() as conn, conn.transaction():
             async for record in conn.cursor(sql, *args, prefetch=STREAM_CHUNK):

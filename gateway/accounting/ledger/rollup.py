@@ -1,4 +1,5 @@
-"""The per-day rollup of a batch, computed in Python: one entry per (day, team, key, model, provider).
+"""The per-day rollup of a batch, computed in Python: one entry per (day, team, key, model, provider),
+and the same without the key (Postgres keeps both: `ledger_daily`, `ledger_daily_teams`).
 
 Postgres computes the same from the rows an idempotent insert returned (postgres.py, replays);
 fresh batches and SQLite use this. '' stands for "none", as in the `ledger_daily` table.
@@ -56,4 +57,19 @@ def roll_up(rows: Iterable[LedgerRow]) -> list[tuple[RollupKey, Totals]]:
             t.unpriced += 1
         else:
             t.cost_usd += row.cost_usd
+    return sorted(totals.items())
+
+
+TeamRollupKey = tuple[date, str, str, str]
+
+
+def without_key(entries: Iterable[tuple[RollupKey, Totals]]) -> list[tuple[TeamRollupKey, Totals]]:
+    """The same totals per (day, team, model, provider): `ledger_daily_teams`, sorted like `roll_up`."""
+    totals: dict[TeamRollupKey, Totals] = {}
+    for (day, team, _key, model, provider), t in entries:
+        key = (day, team, model, provider)
+        found = totals.get(key)
+        if found is None:
+            found = totals[key] = Totals()
+        found.add(t)
     return sorted(totals.items())

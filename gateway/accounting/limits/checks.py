@@ -38,8 +38,12 @@ class Check:
 
     @property
     def tag(self) -> str:
-        """The hash tag: checks with equal tags share a Redis Cluster slot."""
-        return self.key[: self.key.index("}") + 1]
+        return hash_tag(self.key)
+
+
+def hash_tag(key: str) -> str:
+    """A counter's hash tag: counters with equal tags share a Redis Cluster slot."""
+    return key[: key.index("}") + 1]
 
 
 @dataclass(slots=True, frozen=True)
@@ -70,6 +74,12 @@ class Backend(Protocol):
         """Apply what was really used (or undo a reservation): one delta per check. Returns, per
         check, a budget's counter after the change (micro-USD spent, reservations included), 0 for
         the other kinds."""
+        ...
+
+    async def renew(self, slots: Sequence[tuple[str, str]], now_ms: int, lease_ms: int) -> list[str]:
+        """Extend to now + lease the parallel slots (set key, reservation id) still held; a slot
+        already given back or pruned stays gone. Returns the reservation ids of the slots not
+        found, one per slot."""
         ...
 
     async def read(self, key: str, now_ms: int) -> int:

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from gateway.accounting.limits import estimate
 from gateway.accounting.limits.checks import MAX_AMOUNT, Backend, Check, Kind, Outcome, Unavailable
 from gateway.accounting.limits.headers import go_duration, rate_limit_headers
+from gateway.accounting.limits.leases import LeaseKeeper
 from gateway.accounting.limits.periods import Period, current_period
 from gateway.accounting.limits.scopes import Scope, ScopeKind, scope_base, scopes_for
 from gateway.config.file import Price
@@ -50,8 +51,8 @@ class LimiterOptions:
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     # Output tokens reserved for a request that sets no max_tokens.
     default_output_tokens: int = 1024
-    # How long a parallel slot lives if the process holding it dies.
-    lease_s: float = 900.0
+    # How long a parallel slot lives if the process holding it dies (renewed while its request lives).
+    lease_s: float = 10.0
     failure_mode: FailureMode = "closed"
     # After Redis fails, how long to stay on the failure mode before asking Redis again.
     recheck_s: float = 1.0
@@ -125,14 +126,17 @@ class Limiter:
         self.stats = LimiterStats()
         self._recheck_at = 0.0
         self._periods: dict[BudgetPeriod | None, Period] = {}
+        self.leases = LeaseKeeper(options.lease_s, clock)
 
     async def start(self) -> None:
         try:
             await self.backend.start()
         except Unavailable as exc:
             self._went_down(exc)
+        self.leases.start()
 
     async def close(self) -> None:
+        await self.leases.stop()
         await self.backend.close()
         if self.fallback is not None:
             await self.fallback.close()
@@ -158,12 +162,14 @@ class Limiter:
             raise self._refusal(planned, outcomes, now)
         self.stats.admitted += 1
         ctx.reservation = Reservation(backend, checks, member, tokens, micro, _budgets(planned, ctx.principal))
+        self.leases.hold(backend, checks, member)
 
     async def settle(self, ctx: RequestContext) -> None:
         reservation = ctx.reservation
         if not isinstance(reservation, Reservation):
             return
         ctx.reservation = None
+        self.leases.release(reservation.backend, reservation.member)
         tokens, micro = self._used(ctx, reservation)
         deltas = [_delta(check, tokens, micro) for check in reservation.checks]
         if not any(deltas) and not reservation.budgets:

@@ -1,6 +1,7 @@
 """The limits in-process: the embedded default, and the fallback when Redis is down (open mode).
 
-The same algorithm as `lua/admit_v1.lua` and `lua/settle_v2.lua`, line for line, over dicts.
+The same algorithm as `lua/admit_v1.lua`, `lua/settle_v2.lua` and `lua/renew_v1.lua`, line for
+line, over dicts.
 The event loop runs each call to completion, which gives the atomicity Lua gives in Redis.
 Limits are then per process: with several workers each enforces them on its own.
 """
@@ -123,6 +124,18 @@ class MemoryBackend:
                 continue
             spent.append(0)
         return spent
+
+    async def renew(self, slots: Sequence[tuple[str, str]], now_ms: int, lease_ms: int) -> list[str]:
+        until = now_ms + lease_ms
+        missing: list[str] = []
+        for key, member in slots:
+            entry = self._get(key, now_ms)
+            if entry is None or member not in entry.members:
+                missing.append(member)
+                continue
+            entry.members[member] = max(entry.members[member], until)
+            entry.expires = max(entry.expires, until)
+        return missing
 
     async def read(self, key: str, now_ms: int) -> int:
         entry = self._get(key, now_ms)

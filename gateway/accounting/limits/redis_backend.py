@@ -1,4 +1,5 @@
-"""The limits in Redis: one EVALSHA of `lua/admit_v1.lua` per request, settled by `settle_v2.lua`.
+"""The limits in Redis: one EVALSHA of `lua/admit_v1.lua` per request, settled by `settle_v2.lua`;
+`renew_v1.lua` extends the parallel-slot leases of every request in flight, one call per interval.
 
 The scripts are versioned files, loaded once at start (SCRIPT LOAD), called by SHA, and loaded
 again when Redis answers NOSCRIPT (after a restart or failover). On a single Redis the calls go
@@ -19,6 +20,7 @@ admitting past a limit, and only at the edge of a limit.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Sequence
 from importlib import resources
@@ -30,13 +32,22 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gateway.accounting.limits.checks import Check, Outcome, Unavailable
+from gateway.accounting.limits.checks import Check, Outcome, Unavailable, hash_tag
 from gateway.accounting.limits.resp import ReplyError, Script, ScriptChannel
 
 log = logging.getLogger("gateway.limits")
 
 ADMIT_SCRIPT = "admit_v1.lua"
 SETTLE_SCRIPT = "settle_v2.lua"
+RENEW_SCRIPT = "renew_v1.lua"
+
+
+# After a master fails, redis-py learns the new slot map by a refresh that it runs at most once
+# a second by default: up to a second more of the failure mode after the replica has taken over.
+# A quarter of a second still keeps refreshes (a CLUSTER SLOTS per worker) from piling up.
+CLUSTER_REFRESH_S = 0.25
+# redis-py releases before this pacing refresh on every error, which needs no setting.
+_PACED_REFRESH = "topology_refresh_min_interval" in inspect.signature(RedisCluster.__init__).parameters
 
 
 def script_text(name: str) -> str:
@@ -51,6 +62,8 @@ def connect(url: str, *, cluster: bool, timeout_s: float) -> Redis | RedisCluste
         "retry": Retry(NoBackoff(), 1),
     }
     if cluster:
+        if _PACED_REFRESH:
+            options["topology_refresh_min_interval"] = CLUSTER_REFRESH_S
         return RedisCluster.from_url(url, **options)
     return Redis.from_url(url, **options)
 
@@ -63,8 +76,9 @@ class RedisBackend:
         self.cluster = cluster
         self._admit = Script(script_text(ADMIT_SCRIPT))
         self._settle = Script(script_text(SETTLE_SCRIPT))
+        self._renew = Script(script_text(RENEW_SCRIPT))
         self._channel = None if cluster else ScriptChannel(url, timeout_s=timeout_s)
-        scripts = (self._admit, self._settle) if cluster else ()
+        scripts = (self._admit, self._settle, self._renew) if cluster else ()
         self._on_cluster = {s.sha: self.client.register_script(s.text) for s in scripts}
 
     async def start(self) -> None:
@@ -77,6 +91,7 @@ class RedisBackend:
             await self._bounded(self.client.initialize())
         await self._bounded(self.client.script_load(self._admit.text))
         await self._bounded(self.client.script_load(self._settle.text))
+        await self._bounded(self.client.script_load(self._renew.text))
         if self._channel is not None:
             await self._mapped(self._channel.connect())
 
@@ -130,6 +145,21 @@ class RedisBackend:
             spent.update((id(c), int(word)) for c, word in zip(group, reply.split(), strict=True))
         return [spent[id(c)] for c in checks]
 
+    async def renew(self, slots: Sequence[tuple[str, str]], now_ms: int, lease_ms: int) -> list[str]:
+        if not slots:
+            return []
+        held: dict[str, list[str]] = {}
+        for key, member in slots:
+            held.setdefault(key, []).append(member)
+        # One call on a single Redis; on a cluster one per hash tag (a script touches one slot), sent at once.
+        groups: dict[str, list[str]] = {}
+        for key in held:
+            groups.setdefault(hash_tag(key) if self.cluster else "", []).append(key)
+        calls = [self._run(self._renew, keys, [now_ms, lease_ms, *(" ".join(held[k]) for k in keys)])
+                 for keys in groups.values()]  # fmt: skip
+        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        return [member.decode() for reply in replies for member in reply.split()]
+
     def _run(self, script: Script, keys: list[str], args: list[Any]) -> Awaitable[Any]:
         if self._channel is not None:
             return self._mapped(self._channel.run(script, keys, args))  # the channel keeps its own time
@@ -148,8 +178,13 @@ class RedisBackend:
         return list(groups.values())
 
     async def _bounded(self, call: Awaitable[Any]) -> Any:
-        async with asyncio.timeout(self.timeout_s):
-            return await self._mapped(call)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self._mapped(call)
+        except TimeoutError:
+            # Raised by the deadline itself, outside _mapped: it too must reach the limiter as
+            # Unavailable (its failure mode), never as a 500 or a failed start.
+            raise Unavailable("TimeoutError") from None
 
     async def _mapped(self, call: Awaitable[Any]) -> Any:
         try:

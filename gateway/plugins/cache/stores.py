@@ -11,10 +11,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from redis.exceptions import RedisError
+from gateway.db.redis import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 log = logging.getLogger("gateway.plugins")
 
@@ -54,7 +55,7 @@ class MemoryStore:
 class RedisStore:
     """One string per answer under `<redis_prefix>:cache:v1:<key>`, expired by Redis itself."""
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis | RedisCluster, prefix: str) -> None:
         self.redis = redis
         self.prefix = f"{prefix}:cache:v1:"
         self._down = False
@@ -62,7 +63,7 @@ class RedisStore:
     async def get(self, key: str) -> bytes | None:
         try:
             value = await self.redis.get(self.prefix + key)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._failed(exc)
             return None
         self._down = False
@@ -71,7 +72,7 @@ class RedisStore:
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         try:
             await self.redis.set(self.prefix + key, value, px=max(1, int(ttl_s * 1000)))
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._failed(exc)
 
     def _failed(self, exc: Exception) -> None:

@@ -59,10 +59,11 @@ async def test_partitions_ahead_on_demand_and_past_retention(fresh_dsn: str) -> 
         old_day = DAY - timedelta(days=10)
         assert await sink.write([row_on(old_day, i) for i in range(3)] + [row_on(DAY, i) for i in range(2)]) == 5
         assert partition_name(old_day) in await partitions(conn)
-        # Every partition carries the parent's indexes: BRIN on ts, b-trees where dashboards filter.
+        # Every partition carries the parent's indexes: b-trees on ts (the newest rows first) and
+        # where dashboards filter.
         indexes = await conn.fetch("SELECT indexdef FROM pg_indexes WHERE tablename = $1", partition_name(DAY))
         definitions = " ".join(r["indexdef"] for r in indexes)
-        assert "USING brin (ts)" in definitions
+        assert "USING btree (ts)" in definitions
         for column in ("team_id", "key_id", "requested_model", "request_id"):
             assert f"({column}, ts)" in definitions
 

@@ -125,6 +125,10 @@ async def test_replaying_rows_already_written_adds_nothing(
     after = await conn.fetchrow(
         "SELECT sum(requests) AS r, sum(cost_usd) AS c FROM ledger_daily WHERE team_id = $1", team)
     assert (after["r"], after["c"]) == (before["r"] + 5, before["c"] + 5 * Decimal("0.000001"))
+    # The rollup without keys, written on both paths (fresh, then the replay's), says the same.
+    teams = await conn.fetchrow(
+        "SELECT sum(requests) AS r, sum(cost_usd) AS c FROM ledger_daily_teams WHERE team_id = $1", team)
+    assert (teams["r"], teams["c"]) == (after["r"], after["c"])
 
 
 async def test_database_down_then_back(ledger_dsn: str, conn: asyncpg.Connection, tmp_path: Path) -> None:

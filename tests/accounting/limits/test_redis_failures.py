@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from gateway.accounting.limits import Limiter, LimiterOptions
+from gateway.accounting.limits.memory import MemoryBackend
 from gateway.accounting.limits.redis_backend import RedisBackend
 from gateway.core.errors import RateLimited, ServiceUnavailable
 from gateway.core.types import Limits
 from tests.accounting.limits.conftest import FakeClock, key, request
-from tests.accounting.limits.servers import PrivateRedis
+from tests.accounting.limits.servers import PrivateCluster, PrivateRedis
 from tests.procs import free_port
 
 # Short enough for a quick test, long enough for a busy shared machine not to look like an outage.
@@ -35,8 +36,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 def _limiter(url: str, mode: str, clock: FakeClock) -> Limiter:
-    from gateway.accounting.limits.memory import MemoryBackend
-
     backend = RedisBackend(url, timeout_s=TIMEOUT_S)
     return Limiter(
         backend,
@@ -82,8 +81,9 @@ async def test_scripts_are_loaded_once_called_by_sha_and_reloaded_after_script_f
     with private_redis.client() as client:
         stats = client.info("commandstats")
     assert "cmdstat_eval" not in stats  # the script text is never sent with a call
-    # Both scripts at start; after the flush, each met NOSCRIPT once and was loaded again.
-    assert stats["cmdstat_script|load"]["calls"] == 4
+    # The three scripts at start; after the flush, admit and settle met NOSCRIPT once each and
+    # were loaded again (nothing was held long enough for a lease renewal).
+    assert stats["cmdstat_script|load"]["calls"] == 5
     assert stats["cmdstat_evalsha"]["failed_calls"] == 2
     assert stats["cmdstat_evalsha"]["calls"] == 6 + 6 + 2  # admits, settles, the two refused by NOSCRIPT
     assert limiter.stats.redis_failures == 0
@@ -181,3 +181,34 @@ async def test_the_log_says_redis_is_down_once_and_never_shows_the_url(
     assert len(warnings) == 1
     assert "Redis is unavailable" in warnings[0] and "per process" in warnings[0]
     assert secret not in caplog.text
+
+
+async def test_a_hung_cluster_node_is_the_failure_mode_not_a_500(
+    private_cluster: PrivateCluster, clock: FakeClock
+) -> None:
+    """On a cluster the limiter's calls go through redis-py's cluster client, bounded by the
+    limiter's own deadline; a deadline that runs out is Redis being unavailable like any other
+    failure, at start and per request (it escaped as a bare TimeoutError: a failed start, a 500)."""
+    principal = key(Limits(rpm=10), key_id="hung-node")
+    limiters = {mode: Limiter(RedisBackend(private_cluster.url, timeout_s=0.3, cluster=True),
+                              options=LimiterOptions(prefix="lhung", failure_mode=mode, recheck_s=0.05),  # type: ignore[arg-type]
+                              fallback=MemoryBackend() if mode == "open" else None, clock=clock)
+                for mode in ("closed", "open")}  # fmt: skip
+    node = private_cluster.master_of("{lhung:k:hung-node}")
+    for limiter in limiters.values():
+        await limiter.start()
+        assert await _admit(limiter, principal) == "ok"
+    node.pause()
+    try:
+        assert await _admit(limiters["closed"], principal) == "503"
+        assert await _admit(limiters["open"], principal) == "ok"  # per process
+        # Started while the node hangs: logged and counted, not fatal.
+        late = Limiter(RedisBackend(node.url, timeout_s=0.3, cluster=True), options=LimiterOptions(prefix="lhung"),
+                       clock=clock)  # fmt: skip
+        await late.start()
+        assert late.stats.redis_down
+        await late.close()
+    finally:
+        node.resume()
+    for limiter in limiters.values():
+        await limiter.close()
