@@ -55,7 +55,11 @@ class FakeUpstream:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "fake-upstream", "--port", str(self.port), *args],
         )
-        wait_http(f"http://127.0.0.1:{self.port}/_fake/stats", self.proc)
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/_fake/stats", self.proc)
+        except BaseException:
+            stop(self.proc)  # never ready: it must not outlive its test
+            raise
 
     def stats(self) -> dict[str, int]:
         return httpx.get(f"http://127.0.0.1:{self.port}/_fake/stats").json()
@@ -118,7 +122,11 @@ class Gateway:
             self.wait_ready()
 
     def wait_ready(self) -> None:
-        wait_http(self.base + "/healthz", self.proc, self.start_s)
+        try:
+            wait_http(self.base + "/healthz", self.proc, self.start_s)
+        except BaseException:
+            self.close()  # a gateway that never became ready must not outlive its test
+            raise
 
     def kill(self) -> None:
         """SIGKILL the server and its workers at once, as a crash or the OOM killer does: no drain,
