@@ -96,17 +96,24 @@ def _system(system: Any, param: str = "system") -> str:
 
 def _messages(system: Any, messages: list[Any]) -> list[dict[str, Any]]:
     """`system` entries inside `messages` (Claude Code sends one at `messages[1]` for model names it
-    does not know, beta `mid-conversation-system-2026-04-07`) are standing instructions: they are
-    folded into the one system prompt, after the top-level `system`, in the order they came. Only
-    OpenAI takes a system message mid-conversation; Anthropic, Gemini and most open-model chat
-    templates want it first, and the neutral request must suit every backend."""
+    does not know, beta `mid-conversation-system-2026-04-07`) keep the meaning of where they stand.
+    Before the model's first turn nothing has been answered yet, so they are part of the system
+    prompt: folded into it after the top-level `system`, in the order they came (backends that take
+    a system message only first, Anthropic, Gemini and most open-model chat templates, get one).
+    After an assistant turn they apply from there on: they stay a `system` message at that place
+    in the neutral request, and each provider adapter writes that as its backend allows."""
     texts = [_system(system)]
     turns: list[dict[str, Any]] = []
+    answered = False
     for i, message in enumerate(messages):
         param = f"messages.{i}"
         role = message.get("role") if isinstance(message, dict) else None
         if role == "system":
-            texts.append(_system(message.get("content"), f"{param}.content"))
+            text = _system(message.get("content"), f"{param}.content")
+            if not answered:
+                texts.append(text)
+            elif text:
+                turns.append({"role": "system", "content": text})
             continue
         if role not in ("user", "assistant"):
             raise InvalidRequest(f"{param}.role: 'user', 'assistant' or 'system' is required", param=f"{param}.role")
@@ -115,6 +122,7 @@ def _messages(system: Any, messages: list[Any]) -> list[dict[str, Any]]:
             turns.extend(_user(blocks, f"{param}.content"))
         else:
             turns.append(_assistant(blocks, f"{param}.content"))
+            answered = True
     if not turns:
         raise InvalidRequest("messages: at least one user or assistant message is required", param="messages")
     text = "\n\n".join(t for t in texts if t)
