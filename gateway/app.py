@@ -32,6 +32,7 @@ from gateway.config.file import Config, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
 from gateway.core.types import Endpoint
+from gateway.dialects.anthropic.count_tokens import count_tokens_endpoint
 from gateway.dialects.anthropic.endpoint import messages_endpoint
 from gateway.edge.front import Front, Handler
 from gateway.edge.request_id import RequestIdMiddleware
@@ -138,6 +139,13 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
         return json_response(model_object(name))
 
+    async def root(request: Request) -> Response:
+        # What answers `HEAD /` and `GET /` (clients probe it to see that something is there).
+        about: dict[str, object] = {"service": "llm-gateway", "api": "/v1"}
+        if settings.admin_ui_enabled:
+            about["admin"] = "/admin"
+        return json_response(about)
+
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -155,12 +163,16 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
                      "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT}  # fmt: skip
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
     api["/v1/messages"] = messages_endpoint(proxy)
+    api["/v1/messages/count_tokens"] = count_tokens_endpoint(proxy)
 
     async def record_shed(request_id: str, path: str, error: GatewayError) -> None:
         # Requests shed for overload never reach the proxy; they are still one ledger row each.
-        await proxy.refused(request_id, api_endpoints[path], error)
+        endpoint = api_endpoints.get(path)
+        if endpoint is not None:  # count_tokens generates nothing: no ledger row, shed or not
+            await proxy.refused(request_id, endpoint, error)
 
     routes = [
+        Route("/", root, methods=["GET"]),  # HEAD too
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),

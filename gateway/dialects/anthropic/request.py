@@ -22,7 +22,8 @@ ANTHROPIC_FIELDS = frozenset({
 Part = dict[str, Any]
 
 
-def to_openai(raw: bytes) -> dict[str, Any]:
+def to_openai(raw: bytes, *, counting: bool = False) -> dict[str, Any]:
+    """`counting`: a `count_tokens` body, a Messages request without `max_tokens` (nor a stream)."""
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
@@ -34,13 +35,13 @@ def to_openai(raw: bytes) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model: Field required", param="model")
-    max_tokens = body.get("max_tokens")
+    max_tokens = body.get("max_tokens", 1 if counting else None)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise InvalidRequest("max_tokens: a positive integer is required", param="max_tokens")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages: a non-empty list is required", param="messages")
-    stream = body.get("stream", False)
+    stream = False if counting else body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("stream: a boolean is required", param="stream")
 
