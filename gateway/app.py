@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -34,6 +35,8 @@ from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, M
 from gateway.core.types import Endpoint
 from gateway.dialects.anthropic.count_tokens import count_tokens_endpoint
 from gateway.dialects.anthropic.endpoint import messages_endpoint
+from gateway.dialects.responses.adapters import adapter_chooser
+from gateway.dialects.responses.endpoint import ResponsesApi
 from gateway.edge.front import Front, Handler
 from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
@@ -83,7 +86,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
+        choose_adapter=adapter_chooser(settings),
     )
+    # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
+    responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days))
     created = int(time.time())
 
     @asynccontextmanager
@@ -160,21 +166,28 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
 
     # The API: served by the front door (gateway/edge/front.py), past Starlette's stack.
     api_endpoints = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETIONS,
-                     "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT}  # fmt: skip
+                     "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT,
+                     "/v1/responses": Endpoint.CHAT}  # fmt: skip
+    # The endpoints of other APIs, by the name logs, metrics and the ledger give them.
+    dialects = {"/v1/messages": "messages", "/v1/responses": "responses"}
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
     api["/v1/messages"] = messages_endpoint(proxy)
     api["/v1/messages/count_tokens"] = count_tokens_endpoint(proxy)
+    api["/v1/responses"] = responses.create
 
     async def record_shed(request_id: str, path: str, error: GatewayError) -> None:
         # Requests shed for overload never reach the proxy; they are still one ledger row each.
         endpoint = api_endpoints.get(path)
         if endpoint is not None:  # count_tokens generates nothing: no ledger row, shed or not
-            await proxy.refused(request_id, endpoint, error)
+            await proxy.refused(request_id, endpoint, error, api=dialects.get(path, ""))
 
     routes = [
         Route("/", root, methods=["GET"]),  # HEAD too
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.retrieve, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.delete, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", responses.input_items, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *observability.routes,

@@ -73,7 +73,7 @@ class RequestLogRecorder:
         principal, deployment, usage = ctx.principal, ctx.deployment, ctx.usage
         fields: dict[str, Any] = {
             "request_id": ctx.request_id,
-            "endpoint": ctx.endpoint.value,
+            "endpoint": ctx.endpoint_name,
             "stream": ctx.stream,
             "model": ctx.model or None,
             "deployment": deployment.id if deployment is not None else None,

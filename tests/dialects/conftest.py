@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import anthropic
+import openai
 import pytest
 
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
@@ -35,3 +36,24 @@ def messages_gateway(upstream: FakeUpstream, anthropic_fake: ProviderFake,
 @pytest.fixture
 def claude_sdk(messages_gateway: Gateway) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=messages_gateway.base, api_key=MASTER_KEY, max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def responses_gateway(upstream: FakeUpstream, anthropic_fake: ProviderFake,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """`/v1/responses` served by an OpenAI-compatible backend through Chat Completions ("gpt"), by the
+    same fake's native Responses API ("native"), and by the Anthropic adapter ("claude")."""
+    models = [
+        {"name": "gpt", "deployments": [deployment(upstream)]},
+        {"name": "native", "deployments": [deployment(upstream, responses_api="native")]},
+        {"name": "claude", "deployments": [{"provider": "anthropic", "base_url": anthropic_fake.url,
+                                            "model": "claude-upstream", "api_key_env": "TEST_ANTHROPIC_KEY"}]},
+    ]
+    gw = Gateway(tmp_path_factory.mktemp("responses"), models, env={"TEST_ANTHROPIC_KEY": ANTHROPIC_KEY})
+    yield gw
+    gw.close()
+
+
+@pytest.fixture
+def responses_sdk(responses_gateway: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=responses_gateway.url, api_key=MASTER_KEY, max_retries=0)
