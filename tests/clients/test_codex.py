@@ -26,7 +26,7 @@ web_search = "disabled"
 [model_providers.gateway]
 name = "LLM gateway"
 base_url = "{base_url}"
-env_key = "LLM_GATEWAY_KEY"
+env_key = "LLM_GW_KEY"
 wire_api = "responses"
 
 [analytics]
@@ -52,7 +52,7 @@ def test_a_tool_round_trip(agents_gateway: AgentsGateway, backend: str, tmp_path
         directory.mkdir()
     model = MODELS[backend]
     (codex_home / "config.toml").write_text(CONFIG.format(model=model, base_url=agents_gateway.gateway.url))
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "CODEX_HOME": str(codex_home), "LLM_GATEWAY_KEY": key}
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "CODEX_HOME": str(codex_home), "LLM_GW_KEY": key}
     last = tmp_path / "last-message.txt"
     run = run_client([codex, "exec", "--strict-config", "--skip-git-repo-check", "--output-last-message", str(last),
                       PROMPT], env, work)
