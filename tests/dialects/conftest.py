@@ -48,6 +48,8 @@ def responses_gateway(upstream: FakeUpstream, anthropic_fake: ProviderFake,
         # The Agents SDK's default model name reaches the translated backend.
         {"name": "gpt", "deployments": [deployment(upstream)], "aliases": [AGENTS_DEFAULT_MODEL]},
         {"name": "native", "deployments": [deployment(upstream, responses_api="native")]},
+        # A model served only through the Responses API: chat and messages clients are translated to it.
+        {"name": "only", "deployments": [deployment(upstream, responses_api="only")]},
         {"name": "claude", "deployments": [{"provider": "anthropic", "base_url": anthropic_fake.url,
                                             "model": "claude-upstream", "api_key_env": "TEST_ANTHROPIC_KEY"}]},
     ]
