@@ -43,6 +43,7 @@ from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
 from gateway.identity.throttle import build_throttle
+from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
@@ -196,13 +197,22 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings)
           if settings.admin_ui_enabled else []),
     ]
+    request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        response = await _http_error(request, exc)
+        if request_log is not None:
+            request_log.unrouted(request.scope.get("state", {}).get("request_id"), request.method,
+                                 request.url.path, response.status_code)
+        return response
+
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
             GatewayError: _gateway_error,
-            HTTPException: _http_error,
+            HTTPException: http_error,
             Exception: _unexpected_error,
         },
     )

@@ -69,6 +69,12 @@ class RequestLogRecorder:
             return
         self.log.log(level, "request", extra={"fields": self.fields(ctx)})
 
+    def unrouted(self, request_id: str | None, method: str, path: str, status: int) -> None:
+        """A request no handler took (an unknown path, a wrong method): one line all the same."""
+        if self.log.isEnabledFor(logging.INFO):
+            self.log.info("request", extra={"fields": {"request_id": request_id, "method": method, "path": path,
+                                                       "status": status}})
+
     def fields(self, ctx: RequestContext) -> dict[str, Any]:
         principal, deployment, usage = ctx.principal, ctx.deployment, ctx.usage
         fields: dict[str, Any] = {

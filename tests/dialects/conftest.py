@@ -10,6 +10,7 @@ from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 from tests.providers.procs import ProviderFake
 
 ANTHROPIC_KEY = "sk-ant-upstream-key-0123456789"
+AGENTS_DEFAULT_MODEL = "gpt-5.6-luna"  # openai-agents 0.24's get_default_model()
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +45,11 @@ def responses_gateway(upstream: FakeUpstream, anthropic_fake: ProviderFake,
     """`/v1/responses` served by an OpenAI-compatible backend through Chat Completions ("gpt"), by the
     same fake's native Responses API ("native"), and by the Anthropic adapter ("claude")."""
     models = [
-        {"name": "gpt", "deployments": [deployment(upstream)]},
+        # The Agents SDK's default model name reaches the translated backend.
+        {"name": "gpt", "deployments": [deployment(upstream)], "aliases": [AGENTS_DEFAULT_MODEL]},
         {"name": "native", "deployments": [deployment(upstream, responses_api="native")]},
+        # A model served only through the Responses API: chat and messages clients are translated to it.
+        {"name": "only", "deployments": [deployment(upstream, responses_api="only")]},
         {"name": "claude", "deployments": [{"provider": "anthropic", "base_url": anthropic_fake.url,
                                             "model": "claude-upstream", "api_key_env": "TEST_ANTHROPIC_KEY"}]},
     ]
