@@ -42,7 +42,8 @@ def test_a_tool_round_trip(agents_gateway: AgentsGateway, backend: str, tmp_path
     assert "hello-from-tool" in run.stdout
 
     lines = agents_gateway.request_lines(prefix, 2)
-    assert [(line["model"], line["status"], line["stream"]) for line in lines] == [(model, 200, True)] * 2
+    assert [(line["endpoint"], line["model"], line["status"], line["stream"]) for line in lines] == \
+        [("messages", model, 200, True)] * 2
     assert all(line["prompt_tokens"] and line["completion_tokens"] for line in lines)
     first, second = lines[0]["messages"], lines[1]["messages"]
     # messages[1] of Claude Code's request was a system entry: it is folded into the system prompt.
