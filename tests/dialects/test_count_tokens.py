@@ -5,6 +5,7 @@ relayed to the upstream's own count_tokens)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -14,7 +15,7 @@ import pytest
 
 from gateway.dialects.anthropic.count_tokens import estimate
 from gateway.dialects.anthropic.request import to_openai
-from tests.procs import MASTER_KEY, Gateway
+from tests.procs import MASTER_KEY, Gateway, free_port
 from tests.providers.procs import ProviderFake
 
 SYSTEM = "be brief"
@@ -93,3 +94,26 @@ def test_root_names_the_service(messages_gateway: Gateway) -> None:
     head = httpx.head(messages_gateway.base + "/")
     assert head.status_code == 200 and head.content == b""
     assert httpx.post(messages_gateway.base + "/").status_code == 405
+
+
+def test_upstream_failures_are_errors_not_counts(anthropic_fake: ProviderFake, tmp_path: Path) -> None:
+    models = [
+        {"name": "wrong-key", "deployments": [{"provider": "anthropic", "base_url": anthropic_fake.url,
+                                               "api_key_env": "TEST_WRONG_KEY"}]},
+        {"name": "nobody-there", "deployments": [{"provider": "anthropic",
+                                                  "base_url": f"http://127.0.0.1:{free_port()}/v1"}]},
+    ]
+    gw = Gateway(tmp_path, models, env={"TEST_WRONG_KEY": "sk-ant-not-the-key"})
+    try:
+        sdk = anthropic.Anthropic(base_url=gw.base, api_key=MASTER_KEY, max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as refused:
+            sdk.messages.count_tokens(model="wrong-key", messages=MESSAGES)
+        with pytest.raises(anthropic.APIStatusError) as unreachable:
+            sdk.messages.count_tokens(model="nobody-there", messages=MESSAGES)
+    finally:
+        gw.close()
+    for caught in (refused.value, unreachable.value):
+        assert caught.status_code >= 500 and caught.body["type"] == "error"  # type: ignore[index]
+        assert caught.response.headers["request-id"].startswith("req_")
+    assert unreachable.value.status_code == 502
+    assert "unreachable" in unreachable.value.body["error"]["message"]  # type: ignore[index]
