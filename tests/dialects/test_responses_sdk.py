@@ -164,3 +164,29 @@ def test_not_json_is_a_400(responses_gateway: Gateway) -> None:
     response = httpx.post(f"{responses_gateway.url}/responses", content=b"{nope",
                           headers={"Authorization": f"Bearer {MASTER_KEY}"})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_falls_back_before_the_first_byte(responses_sdk: openai.OpenAI, streamed: bool) -> None:
+    # "flaky" is a native deployment that is down; its fallback group is translated to chat.
+    if streamed:
+        with responses_sdk.responses.with_streaming_response.create(model="flaky", input=PROMPT,
+                                                                    stream=True) as raw:
+            assert raw.headers["x-gateway-fallback"] == "true"
+            text = "".join(json.loads(line[6:]).get("delta", "") for line in raw.iter_lines()
+                           if line.startswith("data: ") and '"response.output_text.delta"' in line)
+    else:
+        raw_response = responses_sdk.responses.with_raw_response.create(model="flaky", input=PROMPT)
+        assert raw_response.headers["x-gateway-fallback"] == "true"
+        text = raw_response.parse().output_text
+    assert set(words(text)) == {"alpha", "beta", "gamma"}
+
+
+@pytest.mark.parametrize("model", ["gpt", "native"])
+def test_a_stream_cut_mid_way_ends_failed(responses_sdk: openai.OpenAI, model: str) -> None:
+    with responses_sdk.responses.with_streaming_response.create(
+            model=model, input=PROMPT, stream=True, extra_body={"fake": {"drop_after": 3}}) as raw:
+        kinds = [json.loads(line[6:])["type"] for line in raw.iter_lines() if line.startswith("data: ")]
+    assert kinds[0] == "response.created" and "response.completed" not in kinds
+    # Translated, the gateway ends it with the documented failure events; native, with the error.
+    assert kinds[-2:] == ["error", "response.failed"] if model == "gpt" else kinds[-1] == "error"
