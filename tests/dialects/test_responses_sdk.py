@@ -144,6 +144,10 @@ def test_unknown_previous_response_id(responses_sdk: openai.OpenAI) -> None:
     ({"input": PROMPT, "max_output_tokens": "many"}, "max_output_tokens"),
     ({"input": [{"type": "message", "role": "wizard", "content": "hi"}]}, "input[0].role"),
     ({}, "input"),
+    ({"input": [{"role": ["user"], "content": "hi"}]}, "input[0].role"),
+    ({"input": PROMPT, "reasoning": {"effort": ["high"]}}, "reasoning.effort"),
+    ({"input": PROMPT, "tools": [{"type": "namespace"}]}, "tools[0]"),
+    ({"input": PROMPT, "previous_response_id": 7}, "previous_response_id"),
 ])
 def test_bad_input_is_a_clear_400(responses_gateway: Gateway, body: dict[str, Any], param: str) -> None:
     response = httpx.post(f"{responses_gateway.url}/responses", json={"model": "gpt", **body},
