@@ -194,3 +194,33 @@ def test_a_stream_cut_mid_way_ends_failed(responses_sdk: openai.OpenAI, model: s
     assert kinds[0] == "response.created" and "response.completed" not in kinds
     # Translated, the gateway ends it with the documented failure events; native, with the error.
     assert kinds[-2:] == ["error", "response.failed"] if model == "gpt" else kinds[-1] == "error"
+
+
+def _captured(name: str) -> dict[str, Any]:
+    from tests.dialects.responses.helpers import captured
+
+    return captured(name)["body"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("fixture", ["codex_exec_turn1.json", "codex_exec_turn2.json",
+                                     "agents_sdk_stream_turn1.json", "agents_sdk_turn2.json"])
+@pytest.mark.parametrize("model", BACKENDS)
+def test_what_the_clients_really_send(responses_gateway: Gateway, fixture: str, model: str) -> None:
+    body = {**_captured(fixture), "model": model}
+    if model != "native":
+        # Codex's web_search runs only inside OpenAI's service: refused by name, then sent without it.
+        builtin = [t for t in body.get("tools", []) if t.get("type") == "web_search"]
+        if builtin:
+            refused = httpx.post(f"{responses_gateway.url}/responses", json=body,
+                                 headers={"Authorization": f"Bearer {MASTER_KEY}"})
+            assert refused.status_code == 400 and "web_search" in refused.json()["error"]["message"]
+            body["tools"] = [t for t in body["tools"] if t.get("type") != "web_search"]
+    with httpx.stream("POST", f"{responses_gateway.url}/responses", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {MASTER_KEY}"}) as response:
+        assert response.status_code == 200, response.read()
+        payload = response.read()
+    if body.get("stream"):
+        kinds = [json.loads(line[6:])["type"] for line in payload.decode().splitlines() if line.startswith("data: ")]
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    else:
+        assert json.loads(payload)["status"] == "completed"
