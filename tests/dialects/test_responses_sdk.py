@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tests.procs import MASTER_KEY, Gateway
@@ -224,3 +226,42 @@ def test_what_the_clients_really_send(responses_gateway: Gateway, fixture: str, 
         assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     else:
         assert json.loads(payload)["status"] == "completed"
+
+
+ITEM = st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning", "web_search_call", 5]),
+    "role": st.sampled_from(["user", "assistant", "developer", "system", "tool", ["user"]]),
+    "content": st.one_of(st.text(max_size=20), st.lists(st.fixed_dictionaries({}, optional={
+        "type": st.sampled_from(["input_text", "output_text", "input_image", "input_file", "refusal", 3]),
+        "text": st.one_of(st.text(max_size=10), st.integers()), "image_url": st.text(max_size=10)}), max_size=3)),
+    "call_id": st.one_of(st.text(max_size=5), st.integers()), "name": st.text(max_size=5),
+    "arguments": st.one_of(st.text(max_size=10), st.none()), "output": st.one_of(st.text(max_size=10), st.integers()),
+})
+HOSTILE = st.fixed_dictionaries({"model": st.sampled_from(BACKENDS)}, optional={
+    "input": st.one_of(st.text(max_size=20), st.lists(ITEM, max_size=4), st.integers(), st.none()),
+    "tools": st.lists(st.fixed_dictionaries({"type": st.sampled_from(["function", "namespace", "file_search", 1])},
+                                            optional={"name": st.text(max_size=5), "parameters": st.integers(),
+                                                      "tools": st.lists(st.just({"type": "function"}), max_size=2)}),
+                      max_size=2),
+    "tool_choice": st.one_of(st.text(max_size=8), st.fixed_dictionaries({"type": st.text(max_size=8)})),
+    "text": st.one_of(st.text(max_size=5), st.fixed_dictionaries({"format": st.one_of(
+        st.text(max_size=5), st.fixed_dictionaries({"type": st.sampled_from(["json_schema", "json_object", "x"])}))})),
+    "reasoning": st.fixed_dictionaries({"effort": st.one_of(st.text(max_size=6), st.integers())}),
+    "max_output_tokens": st.one_of(st.integers(min_value=-5, max_value=50), st.text(max_size=3)),
+    "previous_response_id": st.one_of(st.text(max_size=12), st.integers()),
+    "stream": st.one_of(st.booleans(), st.text(max_size=3)),
+    "store": st.one_of(st.booleans(), st.integers()),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(body=HOSTILE)
+def test_hostile_bodies_get_a_4xx_in_the_error_shape_never_a_500(responses_gateway: Gateway,
+                                                                 body: dict[str, Any]) -> None:
+    response = httpx.post(f"{responses_gateway.url}/responses", json=body, timeout=30,
+                          headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert error["message"] and error["type"] == "invalid_request_error"
