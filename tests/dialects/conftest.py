@@ -6,7 +6,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
+from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment, free_port
 from tests.providers.procs import ProviderFake
 
 ANTHROPIC_KEY = "sk-ant-upstream-key-0123456789"
@@ -50,6 +50,9 @@ def responses_gateway(upstream: FakeUpstream, anthropic_fake: ProviderFake,
         {"name": "native", "deployments": [deployment(upstream, responses_api="native")]},
         # A model served only through the Responses API: chat and messages clients are translated to it.
         {"name": "only", "deployments": [deployment(upstream, responses_api="only")]},
+        # A native deployment that is down, falling back to the translated group.
+        {"name": "flaky", "fallbacks": ["gpt"], "retries": 0, "deployments": [
+            {"provider": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "responses_api": "native"}]},
         {"name": "claude", "deployments": [{"provider": "anthropic", "base_url": anthropic_fake.url,
                                             "model": "claude-upstream", "api_key_env": "TEST_ANTHROPIC_KEY"}]},
     ]

@@ -41,7 +41,11 @@ async def test_function_tool_round_trip(default_client: openai.AsyncOpenAI, mode
         return f"sunny in {city}"
 
     # The fakes act as a model driving an agent: call the tool the prompt names, then answer its result.
-    settings = agents.ModelSettings(extra_body={"fake": {"agent": True}})
+    # On top of the SDK's own defaults for its default model (reasoning effort "none", low verbosity).
+    from agents.models.default_models import get_default_model_settings
+
+    settings = get_default_model_settings().resolve(agents.ModelSettings(extra_body={"fake": {"agent": True}}))
+    assert settings.reasoning is not None and settings.reasoning.effort == "none"
     helper = agents.Agent(name="helper", instructions="Use tools.", tools=[get_weather],
                           **({"model": model} if model else {}), model_settings=settings)
     if model is None:

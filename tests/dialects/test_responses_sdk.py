@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tests.procs import MASTER_KEY, Gateway
@@ -144,6 +146,10 @@ def test_unknown_previous_response_id(responses_sdk: openai.OpenAI) -> None:
     ({"input": PROMPT, "max_output_tokens": "many"}, "max_output_tokens"),
     ({"input": [{"type": "message", "role": "wizard", "content": "hi"}]}, "input[0].role"),
     ({}, "input"),
+    ({"input": [{"role": ["user"], "content": "hi"}]}, "input[0].role"),
+    ({"input": PROMPT, "reasoning": {"effort": ["high"]}}, "reasoning.effort"),
+    ({"input": PROMPT, "tools": [{"type": "namespace"}]}, "tools[0]"),
+    ({"input": PROMPT, "previous_response_id": 7}, "previous_response_id"),
 ])
 def test_bad_input_is_a_clear_400(responses_gateway: Gateway, body: dict[str, Any], param: str) -> None:
     response = httpx.post(f"{responses_gateway.url}/responses", json={"model": "gpt", **body},
@@ -164,3 +170,98 @@ def test_not_json_is_a_400(responses_gateway: Gateway) -> None:
     response = httpx.post(f"{responses_gateway.url}/responses", content=b"{nope",
                           headers={"Authorization": f"Bearer {MASTER_KEY}"})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_falls_back_before_the_first_byte(responses_sdk: openai.OpenAI, streamed: bool) -> None:
+    # "flaky" is a native deployment that is down; its fallback group is translated to chat.
+    if streamed:
+        with responses_sdk.responses.with_streaming_response.create(model="flaky", input=PROMPT,
+                                                                    stream=True) as raw:
+            assert raw.headers["x-gateway-fallback"] == "true"
+            text = "".join(json.loads(line[6:]).get("delta", "") for line in raw.iter_lines()
+                           if line.startswith("data: ") and '"response.output_text.delta"' in line)
+    else:
+        raw_response = responses_sdk.responses.with_raw_response.create(model="flaky", input=PROMPT)
+        assert raw_response.headers["x-gateway-fallback"] == "true"
+        text = raw_response.parse().output_text
+    assert set(words(text)) == {"alpha", "beta", "gamma"}
+
+
+@pytest.mark.parametrize("model", ["gpt", "native"])
+def test_a_stream_cut_mid_way_ends_failed(responses_sdk: openai.OpenAI, model: str) -> None:
+    with responses_sdk.responses.with_streaming_response.create(
+            model=model, input=PROMPT, stream=True, extra_body={"fake": {"drop_after": 3}}) as raw:
+        kinds = [json.loads(line[6:])["type"] for line in raw.iter_lines() if line.startswith("data: ")]
+    assert kinds[0] == "response.created" and "response.completed" not in kinds
+    # Translated, the gateway ends it with the documented failure events; native, with the error.
+    assert kinds[-2:] == ["error", "response.failed"] if model == "gpt" else kinds[-1] == "error"
+
+
+def _captured(name: str) -> dict[str, Any]:
+    from tests.dialects.responses.helpers import captured
+
+    return captured(name)["body"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("fixture", ["codex_exec_turn1.json", "codex_exec_turn2.json",
+                                     "agents_sdk_stream_turn1.json", "agents_sdk_turn2.json"])
+@pytest.mark.parametrize("model", BACKENDS)
+def test_what_the_clients_really_send(responses_gateway: Gateway, fixture: str, model: str) -> None:
+    body = {**_captured(fixture), "model": model}
+    if model != "native":
+        # Codex's web_search runs only inside OpenAI's service: refused by name, then sent without it.
+        builtin = [t for t in body.get("tools", []) if t.get("type") == "web_search"]
+        if builtin:
+            refused = httpx.post(f"{responses_gateway.url}/responses", json=body,
+                                 headers={"Authorization": f"Bearer {MASTER_KEY}"})
+            assert refused.status_code == 400 and "web_search" in refused.json()["error"]["message"]
+            body["tools"] = [t for t in body["tools"] if t.get("type") != "web_search"]
+    with httpx.stream("POST", f"{responses_gateway.url}/responses", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {MASTER_KEY}"}) as response:
+        assert response.status_code == 200, response.read()
+        payload = response.read()
+    if body.get("stream"):
+        kinds = [json.loads(line[6:])["type"] for line in payload.decode().splitlines() if line.startswith("data: ")]
+        assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    else:
+        assert json.loads(payload)["status"] == "completed"
+
+
+ITEM = st.fixed_dictionaries({}, optional={
+    "type": st.sampled_from(["message", "function_call", "function_call_output", "reasoning", "web_search_call", 5]),
+    "role": st.sampled_from(["user", "assistant", "developer", "system", "tool", ["user"]]),
+    "content": st.one_of(st.text(max_size=20), st.lists(st.fixed_dictionaries({}, optional={
+        "type": st.sampled_from(["input_text", "output_text", "input_image", "input_file", "refusal", 3]),
+        "text": st.one_of(st.text(max_size=10), st.integers()), "image_url": st.text(max_size=10)}), max_size=3)),
+    "call_id": st.one_of(st.text(max_size=5), st.integers()), "name": st.text(max_size=5),
+    "arguments": st.one_of(st.text(max_size=10), st.none()), "output": st.one_of(st.text(max_size=10), st.integers()),
+})
+HOSTILE = st.fixed_dictionaries({"model": st.sampled_from(BACKENDS)}, optional={
+    "input": st.one_of(st.text(max_size=20), st.lists(ITEM, max_size=4), st.integers(), st.none()),
+    "tools": st.lists(st.fixed_dictionaries({"type": st.sampled_from(["function", "namespace", "file_search", 1])},
+                                            optional={"name": st.text(max_size=5), "parameters": st.integers(),
+                                                      "tools": st.lists(st.just({"type": "function"}), max_size=2)}),
+                      max_size=2),
+    "tool_choice": st.one_of(st.text(max_size=8), st.fixed_dictionaries({"type": st.text(max_size=8)})),
+    "text": st.one_of(st.text(max_size=5), st.fixed_dictionaries({"format": st.one_of(
+        st.text(max_size=5), st.fixed_dictionaries({"type": st.sampled_from(["json_schema", "json_object", "x"])}))})),
+    "reasoning": st.fixed_dictionaries({"effort": st.one_of(st.text(max_size=6), st.integers())}),
+    "max_output_tokens": st.one_of(st.integers(min_value=-5, max_value=50), st.text(max_size=3)),
+    "previous_response_id": st.one_of(st.text(max_size=12), st.integers()),
+    "stream": st.one_of(st.booleans(), st.text(max_size=3)),
+    "store": st.one_of(st.booleans(), st.integers()),
+})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                    HealthCheck.function_scoped_fixture])
+@given(body=HOSTILE)
+def test_hostile_bodies_get_a_4xx_in_the_error_shape_never_a_500(responses_gateway: Gateway,
+                                                                 body: dict[str, Any]) -> None:
+    response = httpx.post(f"{responses_gateway.url}/responses", json=body, timeout=30,
+                          headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        error = response.json()["error"]
+        assert error["message"] and error["type"] == "invalid_request_error"

@@ -157,13 +157,14 @@ class NativeStream:
     """Relays a native Responses stream as it comes; parses only its terminal event (byte search),
     for the usage and the response to store."""
 
-    __slots__ = ("_buffer", "done", "turn", "usage")
+    __slots__ = ("_buffer", "_events", "done", "turn", "usage")
 
     def __init__(self, turn: ResponsesTurn) -> None:
         self.turn = turn
         self.usage: Usage | None = None
         self.done = False
         self._buffer = b""
+        self._events = 0  # relayed so far: the next event's sequence_number
 
     def feed(self, data: bytes) -> bytes:
         data = self._buffer + data
@@ -174,13 +175,21 @@ class NativeStream:
             self._buffer = data
             return b""
         complete, self._buffer = data[: end + 2], data[end + 2 :]
+        self._events += complete.count(b"\n\n")
         if not self.done and any(marker in complete for marker in _TERMINAL):
             self._terminal(complete)
         return complete
 
     def finish(self) -> bytes:
         tail, self._buffer = self._buffer, b""
-        return self.feed(tail + b"\n\n") if tail.strip() else b""
+        out = self.feed(tail + b"\n\n") if tail.strip() else b""
+        if not self.done:
+            # The upstream stopped before its last event: say so, as the API does, in-band.
+            self.done = True
+            event = {"type": "error", "sequence_number": self._events, "code": "server_error", "param": None,
+                     "message": "The upstream stream ended before the answer was complete."}
+            out += b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+        return out
 
     def _terminal(self, complete: bytes) -> None:
         for event in complete.split(b"\n\n"):

@@ -298,7 +298,7 @@ def _reasoning(reasoning: Any) -> JSON:
     effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
     if effort is None:
         return {}
-    if effort not in EFFORTS:
+    if not isinstance(effort, str) or effort not in EFFORTS:
         raise InvalidRequest("Invalid value for 'reasoning.effort'.", param="reasoning.effort")
     return {"reasoning_effort": effort}
 
