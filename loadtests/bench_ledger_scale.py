@@ -17,7 +17,8 @@
    Bytes per row (heap, indexes, rollup) from the relation sizes after VACUUM ANALYZE.
 2. Queries: exactly the statements the admin API runs (`PostgresQueries.spend` and `.rows`), with
    the arguments the admin UI's pages and the API's defaults give them: spend by team, key and
-   model over a day, a week and a month; the overview's totals and groups; a key's recent
+   model over a day, a week and a month; the overview's totals and groups; the budgets of a page
+   of 50 keys (`keys=`, the UI's ledger stand-in) beside every key grouped; a key's recent
    requests; the newest rows of the day. p50/p95/max over `--repeat` runs each, cycling through
    teams, keys and models, with EXPLAIN ANALYZE of each: the day partitions left in the plan once
    the time range pruned the others, and those it ran. Target: p95 < 100 ms.
