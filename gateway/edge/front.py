@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, Overloaded
@@ -83,6 +83,9 @@ class Front:
                 await send_error(send, error, rid)
                 return
             await response(scope, receive, send)
+        except ClientDisconnect:
+            # The client's own doing (it left while sending its body), already finished as a 499.
+            log.info("client left while sending its body (request %s)", rid)
         except Exception:
             log.exception("unexpected error while serving %s (request %s)", scope["path"], rid)
             try:

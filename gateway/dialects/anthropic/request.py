@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import InvalidRequest
+from gateway.edge.body import load_json
 
 ANTHROPIC_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
@@ -25,10 +26,7 @@ Part = dict[str, Any]
 def to_openai(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
+    body = load_json(raw, "The request body is not valid JSON.")
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")
