@@ -40,7 +40,7 @@ from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
 from gateway.identity.throttle import build_throttle
 from gateway.observability.setup import build_observability
-from gateway.pipeline.proxy import Proxy
+from gateway.pipeline.proxy import ClientTimeouts, Proxy
 from gateway.plugins.registry import build_plugins
 from gateway.providers.registry import provider_classes
 from gateway.routing.router import Router
@@ -82,6 +82,9 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
+        timeouts=ClientTimeouts(
+            settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
+        ),
     )
     created = int(time.time())
 

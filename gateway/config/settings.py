@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     overload_retry_after_s: float = Field(default=1.0, gt=0)
     drain_seconds: float = Field(default=30.0, ge=0)
 
+    # Slow clients (gateway/edge/protocol.py, gateway/edge/body.py, gateway/edge/relay.py): what a
+    # client controls is bounded. Its request headers must be complete this long after the request
+    # began (or the connection opened); its body must arrive within the total, with no gap longer
+    # than the idle limit (else 408); and a stream it stops reading may wait this long for room in
+    # the send buffer before it is cancelled, its upstream closed, its connection dropped.
+    client_header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    client_body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    client_body_idle_s: float = Field(default=15.0, gt=0, le=3600)
+    client_send_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Bytes of answer kept for a client that reads slowly before writes wait (the transport's high
+    # water mark; the kernel's socket buffer comes on top).
+    client_send_buffer_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+
     upstream_connect_timeout_s: float = Field(default=5.0, gt=0)
     upstream_timeout_s: float = Field(default=600.0, gt=0)
     upstream_max_connections: int = Field(default=1000, ge=1)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
-from gateway.core.errors import InvalidRequest, PayloadTooLarge
+from gateway.core.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from gateway.core.types import Endpoint
 
 # The deepest nesting of arrays and objects a request body may have (docs/api.md): far beyond any
@@ -26,27 +27,40 @@ _REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
 }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s: float = 15.0) -> bytes:
+    """The body, under its size cap; 408 if it takes longer than `total_s` in all or leaves a gap
+    longer than `idle_s` (a client trickling bytes must not hold its slot for ever)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     # Straight from ASGI messages: most bodies arrive in one, and this is the hot path.
     parts: list[bytes] = []
     size = 0
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        part = message.get("body", b"")
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        if not message.get("more_body", False):
-            if not parts:
-                return part
-            parts.append(part)
-            return b"".join(parts)
-        parts.append(part)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + total_s
+    try:
+        async with asyncio.timeout(min(end, loop.time() + idle_s)) as deadline:
+            while True:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                part = message.get("body", b"")
+                size += len(part)
+                if size > limit:
+                    raise _too_large(limit)
+                if not message.get("more_body", False):
+                    if not parts:
+                        return part
+                    parts.append(part)
+                    return b"".join(parts)
+                parts.append(part)
+                deadline.reschedule(min(end, loop.time() + idle_s))
+    except TimeoutError:
+        slow = "in all" if loop.time() >= end else "between two of its parts"
+        limit_s = total_s if loop.time() >= end else idle_s
+        raise RequestTimeout(
+            f"The request body took longer than this gateway's limit of {limit_s:g} s {slow} to arrive."
+        ) from None
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -27,10 +27,18 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.accounting.ledger.labels import TAGS_HEADER, client_user, parse_tags
 from gateway.accounting.pricing import PriceBook
-from gateway.core.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, sse_error_event
-from gateway.core.types import Endpoint
+from gateway.core.errors import (
+    GatewayError,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    sse_error_event,
+)
+from gateway.core.types import Endpoint, Principal
 from gateway.edge.body import parse_body, read_body
-from gateway.edge.relay import SSE_HEADERS, DisconnectWatcher, pump
+from gateway.edge.protocol import ABORT
+from gateway.edge.relay import SSE_HEADERS, BoundedSend, ClientStalled, DisconnectWatcher, pump
 from gateway.edge.responses import FinishingReply, send_error
 from gateway.identity.auth import Authenticator, client_address
 from gateway.observability.tracing import NoTracer, Tracer
@@ -47,6 +55,16 @@ log = logging.getLogger("gateway")
 
 # Raw body -> OpenAI request body; raises GatewayError on bad input.
 BodyAdapter = Callable[[bytes], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    """What a client controls, bounded (settings client_body_timeout_s, client_body_idle_s,
+    client_send_timeout_s)."""
+
+    body_s: float = 60.0
+    body_idle_s: float = 15.0
+    send_s: float = 30.0
 
 
 @dataclass(slots=True)
@@ -71,6 +89,7 @@ class Proxy:
         recorders: Sequence[Recorder] = (),
         tracer: Tracer | None = None,
         plugins: Plugins | None = None,
+        timeouts: ClientTimeouts | None = None,
     ) -> None:
         # A span per upstream attempt when tracing is on (gateway/observability/tracing.py).
         self.tracer: Tracer = tracer or NoTracer()
@@ -84,6 +103,10 @@ class Proxy:
         self.recorders = tuple(recorders)
         # Guardrails, the cache, third-party plugins (gateway/plugins/): None or nothing configured = no cost.
         self.plugins = plugins
+        self.timeouts = timeouts or ClientTimeouts()
+        # Requests in flight in this worker per key with a max_parallel, counted from before the
+        # body is read: a key that trickles bodies cannot pin more of the worker than its own limit.
+        self._slots: dict[str, int] = {}
 
     async def handle(
         self, request: Request, endpoint: Endpoint, adapt: BodyAdapter | None = None
@@ -95,7 +118,8 @@ class Proxy:
         try:
             ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
             ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
-            raw = await read_body(request, self.max_body_bytes)
+            self._take_slot(ctx, ctx.principal)
+            raw = await read_body(request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s)
             ctx.body = adapt(raw) if adapt is not None else parse_body(raw, endpoint)
             ctx.model = ctx.body["model"]
             ctx.user = client_user(ctx.body)
@@ -156,6 +180,9 @@ class Proxy:
         except GatewayError as error:
             ctx.status, ctx.error_type = error.status, error.type
             error.extra_headers.update(ctx.response_headers)
+            raise
+        except asyncio.CancelledError:
+            ctx.cancelled = True  # the server cut it (the drain ran out)
             raise
         finally:
             if plan is not None:
@@ -236,8 +263,30 @@ class Proxy:
         ctx.status, ctx.error_type = error.status, error.type
         await self.finish(ctx)
 
+    def _take_slot(self, ctx: RequestContext, principal: Principal) -> None:
+        cap = principal.key_limits.max_parallel
+        if cap is None:
+            return
+        held = self._slots.get(principal.key_id, 0)
+        if held >= cap:
+            raise RateLimited(f"Too many parallel requests for key {principal.key_prefix}: Limit {cap}. "
+                              "Retry when one of them has finished.", retry_after=1.0)  # fmt: skip
+        self._slots[principal.key_id] = held + 1
+        ctx.slot_key = principal.key_id
+
+    def _give_slot(self, ctx: RequestContext) -> None:
+        key = ctx.slot_key
+        if key is not None:
+            ctx.slot_key = None
+            left = self._slots[key] - 1
+            if left:
+                self._slots[key] = left
+            else:
+                del self._slots[key]
+
     async def finish(self, ctx: RequestContext) -> None:
         """Every request ends here exactly once: good, failed, refused or cancelled."""
+        self._give_slot(ctx)
         ctx.finished = perf_counter()
         if not ctx.status:
             ctx.status = 499 if ctx.cancelled else 500
@@ -269,6 +318,9 @@ class StreamCall:
         ctx = self.ctx
         watcher = DisconnectWatcher(receive)
         opened: OpenStream | None = None
+        # A client that stops reading: once the send buffer is full, a write waits this long at most.
+        send = BoundedSend(send, self.proxy.timeouts.send_s)
+        started = False
         try:
             try:
                 opened = await self.proxy.open_stream(ctx)
@@ -282,6 +334,7 @@ class StreamCall:
             ctx.status = 200
             headers = SSE_HEADERS + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            started = True
             try:
                 await pump(send, opened.first, opened.chunks, opened.translator)
                 tail = opened.translator.finish()
@@ -290,10 +343,19 @@ class StreamCall:
                 ctx.error_type = error.type
                 tail = sse_error_event(error)
             await send({"type": "http.response.body", "body": tail, "more_body": False})
-        except asyncio.CancelledError:
-            if not watcher.absorb():
-                raise
+        except ClientStalled:
+            # Nothing more can reach a client that does not read: drop the connection, buffer and all.
             ctx.cancelled = True
+            log.info("request %s: the client stopped reading its stream for %.0f s; stream cancelled",
+                     ctx.request_id, self.proxy.timeouts.send_s)  # fmt: skip
+            abort = scope.get("extensions", {}).get(ABORT)
+            if abort is not None:
+                abort()
+        except asyncio.CancelledError:
+            if watcher.absorb():
+                ctx.cancelled = True
+            elif not await self._cut(send, started):
+                raise
         finally:
             watcher.stop()
             if opened is not None:
@@ -301,6 +363,30 @@ class StreamCall:
                 await opened.chunks.aclose()  # type: ignore[attr-defined]
                 ctx.usage = opened.translator.usage
             await self.proxy.finish(ctx)
+
+    async def _cut(self, send: BoundedSend, started: bool) -> bool:
+        """The server cancelled the stream (the drain after SIGTERM ran out): tell the client in-band
+        and end the stream properly. False if this cancellation is not one to absorb."""
+        task = asyncio.current_task()
+        if task is None or task.cancelling() > 1:
+            return False
+        task.uncancel()
+        ctx = self.ctx
+        ctx.cancelled = True
+        error = ServiceUnavailable("The gateway is shutting down and cut this stream; retry the request.")
+        log.info("request %s: stream cut at the end of the drain", ctx.request_id)
+        try:
+            if started:
+                await send({"type": "http.response.body", "body": sse_error_event(error) + DONE, "more_body": False})
+            else:
+                ctx.status, ctx.error_type = error.status, error.type
+                await send_error(send, error)
+        except (ClientStalled, OSError):
+            pass  # the client is gone or not reading: nothing more to tell it
+        return True
+
+
+DONE = b"data: [DONE]\n\n"
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:
