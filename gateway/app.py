@@ -85,6 +85,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         timeouts=ClientTimeouts(
             settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
         ),
+        durable=ledger.committed if ledger is not None and settings.ledger_durable else None,
     )
     created = int(time.time())
 

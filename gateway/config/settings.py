@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     ledger_maintain_every_s: float = Field(default=3600.0, gt=0)
     # On shutdown, how long the queue may take to reach the database before it is spilled instead.
     ledger_shutdown_s: float = Field(default=10.0, ge=0)
+    # Durable mode (gateway/accounting/ledger/journal.py): each row is appended to a local journal
+    # and fsynced (commits grouped) before its answer completes, and a crashed worker's journal is
+    # replayed at the next start, so a SIGKILL loses no answered request's row. Off: a SIGKILL
+    # loses the rows still in memory (up to about one flush interval's).
+    ledger_durable: bool = False
 
     # Stored responses of the Responses API (gateway/dialects/responses/store.py): kept this long for
     # previous_response_id and retrieval, then swept by `gateway db maintain`.

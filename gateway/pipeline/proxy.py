@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
@@ -90,6 +90,7 @@ class Proxy:
         tracer: Tracer | None = None,
         plugins: Plugins | None = None,
         timeouts: ClientTimeouts | None = None,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         # A span per upstream attempt when tracing is on (gateway/observability/tracing.py).
         self.tracer: Tracer = tracer or NoTracer()
@@ -104,6 +105,9 @@ class Proxy:
         # Guardrails, the cache, third-party plugins (gateway/plugins/): None or nothing configured = no cost.
         self.plugins = plugins
         self.timeouts = timeouts or ClientTimeouts()
+        # The ledger's durable mode: what to await so that a finished request's row is on disk
+        # before its answer completes (then a good answer is finished before its last byte is sent).
+        self.durable = durable
         # Requests in flight in this worker per key with a max_parallel, counted from before the
         # body is read: a key that trickles bodies cannot pin more of the worker than its own limit.
         self._slots: dict[str, int] = {}
@@ -175,6 +179,9 @@ class Proxy:
                     body = await ctx.plugins.after(ctx, body)
                 ctx.status = 200
                 answered = True
+                if self.durable is not None:
+                    await self.finish(ctx)  # the row on disk first, then the answer
+                    return FinishingReply(body, 200, ctx.response_headers, _nothing)
                 return FinishingReply(body, 200, ctx.response_headers, partial(self.finish, ctx))
             raise plan.error()
         except GatewayError as error:
@@ -305,6 +312,8 @@ class Proxy:
                     recorder.record(ctx)
                 except Exception:
                     log.exception("recorder %s failed on request %s", type(recorder).__name__, ctx.request_id)
+        if self.durable is not None:
+            await self.durable()
 
 
 class StreamCall:
@@ -313,6 +322,7 @@ class StreamCall:
     def __init__(self, proxy: Proxy, ctx: RequestContext) -> None:
         self.proxy = proxy
         self.ctx = ctx
+        self.ended = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
@@ -342,6 +352,8 @@ class StreamCall:
                 # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 ctx.error_type = error.type
                 tail = sse_error_event(error)
+            if self.proxy.durable is not None:
+                await self._end(opened)  # the row on disk first, then the stream's last frame
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         except ClientStalled:
             # Nothing more can reach a client that does not read: drop the connection, buffer and all.
@@ -358,11 +370,18 @@ class StreamCall:
                 raise
         finally:
             watcher.stop()
-            if opened is not None:
-                opened.stream.close()
-                await opened.chunks.aclose()  # type: ignore[attr-defined]
-                ctx.usage = opened.translator.usage
-            await self.proxy.finish(ctx)
+            await self._end(opened)
+
+    async def _end(self, opened: OpenStream | None) -> None:
+        """Close the upstream and finish the request, once."""
+        if self.ended:
+            return
+        self.ended = True
+        if opened is not None:
+            opened.stream.close()
+            await opened.chunks.aclose()  # type: ignore[attr-defined]
+            self.ctx.usage = opened.translator.usage
+        await self.proxy.finish(self.ctx)
 
     async def _cut(self, send: BoundedSend, started: bool) -> bool:
         """The server cancelled the stream (the drain after SIGTERM ran out): tell the client in-band
@@ -387,6 +406,10 @@ class StreamCall:
 
 
 DONE = b"data: [DONE]\n\n"
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:

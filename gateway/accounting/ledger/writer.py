@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from gateway.accounting.ledger.journal import Journal
 from gateway.accounting.ledger.row import LedgerRow
 from gateway.accounting.ledger.sink import Sink, SinkRejected, SinkUnavailable
 from gateway.accounting.ledger.spill import Spill
@@ -73,10 +74,19 @@ def utc_today() -> date:
 
 class Ledger:
     def __init__(
-        self, sink: Sink, spill: Spill, options: LedgerOptions, today: Callable[[], date] = utc_today
+        self,
+        sink: Sink,
+        spill: Spill,
+        options: LedgerOptions,
+        today: Callable[[], date] = utc_today,
+        journal: Journal | None = None,
     ) -> None:
         self.sink = sink
         self.spill = spill
+        # The durable mode (journal.py): each row is also on local disk before its answer completes.
+        self.journal = journal
+        # In durable mode, each queued row's number in the journal, in queue order.
+        self._numbers: deque[int] = deque()
         self.options = options
         self.stats = LedgerStats()
         self._today = today
@@ -110,14 +120,36 @@ class Ledger:
         elif len(self._queue) >= self.options.queue_size:
             self._spill_now([row])
         else:
+            if self.journal is not None and not self._journal(row):
+                return
             self._queue.append(row)
             if len(self._queue) >= self.options.batch_size:
                 self._wake.set()
+
+    def _journal(self, row: LedgerRow) -> bool:
+        """Append a row to the journal; False if it went to the spill instead (the journal failed)."""
+        assert self.journal is not None
+        try:
+            self._numbers.append(self.journal.append(row))
+        except OSError:
+            log.exception("ledger: could not append to the journal; the row goes to the spill")
+            self._spill_now([row])
+            return False
+        return True
+
+    async def committed(self) -> None:
+        """In durable mode, wait until every row recorded so far is fsynced; else return at once."""
+        if self.journal is not None:
+            await self.journal.committed()
 
     # lifecycle
 
     async def start(self) -> None:
         if self._task is None:
+            if self.journal is not None:
+                # What a worker that died had journaled is replayed from the spill like any spilled row.
+                self._pending = await asyncio.to_thread(self.journal.hand_over_orphans, self.spill.directory) > 0
+                self.journal.start()
             self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def stop(self) -> None:
@@ -137,6 +169,8 @@ class Ledger:
             self._spill_now(self._take(len(self._queue)))
         self._closed = True
         self.spill.seal()
+        if self.journal is not None:
+            await self.journal.stop()  # every row is in the database or the spill now
         await self.sink.close()
 
     def status(self) -> dict[str, Any]:
@@ -175,6 +209,8 @@ class Ledger:
         now = time.monotonic()
         if now >= self._next_scan:
             self._next_scan = now + self.options.spill_scan_s
+            if self.journal is not None:
+                await asyncio.to_thread(self.journal.hand_over_orphans, self.spill.directory)
             self._pending = self._pending or await asyncio.to_thread(self.spill.pending)
         if now >= self._retry_at and await self._connect() and self._pending:
             await self._replay()
@@ -210,6 +246,17 @@ class Ledger:
                      report.created, report.dropped, report.deleted_rows)  # fmt: skip
 
     async def _put(self, batch: list[LedgerRow]) -> None:
+        last = self._numbers[len(batch) - 1] if self._numbers else 0
+        if self._numbers:
+            for _ in batch:
+                self._numbers.popleft()
+        try:
+            await self._put_batch(batch)
+        finally:
+            if self.journal is not None and last:
+                self.journal.mark_handled(last)  # written, spilled or set aside: the journal may let go
+
+    async def _put_batch(self, batch: list[LedgerRow]) -> None:
         if not self._healthy or self._pending or time.monotonic() < self._retry_at:
             self._spill_now(batch)
             return
