@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -28,6 +29,17 @@ ABORT = "gateway.abort"
 class ClientLimits:
     header_timeout_s: float = 10.0
     send_buffer_bytes: int = 64 * 1024
+    # A request line and headers larger than this are refused with 431 (h11's default is 16 KiB;
+    # httptools has no limit of its own).
+    header_bytes: int = 64 * 1024
+
+
+_TOO_LARGE_BODY = orjson.dumps({"error": {
+    "message": "The request line and headers are larger than this gateway's limit.",
+    "type": "invalid_request_error", "param": None, "code": "request_header_fields_too_large",
+}})  # fmt: skip
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+              b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
 
 
 class ServerConfig(uvicorn.Config):
@@ -43,11 +55,23 @@ class GatewayProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         self._limits: ClientLimits = getattr(config, "client_limits", ClientLimits())
         self._headers_due: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         transport.set_write_buffer_limits(high=self._limits.send_buffer_bytes)
         self._await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._headers_due is None or self.transport.is_closing():
+            return  # the headers are complete (whatever else the data held is body), or it is over
+        self._header_bytes += len(data)
+        if self._header_bytes > self._limits.header_bytes:
+            self._stop_waiting()
+            log.info("a client sent request headers over %d bytes; refused with 431", self._limits.header_bytes)
+            self.transport.write(_TOO_LARGE)
+            self.transport.close()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -69,6 +93,7 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def _await_headers(self) -> None:
         self._stop_waiting()
+        self._header_bytes = 0
         self._headers_due = self.loop.call_later(self._limits.header_timeout_s, self._headers_late)
 
     def _stop_waiting(self) -> None:

@@ -185,3 +185,22 @@ def test_a_stream_the_client_stops_reading_is_cancelled(
     assert after["streams_completed"] == before["streams_completed"]
     log = slow_log.read_text()
     assert "never-read: the client stopped reading its stream" in log and "Traceback" not in log
+
+
+def test_headers_past_their_size_limit_are_a_431(slow_gateway: Gateway) -> None:
+    with socket.create_connection(("127.0.0.1", slow_gateway.port)) as sock:
+        # Just past 64 kB of headers, never finished, then nothing: the gateway reads it all and refuses.
+        filler = "".join(f"x-filler-{i}: {'v' * 500}\r\n" for i in range(132))
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n" + filler.encode())
+        answer = read_all(sock)
+    status, body = status_and_body(answer)
+    assert status == 431 and body["error"]["code"] == "request_header_fields_too_large"
+
+
+def test_a_large_body_in_the_same_packets_as_its_headers_is_served(slow_gateway: Gateway) -> None:
+    words = " ".join(["word"] * 40_000)  # 200 kB: past the header limit, all of it body
+    answer = httpx.post(slow_gateway.url + "/chat/completions", timeout=GIVE_UP_S,
+                        headers={"authorization": f"Bearer {MASTER_KEY}"},
+                        json={"model": "gpt-test", "messages": [{"role": "user", "content": words}],
+                              "max_tokens": 5})  # fmt: skip
+    assert answer.status_code == 200, answer.text
