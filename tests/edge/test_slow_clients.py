@@ -112,6 +112,7 @@ def test_a_body_trickled_past_the_total_is_a_408(slow_gateway: Gateway) -> None:
         sock.sendall(head("/v1/chat/completions", MASTER_KEY, 1000, "slow-total"))
         # One byte every 0.3 s never trips the 1 s idle limit; the 3 s total stops it.
         sock.settimeout(0.3)
+        answer = b""
         for _ in range(int(GIVE_UP_S / 0.3)):
             try:
                 sock.sendall(b" ")
