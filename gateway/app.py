@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
@@ -202,8 +202,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
-                                               headers=exc.headers))
+                                               headers={"allow": _allowed_methods(request, exc)}))
     return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_url"))
+
+
+def _allowed_methods(request: Request, exc: HTTPException) -> str:
+    """Every method any route of this path takes. Starlette's 405 names only the first route that
+    matched the path, and a path may have one route per method (the admin UI's GET page and POST form)."""
+    methods = {m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
+    router = request.scope.get("router")
+    for route in getattr(router, "routes", []):
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
