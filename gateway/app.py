@@ -45,7 +45,7 @@ from gateway.identity.auth import KeyAuth, check_master_key, client_address
 from gateway.identity.throttle import build_throttle
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
-from gateway.pipeline.proxy import Proxy
+from gateway.pipeline.proxy import ClientTimeouts, Proxy
 from gateway.plugins.registry import build_plugins
 from gateway.providers.registry import provider_classes
 from gateway.routing.router import Router
@@ -88,6 +88,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         tracer=observability.tracer,
         plugins=plugins,
         choose_adapter=adapter_chooser(settings),
+        timeouts=ClientTimeouts(
+            settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
+        ),
+        durable=ledger.committed if ledger is not None and settings.ledger_durable else None,
     )
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days))
