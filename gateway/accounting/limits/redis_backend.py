@@ -9,8 +9,9 @@ failure becomes `Unavailable`, the one exception the limiter sees, and the limit
 mode decides what happens next.
 
 On a cluster a call that meets a node gone, a MOVED or a CLUSTERDOWN learns the slot map again
-(one refresh shared by every call that failed on the same map) and is tried once more within its
-timeout: once a replica has taken over, the first call after it is answered, not refused.
+(one refresh shared by every call that failed on the same map) and, unless it is a settle, is
+tried once more within its timeout: once a replica has taken over, the first admission after it
+is answered, not refused.
 
 On a single Redis every check of a request goes into one script call, atomic over all of them.
 On Redis Cluster a script may only touch one slot, so the checks are grouped by hash tag (one
@@ -188,6 +189,11 @@ class RedisBackend:
         except _STALE_MAP:
             if self._maps == seen:  # nobody learnt the slots since this call was sent
                 await self._learn_slots()
+            if script is self._settle:
+                # A connection lost mid-reply may have run it: a settle run twice would charge
+                # twice, and one not run leaves its reservation standing, which errs toward
+                # refusing. An admit or renew run twice errs the same way.
+                raise
         return await call(keys=keys, args=args)
 
     async def _learn_slots(self) -> None:
