@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     limits_failure_mode: Literal["closed", "open"] = "closed"
     # The longest a limit check may wait for Redis (also its socket timeouts).
     limits_redis_timeout_s: float = Field(default=0.25, gt=0, le=5)
-    # After Redis fails, how long the failure mode applies before Redis is asked again.
+    # After Redis fails, how long the failure mode applies before Redis is asked again (on a
+    # cluster at most redis_backend.CLUSTER_RECHECK_S: a replica takes over by itself).
     limits_redis_recheck_s: float = Field(default=1.0, gt=0, le=60)
     # Budget periods (daily, weekly, monthly) start at midnight in this IANA time zone.
     limits_timezone: str = "UTC"
