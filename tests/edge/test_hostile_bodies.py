@@ -33,6 +33,7 @@ _TEMPLATES = {
     "/v1/embeddings": b'{"model": "gpt-test", "input": "hi", "x": %s}',
     "/v1/messages": b'{"model": "gpt-test", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], '
                     b'"x": %s}',
+    "/v1/responses": b'{"model": "gpt-test", "input": "hi", "x": %s}',
 }
 
 
