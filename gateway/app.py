@@ -215,5 +215,5 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def app_from_env() -> Front:
     """Entry point for uvicorn workers: the config path comes through the environment."""
     path = os.environ[CONFIG_FILE_ENV]
-    config, settings = load_config(path, set(provider_classes()))
+    config, settings = load_config(path, provider_classes())
     return create_app(config, settings)

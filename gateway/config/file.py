@@ -6,6 +6,7 @@ A bad file stops start-up with one line naming the field and the reason (`Config
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +50,8 @@ class ModelLimits(_Strict):
 
 class Deployment(_Strict):
     provider: str = "openai"
-    base_url: str
+    # Empty: the provider's default (a preset's service URL); an error for providers without one.
+    base_url: str = ""
     # The upstream's own model id; defaults to the public name.
     model: str | None = None
     id: str | None = None
@@ -81,7 +83,7 @@ class Deployment(_Strict):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
@@ -125,7 +127,12 @@ class Config(_Strict):
         return models
 
 
-def load_config(path: str | Path, known_providers: set[str]) -> tuple[Config, Settings]:
+# Provider names, or name -> adapter class: a class's `default_base_url` and `default_api_key_env`
+# (the OpenAI-compatible presets have them) fill in what a deployment leaves out.
+KnownProviders = Collection[str] | Mapping[str, type]
+
+
+def load_config(path: str | Path, known_providers: KnownProviders) -> tuple[Config, Settings]:
     """Parse and validate the file, resolve key references, and build the settings."""
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
@@ -140,7 +147,7 @@ def load_config(path: str | Path, known_providers: set[str]) -> tuple[Config, Se
     return config_from_dict(raw, known_providers)
 
 
-def config_from_dict(raw: dict[str, Any], known_providers: set[str]) -> tuple[Config, Settings]:
+def config_from_dict(raw: dict[str, Any], known_providers: KnownProviders) -> tuple[Config, Settings]:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
@@ -158,6 +165,7 @@ def config_from_dict(raw: dict[str, Any], known_providers: set[str]) -> tuple[Co
                 raise ConfigError(
                     f"config error: {where}.provider: unknown provider {deployment.provider!r} (known: {known})"
                 )
+            _fill_defaults(deployment, known_providers, where)
             if deployment.api_key_env:
                 value = os.environ.get(deployment.api_key_env)
                 if not value:
@@ -169,6 +177,18 @@ def config_from_dict(raw: dict[str, Any], known_providers: set[str]) -> tuple[Co
             if deployment.api_key_encrypted:
                 deployment._api_key = SecretStr(_decrypt_key(deployment, where))
     return config, settings
+
+
+def _fill_defaults(deployment: Deployment, known_providers: KnownProviders, where: str) -> None:
+    adapter = known_providers.get(deployment.provider) if isinstance(known_providers, Mapping) else None
+    if not deployment.base_url:
+        default_url = getattr(adapter, "default_base_url", None)
+        if not isinstance(default_url, str):
+            raise ConfigError(f"config error: {where}.base_url: required for provider {deployment.provider!r}")
+        deployment.base_url = default_url.rstrip("/")
+    default_key_env = getattr(adapter, "default_api_key_env", None)
+    if not deployment.api_key_env and not deployment.api_key_encrypted and isinstance(default_key_env, str):
+        deployment.api_key_env = default_key_env
 
 
 def _decrypt_key(deployment: Deployment, where: str) -> str:

@@ -54,10 +54,7 @@ class OpenAIProvider:
         target = self._targets.get((id(deployment), ctx.endpoint))
         if target is None:
             target = self._targets[(id(deployment), ctx.endpoint)] = self._target(deployment, ctx.endpoint)
-        body = dict(ctx.body)
-        body["model"] = upstream_model(deployment, ctx.model)
-        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
-            ask_for_stream_usage(body)
+        body = self.request_body(ctx, deployment)
         return UpstreamCall(
             method="POST",
             url=target.url,
@@ -68,12 +65,25 @@ class OpenAIProvider:
             deployment_id=deployment.id or "",
         )
 
+    def request_body(self, ctx: RequestContext, deployment: Deployment) -> dict[str, Any]:
+        """The client's body with the upstream's model name and, on streams, a request for usage."""
+        body = dict(ctx.body)
+        body["model"] = upstream_model(deployment, ctx.model)
+        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
+            ask_for_stream_usage(body)
+        return body
+
+    def extra_headers(self, deployment: Deployment) -> dict[str, str]:
+        """Headers a service wants beside the key (none for OpenAI itself)."""
+        return {}
+
     def _target(self, deployment: Deployment, endpoint: Endpoint) -> _Target:
         """What never changes between calls to one deployment's endpoint, worked out once."""
         # Compressing small JSON costs both sides more CPU than it saves on a LAN.
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if deployment.api_key is not None:
             headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
+        headers.update(self.extra_headers(deployment))
         timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
         return _Target(f"{deployment.base_url}/{endpoint.value}", headers, timeout_s, connect_s)
 
