@@ -152,7 +152,11 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
 
     # The API: served by the front door (gateway/edge/front.py), past Starlette's stack.
     api_endpoints = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETIONS,
-                     "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT}  # fmt: skip
+                     "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT,
+                     "/v1/images/generations": Endpoint.IMAGES, "/v1/images/edits": Endpoint.IMAGE_EDITS,
+                     "/v1/audio/transcriptions": Endpoint.TRANSCRIPTIONS,
+                     "/v1/audio/translations": Endpoint.TRANSLATIONS, "/v1/audio/speech": Endpoint.SPEECH,
+                     "/v1/moderations": Endpoint.MODERATIONS, "/v1/rerank": Endpoint.RERANK}  # fmt: skip
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
     api["/v1/messages"] = messages_endpoint(proxy)
 

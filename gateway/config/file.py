@@ -29,12 +29,19 @@ class _Strict(BaseModel):
 
 
 class Price(_Strict):
-    """USD per million tokens (and per request, where a provider charges so)."""
+    """USD per million tokens (and per request, where a provider charges so), and per unit for
+    the endpoints billed otherwise: images (by size, `per_image` for sizes not listed), audio
+    minutes heard, million characters spoken, rerank searches."""
 
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
+    input_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+    output_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
     cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
     per_request: Decimal = Field(default=Decimal(0), ge=0)
+    per_image: Decimal = Field(default=Decimal(0), ge=0)
+    per_image_by_size: dict[str, Decimal] = Field(default_factory=dict)
+    per_audio_minute: Decimal = Field(default=Decimal(0), ge=0)
+    per_million_characters: Decimal = Field(default=Decimal(0), ge=0)
+    per_search: Decimal = Field(default=Decimal(0), ge=0)
 
 
 class ModelLimits(_Strict):

@@ -13,6 +13,19 @@ class Endpoint(StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    IMAGES = "images/generations"
+    IMAGE_EDITS = "images/edits"
+    TRANSCRIPTIONS = "audio/transcriptions"
+    TRANSLATIONS = "audio/translations"
+    SPEECH = "audio/speech"
+    MODERATIONS = "moderations"
+    RERANK = "rerank"
+
+
+# Endpoints whose requests are multipart uploads (a file and form fields), not JSON.
+MULTIPART_ENDPOINTS = frozenset({Endpoint.IMAGE_EDITS, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
+# Endpoints that may answer with `stream: true` as server-sent events.
+SSE_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 
 class BudgetPeriod(StrEnum):
@@ -87,6 +100,13 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     estimated: bool = False
+    # What the non-text endpoints are billed by: images made (and their size), seconds of audio
+    # heard, characters spoken, rerank searches.
+    images: int = 0
+    image_size: str | None = None
+    audio_seconds: Decimal = Decimal(0)
+    characters: int = 0
+    searches: int = 0
 
     @classmethod
     def from_openai(cls, usage: dict[str, Any]) -> Usage:

@@ -20,7 +20,10 @@ from gateway.pipeline.context import RequestContext
 LOGGER = "gateway"
 REQUEST_LOGGER = "gateway.request"
 # The body field that holds the prompt, per endpoint.
-PROMPT_FIELD = {Endpoint.CHAT: "messages", Endpoint.COMPLETIONS: "prompt", Endpoint.EMBEDDINGS: "input"}
+PROMPT_FIELD = {Endpoint.CHAT: "messages", Endpoint.COMPLETIONS: "prompt", Endpoint.EMBEDDINGS: "input",
+                Endpoint.IMAGES: "prompt", Endpoint.IMAGE_EDITS: "prompt", Endpoint.SPEECH: "input",
+                Endpoint.MODERATIONS: "input", Endpoint.RERANK: "query", Endpoint.TRANSCRIPTIONS: "prompt",
+                Endpoint.TRANSLATIONS: "prompt"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -24,13 +24,16 @@ from gateway.core.errors import (
     UpstreamTimeout,
 )
 from gateway.core.types import Endpoint, Usage
+from gateway.core.upload import BodyFactory
 from gateway.pipeline.context import RequestContext
 from gateway.providers.base import ask_for_stream_usage, timeouts, upstream_model
 from gateway.providers.estimate import completion_tokens, count_deltas, estimated_usage
+from gateway.providers.units import TEXT_FORMATS, BinaryRelay, speech_usage, units_usage
 from gateway.upstream.client import UpstreamCall
 
 _SECRETISH = re.compile(r"(sk|key|api)[-_][A-Za-z0-9_\-]{6,}", re.IGNORECASE)
 _MAX_MESSAGE = 1000
+_TOKEN_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 
 
 @dataclass(slots=True, frozen=True)
@@ -55,11 +58,19 @@ class OpenAIProvider:
         if target is None:
             target = self._targets[(id(deployment), ctx.endpoint)] = self._target(deployment, ctx.endpoint)
         body = self.request_body(ctx, deployment)
+        headers = {**target.headers, "X-Request-Id": ctx.request_id}
+        payload: bytes | BodyFactory
+        if ctx.upload is not None:
+            fields = [(name, str(body["model"]) if name == "model" else value) for name, value in ctx.upload.fields]
+            headers["Content-Type"], length, payload = ctx.upload.form(fields)
+            headers["Content-Length"] = str(length)
+        else:
+            payload = orjson.dumps(body)
         return UpstreamCall(
             method="POST",
             url=target.url,
-            headers={**target.headers, "X-Request-Id": ctx.request_id},
-            body=orjson.dumps(body),
+            headers=headers,
+            body=payload,
             timeout_s=target.timeout_s,
             connect_timeout_s=target.connect_timeout_s,
             deployment_id=deployment.id or "",
@@ -88,6 +99,10 @@ class OpenAIProvider:
         return _Target(f"{deployment.base_url}/{endpoint.value}", headers, timeout_s, connect_s)
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+        text_format = TEXT_FORMATS.get(str(ctx.body.get("response_format"))) if ctx.upload is not None else None
+        if text_format is not None:
+            ctx.response_headers["content-type"] = text_format
+            return body, units_usage(ctx.endpoint, ctx.body, None)
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -97,13 +112,17 @@ class OpenAIProvider:
                 type="server_error",
                 code="bad_upstream_response",
             ) from None
+        if ctx.endpoint not in _TOKEN_ENDPOINTS:
+            return body, units_usage(ctx.endpoint, ctx.body, parsed)
         usage = parsed.get("usage") if isinstance(parsed, dict) else None
         if isinstance(usage, dict):
             return body, Usage.from_openai(usage)
         # No usage at all (some self-hosted servers): estimated, and the ledger row says so.
         return body, estimated_usage(ctx.body, ctx.endpoint, completion_tokens(parsed))
 
-    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator:
+    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator | BinaryRelay:
+        if ctx.endpoint is Endpoint.SPEECH:
+            return BinaryRelay(speech_usage(ctx.body))
         return OpenAIStreamTranslator(
             strip_usage=not ctx.client_wants_usage,
             estimate=lambda deltas: estimated_usage(ctx.body, ctx.endpoint, deltas),

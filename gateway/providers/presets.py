@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
+from gateway.core.types import Endpoint
 from gateway.pipeline.context import RequestContext
 from gateway.providers.openai import OpenAIProvider
 
@@ -95,7 +96,7 @@ class PresetProvider(OpenAIProvider):
                 *(fields for prefix, fields in preset.drop_for_models if model.startswith(prefix)))
         for name in dropped & body.keys():
             del body[name]
-        if preset.allowed is not None:
+        if preset.allowed is not None and ctx.endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS):
             for name in body.keys() - preset.allowed:
                 del body[name]
         if ctx.stream and not preset.stream_options:

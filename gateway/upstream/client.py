@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from gateway.core.errors import UpstreamTimeout, UpstreamUnreachable
+from gateway.core.upload import BodyFactory
 
 
 @dataclass(slots=True)
@@ -22,7 +23,8 @@ class UpstreamCall:
     method: str
     url: str
     headers: dict[str, str]
-    body: bytes | None
+    # Bytes, or (an upload's form) a factory of the body's chunks, called once per send.
+    body: bytes | BodyFactory | None
     timeout_s: float
     connect_timeout_s: float
     deployment_id: str = ""
@@ -115,7 +117,7 @@ class UpstreamClient:
             response = await self._session.request(
                 call.method,
                 call.url,
-                data=call.body,
+                data=call.body() if callable(call.body) else call.body,
                 headers=call.headers,
                 timeout=self._timeout(call, stream),
                 allow_redirects=False,

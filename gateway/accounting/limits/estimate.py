@@ -19,6 +19,9 @@ from gateway.config.file import Price
 from gateway.core.types import Endpoint
 
 CHARS_PER_TOKEN = 4
+# Where the text the upstream reads is, outside chat (default `input`).
+_TEXT_FIELD = {Endpoint.COMPLETIONS: "prompt", Endpoint.IMAGES: "prompt", Endpoint.IMAGE_EDITS: "prompt",
+               Endpoint.RERANK: "query"}
 # Each chat message costs a few tokens of framing (role, separators) besides its content.
 TOKENS_PER_MESSAGE = 4
 MAX_N = 128
@@ -35,11 +38,11 @@ def prompt_tokens(body: dict[str, Any], endpoint: Endpoint) -> int:
             if isinstance(message, dict):
                 chars += _message_chars(message)
         return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
-    return _text_tokens(body.get("prompt" if endpoint is Endpoint.COMPLETIONS else "input"))
+    return _text_tokens(body.get(_TEXT_FIELD.get(endpoint, "input")))
 
 
 def output_tokens(body: dict[str, Any], endpoint: Endpoint, default: int) -> int:
-    if endpoint is Endpoint.EMBEDDINGS:
+    if endpoint not in (Endpoint.CHAT, Endpoint.COMPLETIONS):
         return 0
     cap = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens")) or default
     return cap * min(_positive_int(body.get("n")) or 1, MAX_N)
