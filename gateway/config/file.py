@@ -188,6 +188,11 @@ def config_from_dict(raw: dict[str, Any], known_providers: KnownProviders) -> tu
 
 def _fill_defaults(deployment: Deployment, known_providers: KnownProviders, where: str) -> None:
     adapter = known_providers.get(deployment.provider) if isinstance(known_providers, Mapping) else None
+    # An adapter may fill in what its deployments leave out (Bedrock: region, URL) or say what is missing.
+    configure = getattr(adapter, "configure", None)
+    problem = configure(deployment) if callable(configure) else None
+    if problem:
+        raise ConfigError(f"config error: {where}.{problem}")
     if not deployment.base_url:
         default_url = getattr(adapter, "default_base_url", None)
         if not isinstance(default_url, str):

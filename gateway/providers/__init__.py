@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.azure import AzureProvider
 from gateway.providers.base import Provider, StreamTranslator
+from gateway.providers.bedrock import BedrockProvider
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.openai import OpenAIProvider
 from gateway.providers.presets import PRESET_PROVIDERS
@@ -17,6 +18,7 @@ PROVIDERS: dict[str, type] = {
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "vllm": VLLMProvider,
+    "bedrock": BedrockProvider,
     # OpenAI-compatible services by name (groq, mistral, ollama...): gateway/providers/presets.py
     **PRESET_PROVIDERS,
 }
