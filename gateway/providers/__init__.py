@@ -9,6 +9,7 @@ from gateway.providers.bedrock import BedrockProvider
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.openai import OpenAIProvider
 from gateway.providers.presets import PRESET_PROVIDERS
+from gateway.providers.vertex import VertexProvider
 from gateway.providers.vllm import VLLMProvider
 
 # name -> adapter class; an adapter class takes the process settings.
@@ -19,6 +20,7 @@ PROVIDERS: dict[str, type] = {
     "gemini": GeminiProvider,
     "vllm": VLLMProvider,
     "bedrock": BedrockProvider,
+    "vertex": VertexProvider,
     # OpenAI-compatible services by name (groq, mistral, ollama...): gateway/providers/presets.py
     **PRESET_PROVIDERS,
 }

@@ -12,7 +12,7 @@ from tests.procs import free_port, stop, wait_http
 
 # The path under which each fake serves its API, i.e. the deployment's `base_url` suffix.
 # The OpenAI-compatible services (the presets' fakes) serve under /v1.
-BASE_PATHS = {"anthropic": "/v1", "azure": "", "gemini": "/v1beta", "vllm": "/v1", "bedrock": ""}
+BASE_PATHS = {"anthropic": "/v1", "azure": "", "gemini": "/v1beta", "vllm": "/v1", "bedrock": "", "vertex": ""}
 
 
 class ProviderFake:

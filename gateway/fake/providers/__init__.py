@@ -14,6 +14,7 @@ from gateway.fake.providers.azure import AzureFake
 from gateway.fake.providers.bedrock import BedrockFake
 from gateway.fake.providers.compat import COMPAT_FAKES
 from gateway.fake.providers.gemini import GeminiFake
+from gateway.fake.providers.vertex import VertexFake
 from gateway.fake.providers.vllm import VLLMFake
 from gateway.fake.server import FakeUpstream, serve_app
 
@@ -23,6 +24,7 @@ FAKES: dict[str, type[App]] = {
     "bedrock": BedrockFake,
     "gemini": GeminiFake,
     "vllm": VLLMFake,
+    "vertex": VertexFake,
     # The OpenAI-compatible services of the presets (groq, mistral, ollama...): compat.py
     **COMPAT_FAKES,
 }
