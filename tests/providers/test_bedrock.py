@@ -8,6 +8,7 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import orjson
 import pytest
@@ -341,3 +342,26 @@ def test_a_wrong_secret_is_refused_by_the_signature_check(bedrock_fake: Provider
         assert "not-the-secret" not in caught.value.response.text
     finally:
         gw.close()
+
+
+def test_a_role_through_web_identity(bedrock_fake: ProviderFake, tmp_path: Any) -> None:
+    # As on Kubernetes (IRSA): a projected service-account token and a role to assume with it; the
+    # fake is STS too, and accepts only the temporary credentials it handed out.
+    token_file = tmp_path / "token"
+    token_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2lnbmF0dXJl")
+    env = {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/gateway", "AWS_ROLE_SESSION_NAME": "gateway",
+           "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file), "AWS_ENDPOINT_URL_STS": bedrock_fake.root,
+           "AWS_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
+           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "true"}
+    models = [{"name": "claude", "deployments": [{"provider": "bedrock", "base_url": bedrock_fake.url,
+                                                  "model": MODEL}]}]
+    before = httpx.get(bedrock_fake.root + "/_fake/sts").json()["roles_assumed"]
+    gw = Gateway(tmp_path, models, env={**env, "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    try:
+        client = openai.OpenAI(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+        for _ in range(3):
+            assert client.chat.completions.create(model="claude", messages=MESSAGES).choices[0].message.content == ECHO
+    finally:
+        gw.close()
+    # One role assumed, its credentials reused until near their expiry.
+    assert httpx.get(bedrock_fake.root + "/_fake/sts").json()["roles_assumed"] == before + 1

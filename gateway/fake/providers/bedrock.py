@@ -3,10 +3,13 @@
 `POST /model/{modelId}/converse` answers JSON; `/converse-stream` answers AWS event-stream frames
 (gateway/fake/eventstream.py). `require_key` is `ACCESS_KEY_ID:SECRET`: each request's SigV4
 signature is verified here from the AWS documentation's algorithm, written independently of
-botocore (the gateway signs with botocore). Like the real API it refuses unknown fields,
-conversations that do not alternate or start with the user, tool blocks without a toolConfig,
-and tool results that answer no earlier tool use. Directives (`fake`) ride in
-`additionalModelRequestFields.fake`, where the gateway puts fields that are not OpenAI's.
+botocore (the gateway signs with botocore). The fake is also STS for web identity (`POST /` with
+`Action=AssumeRoleWithWebIdentity`, as Kubernetes service accounts use it): it hands out
+temporary credentials, which it then accepts with their `X-Amz-Security-Token`. Like the real
+API it refuses unknown fields, conversations that do not alternate or start with the user, tool
+blocks without a toolConfig, and tool results that answer no earlier tool use. Directives
+(`fake`) ride in `additionalModelRequestFields.fake`, where the gateway puts fields that are not
+OpenAI's.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import secrets
+import time
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 import orjson
 
@@ -46,15 +51,50 @@ class BedrockFake(ProviderApp):
     def __init__(self, behaviour: Behaviour = DEFAULT_BEHAVIOUR, require_key: str | None = None) -> None:
         super().__init__(behaviour, require_key)
         self.routes = [("POST", re.compile(r"/model/(?P<model>[^/]+)/converse(?P<stream>-stream)?"), self._converse)]
+        # access key id -> (secret, session token or None)
+        self.keys: dict[str, tuple[str, str | None]] = {}
+        if require_key is not None:
+            key_id, _, secret = require_key.partition(":")
+            self.keys[key_id] = (secret, None)
+        self.roles_assumed = 0
+        self._control[("GET", "/_fake/sts")] = lambda req: json_answer(200, {"roles_assumed": self.roles_assumed})
+
+    def handle(self, req: Request) -> Answer:
+        if req.method == "POST" and req.path == "/":
+            return self._assume_role(req)
+        return super().handle(req)
+
+    def _assume_role(self, req: Request) -> Answer:
+        form = {k: v[0] for k, v in parse_qs(req.body.decode("latin-1")).items()}
+        if form.get("Action") != "AssumeRoleWithWebIdentity" or not form.get("RoleArn") \
+                or not form.get("WebIdentityToken"):
+            return Answer(400, b"<ErrorResponse><Error><Code>InvalidParameterValue</Code></Error></ErrorResponse>",
+                          headers=(("content-type", "text/xml"),))
+        key_id = "ASIAFAKE" + secrets.token_hex(6).upper()
+        secret, session = secrets.token_urlsafe(30), secrets.token_urlsafe(60)
+        self.keys[key_id] = (secret, session)
+        self.roles_assumed += 1
+        expiration = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        xml = (f'<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+               f"<AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{key_id}</AccessKeyId>"
+               f"<SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{session}</SessionToken>"
+               f"<Expiration>{expiration}</Expiration></Credentials>"
+               f"<SubjectFromWebIdentityToken>system:serviceaccount:default:gateway</SubjectFromWebIdentityToken>"
+               f"<AssumedRoleUser><Arn>{form['RoleArn']}/gateway</Arn><AssumedRoleId>AROAFAKE:gateway"
+               f"</AssumedRoleId></AssumedRoleUser></AssumeRoleWithWebIdentityResult>"
+               f"<ResponseMetadata><RequestId>{secrets.token_hex(16)}</RequestId></ResponseMetadata>"
+               f"</AssumeRoleWithWebIdentityResponse>")
+        return Answer(200, xml.encode(), headers=(("content-type", "text/xml"),))
 
     def authorize(self, req: Request) -> Answer | None:
-        if self.require_key is None:
+        if not self.keys:
             return None
-        key_id, _, secret = self.require_key.partition(":")
         found = _AUTH.fullmatch(req.headers.get("authorization", ""))
-        if found is None or found["key"] != key_id:
+        known = self.keys.get(found["key"]) if found is not None else None
+        if found is None or known is None or req.headers.get("x-amz-security-token") != known[1]:
             return self.error(403, "The security token included in the request is invalid.",
                               kind="UnrecognizedClientException")
+        secret = known[0]
         if not hmac.compare_digest(found["signature"], expected_signature(req, secret, found["scope"],
                                                                           found["signed"])):
             return self.error(403, "The request signature we calculated does not match the signature you "
