@@ -24,6 +24,9 @@ class Endpoint(StrEnum):
 
 # Endpoints whose requests are multipart uploads (a file and form fields), not JSON.
 MULTIPART_ENDPOINTS = frozenset({Endpoint.IMAGE_EDITS, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
+# Where the text a model reads is, outside chat (default: `input`).
+TEXT_FIELD = {Endpoint.COMPLETIONS: "prompt", Endpoint.IMAGES: "prompt", Endpoint.IMAGE_EDITS: "prompt",
+              Endpoint.TRANSCRIPTIONS: "prompt", Endpoint.TRANSLATIONS: "prompt", Endpoint.RERANK: "query"}
 # Endpoints that may answer with `stream: true` as server-sent events.
 SSE_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 

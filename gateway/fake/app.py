@@ -91,8 +91,9 @@ API_ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/rerank"): media.rerank,
     ("POST", "/v1/audio/speech"): lambda req, b, seq, created: media.speech(req, b),
 }
-# Multipart uploads: path -> whether the audio is translated.
-FORM_ROUTES = {"/v1/audio/transcriptions": False, "/v1/audio/translations": True}
+# Multipart uploads: path -> whether the audio is translated (None: an image edit).
+FORM_ROUTES: dict[str, bool | None] = {"/v1/audio/transcriptions": False, "/v1/audio/translations": True,
+                                       "/v1/images/edits": None}
 SPEECH_TYPE = (("content-type", "audio/mpeg"),)
 
 
@@ -215,7 +216,10 @@ class App:
         if b.status != 200:
             return json_answer(b.status, replies.error_body(b.status), b)
         try:
-            content_type, answer = media.transcription(body.fields, body.files, FORM_ROUTES[req.path])
+            translate = FORM_ROUTES[req.path]
+            if translate is None:
+                return json_answer(200, media.image_edit(body.fields, body.files, next(self._seq)), b)
+            content_type, answer = media.transcription(body.fields, body.files, translate)
         except WireError as exc:
             return _error(exc, b)
         if isinstance(answer, str):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import math
+import time
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.policy import default
@@ -63,6 +64,13 @@ def images(req: JSON, b: Behaviour, seq: int, created: int) -> JSON:
     else:
         data = [{"url": f"https://images.fake.invalid/{seq}-{i}.png"} for i in range(n)]
     return {"created": created, "data": [{**item, "revised_prompt": req["prompt"]} for item in data]}
+
+
+def image_edit(fields: dict[str, Any], files: list[JSON], seq: int) -> JSON:
+    if not any(f["field"] in ("image", "image[]") for f in files):
+        raise WireError(400, "Missing required parameter: 'image'.", param="image")
+    request = {**fields, "n": int(fields.get("n") or 1)}
+    return images(request, Behaviour(), seq, int(time.time()))
 
 
 def transcription(fields: dict[str, Any], files: list[JSON], translate: bool) -> tuple[str, Any]:

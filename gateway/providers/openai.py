@@ -61,7 +61,9 @@ class OpenAIProvider:
         headers = {**target.headers, "X-Request-Id": ctx.request_id}
         payload: bytes | BodyFactory
         if ctx.upload is not None:
-            fields = [(name, str(body["model"]) if name == "model" else value) for name, value in ctx.upload.fields]
+            # The form is written from the body, so what changed it (the model name, a guardrail) counts.
+            fields = [(name, str(item)) for name, value in body.items()
+                      for item in (value if isinstance(value, list) else [value])]
             headers["Content-Type"], length, payload = ctx.upload.form(fields)
             headers["Content-Length"] = str(length)
         else:

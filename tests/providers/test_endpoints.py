@@ -47,7 +47,7 @@ def gateway(upstreams: dict[str, Any], tmp_path_factory: pytest.TempPathFactory)
 
     dead = f"http://127.0.0.1:{free_port()}/v1"
     models = [
-        openai_model("dall-e-3"), openai_model("whisper-1"), openai_model("tts-1"),
+        openai_model("dall-e-3"), openai_model("dall-e-2"), openai_model("whisper-1"), openai_model("tts-1"),
         openai_model("omni-moderation-latest"),
         openai_model("dall-e-limited", limits={"rpm": 1}),
         # Nothing listens on the first: the upload must be sent again, whole, to the fallback.
@@ -98,6 +98,16 @@ def test_images_generate(sdk: openai.OpenAI, gateway: Gateway) -> None:
 def test_images_as_base64(sdk: openai.OpenAI) -> None:
     result = sdk.images.generate(model="dall-e-3", prompt="a red fox", response_format="b64_json")
     assert result.data is not None and result.data[0].b64_json
+
+
+def test_image_edits(sdk: openai.OpenAI, gateway: Gateway, upstreams: dict[str, Any]) -> None:
+    result = sdk.images.edit(model="dall-e-2", image=("cat.png", b"\x89PNG" + bytes(5000), "image/png"),
+                             prompt="add a hat", n=3, size="512x512", extra_headers={"x-request-id": "edit-1"})
+    assert result.data is not None and len(result.data) == 3
+    [seen] = upstreams["openai"].requests("edit-1")
+    assert seen["body"]["prompt"] == "add a hat" and seen["body"]["files"][0]["size"] == 5004
+    row = _ledger_row(gateway, "edit-1")
+    assert row["endpoint"] == "images/edits" and Decimal(row["cost_usd"]) == 3 * Decimal("0.018")
 
 
 def test_transcription_relays_the_upload_and_bills_seconds(sdk: openai.OpenAI, gateway: Gateway,

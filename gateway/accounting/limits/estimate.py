@@ -16,12 +16,9 @@ from typing import Any
 
 from gateway.accounting.pricing import charge
 from gateway.config.file import Price
-from gateway.core.types import Endpoint
+from gateway.core.types import TEXT_FIELD, Endpoint
 
 CHARS_PER_TOKEN = 4
-# Where the text the upstream reads is, outside chat (default `input`).
-_TEXT_FIELD = {Endpoint.COMPLETIONS: "prompt", Endpoint.IMAGES: "prompt", Endpoint.IMAGE_EDITS: "prompt",
-               Endpoint.RERANK: "query"}
 # Each chat message costs a few tokens of framing (role, separators) besides its content.
 TOKENS_PER_MESSAGE = 4
 MAX_N = 128
@@ -38,7 +35,7 @@ def prompt_tokens(body: dict[str, Any], endpoint: Endpoint) -> int:
             if isinstance(message, dict):
                 chars += _message_chars(message)
         return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
-    return _text_tokens(body.get(_TEXT_FIELD.get(endpoint, "input")))
+    return _text_tokens(body.get(TEXT_FIELD.get(endpoint, "input")))
 
 
 def output_tokens(body: dict[str, Any], endpoint: Endpoint, default: int) -> int:
