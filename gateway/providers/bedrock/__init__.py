@@ -51,8 +51,8 @@ class BedrockProvider:
     @staticmethod
     def configure(deployment: Deployment) -> str | None:
         """At config load: the region and base URL filled in, or what is missing."""
-        missing = botocore_missing()
-        if missing is not None and deployment.api_key_env is None:
+        missing = botocore_missing()  # signing, and decoding streams even with an API key
+        if missing is not None:
             return missing
         region = region_of(deployment)
         if region is None:
