@@ -9,6 +9,7 @@ each preset's quirks and where they are documented.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,7 @@ class Preset:
     drop: frozenset[str] = frozenset()
     # OpenAI's name -> the service's; a client that sent both keeps the service's own.
     rename: Mapping[str, str] = field(default_factory=dict)
-    # (model id prefix, fields those models reject)
+    # (regular expression a model id fully matches, fields those models reject)
     drop_for_models: tuple[tuple[str, frozenset[str]], ...] = ()
     # Set: the service refuses any field outside its own schema, so only these are sent (after renaming).
     allowed: frozenset[str] | None = None
@@ -54,15 +55,17 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
                               "prompt_mode", "input", "output_dimension", "output_dtype", "encoding_format"}),
            rename={**_TOKENS, "seed": "random_seed"}, stream_options=False),
     Preset("deepseek", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", rename=_TOKENS,
-           drop_for_models=(("deepseek-reasoner", frozenset({"logprobs", "top_logprobs"})),)),
+           drop_for_models=((r"deepseek-reasoner.*", frozenset({"logprobs", "top_logprobs"})),)),
     Preset("together", "https://api.together.xyz/v1", "TOGETHER_API_KEY", rename=_TOKENS),
     Preset("fireworks", "https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY", rename=_TOKENS),
     Preset("openrouter", "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY",
            option_headers={"app_url": "HTTP-Referer", "app_name": "X-Title"}),
     Preset("xai", "https://api.x.ai/v1", "XAI_API_KEY",
            drop_for_models=(
-               ("grok-4", frozenset({"presence_penalty", "frequency_penalty", "stop", "reasoning_effort"})),
-               ("grok-3-mini", frozenset({"presence_penalty", "frequency_penalty", "stop"})),
+               # The first reasoning models; later ones (grok-4.x) take reasoning_effort again.
+               (r"grok-4(-0709|-latest)?", frozenset({"presence_penalty", "frequency_penalty", "stop",
+                                                     "reasoning_effort"})),
+               (r"grok-3-mini.*", frozenset({"presence_penalty", "frequency_penalty", "stop"})),
            )),
     Preset("ollama", "http://localhost:11434/v1", None, drop=frozenset({"logit_bias", "user", "n"}),
            rename=_TOKENS),
@@ -93,7 +96,7 @@ class PresetProvider(OpenAIProvider):
         dropped = self._dropped.get(model)
         if dropped is None:
             dropped = self._dropped[model] = preset.drop.union(
-                *(fields for prefix, fields in preset.drop_for_models if model.startswith(prefix)))
+                *(fields for pattern, fields in preset.drop_for_models if re.fullmatch(pattern, model)))
         for name in dropped & body.keys():
             del body[name]
         if preset.allowed is not None and ctx.endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS):

@@ -32,7 +32,7 @@ SERVICES: dict[str, tuple[str, str | None]] = {
     "together": ("meta-llama/Llama-3.3-70B-Instruct-Turbo", "TOGETHER_API_KEY"),
     "fireworks": ("accounts/fireworks/models/llama-v3p1-8b-instruct", "FIREWORKS_API_KEY"),
     "openrouter": ("openai/gpt-4o-mini", "OPENROUTER_API_KEY"),
-    "xai": ("grok-4", "XAI_API_KEY"),
+    "xai": ("grok-4-0709", "XAI_API_KEY"),
     "ollama": ("llama3.2", None),
     "llamacpp": ("any", None),
 }
@@ -131,10 +131,12 @@ def test_model_specific_refusals_apply_only_to_those_models(monkeypatch: pytest.
     grok = _sent(monkeypatch, "xai", {"messages": MESSAGES, **AWKWARD})
     assert not {"presence_penalty", "frequency_penalty", "stop", "reasoning_effort"} & grok.keys()
     monkeypatch.setenv("XAI_API_KEY", "k-123456789")
-    raw = {"models": [{"name": "m", "deployments": [{"provider": "xai", "model": "grok-2"}]}]}
-    d = config_from_dict(raw, PROVIDERS)[0].models[0].deployments[0]
-    call = PROVIDERS["xai"](Settings()).build_call(context({"model": "m", "messages": MESSAGES, **AWKWARD}), d)
-    assert orjson.loads(call.body or b"")["stop"] == ["zzz"]
+    for model, kept in (("grok-2", {"stop", "reasoning_effort"}), ("grok-4.3", {"reasoning_effort"}),
+                        ("grok-3-mini-fast", {"reasoning_effort"})):
+        raw = {"models": [{"name": "m", "deployments": [{"provider": "xai", "model": model}]}]}
+        d = config_from_dict(raw, PROVIDERS)[0].models[0].deployments[0]
+        call = PROVIDERS["xai"](Settings()).build_call(context({"model": "m", "messages": MESSAGES, **AWKWARD}), d)
+        assert kept <= orjson.loads(call.body or b"").keys(), model
 
 
 def test_streams_ask_for_usage_where_the_service_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,7 +42,7 @@ RULES: dict[str, Rules] = {
     "fireworks": Rules(),
     "openrouter": Rules(),
     "xai": Rules(refused_for_models=(
-        ("grok-4", frozenset({"presence_penalty", "frequency_penalty", "stop", "reasoning_effort"})),
+        ("grok-4-0709", frozenset({"presence_penalty", "frequency_penalty", "stop", "reasoning_effort"})),
         ("grok-3-mini", frozenset({"presence_penalty", "frequency_penalty", "stop"})),
     )),
     "ollama": Rules(auth=False),
