@@ -254,3 +254,17 @@ def test_keys_limited_to_other_models_are_refused(gateway: Gateway, tmp_path: Pa
     assert client.images.generate(model="dall-e-3", prompt="x").data
     with pytest.raises(openai.PermissionDeniedError):
         client.audio.speech.create(model="tts-1", voice="alloy", input="x")
+
+
+
+def test_a_budget_counts_what_images_cost(gateway: Gateway, upstreams: dict[str, Any]) -> None:
+    created = httpx.post(gateway.base + "/admin/api/keys", headers={"authorization": f"Bearer {MASTER_KEY}"},
+                         json={"name": "small-budget", "budget_usd": "0.10"})
+    assert created.status_code in (200, 201), created.text
+    client = openai.OpenAI(base_url=gateway.url, api_key=created.json()["key"], max_retries=0)
+    # A request is admitted while the spend is under the budget: two 1024x1792 images ($0.16) are
+    # made, and that spend, counted in images, refuses the next request before it is sent.
+    assert client.images.generate(model="dall-e-3", prompt="x", n=2, size="1024x1792").data
+    with pytest.raises(openai.RateLimitError):
+        client.images.generate(model="dall-e-3", prompt="x", extra_headers={"x-request-id": "over-budget"})
+    assert upstreams["openai"].requests("over-budget") == []
