@@ -98,13 +98,14 @@ def test_tokens_are_cached_then_refreshed_in_the_background_before_expiry(vertex
     credentials, _ = google.auth.load_credentials_from_file(
         str(key_file), scopes=["https://www.googleapis.com/auth/cloud-platform"])
     source = TokenSource(credentials)
-    vertex_fake.control("tokens", {"lifetime_s": 30})
+    vertex_fake.control("tokens", {"lifetime_s": 60})
     first = source.token()
     assert [source.token() for _ in range(50)] == [first] * 50 and source.fetches == 1
-    # A token with 30 s to live has less than half its lifetime left after 15 s: the next is
-    # fetched in the background while the current one is still handed out.
+    # A token issued for 60 s has less than half its lifetime left 35 s on (about 24 s, well
+    # above the 10 s under which a request would wait): the next is fetched in the background
+    # while the current one is still handed out.
     vertex_fake.control("tokens", {"lifetime_s": 3600})
-    credentials.expiry = credentials.expiry.replace(microsecond=0) - _seconds(16)
+    credentials.expiry = credentials.expiry - _seconds(35)
     assert source.token() == first
     deadline = time.monotonic() + 10
     while source.fetches < 2 and time.monotonic() < deadline:
