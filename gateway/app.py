@@ -172,7 +172,11 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # The API: served by the front door (gateway/edge/front.py), past Starlette's stack.
     api_endpoints = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETIONS,
                      "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT,
-                     "/v1/responses": Endpoint.CHAT}  # fmt: skip
+                     "/v1/responses": Endpoint.CHAT,
+                     "/v1/images/generations": Endpoint.IMAGES, "/v1/images/edits": Endpoint.IMAGE_EDITS,
+                     "/v1/audio/transcriptions": Endpoint.TRANSCRIPTIONS,
+                     "/v1/audio/translations": Endpoint.TRANSLATIONS, "/v1/audio/speech": Endpoint.SPEECH,
+                     "/v1/moderations": Endpoint.MODERATIONS, "/v1/rerank": Endpoint.RERANK}  # fmt: skip
     # The endpoints of other APIs, by the name logs, metrics and the ledger give them.
     dialects = {"/v1/messages": "messages", "/v1/responses": "responses"}
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
@@ -265,5 +269,5 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def app_from_env() -> Front:
     """Entry point for uvicorn workers: the config path comes through the environment."""
     path = os.environ[CONFIG_FILE_ENV]
-    config, settings = load_config(path, set(provider_classes()))
+    config, settings = load_config(path, provider_classes())
     return create_app(config, settings)

@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from gateway.core.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from gateway.core.types import Endpoint
+from gateway.core.upload import Upload
 
 # The deepest nesting of arrays and objects a request body may have (docs/api.md): far beyond any
 # real request (a JSON schema in `response_format` or `tools` included), well inside what orjson
@@ -24,7 +25,15 @@ _REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
     Endpoint.CHAT: ("messages", (list,)),
     Endpoint.COMPLETIONS: ("prompt", (str, list)),
     Endpoint.EMBEDDINGS: ("input", (str, list)),
+    Endpoint.IMAGES: ("prompt", (str,)),
+    Endpoint.SPEECH: ("input", (str,)),
+    Endpoint.MODERATIONS: ("input", (str, list)),
+    Endpoint.RERANK: ("query", (str,)),
 }
+# The file a multipart endpoint cannot do without.
+_REQUIRED_FILE = {Endpoint.TRANSCRIPTIONS: "file", Endpoint.TRANSLATIONS: "file", Endpoint.IMAGE_EDITS: "image"}
+# OpenAI's own default, for clients that leave the model out (the SDK's moderations.create may).
+DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 
 async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s: float = 15.0) -> bytes:
@@ -56,11 +65,14 @@ async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s:
                 parts.append(part)
                 deadline.reschedule(min(end, loop.time() + idle_s))
     except TimeoutError:
-        slow = "in all" if loop.time() >= end else "between two of its parts"
-        limit_s = total_s if loop.time() >= end else idle_s
-        raise RequestTimeout(
-            f"The request body took longer than this gateway's limit of {limit_s:g} s {slow} to arrive."
-        ) from None
+        raise too_slow(loop.time() >= end, total_s, idle_s) from None
+
+
+def too_slow(in_all: bool, total_s: float, idle_s: float) -> RequestTimeout:
+    """The 408 of a body that missed its deadline: in all, or between two of its parts."""
+    slow = "in all" if in_all else "between two of its parts"
+    limit_s = total_s if in_all else idle_s
+    return RequestTimeout(f"The request body took longer than this gateway's limit of {limit_s:g} s {slow} to arrive.")
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -111,6 +123,8 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
     body = load_json(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    if endpoint is Endpoint.MODERATIONS and "model" not in body:
+        body["model"] = DEFAULT_MODERATION_MODEL
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("You must provide a model parameter.", param="model")
@@ -123,4 +137,27 @@ def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("Invalid value for 'stream': expected a boolean.", param="stream", code="invalid_type")
+    if endpoint is Endpoint.RERANK:
+        documents = body.get("documents")
+        if not isinstance(documents, list) or not documents:
+            raise InvalidRequest("Missing required parameter: 'documents' (a non-empty list).", param="documents",
+                                 code="missing_required_parameter")
+    return body
+
+
+def upload_body(upload: Upload, endpoint: Endpoint) -> dict[str, Any]:
+    """An upload's form fields as the request body (a repeated field becomes a list), once checked."""
+    body: dict[str, Any] = {}
+    for name, value in upload.fields:
+        if name in body:
+            previous = body[name]
+            body[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            body[name] = value
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        raise InvalidRequest("You must provide a model parameter.", param="model")
+    required = _REQUIRED_FILE[endpoint]
+    if not any(part.name in (required, required + "[]") for part in upload.files):
+        raise InvalidRequest(f"Missing required parameter: '{required}' (a file).", param=required,
+                             code="missing_required_parameter")
     return body

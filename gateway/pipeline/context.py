@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.file import Deployment
 from gateway.core.types import BudgetUsage, Endpoint, GuardrailDecision, Principal, Usage
+from gateway.core.upload import Upload
 
 if TYPE_CHECKING:
     from gateway.plugins.runner import PluginRun
@@ -24,6 +25,8 @@ class RequestContext:
     api: str = ""
     principal: Principal | None = None
     body: dict[str, Any] = field(default_factory=dict)
+    # A multipart request's files (audio, an image to edit); its form fields are `body`.
+    upload: Upload | None = None
     model: str = ""
     stream: bool = False
     # Whether the client itself asked for the final usage chunk of a stream.

@@ -38,8 +38,9 @@ from gateway.core.errors import (
     UpstreamUnreachable,
     sse_error_event,
 )
-from gateway.core.types import Endpoint, Principal
-from gateway.edge.body import parse_body, read_body
+from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal
+from gateway.edge.body import parse_body, read_body, upload_body
+from gateway.edge.multipart import read_upload
 from gateway.edge.protocol import ABORT
 from gateway.edge.relay import SSE_HEADERS, BoundedSend, ClientStalled, DisconnectWatcher, pump
 from gateway.edge.responses import FinishingReply, send_error
@@ -139,15 +140,23 @@ class Proxy:
             ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
             ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
             self._take_slot(ctx, ctx.principal)
-            raw = await read_body(request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s)
-            if adapt is None:
-                ctx.body = parse_body(raw, endpoint)
+            if endpoint in MULTIPART_ENDPOINTS:
+                ctx.upload = await read_upload(
+                    request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
+                )
+                ctx.body = upload_body(ctx.upload, endpoint)
             else:
-                adapted = adapt(raw, ctx)
-                ctx.body = await adapted if inspect.isawaitable(adapted) else adapted
+                raw = await read_body(
+                    request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
+                )
+                if adapt is None:
+                    ctx.body = parse_body(raw, endpoint)
+                else:
+                    adapted = adapt(raw, ctx)
+                    ctx.body = await adapted if inspect.isawaitable(adapted) else adapted
             ctx.model = ctx.body["model"]
             ctx.user = client_user(ctx.body)
-            ctx.stream = endpoint is not Endpoint.EMBEDDINGS and ctx.body.get("stream") is True
+            ctx.stream = endpoint in SSE_ENDPOINTS and ctx.body.get("stream") is True
             if ctx.stream:
                 options = ctx.body.get("stream_options")
                 ctx.client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -172,7 +181,8 @@ class Proxy:
             ctx.cancelled = isinstance(exc, ClientDisconnect | asyncio.CancelledError)
             await self.finish(ctx)
             raise
-        if ctx.stream:
+        if ctx.stream or endpoint is Endpoint.SPEECH:
+            # Speech is relayed like a stream: its audio reaches the client as the upstream makes it.
             return StreamCall(self, ctx)
         return await self._unary(ctx)
 
@@ -318,6 +328,8 @@ class Proxy:
         """Every request ends here exactly once: good, failed, refused or cancelled."""
         self._give_slot(ctx)
         ctx.finished = perf_counter()
+        if ctx.upload is not None:
+            ctx.upload.close()
         if not ctx.status:
             ctx.status = 499 if ctx.cancelled else 500
         if ctx.usage is not None and ctx.deployment is not None:
@@ -357,7 +369,7 @@ class StreamCall:
         try:
             try:
                 opened = await self.proxy.open_stream(ctx)
-                if ctx.plugins is not None:
+                if ctx.plugins is not None and ctx.stream:
                     opened.translator = ctx.plugins.wrap(ctx, opened.translator)  # the chunk hooks
             except GatewayError as error:
                 ctx.status, ctx.error_type = error.status, error.type
@@ -365,15 +377,19 @@ class StreamCall:
                 await send_error(send, error)
                 return
             ctx.status = 200
-            headers = SSE_HEADERS + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
+            head = SSE_HEADERS if ctx.stream else _binary_headers(opened.stream.headers)
+            headers = head + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             started = True
             try:
                 await pump(send, opened.first, opened.chunks, opened.translator)
                 tail = opened.translator.finish()
             except GatewayError as error:
-                # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 ctx.error_type = error.type
+                if not ctx.stream:
+                    # Audio has no in-band error: the response ends unfinished, which clients see.
+                    return
+                # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 tail = sse_error_event(error)
             if self.proxy.durable is not None:
                 await self._end(opened)  # the row on disk first, then the stream's last frame
@@ -433,6 +449,12 @@ DONE = b"data: [DONE]\n\n"
 
 async def _nothing() -> None:
     return None
+
+
+def _binary_headers(upstream: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """The upstream's content type (audio/mpeg, audio/wav...) for a relayed binary answer."""
+    kind = next((v for k, v in upstream.items() if k.lower() == "content-type"), "application/octet-stream")
+    return [(b"content-type", kind.encode("latin-1")), (b"cache-control", b"no-cache")]
 
 
 def _model_named(raw: bytes) -> str:

@@ -107,6 +107,19 @@ def test_a_body_with_a_long_gap_is_a_408(slow_gateway: Gateway, slow_dsn: str) -
     assert wait_rows(slow_dsn, ["slow-idle"])["slow-idle"]["status"] == 408
 
 
+def test_an_upload_with_a_long_gap_is_a_408(slow_gateway: Gateway) -> None:
+    """Multipart uploads (audio, image edits) are read by their own reader, under the same limits."""
+    part = (b"--b0\r\ncontent-disposition: form-data; name=\"model\"\r\n\r\ngpt-test\r\n"
+            b"--b0\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF")
+    request = (f"POST /v1/audio/transcriptions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {MASTER_KEY}\r\n"
+               "content-type: multipart/form-data; boundary=b0\r\ncontent-length: 5000\r\n\r\n").encode()  # fmt: skip
+    with socket.create_connection(("127.0.0.1", slow_gateway.port)) as sock:
+        sock.sendall(request + part)
+        status, body = status_and_body(read_all(sock))
+    assert status == 408
+    assert body["error"]["code"] == "request_timeout" and "between two of its parts" in body["error"]["message"]
+
+
 def test_a_body_trickled_past_the_total_is_a_408(slow_gateway: Gateway) -> None:
     with socket.create_connection(("127.0.0.1", slow_gateway.port)) as sock:
         sock.sendall(head("/v1/chat/completions", MASTER_KEY, 1000, "slow-total"))

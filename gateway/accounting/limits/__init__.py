@@ -87,8 +87,14 @@ def estimate_price(prices: PriceBook, group: ModelGroup) -> Price | None:
     known = [p for d in group.deployments if (p := prices.price(d, group.name)) is not None]
     if not known:
         return None
+    sizes = {size for p in known for size in p.per_image_by_size}
     return Price(
         input_per_mtok=max(p.input_per_mtok for p in known),
         output_per_mtok=max(p.output_per_mtok for p in known),
         per_request=max(p.per_request for p in known),
+        per_image=max(p.per_image for p in known),
+        per_image_by_size={size: max(p.per_image_by_size.get(size, p.per_image) for p in known) for size in sizes},
+        per_audio_minute=max(p.per_audio_minute for p in known),
+        per_million_characters=max(p.per_million_characters for p in known),
+        per_search=max(p.per_search for p in known),
     )
