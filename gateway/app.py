@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
@@ -33,6 +33,7 @@ from gateway.config.file import Config, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
 from gateway.core.types import Endpoint
+from gateway.dialects.anthropic.count_tokens import count_tokens_endpoint
 from gateway.dialects.anthropic.endpoint import messages_endpoint
 from gateway.dialects.responses.adapters import adapter_chooser
 from gateway.dialects.responses.endpoint import ResponsesApi
@@ -44,7 +45,7 @@ from gateway.identity.auth import KeyAuth, check_master_key, client_address
 from gateway.identity.throttle import build_throttle
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
-from gateway.pipeline.proxy import Proxy
+from gateway.pipeline.proxy import ClientTimeouts, Proxy
 from gateway.plugins.registry import build_plugins
 from gateway.providers.registry import provider_classes
 from gateway.routing.router import Router
@@ -87,6 +88,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         tracer=observability.tracer,
         plugins=plugins,
         choose_adapter=adapter_chooser(settings),
+        timeouts=ClientTimeouts(
+            settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
+        ),
+        durable=ledger.committed if ledger is not None and settings.ledger_durable else None,
     )
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days))
@@ -145,6 +150,13 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
         return json_response(model_object(name))
 
+    async def root(request: Request) -> Response:
+        # What answers `HEAD /` and `GET /` (clients probe it to see that something is there).
+        about: dict[str, object] = {"service": "llm-gateway", "api": "/v1"}
+        if settings.admin_ui_enabled:
+            about["admin"] = "/admin"
+        return json_response(about)
+
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -165,13 +177,17 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     dialects = {"/v1/messages": "messages", "/v1/responses": "responses"}
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
     api["/v1/messages"] = messages_endpoint(proxy)
+    api["/v1/messages/count_tokens"] = count_tokens_endpoint(proxy)
     api["/v1/responses"] = responses.create
 
     async def record_shed(request_id: str, path: str, error: GatewayError) -> None:
         # Requests shed for overload never reach the proxy; they are still one ledger row each.
-        await proxy.refused(request_id, api_endpoints[path], error, api=dialects.get(path, ""))
+        endpoint = api_endpoints.get(path)
+        if endpoint is not None:  # count_tokens generates nothing: no ledger row, shed or not
+            await proxy.refused(request_id, endpoint, error, api=dialects.get(path, ""))
 
     routes = [
+        Route("/", root, methods=["GET"]),  # HEAD too
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
         Route("/v1/responses/{response_id}", responses.retrieve, methods=["GET"]),
@@ -221,8 +237,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
-                                               headers=exc.headers))
+                                               headers={"allow": _allowed_methods(request, exc)}))
     return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_url"))
+
+
+def _allowed_methods(request: Request, exc: HTTPException) -> str:
+    """Every method any route of this path takes. Starlette's 405 names only the first route that
+    matched the path, and a path may have one route per method (the admin UI's GET page and POST form)."""
+    methods = {m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
+    router = request.scope.get("router")
+    for route in getattr(router, "routes", []):
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

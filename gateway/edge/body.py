@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
-from gateway.core.errors import InvalidRequest, PayloadTooLarge
+from gateway.core.errors import InvalidRequest, PayloadTooLarge, RequestTimeout
 from gateway.core.types import Endpoint
+
+# The deepest nesting of arrays and objects a request body may have (docs/api.md): far beyond any
+# real request (a JSON schema in `response_format` or `tools` included), well inside what orjson
+# can write back out for the upstream.
+MAX_JSON_DEPTH = 128
+_NOT_JSON = (
+    "We could not parse the JSON body of your request. Send valid JSON with 'Content-Type: application/json'."
+)
 
 # The field each endpoint cannot do without, and the JSON type it must have.
 _REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
@@ -18,43 +27,88 @@ _REQUIRED: dict[Endpoint, tuple[str, tuple[type, ...]]] = {
 }
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s: float = 15.0) -> bytes:
+    """The body, under its size cap; 408 if it takes longer than `total_s` in all or leaves a gap
+    longer than `idle_s` (a client trickling bytes must not hold its slot for ever)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     # Straight from ASGI messages: most bodies arrive in one, and this is the hot path.
     parts: list[bytes] = []
     size = 0
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        part = message.get("body", b"")
-        size += len(part)
-        if size > limit:
-            raise _too_large(limit)
-        if not message.get("more_body", False):
-            if not parts:
-                return part
-            parts.append(part)
-            return b"".join(parts)
-        parts.append(part)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + total_s
+    try:
+        async with asyncio.timeout(min(end, loop.time() + idle_s)) as deadline:
+            while True:
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect()
+                part = message.get("body", b"")
+                size += len(part)
+                if size > limit:
+                    raise _too_large(limit)
+                if not message.get("more_body", False):
+                    if not parts:
+                        return part
+                    parts.append(part)
+                    return b"".join(parts)
+                parts.append(part)
+                deadline.reschedule(min(end, loop.time() + idle_s))
+    except TimeoutError:
+        slow = "in all" if loop.time() >= end else "between two of its parts"
+        limit_s = total_s if loop.time() >= end else idle_s
+        raise RequestTimeout(
+            f"The request body took longer than this gateway's limit of {limit_s:g} s {slow} to arrive."
+        ) from None
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than this gateway's limit of {limit} bytes.")
 
 
+def load_json(raw: bytes, invalid: str = _NOT_JSON) -> Any:
+    """The body as JSON, refused (400) when it nests deeper than MAX_JSON_DEPTH.
+
+    orjson reads up to 1024 levels but writes only 254, so a deeper body that got in would fail
+    later, when it is re-encoded for the upstream, as a 500.
+    """
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc):
+            raise _too_deep() from None
+        raise InvalidRequest(invalid) from None
+    # Only a body with more brackets than the limit can be that deep: the count is C-fast, the walk is not.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _deeper_than(body, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return body
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+    return False
+
+
+def _too_deep() -> InvalidRequest:
+    return InvalidRequest(
+        f"The request body nests JSON deeper than this gateway's limit of {MAX_JSON_DEPTH} levels.",
+        code="json_too_deep",
+    )
+
+
 def parse_body(raw: bytes, endpoint: Endpoint) -> dict[str, Any]:
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. Send valid JSON with "
-            "'Content-Type: application/json'."
-        ) from None
+    body = load_json(raw)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")

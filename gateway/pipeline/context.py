@@ -40,6 +40,8 @@ class RequestContext:
     finished: float | None = None
     cancelled: bool = False
     admitted: bool = False
+    # The key whose in-process parallel slot this request holds (taken before its body is read).
+    slot_key: str | None = None
     # Headers every response to this request carries, e.g. the x-ratelimit-* set.
     response_headers: dict[str, str] = field(default_factory=dict)
     # What admission reserved, handed back to it at settle (gateway/accounting/limits: a `Reservation`).

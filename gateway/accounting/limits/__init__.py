@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from gateway.accounting.limits.checks import Backend
 from gateway.accounting.limits.limiter import Limiter, LimiterOptions, LimiterStats, Reservation
 from gateway.accounting.limits.memory import MemoryBackend
-from gateway.accounting.limits.redis_backend import RedisBackend
+from gateway.accounting.limits.redis_backend import CLUSTER_RECHECK_S, RedisBackend
 from gateway.accounting.limits.resp import UnsupportedOption
 from gateway.accounting.pricing import PriceBook
 from gateway.config.file import Config, ConfigError, ModelGroup, Price
@@ -37,7 +37,7 @@ def build_limiter(
         default_output_tokens=settings.limits_default_output_tokens,
         lease_s=settings.limits_lease_s,
         failure_mode=settings.limits_failure_mode,
-        recheck_s=settings.limits_redis_recheck_s,
+        recheck_s=recheck_s(settings),
     )
     backend: Backend
     fallback: Backend | None = None
@@ -64,6 +64,15 @@ def build_limiter(
         clock=clock,
         group_name=group_name,
     )
+
+
+def recheck_s(settings: Settings) -> float:
+    """How long the failure mode lasts before Redis is asked again. A cluster heals itself (a
+    replica takes over a failed master's slots), so there the limiter asks again soon enough to
+    notice the takeover within CLUSTER_RECHECK_S."""
+    if settings.redis_url is not None and settings.redis_cluster:
+        return min(settings.limits_redis_recheck_s, CLUSTER_RECHECK_S)
+    return settings.limits_redis_recheck_s
 
 
 def model_limits(group: ModelGroup) -> Limits:
