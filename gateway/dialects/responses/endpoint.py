@@ -103,6 +103,8 @@ class ResponsesApi:
     async def _unary_body(self, turn: ResponsesTurn, body: bytes | memoryview) -> bytes:
         if turn.native and turn.response is not None:
             out = bytes(body)
+            if out != turn.relayed:
+                turn.response = orjson.loads(out)  # an `after` hook (a guardrail) changed it: store what is sent
         else:
             # A chat completion: from a translated upstream, or the cache.
             completion = orjson.loads(body)
