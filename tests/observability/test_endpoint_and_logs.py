@@ -140,3 +140,26 @@ def test_an_unknown_path_leaves_a_line(gateway_one: Gateway, log_path: Path) -> 
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_url"
     [line] = request_lines(log_path, "log-unknown-1")
     assert (line["path"], line["method"], line["status"]) == ("/v1/no/such/thing", "POST", 404)
+
+
+def test_stored_responses_are_read_and_deleted_with_a_line_each(gateway_one: Gateway, log_path: Path) -> None:
+    client = openai.OpenAI(base_url=gateway_one.url, api_key=MASTER_KEY, max_retries=0)
+    created = client.responses.create(model="gpt-test", input="keep me", extra_headers={"x-request-id": "log-st-0"})
+    [made] = request_lines(log_path, "log-st-0")
+    assert made["key_prefix"]
+    client.responses.retrieve(created.id, extra_headers={"x-request-id": "log-st-1"})
+    client.responses.input_items.list(created.id, extra_headers={"x-request-id": "log-st-2"})
+    client.responses.delete(created.id, extra_headers={"x-request-id": "log-st-3"})
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id, extra_headers={"x-request-id": "log-st-4"})
+    anonymous = httpx.get(f"{gateway_one.url}/responses/{created.id}", headers={"x-request-id": "log-st-5"})
+    assert anonymous.status_code == 401
+    expected = [("GET", f"/v1/responses/{created.id}", 200), ("GET", f"/v1/responses/{created.id}/input_items", 200),
+                ("DELETE", f"/v1/responses/{created.id}", 200), ("GET", f"/v1/responses/{created.id}", 404)]
+    for n, (method, path, status) in enumerate(expected, start=1):
+        [line] = request_lines(log_path, f"log-st-{n}")
+        assert (line["endpoint"], line["method"], line["path"], line["status"]) == ("responses", method, path, status)
+        assert (line["key_prefix"], line["team"]) == (made["key_prefix"], made["team"])
+    [line] = request_lines(log_path, "log-st-5")
+    assert (line["method"], line["path"], line["status"], line["key_prefix"]) == (
+        "GET", f"/v1/responses/{created.id}", 401, None)
