@@ -36,6 +36,30 @@ _REQUIRED_FILE = {Endpoint.TRANSCRIPTIONS: "file", Endpoint.TRANSLATIONS: "file"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 
+# The most of a refused client's body `body_if_here` looks at: a request's head and a short prompt.
+EARLY_BODY_BYTES = 64 * 1024
+
+
+async def body_if_here(request: Request, limit: int = EARLY_BODY_BYTES) -> bytes:
+    """The whole body when the server already holds it (it came with the headers) and it is at most
+    `limit` bytes; else empty. It never waits for the client, never invites its body (`Expect:
+    100-continue`) and takes one ASGI message at most: for a client refused at authentication,
+    whose body the gateway otherwise never reads, so that its log line can still name its model."""
+    declared = request.headers.get("content-length")
+    if not declared or not declared.isdigit() or int(declared) > limit or "expect" in request.headers:
+        return b""
+    try:
+        # Past the deadline at once: a receive that would have to wait is cancelled before it does.
+        async with asyncio.timeout(0):
+            message = await request.receive()
+    except (TimeoutError, ClientDisconnect):
+        return b""
+    if message.get("type") != "http.request" or message.get("more_body", False):
+        return b""
+    body = message.get("body", b"")
+    return body if len(body) <= limit else b""
+
+
 async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s: float = 15.0) -> bytes:
     """The body, under its size cap; 408 if it takes longer than `total_s` in all or leaves a gap
     longer than `idle_s` (a client trickling bytes must not hold its slot for ever)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +164,25 @@ def test_stored_responses_are_read_and_deleted_with_a_line_each(gateway_one: Gat
     [line] = request_lines(log_path, "log-st-5")
     assert (line["method"], line["path"], line["status"], line["key_prefix"]) == (
         "GET", f"/v1/responses/{created.id}", 401, None)
+
+
+def test_a_request_refused_at_authentication_names_the_model_its_body_already_gave(
+        gateway_one: Gateway, log_path: Path) -> None:
+    refused = httpx.post(gateway_one.base + "/v1/messages",
+                         headers={"x-api-key": "sk-wrong", "x-request-id": "log-au-1"},
+                         json={"model": "gpt-test", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 401
+    [line] = request_lines(log_path, "log-au-1")
+    assert (line["endpoint"], line["model"], line["status"], line["key_prefix"]) == ("messages", "gpt-test", 401, None)
+
+
+def test_a_refused_client_is_not_waited_for_its_body(gateway_one: Gateway, log_path: Path) -> None:
+    # Headers promising a body that never comes: the 401 does not wait for it, and names no model.
+    host, port = gateway_one.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as conn:
+        conn.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: sk-wrong\r\nx-request-id: log-au-2\r\n"
+                     b"content-type: application/json\r\ncontent-length: 60\r\n\r\n")
+        head = conn.recv(65536)
+    assert head.startswith(b"HTTP/1.1 401")
+    [line] = request_lines(log_path, "log-au-2")
+    assert (line["endpoint"], line["model"], line["status"]) == ("messages", None, 401)
