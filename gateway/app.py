@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
 from admin.ledger_api import LedgerApi, ledger_routes
+from admin.privacy_api import PrivacyApi, privacy_routes
 from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
 from gateway.accounting.ledger import build_ledger, build_queries
@@ -42,6 +43,7 @@ from gateway.identity.throttle import build_throttle
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
+from gateway.privacy.service import build_privacy
 from gateway.providers.registry import provider_classes
 from gateway.routing.router import Router
 from gateway.upstream.client import UpstreamClient
@@ -168,6 +170,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *observability.routes,
         *ledger_routes(LedgerApi(ledger_queries, ledger, admin.authorize)),
         *admin_routes(admin),
+        *privacy_routes(PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings)
           if settings.admin_ui_enabled else []),
     ]

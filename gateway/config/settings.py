@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # Stored responses of the Responses API (gateway/dialects/responses/store.py): kept this long for
     # previous_response_id and retrieval, then swept by `gateway db maintain`.
     responses_retention_days: int = Field(default=30, ge=1)
+    # Retention of the other tables `gateway db maintain` sweeps (0: keep for ever): the admin audit
+    # log, and the ledger's per-day rollup (kept past the rows' own retention by default).
+    audit_retention_days: int = Field(default=0, ge=0)
+    ledger_daily_retention_days: int = Field(default=0, ge=0)
 
     @field_validator("limits_timezone")
     @classmethod
