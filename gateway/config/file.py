@@ -11,10 +11,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.config.plugins import PluginsSection
-from gateway.config.routing import RoutingOptions
+from gateway.config.routing import ComplexityOptions, RoutingOptions
 from gateway.config.settings import Settings
 from gateway.secrets import KeyRing, SecretsError
 
@@ -93,7 +102,8 @@ class Deployment(_Strict):
 class ModelGroup(_Strict):
     # A name with `*` is a wildcard route (`openai/*`): the part `*` matched is the upstream model.
     name: str = Field(min_length=1)
-    deployments: list[Deployment] = Field(min_length=1)
+    # Empty only for a `complexity` model, whose tiers name the groups that serve it.
+    deployments: list[Deployment] = Field(default_factory=list)
     # Routing (gateway/routing/); None means the `routing:` section's default.
     strategy: str | None = None
     fallbacks: list[str] | None = None
@@ -105,6 +115,16 @@ class ModelGroup(_Strict):
     allow_header_overrides: bool = False
     # Rate limits and a budget for the model as a whole, over all keys (gateway/accounting/limits/).
     limits: ModelLimits | None = None
+    # A name that stands for tiers, each a model group, chosen per request (gateway/routing/complexity.py).
+    complexity: ComplexityOptions | None = None
+
+    @model_validator(mode="after")
+    def _deployments_or_tiers(self) -> ModelGroup:
+        if self.complexity is None and not self.deployments:
+            raise ValueError("deployments: at least one is needed (or `complexity:` tiers)")
+        if self.complexity is not None and self.deployments:
+            raise ValueError("a `complexity` model has tiers instead of deployments")
+        return self
 
 
 class Config(_Strict):

@@ -60,3 +60,6 @@ class RequestContext:
     guardrails: list[GuardrailDecision] = field(default_factory=list)
     saved_usd: Decimal | None = None
     redacted_body: dict[str, Any] | None = None
+    # Set by the router's `complexity` stage (gateway/routing/complexity.py): the tier and its score.
+    complexity_tier: str | None = None
+    complexity_score: float | None = None
