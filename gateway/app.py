@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
+from admin.complexity_api import ComplexityApi, complexity_routes
 from admin.ledger_api import LedgerApi, ledger_routes
 from admin.privacy_api import PrivacyApi, privacy_routes
 from admin.served import ServedModels
@@ -33,6 +34,7 @@ from gateway.config.file import Config, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
 from gateway.core.types import Endpoint
+from gateway.db.connect import postgres_dsn
 from gateway.dialects.anthropic.endpoint import messages_endpoint
 from gateway.edge.front import Front, Handler
 from gateway.edge.request_id import RequestIdMiddleware
@@ -171,6 +173,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *ledger_routes(LedgerApi(ledger_queries, ledger, admin.authorize)),
         *admin_routes(admin),
         *privacy_routes(PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)),
+        *complexity_routes(ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
+                                         admin.authorize)),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings)
           if settings.admin_ui_enabled else []),
     ]
