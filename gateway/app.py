@@ -164,6 +164,9 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         # Requests shed for overload never reach the proxy; they are still one ledger row each.
         await proxy.refused(request_id, api_endpoints[path], error)
 
+    # Spend by tier of the `complexity` models (gateway/routing/complexity.py), for the API and the UI.
+    complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
+                               admin.authorize)
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
@@ -173,9 +176,9 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *ledger_routes(LedgerApi(ledger_queries, ledger, admin.authorize)),
         *admin_routes(admin),
         *privacy_routes(PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)),
-        *complexity_routes(ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
-                                         admin.authorize)),
-        *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings)
+        *complexity_routes(complexity),
+        *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
+                          complexity=complexity)
           if settings.admin_ui_enabled else []),
     ]
     app = Starlette(

@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from admin.api import AdminApi
+from admin.complexity_api import ComplexityApi
 from admin.ledger_api import LedgerApi
 from admin.ui.backend import Backend
 from admin.ui.pages.audit import Audit
@@ -30,8 +31,8 @@ from gateway.routing.router import Router
 STATIC = Path(__file__).parent / "static"
 
 
-def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings
-                    ) -> list[BaseRoute]:
+def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings, *,
+                    complexity: ComplexityApi | None = None) -> list[BaseRoute]:
     assert settings.master_key is not None
     signer = Signer(settings.admin_session_secret or settings.master_key)
     ui = Ui(Backend(admin, ledger), Sessions(signer, settings.admin_session_ttl_s),
@@ -41,7 +42,7 @@ def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: 
     sign_in = SignIn(ui, settings.master_key, PasswordChecker(), admin.auth.throttle)
     overview, teams, keys = Overview(ui), Teams(ui), Keys(ui, models)
     requests, audit = Requests(ui, models), Audit(ui)
-    model_page, playground = Models(ui, router, settings.workers), Playground(ui, models)
+    model_page, playground = Models(ui, router, settings.workers, complexity), Playground(ui, models)
     page = ui.page
 
     async def to_overview(_: object) -> Response:

@@ -16,6 +16,7 @@ from gateway.config.routing import ComplexityOptions
 from gateway.core.errors import InvalidRequest
 from gateway.routing.complexity import choose, score, tier_for
 from gateway.routing.router import Router
+from tests.admin_ui.conftest import Session
 from tests.dbs import create_pg_database, drop_pg_database
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
@@ -176,3 +177,40 @@ def test_the_report_shows_spend_by_tier_and_the_all_top_tier_cost(tiered: Gatewa
     assert Decimal(total["saved_usd"]) == Decimal(total["top_tier_cost_usd"]) - Decimal(total["cost_usd"]) > 0
     bad = httpx.get(tiered.base + "/admin/api/routing/complexity", params={"model": "small-group"}, headers=admin)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "model"
+
+
+def test_the_models_page_shows_each_tier_and_the_saving(tiered: Gateway) -> None:
+    client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
+    client.chat.completions.create(model="strict", messages=[{"role": "user", "content": "Hi!"}])
+    ui = Session(tiered.base)
+    try:
+        assert ui.sign_in("", MASTER_KEY).status_code == 303
+        deadline = time.monotonic() + 30
+        while True:
+            html = ui.http.get("/admin/models").text
+            table = html.split('data-complexity="strict"', 1)[1].split("</table>", 1)[0]
+            if "saved" in table:
+                break
+            assert time.monotonic() < deadline, table
+            time.sleep(0.2)
+    finally:
+        ui.close()
+    assert [t for t in ("small", "medium", "large") if f'data-tier="{t}"' in table] == ["small", "medium", "large"]
+    assert "at the top tier&#39;s price" in table or "at the top tier's price" in table
+
+
+def test_metrics_count_requests_and_spend_by_tier(tiered: Gateway) -> None:
+    client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
+
+    def counted() -> float:
+        text = httpx.get(tiered.base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+        line = [x for x in text.splitlines()
+                if x.startswith("llm_gateway_complexity_requests_total{") and 'model="strict"' in x
+                and 'tier="large"' in x]
+        return float(line[0].rsplit(" ", 1)[1]) if line else 0.0
+
+    before = counted()
+    client.chat.completions.create(model="strict", messages=[{"role": "user", "content": HARD}])
+    assert counted() == before + 1
+    text = httpx.get(tiered.base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+    assert 'llm_gateway_complexity_cost_usd_total{model="strict",tier="large"}' in text
