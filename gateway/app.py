@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,10 +23,12 @@ from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
 from admin.complexity_api import ComplexityApi, complexity_routes
+from admin.forecast_api import ForecastApi, forecast_routes
 from admin.ledger_api import LedgerApi, ledger_routes
 from admin.privacy_api import PrivacyApi, privacy_routes
 from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
+from gateway.accounting.forecasts import Forecasts
 from gateway.accounting.ledger import build_ledger, build_queries
 from gateway.accounting.limits import build_limiter
 from gateway.accounting.pricing import PriceBook, load_price_table
@@ -41,7 +44,9 @@ from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
+from gateway.identity.store.sql import SqlStore
 from gateway.identity.throttle import build_throttle
+from gateway.observability.alerts.forecast import ForecastWatcher
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
@@ -75,6 +80,15 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     auth = KeyAuth(master_key, access, throttle)
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
+    # Budget forecasts (gateway/accounting/forecast.py): the admin API's, and a watcher for gauges and alerts.
+    forecasts = Forecasts(lambda: cast(SqlStore, access.store), postgres=postgres_dsn(settings) is not None,
+                          timezone=settings.limits_timezone)
+    forecast_watcher = ForecastWatcher(
+        forecasts, interval_s=settings.forecast_interval_s, metrics=observability.metrics,
+        webhooks=[url.get_secret_value() for url in settings.alert_webhooks],
+        claims=observability.alerter.claims if observability.alerter is not None else None,
+        key_labels=settings.metrics_key_labels, timeout_s=settings.alert_timeout_s,
+    )
     proxy = Proxy(
         auth=auth,
         router=router,
@@ -100,6 +114,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         await observability.start()
         if ledger is not None:
             await ledger.start()
+        await forecast_watcher.start()
         # Everything built so far lives as long as the process: keep the collector off it, and
         # collect young objects less often, since every request makes many short-lived ones.
         gc.collect()
@@ -108,6 +123,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         try:
             yield
         finally:
+            await forecast_watcher.stop()
             await router.close()
             await upstream.close()
             await limiter.close()
@@ -177,6 +193,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *admin_routes(admin),
         *privacy_routes(PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)),
         *complexity_routes(complexity),
+        *forecast_routes(ForecastApi(forecasts, admin.authorize)),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
                           complexity=complexity)
           if settings.admin_ui_enabled else []),

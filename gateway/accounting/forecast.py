@@ -14,7 +14,8 @@ for a fitted model; a multiplicative weekday profile with a smoothed level is Ho
 the trend term, which on short, stepped series predicts better than extrapolating a fitted trend.
 A slow trend is followed by the level with a lag. The interval comes from the one-day-ahead errors
 over the history: each day's own error, plus the level's, which all days ahead share (80% by
-default). It assumes the level holds: after a step or along a trend it is too narrow. Money goes in and out as Decimal; the model itself works in floats.
+default). It assumes the level holds: after a step or along a trend it is too narrow. Money goes
+in and out as Decimal; the model itself works in floats.
 """
 
 from __future__ import annotations
