@@ -99,8 +99,10 @@ async def test_a_budget_projected_to_run_out_is_forecast_exported_and_alerted_on
     assert [d for d, _ in t["history"]][-1] == today.isoformat()
 
     async with asyncio.timeout(30):  # a bound for a hung test, not a timing assertion
-        while not [a for a in receiver.received if a["budget_forecast"]["id"] == tight["id"]]:
-            receiver.arrived.clear()
+        while True:
+            receiver.arrived.clear()  # before looking, so a post that lands meanwhile still wakes us
+            if [a for a in receiver.received if a["budget_forecast"]["id"] == tight["id"]]:
+                break
             await receiver.arrived.wait()
     alerts = receiver.received
     mine = [a for a in alerts if a["budget_forecast"]["id"] == tight["id"]]
