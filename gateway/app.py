@@ -183,6 +183,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # Spend by tier of the `complexity` models (gateway/routing/complexity.py), for the API and the UI.
     complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
                                admin.authorize)
+    forecast_api = ForecastApi(forecasts, admin.authorize)
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
@@ -193,9 +194,9 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *admin_routes(admin),
         *privacy_routes(PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)),
         *complexity_routes(complexity),
-        *forecast_routes(ForecastApi(forecasts, admin.authorize)),
+        *forecast_routes(forecast_api),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
-                          complexity=complexity)
+                          complexity=complexity, forecasts=forecast_api)
           if settings.admin_ui_enabled else []),
     ]
     app = Starlette(

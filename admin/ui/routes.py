@@ -10,9 +10,11 @@ from starlette.staticfiles import StaticFiles
 
 from admin.api import AdminApi
 from admin.complexity_api import ComplexityApi
+from admin.forecast_api import ForecastApi
 from admin.ledger_api import LedgerApi
 from admin.ui.backend import Backend
 from admin.ui.pages.audit import Audit
+from admin.ui.pages.forecasts import Forecasts as ForecastsPage
 from admin.ui.pages.keys import Keys
 from admin.ui.pages.models import Models
 from admin.ui.pages.overview import Overview
@@ -32,7 +34,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings, *,
-                    complexity: ComplexityApi | None = None) -> list[BaseRoute]:
+                    complexity: ComplexityApi | None = None, forecasts: ForecastApi | None = None
+                    ) -> list[BaseRoute]:
     assert settings.master_key is not None
     signer = Signer(settings.admin_session_secret or settings.master_key)
     ui = Ui(Backend(admin, ledger), Sessions(signer, settings.admin_session_ttl_s),
@@ -69,6 +72,7 @@ def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: 
         Route("/admin/requests", page(requests.list), methods=["GET"]),
         Route("/admin/requests/{request_id}", page(requests.show), methods=["GET"]),
         Route("/admin/audit", page(audit.list), methods=["GET"]),
+        *([Route("/admin/forecasts", page(ForecastsPage(ui, forecasts).show), methods=["GET"])] if forecasts else []),
         Route("/admin/playground", page(playground.show), methods=["GET"]),
         Mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static"),
     ]

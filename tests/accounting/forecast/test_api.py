@@ -114,3 +114,21 @@ async def test_a_budget_projected_to_run_out_is_forecast_exported_and_alerted_on
         metrics = (await http.get("/metrics")).text
     assert f'llm_gateway_budget_projected_overrun{{id="{tight["id"]}",scope="team"}} 1.0' in metrics
     assert f'llm_gateway_budget_projected_overrun{{id="{loose["id"]}",scope="team"}} 0.0' in metrics
+
+
+def test_the_forecasts_page_draws_each_budget(gw: Gateway) -> None:
+    from tests.admin_ui.conftest import Session
+
+    team = httpx.post(gw.base + "/admin/api/teams", headers=ADMIN,
+                      json={"name": f"page-{gw.port}", "budget_usd": "7", "budget_period": "weekly"}).json()
+    ui = Session(gw.base)
+    try:
+        assert ui.sign_in("", MASTER_KEY).status_code == 303
+        page = ui.http.get("/admin/forecasts")
+    finally:
+        ui.close()
+    assert page.status_code == 200
+    card = page.text.split(f'data-forecast="team:{team["id"]}"', 1)[1].split("</section>", 1)[0]
+    # A weekly period is named like 2026-W49; the chart has its budget line and its projection.
+    assert "<svg" in card and 'class="budget"' in card and 'class="projected"' in card and "-W" in card
+    assert 'href="/admin/forecasts"' in page.text
