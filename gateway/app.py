@@ -26,6 +26,7 @@ from admin.complexity_api import ComplexityApi, complexity_routes
 from admin.forecast_api import ForecastApi, forecast_routes
 from admin.ledger_api import LedgerApi, ledger_routes
 from admin.privacy_api import PrivacyApi, privacy_routes
+from admin.prompts_api import PromptsApi, prompts_routes
 from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
 from gateway.accounting.forecasts import Forecasts
@@ -51,6 +52,8 @@ from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
 from gateway.privacy.service import build_privacy
+from gateway.prompts.apply import PromptTemplates
+from gateway.prompts.store import PromptStore
 from gateway.providers.registry import provider_classes
 from gateway.routing.router import Router
 from gateway.upstream.client import UpstreamClient
@@ -100,6 +103,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
+        prompts=PromptTemplates(lambda: PromptStore(cast(SqlStore, access.store).db)),
     )
     created = int(time.time())
 
@@ -184,6 +188,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
                                admin.authorize)
     forecast_api = ForecastApi(forecasts, admin.authorize)
+    prompts_api = PromptsApi(lambda: cast(SqlStore, access.store).db, postgres_dsn(settings) is not None,
+                             admin.authorize)
     routes = [
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
@@ -195,6 +201,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *privacy_routes(PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)),
         *complexity_routes(complexity),
         *forecast_routes(forecast_api),
+        *prompts_routes(prompts_api),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
                           complexity=complexity, forecasts=forecast_api)
           if settings.admin_ui_enabled else []),

@@ -63,3 +63,6 @@ class RequestContext:
     # Set by the router's `complexity` stage (gateway/routing/complexity.py): the tier and its score.
     complexity_tier: str | None = None
     complexity_score: float | None = None
+    # The prompt template version the request was rendered from (gateway/prompts/).
+    template_id: str | None = None
+    template_version: int | None = None

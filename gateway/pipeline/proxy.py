@@ -37,6 +37,7 @@ from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
 from gateway.plugins.runner import Plugins
+from gateway.prompts.apply import PromptTemplates
 from gateway.providers.base import Provider, StreamTranslator
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
@@ -71,6 +72,7 @@ class Proxy:
         recorders: Sequence[Recorder] = (),
         tracer: Tracer | None = None,
         plugins: Plugins | None = None,
+        prompts: PromptTemplates | None = None,
     ) -> None:
         # A span per upstream attempt when tracing is on (gateway/observability/tracing.py).
         self.tracer: Tracer = tracer or NoTracer()
@@ -84,6 +86,8 @@ class Proxy:
         self.recorders = tuple(recorders)
         # Guardrails, the cache, third-party plugins (gateway/plugins/): None or nothing configured = no cost.
         self.plugins = plugins
+        # Prompt templates (gateway/prompts/): a Chat Completions body's `prompt` field.
+        self.prompts = prompts
 
     async def handle(
         self, request: Request, endpoint: Endpoint, adapt: BodyAdapter | None = None
@@ -96,6 +100,8 @@ class Proxy:
             ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
             ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
             raw = await read_body(request, self.max_body_bytes)
+            if self.prompts is not None and endpoint is Endpoint.CHAT and adapt is None and b'"prompt"' in raw:
+                raw = await self.prompts.apply(raw, ctx)  # a prompt template, rendered before anything else
             ctx.body = adapt(raw) if adapt is not None else parse_body(raw, endpoint)
             ctx.model = ctx.body["model"]
             ctx.user = client_user(ctx.body)
