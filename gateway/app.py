@@ -203,7 +203,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *forecast_routes(forecast_api),
         *prompts_routes(prompts_api),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
-                          complexity=complexity, forecasts=forecast_api)
+                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api)
           if settings.admin_ui_enabled else []),
     ]
     app = Starlette(

@@ -137,3 +137,27 @@ def test_bad_templates_and_references_are_400s_naming_the_field(gw: Gateway) -> 
             client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}],
                                            extra_body={"prompt": prompt})
         assert caught.value.body["param"] == param, (prompt, caught.value.body)  # type: ignore[index]
+
+
+def test_the_prompts_pages_show_versions_side_by_side_and_move_labels(gw: Gateway) -> None:
+    from tests.admin_ui.conftest import Session
+
+    with _api(gw) as api:
+        tid = api.post("/prompts", json={"name": f"ui-{gw.port}", "messages": V1}).json()["id"]
+        api.post(f"/prompts/{tid}/versions", json={"messages": V2, "note": "second"})
+    ui = Session(gw.base)
+    try:
+        assert ui.sign_in("", MASTER_KEY).status_code == 303
+        assert f'href="/admin/prompts/{tid}"' in ui.http.get("/admin/prompts").text
+        page = ui.http.get(f"/admin/prompts/{tid}").text
+        assert 'data-version="1"' in page and 'data-version="2"' in page
+        assert "+[user] Welcome {{name}} of {{city}}" in page.replace("&#123;", "{").replace("&#125;", "}")
+        moved = ui.post(f"/admin/prompts/{tid}/labels", {"label": "staging", "version": "2", "action": "move"},
+                        token=None)
+        assert moved.status_code == 303
+        refused = ui.post(f"/admin/prompts/{tid}/labels", {"label": "staging", "version": "9", "action": "move"})
+        assert refused.status_code == 404 and "no version 9" in refused.text
+        page = ui.http.get(f"/admin/prompts/{tid}").text
+        assert 'data-label="staging"' in page
+    finally:
+        ui.close()
