@@ -188,6 +188,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
                                admin.authorize)
     forecast_api = ForecastApi(forecasts, admin.authorize)
+    privacy_api = PrivacyApi(lambda: build_privacy(settings, cast(SqlStore, access.store).db), admin.authorize)
     prompts_api = PromptsApi(lambda: cast(SqlStore, access.store).db, postgres_dsn(settings) is not None,
                              admin.authorize)
     routes = [
@@ -198,12 +199,12 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *observability.routes,
         *ledger_routes(LedgerApi(ledger_queries, ledger, admin.authorize)),
         *admin_routes(admin),
-        *privacy_routes(PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)),
+        *privacy_routes(privacy_api),
         *complexity_routes(complexity),
         *forecast_routes(forecast_api),
         *prompts_routes(prompts_api),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
-                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api)
+                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api, privacy=privacy_api)
           if settings.admin_ui_enabled else []),
     ]
     app = Starlette(

@@ -12,6 +12,7 @@ from admin.api import AdminApi
 from admin.complexity_api import ComplexityApi
 from admin.forecast_api import ForecastApi
 from admin.ledger_api import LedgerApi
+from admin.privacy_api import PrivacyApi
 from admin.prompts_api import PromptsApi
 from admin.ui.backend import Backend
 from admin.ui.pages.audit import Audit
@@ -20,6 +21,7 @@ from admin.ui.pages.keys import Keys
 from admin.ui.pages.models import Models
 from admin.ui.pages.overview import Overview
 from admin.ui.pages.playground import Playground
+from admin.ui.pages.privacy import Privacy
 from admin.ui.pages.prompts import Prompts
 from admin.ui.pages.requests import Requests
 from admin.ui.pages.signin import SignIn
@@ -37,7 +39,7 @@ STATIC = Path(__file__).parent / "static"
 
 def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings, *,
                     complexity: ComplexityApi | None = None, forecasts: ForecastApi | None = None,
-                    prompts: PromptsApi | None = None) -> list[BaseRoute]:
+                    prompts: PromptsApi | None = None, privacy: PrivacyApi | None = None) -> list[BaseRoute]:
     assert settings.master_key is not None
     signer = Signer(settings.admin_session_secret or settings.master_key)
     ui = Ui(Backend(admin, ledger), Sessions(signer, settings.admin_session_ttl_s),
@@ -76,6 +78,7 @@ def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: 
         Route("/admin/audit", page(audit.list), methods=["GET"]),
         *([Route("/admin/forecasts", page(ForecastsPage(ui, forecasts).show), methods=["GET"])] if forecasts else []),
         *(_prompt_routes(ui, prompts) if prompts else []),
+        *(_privacy_routes(ui, privacy) if privacy else []),
         Route("/admin/playground", page(playground.show), methods=["GET"]),
         Mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static"),
     ]
@@ -87,4 +90,12 @@ def _prompt_routes(ui: Ui, api: PromptsApi) -> list[BaseRoute]:
         Route("/admin/prompts", ui.page(prompts.list), methods=["GET"]),
         Route("/admin/prompts/{template_id}", ui.page(prompts.show), methods=["GET"]),
         Route("/admin/prompts/{template_id}/labels", ui.page(prompts.label, change=True), methods=["POST"]),
+    ]
+
+
+def _privacy_routes(ui: Ui, api: PrivacyApi) -> list[BaseRoute]:
+    privacy = Privacy(ui, api)
+    return [
+        Route("/admin/privacy", ui.page(privacy.show), methods=["GET"]),
+        Route("/admin/privacy", ui.page(privacy.act, change=True), methods=["POST"]),
     ]

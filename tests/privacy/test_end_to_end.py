@@ -130,3 +130,27 @@ def test_the_cli_exports_and_erases_a_key(gw: Gateway, tmp_path: Path) -> None:
     result = orjson.loads(done.stdout)
     assert result["counts"]["ledger"] == 1 and result["replacement_key_id"].startswith("erased-")
     assert _export(gw, key=key["id"])[0]["counts"]["ledger"] == 0
+
+
+def test_the_privacy_page_exports_and_erases_for_an_admin(gw: Gateway) -> None:
+    from tests.admin_ui.conftest import Session
+
+    user = f"page-{secrets.token_hex(4)}"
+    client = openai.OpenAI(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+    client.chat.completions.create(model="gpt-test", user=user, messages=[{"role": "user", "content": "hi"}])
+    _wait_ledger(gw, user, 1)
+    ui = Session(gw.base)
+    try:
+        assert ui.sign_in("", MASTER_KEY).status_code == 303
+        assert 'id="privacy"' in ui.http.get("/admin/privacy").text
+        exported = ui.post("/admin/privacy", {"kind": "user", "id": user, "action": "export"}, token=None)
+        assert exported.status_code == 200 and exported.headers["content-type"].startswith("application/jsonl")
+        assert orjson.loads(exported.content.splitlines()[0])["counts"]["ledger"] == 1
+        unconfirmed = ui.post("/admin/privacy", {"kind": "user", "id": user, "action": "erase"})
+        assert unconfirmed.status_code == 400 and _export(gw, user=user)[0]["counts"]["ledger"] == 1
+        erased = ui.post("/admin/privacy", {"kind": "user", "id": user, "action": "erase", "confirm": "yes"})
+        assert erased.status_code == 200 and 'id="erased"' in erased.text and user not in erased.text.split(
+            'id="erased"')[1]
+    finally:
+        ui.close()
+    assert _export(gw, user=user)[0]["counts"]["ledger"] == 0
