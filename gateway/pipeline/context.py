@@ -19,6 +19,9 @@ class RequestContext:
     request_id: str
     endpoint: Endpoint
     started: float
+    # The API the client spoke when it is not the endpoint the body is shaped as: "messages" or
+    # "responses" (a chat-shaped body). What logs, metrics and the ledger name the request by.
+    api: str = ""
     principal: Principal | None = None
     body: dict[str, Any] = field(default_factory=dict)
     model: str = ""
@@ -66,3 +69,10 @@ class RequestContext:
     # The prompt template version the request was rendered from (gateway/prompts/).
     template_id: str | None = None
     template_version: int | None = None
+    # A dialect's own state for this request (gateway/dialects/responses: the turn being answered).
+    dialect: object | None = None
+
+    @property
+    def endpoint_name(self) -> str:
+        """The endpoint as the client called it: `messages`, `responses`, or the body's endpoint."""
+        return self.api or self.endpoint.value
