@@ -13,7 +13,7 @@ from typing import IO
 
 import orjson
 
-from gateway.config.file import ConfigError, load_config
+from gateway.config.file import ConfigError, KnownProviders, load_config
 from gateway.core.errors import GatewayError
 from gateway.privacy.subject import subject_of
 
@@ -36,7 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
             action.add_argument("--yes", action="store_true", help="erase without asking (it cannot be undone)")
 
 
-def privacy_command(args: argparse.Namespace, known_providers: set[str]) -> int:
+def privacy_command(args: argparse.Namespace, known_providers: KnownProviders) -> int:
     try:
         _, settings = load_config(args.config, known_providers)
         subject = subject_of(args.user, args.key)
