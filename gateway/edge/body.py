@@ -36,28 +36,37 @@ _REQUIRED_FILE = {Endpoint.TRANSCRIPTIONS: "file", Endpoint.TRANSLATIONS: "file"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 
-# The most of a refused client's body `body_if_here` looks at: a request's head and a short prompt.
+# What `body_if_here` reads of a refused client's body at most: a request's head and a short prompt,
+# for as long as a client that sends its body right after its headers takes to do so.
 EARLY_BODY_BYTES = 64 * 1024
+EARLY_BODY_WAIT_S = 0.2
 
 
-async def body_if_here(request: Request, limit: int = EARLY_BODY_BYTES) -> bytes:
-    """The whole body when the server already holds it (it came with the headers) and it is at most
-    `limit` bytes; else empty. It never waits for the client, never invites its body (`Expect:
-    100-continue`) and takes one ASGI message at most: for a client refused at authentication,
-    whose body the gateway otherwise never reads, so that its log line can still name its model."""
+async def body_if_here(request: Request, limit: int = EARLY_BODY_BYTES, wait_s: float = EARLY_BODY_WAIT_S) -> bytes:
+    """The whole body when it is declared at most `limit` bytes and arrives within `wait_s`; else
+    empty. It never invites a body (`Expect: 100-continue`) and gives up at once on anything else:
+    for a client refused at authentication, whose body the gateway otherwise never reads, so that
+    its log line can still name its model."""
     declared = request.headers.get("content-length")
     if not declared or not declared.isdigit() or int(declared) > limit or "expect" in request.headers:
         return b""
+    parts: list[bytes] = []
+    size = 0
     try:
-        # Past the deadline at once: a receive that would have to wait is cancelled before it does.
-        async with asyncio.timeout(0):
-            message = await request.receive()
+        async with asyncio.timeout(wait_s):
+            while True:
+                message = await request.receive()
+                if message.get("type") != "http.request":
+                    return b""
+                part = message.get("body", b"")
+                size += len(part)
+                if size > limit:
+                    return b""
+                parts.append(part)
+                if not message.get("more_body", False):
+                    return b"".join(parts)
     except (TimeoutError, ClientDisconnect):
         return b""
-    if message.get("type") != "http.request" or message.get("more_body", False):
-        return b""
-    body = message.get("body", b"")
-    return body if len(body) <= limit else b""
 
 
 async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s: float = 15.0) -> bytes:

@@ -180,7 +180,7 @@ class Proxy:
             if not ctx.model and raw:
                 ctx.model = _model_named(raw)
             elif ctx.principal is None and endpoint not in MULTIPART_ENDPOINTS:
-                # Refused at authentication, before its body was read: named only from a body that is here already.
+                # Refused at authentication, before its body was read: named from a small body that comes at once.
                 ctx.model = _model_named(await body_if_here(request))[:MAX_LOGGED_MODEL]
             error.extra_headers.update(ctx.response_headers)
             await self.finish(ctx)

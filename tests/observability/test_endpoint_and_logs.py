@@ -177,7 +177,7 @@ def test_a_request_refused_at_authentication_names_the_model_its_body_already_ga
 
 
 def test_a_refused_client_is_not_waited_for_its_body(gateway_one: Gateway, log_path: Path) -> None:
-    # Headers promising a body that never comes: the 401 does not wait for it, and names no model.
+    # Headers promising a body that never comes: the 401 is not held for it, and names no model.
     host, port = gateway_one.base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=20) as conn:
         conn.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: sk-wrong\r\nx-request-id: log-au-2\r\n"
