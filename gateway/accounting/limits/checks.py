@@ -58,7 +58,14 @@ class Outcome:
 
 
 class Unavailable(Exception):
-    """The backend could not answer (Redis unreachable, timed out, or failing)."""
+    """The backend could not answer (Redis unreachable, timed out, or failing).
+
+    `down` False: one slow moment on a connection that was answering (a first stall); the
+    requests it held fail, but the limiter does not switch to its failure mode for it."""
+
+    def __init__(self, reason: str, *, down: bool = True) -> None:
+        super().__init__(reason)
+        self.down = down
 
 
 class Backend(Protocol):

@@ -4,7 +4,9 @@
 (estimate.py), and asks the backend to check and reserve everything in one call; `settle`
 replaces the reservation by the real usage. When Redis cannot answer, the failure mode decides:
 `closed` refuses limited requests with 503, `open` enforces the same limits per process until
-Redis answers again. Either way a log line says so once, and `stats` counts it.
+Redis answers again. It switches only when Redis is down (it refuses connections, or stalls twice
+in a row); one stall of a connection that was answering fails only the calls it held. Either way
+a log line says so once, and `stats` counts it.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class LimiterStats:
     # Closed mode: requests refused with 503 while Redis was down.
     unavailable_refusals: int = 0
     settle_failures: int = 0
+    # Failures that did not switch to the failure mode: one stall on a healthy connection.
+    redis_stalls: int = 0
     redis_down: bool = False
 
 
@@ -269,6 +273,11 @@ class Limiter:
 
     def _went_down(self, exc: Unavailable) -> None:
         self.stats.redis_failures += 1
+        if not exc.down:
+            # A slow moment (one stall of a connection that was answering): the calls it held
+            # failed, the next ones ask Redis again at once.
+            self.stats.redis_stalls += 1
+            return
         self._recheck_at = time.monotonic() + self.options.recheck_s
         if not self.stats.redis_down:
             self.stats.redis_down = True

@@ -50,6 +50,10 @@ CLUSTER_REFRESH_S = 0.25
 _PACED_REFRESH = "topology_refresh_min_interval" in inspect.signature(RedisCluster.__init__).parameters
 
 
+# Connections closed for a stall, with no reply in between, before Redis counts as down.
+STALLS_FOR_DOWN = 2
+
+
 def script_text(name: str) -> str:
     return resources.files("gateway.accounting.limits").joinpath("lua", name).read_text()
 
@@ -189,7 +193,11 @@ class RedisBackend:
     async def _mapped(self, call: Awaitable[Any]) -> Any:
         try:
             return await call
-        except (RedisError, ReplyError, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            # On a single Redis, one stall of a connection that was answering is not an outage.
+            down = self._channel is None or self._channel.stalls_in_row >= STALLS_FOR_DOWN
+            raise Unavailable("TimeoutError", down=down) from None
+        except (RedisError, ReplyError, OSError) as exc:
             raise Unavailable(type(exc).__name__) from None
         except Exception as exc:
             # A fault inside the client library must not become a 500 either; it is a bug worth a trace.
