@@ -131,7 +131,7 @@ class RedisBackend:
                 pass
 
     async def _admit_group(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
-        spec = " ".join(f"{c.kind.value} {c.limit} {c.amount} {c.ttl_ms}" for c in checks)
+        spec = " ".join([f"{c.kind} {c.limit} {c.amount} {c.ttl_ms}" for c in checks])  # StrEnum: its value
         reply = await self._run(self._admit, [c.key for c in checks], [now_ms, member, lease_ms, spec])
         n = [int(word) for word in reply.split()]
         return [Outcome(n[i] == 1, n[i + 1], n[i + 2], n[i + 3]) for i in range(0, len(n), 4)]
@@ -141,7 +141,7 @@ class RedisBackend:
         groups = self._groups(checks)
         calls = []
         for group in groups:
-            spec = " ".join(f"{c.kind.value} {c.limit} {delta_of[id(c)]} {c.ttl_ms}" for c in group)
+            spec = " ".join([f"{c.kind} {c.limit} {delta_of[id(c)]} {c.ttl_ms}" for c in group])
             calls.append(self._run(self._settle, [c.key for c in group], [now_ms, member, spec]))
         replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         spent: dict[int, int] = {}
