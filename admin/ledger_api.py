@@ -1,7 +1,8 @@
 """Spend and usage from the cost ledger, under /admin/api/ledger/.
 
     GET spend      totals from the per-day rollup over [start, end] (days, inclusive), grouped
-                   by any of team, key, model, provider, day; filtered by team, key, model, provider
+                   by any of team, key, model, provider, day; filtered by team, key, model, provider,
+                   and by lists of teams or keys (a page's worth in one query)
     GET requests   raw rows, newest first, filtered by team, key, model, status and a time range,
                    keyset-paginated (`next_cursor` -> `cursor`)
     GET status     the writer's counters: queued, spilled, replayed, unpriced warnings, ...
@@ -60,6 +61,8 @@ class LedgerApi:
             group_by=params.GROUP_BY.get(request, ()),
             team=params.TEAM.read(request),
             key=params.KEY.read(request),
+            teams=params.TEAMS.get(request, ()),
+            keys=params.KEYS.get(request, ()),
             model=params.MODEL.read(request),
             provider=params.PROVIDER.read(request),
         )

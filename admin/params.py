@@ -6,8 +6,10 @@ import re
 from datetime import UTC, datetime
 
 from admin.inputs import (
+    ID_PATTERN,
     Param,
     bool_param,
+    check_id,
     choice_param,
     day_param,
     id_param,
@@ -24,12 +26,25 @@ LAST_US = (datetime.max.replace(tzinfo=UTC) - EPOCH) // (datetime.resolution)
 GROUP_NAMES = "|".join(GROUPS)
 _GROUP_BY = re.compile(f"({GROUP_NAMES})(,({GROUP_NAMES}))*")
 _CURSOR = re.compile(r"[A-Za-z0-9_\-]{1,1024}")
+# Ids in one `teams=` or `keys=`: a page of the admin UI's lists (50) with room to spare.
+MAX_IDS = 100
 
 
 def _group_by(raw: str) -> tuple[str, ...]:
     if not _GROUP_BY.fullmatch(raw):
         raise ValueError(f"any of {', '.join(GROUPS)}, comma-separated")
     return tuple(dict.fromkeys(raw.split(",")))
+
+
+def id_list_param(name: str, description: str) -> Param[tuple[str, ...]]:
+    def parse(raw: str) -> tuple[str, ...]:
+        ids = raw.split(",")
+        if len(ids) > MAX_IDS:
+            raise ValueError(f"at most {MAX_IDS} ids")
+        return tuple(dict.fromkeys(check_id(one) for one in ids))
+
+    one = ID_PATTERN.removeprefix("^").removesuffix("$")
+    return Param(name, description, {"type": "string", "pattern": f"^{one}(,{one}){{0,{MAX_IDS - 1}}}$"}, parse)
 
 
 def _cursor(raw: str) -> Cursor:
@@ -59,6 +74,8 @@ TARGET_ID = id_param("target_id", "one key's or team's entries")
 # The ledger: filters compare with what rows recorded, so they are any text a row may hold.
 TEAM = text_param("team", 128, "one team's id")
 KEY = text_param("key", 128, "one key's id")
+TEAMS = id_list_param("teams", f"any of these teams' ids, comma-separated (up to {MAX_IDS})")
+KEYS = id_list_param("keys", f"any of these keys' ids, comma-separated (up to {MAX_IDS})")
 MODEL = text_param("model", 256, "the model as requested")
 PROVIDER = text_param("provider", 64, "one provider")
 FORMAT = choice_param("format", ("json", "csv"), "json (the default) or csv")

@@ -11,13 +11,14 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
@@ -32,13 +33,17 @@ from gateway.config.file import Config, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
 from gateway.core.types import Endpoint
+from gateway.dialects.anthropic.count_tokens import count_tokens_endpoint
 from gateway.dialects.anthropic.endpoint import messages_endpoint
+from gateway.dialects.responses.adapters import adapter_chooser
+from gateway.dialects.responses.endpoint import ResponsesApi
 from gateway.edge.front import Front, Handler
 from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
 from gateway.identity.throttle import build_throttle
+from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import Proxy
 from gateway.plugins.registry import build_plugins
@@ -82,7 +87,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
+        choose_adapter=adapter_chooser(settings),
     )
+    # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
+    responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days))
     created = int(time.time())
 
     @asynccontextmanager
@@ -138,6 +146,13 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
             raise ModelNotFound(f"The model `{name}` does not exist or you do not have access to it.", param="model")
         return json_response(model_object(name))
 
+    async def root(request: Request) -> Response:
+        # What answers `HEAD /` and `GET /` (clients probe it to see that something is there).
+        about: dict[str, object] = {"service": "llm-gateway", "api": "/v1"}
+        if settings.admin_ui_enabled:
+            about["admin"] = "/admin"
+        return json_response(about)
+
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
@@ -152,17 +167,28 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
 
     # The API: served by the front door (gateway/edge/front.py), past Starlette's stack.
     api_endpoints = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETIONS,
-                     "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT}  # fmt: skip
+                     "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT,
+                     "/v1/responses": Endpoint.CHAT}  # fmt: skip
+    # The endpoints of other APIs, by the name logs, metrics and the ledger give them.
+    dialects = {"/v1/messages": "messages", "/v1/responses": "responses"}
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
     api["/v1/messages"] = messages_endpoint(proxy)
+    api["/v1/messages/count_tokens"] = count_tokens_endpoint(proxy)
+    api["/v1/responses"] = responses.create
 
     async def record_shed(request_id: str, path: str, error: GatewayError) -> None:
         # Requests shed for overload never reach the proxy; they are still one ledger row each.
-        await proxy.refused(request_id, api_endpoints[path], error)
+        endpoint = api_endpoints.get(path)
+        if endpoint is not None:  # count_tokens generates nothing: no ledger row, shed or not
+            await proxy.refused(request_id, endpoint, error, api=dialects.get(path, ""))
 
     routes = [
+        Route("/", root, methods=["GET"]),  # HEAD too
         Route("/v1/models", list_models, methods=["GET"]),
         Route("/v1/models/{model:path}", get_model, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.retrieve, methods=["GET"]),
+        Route("/v1/responses/{response_id}", responses.delete, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", responses.input_items, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         *observability.routes,
@@ -171,13 +197,22 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings)
           if settings.admin_ui_enabled else []),
     ]
+    request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        response = await _http_error(request, exc)
+        if request_log is not None:
+            request_log.unrouted(request.scope.get("state", {}).get("request_id"), request.method,
+                                 request.url.path, response.status_code)
+        return response
+
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={
             GatewayError: _gateway_error,
-            HTTPException: _http_error,
+            HTTPException: http_error,
             Exception: _unexpected_error,
         },
     )
@@ -198,8 +233,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
         return error_response(MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.",
-                                               headers=exc.headers))
+                                               headers={"allow": _allowed_methods(request, exc)}))
     return error_response(NotFound(f"Unknown path {request.url.path}.", code="unknown_url"))
+
+
+def _allowed_methods(request: Request, exc: HTTPException) -> str:
+    """Every method any route of this path takes. Starlette's 405 names only the first route that
+    matched the path, and a path may have one route per method (the admin UI's GET page and POST form)."""
+    methods = {m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()}
+    router = request.scope.get("router")
+    for route in getattr(router, "routes", []):
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:

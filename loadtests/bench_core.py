@@ -18,11 +18,13 @@ from typing import Any
 from matrix import Plan
 from production import embedded_keyed_target, production_target
 from report import matrix_report, run_and_write
-from targets import Launcher, direct, floor, gateway_target, litellm, nginx
+from targets import Launcher, direct, floor, gateway_target, litellm, nginx, responses_target
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "floor-aiohttp"  # the upstream client the gateway uses
 HEADLINE = "gateway-prod"
+CHAT_PATH = "gateway"  # what the Responses targets are compared with
+RESPONSES_TARGETS = ("gateway-responses", "gateway-responses-native")
 
 
 def gateway_targets(tree: Path | None = None) -> dict[str, Launcher]:
@@ -39,6 +41,10 @@ def gateway_targets(tree: Path | None = None) -> dict[str, Launcher]:
         "gateway-proxy": gateway_target(env={
             "GATEWAY_LEDGER_ENABLED": "false", "GATEWAY_METRICS_ENABLED": "false", "GATEWAY_LOG_REQUESTS": "false",
         }, tree=tree),
+        # `gateway` driven through POST /v1/responses: translated to the fake's chat API, and relayed
+        # to its native Responses API. Compared with `gateway` (the chat path) in the same run.
+        "gateway-responses": responses_target(native=False, tree=tree),
+        "gateway-responses-native": responses_target(native=True, tree=tree),
     }  # fmt: skip
 
 
@@ -136,7 +142,30 @@ def headline(derived: list[dict[str, Any]]) -> str:
                for mode in ("non-stream", "stream")]  # fmt: skip
         name = f"**{target}**" if target == HEADLINE else target
         lines.append(f"| {name} | " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + responses_lines(cells, top)) + "\n"
+
+
+def responses_lines(cells: dict[tuple[str, str, int], dict[str, Any]], top: int) -> list[str]:
+    """The Responses API's targets against the chat path of the same gateway, in the same run: each
+    figure is the target's ratio to the floor divided by `gateway`'s (so the floor cancels out)."""
+    chosen = [t for t in RESPONSES_TARGETS if any(key[0] == t for key in cells)]
+    if not chosen or not any(key[0] == CHAT_PATH for key in cells):
+        return []
+
+    def versus_chat(target: str, mode: str, key: str) -> str:
+        mine = cells.get((target, mode, top), {}).get(key)
+        chat = cells.get((CHAT_PATH, mode, top), {}).get(key)
+        return "-" if mine is None or not chat else f"{mine / chat:.2f}"
+
+    lines = ["", f"Responses API ÷ chat path: at concurrency {top}, requests/s and the proxy's CPU per request "
+             f"of POST /v1/responses ÷ those of POST /v1/chat/completions on `{CHAT_PATH}` (same config, same run).",
+             "", "| target | rps ÷ chat, non-stream | stream | CPU/req ÷ chat, non-stream | stream |",
+             "|---|--:|--:|--:|--:|"]  # fmt: skip
+    for target in chosen:
+        row = [versus_chat(target, mode, key) for key in ("rps_vs_baseline", "cpu_vs_baseline")
+               for mode in ("non-stream", "stream")]
+        lines.append(f"| {target} | " + " | ".join(row) + " |")
+    return lines
 
 
 def describe(report: dict[str, Any]) -> str:

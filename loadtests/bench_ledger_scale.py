@@ -17,7 +17,8 @@
    Bytes per row (heap, indexes, rollup) from the relation sizes after VACUUM ANALYZE.
 2. Queries: exactly the statements the admin API runs (`PostgresQueries.spend` and `.rows`), with
    the arguments the admin UI's pages and the API's defaults give them: spend by team, key and
-   model over a day, a week and a month; the overview's totals and groups; a key's recent
+   model over a day, a week and a month; the overview's totals and groups; the budgets of a page
+   of 50 keys (`keys=`, the UI's ledger stand-in) beside every key grouped; a key's recent
    requests; the newest rows of the day. p50/p95/max over `--repeat` runs each, cycling through
    teams, keys and models, with EXPLAIN ANALYZE of each: the day partitions left in the plan once
    the time range pruned the others, and those it ran. Target: p95 < 100 ms.
@@ -70,6 +71,7 @@ from report import cancel_on_sigterm, run_and_write
 
 sys.path.insert(0, str(REPO))
 
+from admin.ledger_api import MAX_RANGE_DAYS
 from gateway.accounting.ledger.partitions import PARENT, partition_name
 from gateway.accounting.ledger.postgres import PostgresSink, maintain_partitions
 from gateway.accounting.ledger.queries import PostgresQueries, RowQuery, SpendQuery
@@ -82,6 +84,8 @@ TARGET_DROP_S = 1.0
 # Bytes a row is expected to take with its indexes, for the disk check before the fill.
 EXPECTED_BYTES_PER_ROW = 600
 SEGMENTS = 10
+# Keys on one page of the admin UI's keys list (admin/ui/pages/keys.py).
+PAGE_KEYS = 50
 
 
 async def fill(dsn: str, world: World, today: dt.date, args: argparse.Namespace) -> dict[str, Any]:
@@ -232,6 +236,11 @@ def query_plan(world: World, today: dt.date) -> list[tuple[str, str, Callable[[i
     def model(n: int) -> str:
         return world.models[n % MODELS]
 
+    def page_of_keys(n: int, start: dt.date) -> SpendQuery:
+        # The UI's budgets (admin/ui/usage.py, period_spend): the n-th page's keys in one query.
+        first_key = n * PAGE_KEYS % KEYS
+        return SpendQuery(start, today, ("key",), keys=tuple(world.keys[first_key : first_key + PAGE_KEYS]))
+
     plans: list[tuple[str, str, Callable[[int], SpendQuery | RowQuery]]] = []
     for label, start in (("day", today), ("week", week), ("month", month)):
         plans += [
@@ -247,7 +256,11 @@ def query_plan(world: World, today: dt.date) -> list[tuple[str, str, Callable[[i
         ("by day, month", "UI overview (chart)", lambda n: SpendQuery(month, today, ("day",))),
         ("by team, month", "UI overview", lambda n: SpendQuery(month, today, ("team",))),
         ("by model, month", "UI overview", lambda n: SpendQuery(month, today, ("model",))),
-        ("by key, month", "UI budgets (period spend)", lambda n: SpendQuery(month, today, ("key",))),
+        ("by key, month", "API spend?group_by=key (every key)", lambda n: SpendQuery(month, today, ("key",))),
+        (f"a page of {PAGE_KEYS} keys' spend, monthly budgets", "UI keys and team pages (ledger stand-in)",
+         lambda n: page_of_keys(n, first)),
+        (f"a page of {PAGE_KEYS} keys' spend, no budget period", "UI keys and team pages (ledger stand-in)",
+         lambda n: page_of_keys(n, today - dt.timedelta(days=MAX_RANGE_DAYS))),
         ("a team's keys, month", "UI team page", lambda n: SpendQuery(month, today, ("key",), team=team(n))),
         ("a key's recent requests (100), day", "API requests?key=",
          lambda n: RowQuery(now - dt.timedelta(days=1), now, key=key(n), limit=100)),

@@ -27,6 +27,8 @@ import orjson
 import uvloop
 
 DONE = b"data: [DONE]"
+# A Responses API stream ends with this event instead.
+RESPONSES_DONE = b"event: response.completed"
 REQUEST_TIMEOUT_S = 30.0
 DRAIN_TIMEOUT_S = 5.0
 CONNECT_RETRY_S = 0.05
@@ -44,6 +46,8 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     missing_done: int = 0
+    # What a complete stream carries: chat's [DONE], or the Responses API's last event.
+    done: bytes = DONE
 
     def in_window(self, now: float) -> bool:
         return self.window_start <= now < self.window_end
@@ -108,8 +112,9 @@ class Connection(asyncio.Protocol):
             self.first_byte = time.perf_counter()
         if self.tally.sse and not self.saw_done:
             # The marker can straddle two reads, so look at the end of the previous one too.
-            self.saw_done = DONE in self.tail + body
-            self.tail = body[-len(DONE) :]
+            done = self.tally.done
+            self.saw_done = done in self.tail + body
+            self.tail = body[-len(done) :]
 
     def on_message_complete(self) -> None:
         now = time.perf_counter()
@@ -180,18 +185,19 @@ async def run_load(
     *,
     max_requests: int | None = None,
     sse: bool | None = None,
+    done: bytes = DONE,
     on_phase: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Drive `url` with `concurrency` connections; the JSON-able summary of the measured window.
 
-    `sse` says whether a response must carry `data: [DONE]`; by default it follows `"stream"` in `body`.
+    `sse` says whether a response must carry `done` (`data: [DONE]`); by default it follows `"stream"` in `body`.
     `on_phase("measure")` and `on_phase("end")` fire at the window's edges, for sampling CPU alongside.
     """
     if sse is None:
         sse = bool(orjson.loads(body).get("stream"))
     host, port, request = build_request(url, body, headers)
     loop = asyncio.get_running_loop()
-    tally = Tally(sse=sse)
+    tally = Tally(sse=sse, done=done)
     begin = time.perf_counter()
     tally.window_start = begin + warmup_s
     tally.window_end = tally.window_start + duration_s
@@ -292,6 +298,11 @@ async def run_load(
 
 def chat_body(model: str, stream: bool) -> bytes:
     return orjson.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Say hello."}]})
+
+
+def responses_body(model: str, stream: bool) -> bytes:
+    """The same question as `chat_body`, for OpenAI's Responses API."""
+    return orjson.dumps({"model": model, "stream": stream, "input": "Say hello.", "store": False})
 
 
 def main(argv: list[str] | None = None) -> int:

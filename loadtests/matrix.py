@@ -18,13 +18,13 @@ import re
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from loadgen import chat_body, run_load
+from loadgen import DONE, RESPONSES_DONE, chat_body, responses_body, run_load
 from procs import Server, ServerFailed, core_busy_seconds
 from targets import MODEL, Launcher, Running, Stack, Unavailable, start_fake_upstream
 
@@ -141,20 +141,28 @@ def _noise(cell: dict[str, Any]) -> float:
     return max(others.values()) if others else 0.0
 
 
+def api_of(running: Running) -> tuple[str, Callable[[str, bool], bytes], bytes]:
+    """The path, the request body and the end-of-stream marker of the API the target is driven by."""
+    if running.api == "responses":
+        return "/responses", responses_body, RESPONSES_DONE
+    return "/chat/completions", chat_body, DONE
+
+
 async def _preflight(running: Running) -> str | None:
     """One request per mode, so a misconfigured target fails with its answer, not a wall of errors."""
-    url = f"{running.base_url}/chat/completions"
+    path, body, done = api_of(running)
+    url = f"{running.base_url}{path}"
     async with httpx.AsyncClient(timeout=30.0, trust_env=False) as client:
         for stream in (False, True):
             try:
-                response = await client.post(url, content=chat_body(MODEL, stream), headers=running.headers)
+                response = await client.post(url, content=body(MODEL, stream), headers=running.headers)
             except httpx.HTTPError as exc:
                 return f"{'stream' if stream else 'non-stream'} request: {type(exc).__name__}: {exc}"
             if response.status_code != 200:
                 mode = "stream" if stream else "non-stream"
                 return f"{mode} request: {response.status_code} {response.text[:300]}"
-            if stream and b"data: [DONE]" not in response.content:
-                return f"stream without data: [DONE]: {response.text[:300]}"
+            if stream and done not in response.content:
+                return f"stream without {done.decode()}: {response.text[:300]}"
     return None
 
 
@@ -166,13 +174,15 @@ async def _run_cell(running: Running, mode: str, concurrency: int, plan: Plan, u
         proxy_cpu = proxy.cpu_seconds() if proxy else 0.0
         samples[phase] = (time.perf_counter(), proxy_cpu, upstream.cpu_seconds(), core_busy_seconds())
 
+    path, body, done = api_of(running)
     cell = await run_load(
-        f"{running.base_url}/chat/completions",
-        chat_body(MODEL, mode == "stream"),
+        f"{running.base_url}{path}",
+        body(MODEL, mode == "stream"),
         running.headers,
         concurrency,
         plan.duration_s,
         plan.warmup_s,
+        done=done,
         on_phase=on_phase,
     )
     (t0, proxy0, up0, cores0), (t1, proxy1, up1, cores1) = samples["measure"], samples["end"]

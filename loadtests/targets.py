@@ -47,6 +47,8 @@ class Running:
     base_url: str  # http://127.0.0.1:PORT/v1
     server: Server | None  # None when nothing was started for it (direct)
     headers: dict[str, str] = field(default_factory=lambda: dict(MASTER_HEADERS))
+    # The API the load speaks: "chat" (POST /chat/completions) or "responses" (POST /responses).
+    api: str = "chat"
     # Run after the server stops, last added first (a private database to drop, Redis keys to delete).
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -153,6 +155,7 @@ async def start_gateway(
     tree: Path | None = None,
     price: Mapping[str, str] | None = None,
     name: str = "gateway",
+    deployment_extra: Mapping[str, Any] | None = None,
 ) -> Running:
     """`gateway serve --workers 1`, ready, with its files under the stack's workdir.
 
@@ -160,7 +163,8 @@ async def start_gateway(
     and GATEWAY_REDIS_URL never leak in. `price` prices the model (budgets need a cost).
     """
     port = free_port()
-    deployment: dict[str, Any] = {"provider": "openai", "base_url": stack.upstream_url, "model": MODEL}
+    deployment: dict[str, Any] = {"provider": "openai", "base_url": stack.upstream_url, "model": MODEL,
+                                  **(deployment_extra or {})}
     if price is not None:
         deployment["price"] = dict(price)
     extra = dict(extra_config or {})
@@ -179,6 +183,20 @@ async def start_gateway(
     server = start(name, argv, log_dir=stack.workdir, cpu=stack.cpu, env=server_env, cwd=stack.workdir)
     await _ready_or_stop(server, wait_ready(server, f"http://127.0.0.1:{port}/healthz"))
     return Running(f"http://127.0.0.1:{port}/v1", server)
+
+
+def responses_target(*, native: bool, tree: Path | None = None) -> Launcher:
+    """The `gateway` target driven through POST /v1/responses: translated to the fake's chat API, or
+    (`native`) relayed to its native Responses API."""
+
+    async def launch(stack: Stack) -> Running:
+        extra = {"responses_api": "native"} if native else None
+        running = await start_gateway(stack, tree=tree, deployment_extra=extra,
+                                      name="gateway-responses-native" if native else "gateway-responses")
+        running.api = "responses"
+        return running
+
+    return launch
 
 
 def tree_env(tree: Path | None) -> dict[str, str]:

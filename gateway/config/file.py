@@ -75,6 +75,11 @@ class Deployment(_Strict):
     max_tokens_default: int | None = Field(default=None, ge=1)
     api_key_encrypted: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    # Which API this deployment is reached by for OpenAI's Responses API (gateway/dialects/responses/):
+    # "native" (relayed as it is), "chat" (translated to Chat Completions) or "only" (it has no chat
+    # API: chat and messages clients are translated to Responses). None: native for OpenAI's own
+    # api.openai.com and for Azure's v1 API (`api_version: v1`), chat for everything else.
+    responses_api: Literal["native", "chat", "only"] | None = None
 
     _api_key: SecretStr | None = PrivateAttr(default=None)
 

@@ -65,8 +65,8 @@ class Front:
         rid = request_id(scope)
         scope["state"] = {"request_id": rid}
         if scope["method"] != "POST":
-            await send_error(send, MethodNotAllowed(f"Method {scope['method']} is not allowed on {scope['path']}."),
-                             rid)
+            await send_error(send, MethodNotAllowed(f"Method {scope['method']} is not allowed on {scope['path']}.",
+                                                    headers={"allow": "POST"}), rid)
             return
         if self.inflight >= self.max_inflight:
             await send_error(send, self._overloaded, rid)

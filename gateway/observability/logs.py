@@ -163,11 +163,17 @@ class RequestLogRecorder:
         doc.update(self.fields(ctx))
         self.writer.write(orjson.dumps(doc, default=str, option=orjson.OPT_APPEND_NEWLINE))
 
+    def unrouted(self, request_id: str | None, method: str, path: str, status: int) -> None:
+        """A request no handler took (an unknown path, a wrong method): one line all the same."""
+        if self.log.isEnabledFor(logging.INFO):
+            self.log.info("request", extra={"fields": {"request_id": request_id, "method": method, "path": path,
+                                                       "status": status}})
+
     def fields(self, ctx: RequestContext) -> dict[str, Any]:
         principal, deployment, usage = ctx.principal, ctx.deployment, ctx.usage
         fields: dict[str, Any] = {
             "request_id": ctx.request_id,
-            "endpoint": ctx.endpoint.value,
+            "endpoint": ctx.endpoint_name,
             "stream": ctx.stream,
             "model": ctx.model or None,
             "deployment": deployment.id if deployment is not None else None,

@@ -65,7 +65,7 @@ class MetricsRecorder:
 
     def record(self, ctx: RequestContext) -> None:
         m = self.metrics
-        route = ctx.endpoint.value
+        route = ctx.endpoint_name
         model = self.labels.model(ctx.model)
         provider = ctx.deployment.provider if ctx.deployment is not None else NONE
         team = self.labels.team(ctx.principal)

@@ -19,6 +19,9 @@ class RequestContext:
     request_id: str
     endpoint: Endpoint
     started: float
+    # The API the client spoke when it is not the endpoint the body is shaped as: "messages" or
+    # "responses" (a chat-shaped body). What logs, metrics and the ledger name the request by.
+    api: str = ""
     principal: Principal | None = None
     body: dict[str, Any] = field(default_factory=dict)
     model: str = ""
@@ -60,3 +63,10 @@ class RequestContext:
     guardrails: list[GuardrailDecision] = field(default_factory=list)
     saved_usd: Decimal | None = None
     redacted_body: dict[str, Any] | None = None
+    # A dialect's own state for this request (gateway/dialects/responses: the turn being answered).
+    dialect: object | None = None
+
+    @property
+    def endpoint_name(self) -> str:
+        """The endpoint as the client called it: `messages`, `responses`, or the body's endpoint."""
+        return self.api or self.endpoint.value

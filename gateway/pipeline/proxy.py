@@ -14,19 +14,22 @@ ledger hook in at the marked places as they arrive.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from time import perf_counter
 from typing import Any
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from gateway.accounting.ledger.labels import TAGS_HEADER, client_user, parse_tags
 from gateway.accounting.pricing import PriceBook
+from gateway.config.file import Deployment
 from gateway.core.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, sse_error_event
 from gateway.core.types import Endpoint
 from gateway.edge.body import parse_body, read_body
@@ -45,8 +48,13 @@ from gateway.upstream.client import UpstreamCall, UpstreamClient, UpstreamRespon
 
 log = logging.getLogger("gateway")
 
-# Raw body -> OpenAI request body; raises GatewayError on bad input.
-BodyAdapter = Callable[[bytes], dict[str, Any]]
+# Raw body -> OpenAI request body (another API's reader, given the context with its caller known);
+# raises GatewayError on bad input.
+BodyAdapter = Callable[[bytes, RequestContext], dict[str, Any] | Awaitable[dict[str, Any]]]
+# The adapter that serves one request on one deployment: the deployment's provider, or a dialect's
+# adapter around it (gateway/dialects/responses/adapters.py: Responses relayed natively, chat sent to
+# a Responses-only deployment). May raise GatewayError when the deployment cannot serve the request.
+AdapterChoice = Callable[[RequestContext, Deployment, Provider], Provider]
 
 
 @dataclass(slots=True)
@@ -71,6 +79,7 @@ class Proxy:
         recorders: Sequence[Recorder] = (),
         tracer: Tracer | None = None,
         plugins: Plugins | None = None,
+        choose_adapter: AdapterChoice | None = None,
     ) -> None:
         # A span per upstream attempt when tracing is on (gateway/observability/tracing.py).
         self.tracer: Tracer = tracer or NoTracer()
@@ -84,19 +93,30 @@ class Proxy:
         self.recorders = tuple(recorders)
         # Guardrails, the cache, third-party plugins (gateway/plugins/): None or nothing configured = no cost.
         self.plugins = plugins
+        self.choose_adapter = choose_adapter
+
+    def adapter(self, ctx: RequestContext, deployment: Deployment) -> Provider:
+        provider = self.providers[deployment.provider]
+        return provider if self.choose_adapter is None else self.choose_adapter(ctx, deployment, provider)
 
     async def handle(
-        self, request: Request, endpoint: Endpoint, adapt: BodyAdapter | None = None
+        self, request: Request, endpoint: Endpoint, adapt: BodyAdapter | None = None, api: str = ""
     ) -> Response | FinishingReply | StreamCall:
-        """`adapt` reads another API's request body into OpenAI's (the inbound /v1/messages)."""
-        ctx = RequestContext(request.scope["state"]["request_id"], endpoint, perf_counter())
+        """`adapt` reads another API's request body into OpenAI's (the inbound /v1/messages and
+        /v1/responses), and `api` names that API in logs, metrics and the ledger."""
+        ctx = RequestContext(request.scope["state"]["request_id"], endpoint, perf_counter(), api=api)
         ctx.response_headers["x-request-id"] = ctx.request_id
         ctx.request_headers = request.headers
+        raw = b""
         try:
             ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
             ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
             raw = await read_body(request, self.max_body_bytes)
-            ctx.body = adapt(raw) if adapt is not None else parse_body(raw, endpoint)
+            if adapt is None:
+                ctx.body = parse_body(raw, endpoint)
+            else:
+                adapted = adapt(raw, ctx)
+                ctx.body = await adapted if inspect.isawaitable(adapted) else adapted
             ctx.model = ctx.body["model"]
             ctx.user = client_user(ctx.body)
             ctx.stream = endpoint is not Endpoint.EMBEDDINGS and ctx.body.get("stream") is True
@@ -111,8 +131,11 @@ class Proxy:
             await self.admission.admit(ctx)
             ctx.admitted = True
         except GatewayError as error:
-            # Refused requests are requests too: they are finished (and recorded) like any other.
+            # Refused requests are requests too: they are finished (and recorded) like any other,
+            # under the model they asked for when the body said one before it was refused.
             ctx.status, ctx.error_type = error.status, error.type
+            if not ctx.model and raw:
+                ctx.model = _model_named(raw)
             error.extra_headers.update(ctx.response_headers)
             await self.finish(ctx)
             raise
@@ -132,10 +155,10 @@ class Proxy:
             plan = self.router.plan(ctx)
             while (attempt := await plan.next()) is not None:
                 deployment = attempt.deployment
-                provider = self.providers[deployment.provider]
                 ctx.upstream_started = perf_counter()
                 trace = self.tracer.start_attempt(ctx, deployment)
                 try:
+                    provider = self.adapter(ctx, deployment)
                     response = await self._send(provider.build_call(ctx, deployment), plan)
                     ctx.first_byte_at = perf_counter()
                     if response.status != 200:
@@ -169,10 +192,10 @@ class Proxy:
         plan = self.router.plan(ctx)
         try:
             while (attempt := await plan.next()) is not None:
-                provider = self.providers[attempt.deployment.provider]
                 ctx.upstream_started = perf_counter()
                 trace = self.tracer.start_attempt(ctx, attempt.deployment)
                 try:
+                    provider = self.adapter(ctx, attempt.deployment)
                     stream, chunks, first = await self._first_bytes(provider, ctx, attempt, plan)
                 except GatewayError as error:
                     trace.end(error.code or error.type)
@@ -230,9 +253,9 @@ class Proxy:
         await self.finish(ctx)
         return response
 
-    async def refused(self, request_id: str, endpoint: Endpoint, error: GatewayError) -> None:
+    async def refused(self, request_id: str, endpoint: Endpoint, error: GatewayError, api: str = "") -> None:
         """A request turned away before `handle` saw it (overload shedding): finished all the same."""
-        ctx = RequestContext(request_id, endpoint, perf_counter())
+        ctx = RequestContext(request_id, endpoint, perf_counter(), api=api)
         ctx.status, ctx.error_type = error.status, error.type
         await self.finish(ctx)
 
@@ -301,6 +324,15 @@ class StreamCall:
                 await opened.chunks.aclose()  # type: ignore[attr-defined]
                 ctx.usage = opened.translator.usage
             await self.proxy.finish(ctx)
+
+
+def _model_named(raw: bytes) -> str:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return ""
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else ""
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:

@@ -6,7 +6,7 @@ the small part that knows URLs, headers and auth. It performs no I/O: `gateway.u
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -40,6 +40,21 @@ class Provider(Protocol):
     def stream_translator(self, ctx: RequestContext) -> StreamTranslator: ...
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider that counts a prompt's tokens itself (Anthropic's `count_tokens`)."""
+
+    def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError: ...
+
+    def count_tokens_call(self, body: dict[str, Any], deployment: Deployment, request_id: str) -> UpstreamCall:
+        """The upstream call that counts the tokens of `body`, an OpenAI chat request."""
+        ...
+
+    def parse_count(self, body: bytes) -> int | None:
+        """The count in the upstream's answer; None when it has none."""
+        ...
 
 
 def timeouts(deployment: Deployment, default_timeout_s: float, default_connect_s: float) -> tuple[float, float]:

@@ -64,37 +64,58 @@ class TurnShape:
 
 def to_turns(messages: list[Any], shape: TurnShape) -> tuple[str, list[dict[str, Any]]]:
     """The system text (system and developer messages, joined as the providers' OpenAI layers do)
-    and the turns; consecutive turns of one role merge, since both providers require alternation."""
+    and the turns; consecutive turns of one role merge, since both providers require alternation.
+
+    A system message after the model's first turn applies from there on, and moving it into the
+    system prompt would make it precede answers it came after: it goes into the next user turn
+    instead, after that turn's tool results (which must come first), marked as a
+    `<system-reminder>` (the tag Claude Code itself uses for instructions inside a turn)."""
     system: list[str] = []
     turns: list[dict[str, Any]] = []
+    reminders: list[Piece] = []  # late system messages waiting for the next user turn
     for i in range(len(messages)):
         message, role = message_at(messages, i)
         param = f"messages[{i}].content"
         if role in ("system", "developer"):
             text = text_of(message.get("content"), param)
-            if text:
+            if text and any(turn["role"] == shape.assistant for turn in turns):
+                reminders.append(shape.user_piece(_reminder(text), param))
+            elif text:
                 system.append(text)
             continue
         if role == "user":
             parts = content_parts(message.get("content"), param)
             turn_role, pieces = "user", [shape.user_piece(part, f"{param}[{j}]") for j, part in enumerate(parts)]
+            pieces, reminders = [*reminders, *pieces], []
         elif role == "assistant":
+            if reminders:  # no user turn came between: the reminders are one of their own
+                _append(turns, "user", reminders, shape)
+                reminders = []
             turn_role, pieces = shape.assistant, shape.assistant_pieces(message, i)
         elif role == "tool":
             turn_role, pieces = "user", [shape.tool_piece(message, i)]
         else:
             raise InvalidRequest(f"Role {role!r} is not supported by this model's provider ({shape.provider}).",
                                  param=f"messages[{i}].role")  # fmt: skip
-        pieces = [p for p in pieces if not shape.is_empty(p)]
-        if not pieces:
-            continue
-        if turns and turns[-1]["role"] == turn_role:
-            turns[-1][shape.pieces].extend(pieces)
-        else:
-            turns.append({"role": turn_role, shape.pieces: pieces})
+        _append(turns, turn_role, [p for p in pieces if not shape.is_empty(p)], shape)
+    if reminders:
+        _append(turns, "user", reminders, shape)
     if not turns:
         raise InvalidRequest("The request has no user or assistant message with content.", param="messages")
     return "\n\n".join(system), turns
+
+
+def _reminder(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": f"<system-reminder>\n{text}\n</system-reminder>"}
+
+
+def _append(turns: list[dict[str, Any]], role: str, pieces: list[Piece], shape: TurnShape) -> None:
+    if not pieces:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][shape.pieces].extend(pieces)
+    else:
+        turns.append({"role": role, shape.pieces: pieces})
 
 
 def content_parts(content: Any, param: str) -> list[dict[str, Any]]:

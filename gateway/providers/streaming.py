@@ -63,6 +63,8 @@ class SSEParser:
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:
+    if block.startswith(b"data: ") and b"\n" not in block:
+        return SSEEvent(None, block[6:].decode("utf-8", errors="replace"))  # the common one-line event
     name: str | None = None
     data: list[str] = []
     for raw in block.split(b"\n"):

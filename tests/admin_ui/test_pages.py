@@ -227,6 +227,10 @@ def test_a_keys_spend_reads_the_same_on_keys_and_its_team(admin_http: Session, u
     spent = [re.search(r"(\$[\d.,]+) (of|in total)", text) for text in (on_keys, on_team)]
     assert spent[0] and spent[1], (on_keys, on_team)
     assert spent[0].group(1) == spent[1].group(1) != "$0.00"
+    if not budget:  # the ledger's figure: what the spend API says of this key alone
+        with master_api(ui_gateway) as api:
+            total = api.get("/ledger/spend", params={"key": key_id}).json()["total"]  # 30 days: the key is new
+        assert spent[0].group(1) == usd(total["cost_usd"])
 
 
 def test_overview_top_keys_and_its_date_range(admin_http: Session, ui_gateway: UiGateway) -> None:

@@ -125,6 +125,38 @@ def test_upstream_errors_are_mapped(client: openai.OpenAI) -> None:
         )
 
 
+# (method, path, what `Allow` must say): the API's POST-only paths are served by the front door,
+# the rest by Starlette, where the admin UI has one route for a page's GET and another for its form's POST.
+WRONG_METHODS = [
+    ("GET", "/v1/chat/completions", "POST"),
+    ("PUT", "/v1/completions", "POST"),
+    ("GET", "/v1/embeddings", "POST"),
+    ("GET", "/v1/messages", "POST"),
+    ("POST", "/v1/models", "GET, HEAD"),
+    ("DELETE", "/v1/models/gpt-test", "GET, HEAD"),
+    ("POST", "/healthz", "GET, HEAD"),
+    ("PUT", "/admin", "GET, HEAD"),
+    ("PUT", "/admin/login", "GET, HEAD, POST"),
+    ("GET", "/admin/logout", "POST"),
+    ("PUT", "/admin/teams", "GET, HEAD, POST"),
+    ("DELETE", "/admin/teams/t1", "GET, HEAD, POST"),
+    ("PATCH", "/admin/keys", "GET, HEAD, POST"),
+    ("DELETE", "/admin/keys/k1", "GET, HEAD, POST"),
+    ("GET", "/admin/keys/k1/revoke", "POST"),
+    ("POST", "/admin/requests", "GET, HEAD"),
+    ("PUT", "/admin/api/teams", "GET, HEAD, POST"),
+    ("POST", "/admin/api/keys/k1", "GET, HEAD, PATCH"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), WRONG_METHODS)
+def test_a_wrong_method_is_405_with_allow_naming_every_right_one(gateway: Gateway, method: str, path: str,
+                                                                 allow: str) -> None:
+    response = httpx.request(method, gateway.base + path, headers=AUTH)
+    assert_openai_error(response, 405, "invalid_request_error", "method_not_allowed")
+    assert sorted(m.strip() for m in response.headers["allow"].split(",")) == sorted(allow.split(", "))
+
+
 def test_unknown_path_and_method(gateway: Gateway) -> None:
     assert_openai_error(httpx.get(gateway.url + "/nothing-here", headers=AUTH), 404, "invalid_request_error",
                         "unknown_url")

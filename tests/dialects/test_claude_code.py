@@ -10,6 +10,7 @@ import pytest
 
 from gateway.core.errors import InvalidRequest
 from gateway.dialects.anthropic.request import to_openai
+from gateway.providers.anthropic.request import to_anthropic
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -49,20 +50,54 @@ def test_the_tool_round_trip_of_the_second_turn() -> None:
     assert chat["messages"][3] == {"role": "tool", "tool_call_id": "toolu_1", "content": "hello-from-tool"}
 
 
-def test_system_entries_anywhere_keep_their_order() -> None:
+def test_system_entries_keep_the_meaning_of_their_place() -> None:
+    # Before the first answer: part of the system prompt. After one: from there on, so in place.
     body = {"model": "m", "max_tokens": 10, "system": "Top.", "messages": [
         {"role": "system", "content": "First."},
         {"role": "user", "content": "hi"},
+        {"role": "system", "content": "Second."},
         {"role": "assistant", "content": "hello"},
-        {"role": "system", "content": [{"type": "text", "text": "Second."}, {"type": "text", "text": "Third."}]},
+        {"role": "system", "content": [{"type": "text", "text": "Third."}, {"type": "text", "text": "Fourth."}]},
         {"role": "user", "content": "again"},
     ]}
     assert to_openai(orjson.dumps(body))["messages"] == [
-        {"role": "system", "content": "Top.\n\nFirst.\n\nSecond.\n\nThird."},
+        {"role": "system", "content": "Top.\n\nFirst.\n\nSecond."},
         {"role": "user", "content": "hi"},
         {"role": "assistant", "content": "hello"},
+        {"role": "system", "content": "Third.\n\nFourth."},
         {"role": "user", "content": "again"},
     ]
+
+
+def test_a_late_system_entry_reaches_anthropic_in_its_turn() -> None:
+    """Anthropic takes a system prompt only on top: a late entry goes into the next user turn,
+    after its tool results, marked as a system reminder."""
+    body = {"model": "m", "max_tokens": 10, "system": "Top.", "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {"role": "system", "content": "Answer in French from now on."},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "42"},
+                                     {"type": "text", "text": "and then?"}]},
+    ]}
+    upstream = to_anthropic(to_openai(orjson.dumps(body)), "claude-upstream")
+    assert upstream["system"] == "Top."
+    assert [turn["role"] for turn in upstream["messages"]] == ["user", "assistant", "user"]
+    assert upstream["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t1", "content": "42"},
+        {"type": "text", "text": "<system-reminder>\nAnswer in French from now on.\n</system-reminder>"},
+        {"type": "text", "text": "and then?"},
+    ]
+
+
+def test_a_late_system_entry_at_the_end_is_a_user_turn_of_its_own() -> None:
+    body = {"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "system", "content": "Be brief."},
+    ]}
+    upstream = to_anthropic(to_openai(orjson.dumps(body)), "claude-upstream")
+    assert "system" not in upstream
+    assert upstream["messages"][-1] == {
+        "role": "user", "content": [{"type": "text", "text": "<system-reminder>\nBe brief.\n</system-reminder>"}]}
 
 
 def test_a_system_entry_without_a_top_level_system() -> None:

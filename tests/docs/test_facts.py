@@ -112,3 +112,54 @@ def _names_read_by_tests() -> set[str]:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ENV.fullmatch(node.value):
                 names.add(node.value)
     return names
+
+
+_MEASURED = re.compile(r"\bmeasured\b", re.IGNORECASE)
+_BY_HAND = re.compile(r"\b(?:by hand|measured|read off)\b", re.IGNORECASE)
+
+
+def _claims_a_measurement(section: Section) -> bool:
+    prose = section.text.removeprefix(section.heading)
+    for pattern in (_FENCE, _COMMENT, _CODE_SPAN):
+        prose = pattern.sub(" ", prose)
+    return bool(figures(section)) and bool(_MEASURED.search(prose))
+
+
+@pytest.mark.parametrize("section", [s for s in ALL_SECTIONS if _claims_a_measurement(s)], ids=str)
+def test_a_section_that_says_measured_names_the_result_file(section: Section) -> None:
+    """`<!-- figures: no result file -->` is for thresholds and arithmetic, not for a measurement
+    kept nowhere: a figure called measured comes from a committed run."""
+    assert _RESULT.findall(section.text), f"{section} calls figures measured but names no loadtests/results/<file>"
+
+
+@pytest.mark.parametrize("section", [s for s in ALL_SECTIONS if _EXEMPT.search(s.text)], ids=str)
+def test_no_result_file_is_never_a_measurement(section: Section) -> None:
+    exempt = _EXEMPT.search(section.text)
+    assert exempt and not _BY_HAND.search(exempt.group(1)), (
+        f"{section}: '{exempt.group(1) if exempt else ''}' is a measurement; commit its run to loadtests/results/"
+    )
+
+
+_SPAN = re.compile(r"<!--fig\s.*?<!--/fig-->", re.DOTALL)
+_SAYS_WHERE = re.compile(r"loadtests/results/|\bderived\b|\bestimate\b|\bassumption\b", re.IGNORECASE)
+
+
+def _paragraphs_with_loose_figures(page: Path) -> list[str]:
+    """Paragraphs quoting a figure not written by loadtests/figures.py that neither name a result file
+    nor call it derived, an estimate or an assumption (in a section not marked as arithmetic or a threshold)."""
+    loose = []
+    for section in sections(page):
+        if _EXEMPT.search(section.text):
+            continue
+        for paragraph in re.split(r"\n\s*\n", _FENCE.sub(" ", section.text.removeprefix(section.heading))):
+            prose = paragraph
+            for pattern in (_SPAN, _COMMENT, _CODE_SPAN):
+                prose = pattern.sub(" ", prose)
+            if _FIGURE.search(prose) and not _SAYS_WHERE.search(paragraph):
+                loose.append(paragraph.strip()[:160])
+    return loose
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if "<!--figures " in p.read_text()], ids=lambda p: p.name)
+def test_every_figure_of_a_measured_page_is_from_a_file_or_says_what_it_is(page: Path) -> None:
+    assert _paragraphs_with_loose_figures(page) == []

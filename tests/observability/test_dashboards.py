@@ -119,3 +119,36 @@ def test_the_json_is_what_the_script_builds() -> None:
             assert (folder / name).read_text() == module.render(build), (
                 f"{folder / name} differs: run python deploy/grafana/build_dashboards.py"
             )
+
+
+def panel_exprs() -> Iterator[tuple[str, str]]:
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                yield f"{path.name} / {panel['title']}", target["expr"]
+
+
+_TOKENS = re.compile(r"llm_gateway_tokens_total(\{[^}]*\})?")
+_RATIO = re.compile(r"sum\(rate\(\w+(\{[^}]*\})?\[[^\]]*\]\)\) / sum\(rate\(\w+(\{[^}]*\})?\[[^\]]*\]\)\)")
+_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+
+
+def test_token_totals_leave_out_cached_prompt_which_prompt_already_counts() -> None:
+    sums = [(name, expr) for name, expr in panel_exprs() if _TOKENS.search(expr) and "by (type)" not in expr]
+    assert sums, "the cost dashboard sums tokens"
+    for name, expr in sums:
+        for selector in _TOKENS.finditer(expr):
+            assert 'type!="cached_prompt"' in (selector.group(1) or ""), f"{name} counts cached prompt tokens twice"
+
+
+def _scope(selector: str | None) -> set[tuple[str, str, str]]:
+    """The matchers on the dashboards' variables (team, model): what a ratio's halves must share."""
+    return {m for m in _MATCHER.findall(selector or "") if m[0] in ("team", "model")}
+
+
+def test_a_ratio_filters_its_numerator_and_its_denominator_alike() -> None:
+    ratios = [(name, _RATIO.fullmatch(expr)) for name, expr in panel_exprs() if _RATIO.fullmatch(expr)]
+    assert len(ratios) >= 5, "the ratio panels (errors, 5xx, retries, cache hits, streamed share)"
+    for name, match in ratios:
+        assert match is not None
+        assert _scope(match.group(1)) == _scope(match.group(2)), f"{name}: {match.group(0)}"

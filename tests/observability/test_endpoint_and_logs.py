@@ -115,3 +115,28 @@ def test_metrics_are_closed_by_default_and_the_master_key_opens_them(upstream: F
         assert scrape(gw.base, MASTER_KEY).total("llm_gateway_workers") == 1
     finally:
         gw.close()
+
+
+def test_responses_and_messages_are_named_in_logs_and_metrics(gateway_one: Gateway, log_path: Path) -> None:
+    client = openai.OpenAI(base_url=gateway_one.url, api_key=MASTER_KEY, max_retries=0)
+    client.responses.create(model="gpt-test", input="one two", extra_headers={"x-request-id": "log-responses-1"})
+    [line] = request_lines(log_path, "log-responses-1")
+    assert (line["endpoint"], line["model"], line["status"]) == ("responses", "gpt-test", 200)
+    assert line["prompt_tokens"] == 2
+    # A /v1/messages request refused for its body: logged as messages, with the model it named.
+    refused = httpx.post(gateway_one.base + "/v1/messages", json={"model": "gpt-test", "max_tokens": 5,
+                                                                   "messages": "not a list"},
+                         headers={"x-api-key": MASTER_KEY, "x-request-id": "log-messages-1"})
+    assert refused.status_code == 400
+    [line] = request_lines(log_path, "log-messages-1")
+    assert (line["endpoint"], line["model"], line["status"]) == ("messages", "gpt-test", 400)
+    s = scrape(gateway_one.base, TOKEN)
+    assert s.total("llm_gateway_requests_total", route="responses", status_class="2xx") >= 1
+    assert s.total("llm_gateway_requests_total", route="messages", status_class="4xx") >= 1
+
+
+def test_an_unknown_path_leaves_a_line(gateway_one: Gateway, log_path: Path) -> None:
+    response = httpx.post(gateway_one.url + "/no/such/thing", json={}, headers={"x-request-id": "log-unknown-1"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_url"
+    [line] = request_lines(log_path, "log-unknown-1")
+    assert (line["path"], line["method"], line["status"]) == ("/v1/no/such/thing", "POST", 404)

@@ -58,6 +58,8 @@ def models(upstream: FakeUpstream) -> list[dict[str, Any]]:
     price = {"input_per_mtok": "2", "output_per_mtok": "8"}
     return [
         {"name": "chat", "deployments": [deployment(upstream, price=price)]},
+        # The fake's native Responses API, for /v1/responses relayed as it is.
+        {"name": "chat-native", "deployments": [deployment(upstream, price=price, responses_api="native")]},
         {"name": "embed", "deployments": [deployment(upstream, model="text-embedding-3-small")]},
     ]
 

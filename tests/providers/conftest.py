@@ -39,6 +39,8 @@ def providers_gateway(provider_fakes: dict[str, ProviderFake],
               for name, (provider, model) in MODELS.items()]
     models.append({"name": "claude-default-max", "deployments": [
         deployment("anthropic", "claude-sonnet-fake", max_tokens_default=3)]})
+    # Azure's v1 API: /v1/responses is relayed natively to it (responses_api's default for v1).
+    models.append({"name": "azure-v1", "deployments": [deployment("azure", "gpt-4o-deployment", api_version="v1")]})
     models.append({"name": "gemini-embedding", "deployments": [deployment("gemini", "text-embedding-004")]})
     env = {f"TEST_{name.upper()}_KEY": key for name, key in KEYS.items()}
     gw = Gateway(tmp_path_factory.mktemp("providers"), models, env=env)

@@ -15,7 +15,8 @@ BASE_PATHS = {"anthropic": "/v1", "azure": "", "gemini": "/v1beta", "vllm": "/v1
 
 
 class ProviderFake:
-    def __init__(self, provider: str, require_key: str | None = None) -> None:
+    def __init__(self, provider: str, require_key: str | None = None, *extra: str) -> None:
+        """`extra`: more of the fake's options (`--agent`, `--context-words N`)."""
         self.provider = provider
         self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
@@ -23,8 +24,13 @@ class ProviderFake:
         args = [sys.executable, "-m", "gateway.fake.providers", provider, "--port", str(self.port)]
         if require_key is not None:
             args += ["--require-key", require_key]
+        args += extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-        wait_http(self.root + "/_fake/stats", self.proc)
+        try:
+            wait_http(self.root + "/_fake/stats", self.proc)
+        except BaseException:
+            stop(self.proc)  # never ready: it must not outlive its test
+            raise
 
     def stats(self) -> dict[str, int]:
         return httpx.get(self.root + "/_fake/stats").json()

@@ -65,6 +65,15 @@ def test_a_request_with_nothing_to_say_is_a_400() -> None:
     assert caught.value.param == "messages"
 
 
+def test_json_schema_becomes_structured_outputs() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+              "additionalProperties": False}
+    out = to_anthropic({"messages": USER, "response_format": {"type": "json_schema", "json_schema": {
+        "name": "weather", "strict": True, "schema": schema}}}, "m")
+    assert out["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert "output_config" not in to_anthropic({"messages": USER, "response_format": {"type": "text"}}, "m")
+
+
 def test_very_long_content_is_kept_whole() -> None:
     text = "word " * 200_000
     out = to_anthropic({"messages": [{"role": "user", "content": text}]}, "m")

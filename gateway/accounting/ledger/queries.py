@@ -47,6 +47,9 @@ class SpendQuery:
     key: str | None = None
     model: str | None = None
     provider: str | None = None
+    # Any of these (empty: no such filter): the admin UI asks for a page of keys or teams at once.
+    teams: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()
 
 
 _COUNTS = tuple(f.name for f in fields(Totals) if f.name != "cost_usd")
@@ -122,6 +125,10 @@ def _spend_filters(query: SpendQuery) -> list[tuple[str, object]]:
     return [("team_id", query.team), ("key_id", query.key), ("model", query.model), ("provider", query.provider)]
 
 
+def _spend_lists(query: SpendQuery) -> list[tuple[str, tuple[str, ...]]]:
+    return [(column, ids) for column, ids in (("team_id", query.teams), ("key_id", query.keys)) if ids]
+
+
 def _row_filters(query: RowQuery) -> list[tuple[str, object]]:
     return [("team_id", query.team), ("key_id", query.key), ("requested_model", query.model),
             ("status", query.status)]  # fmt: skip
@@ -152,11 +159,14 @@ class PostgresQueries:
         """The statement `spend` runs and its arguments (loadtests/bench_ledger_scale.py EXPLAINs it)."""
         columns = [GROUPS[g] for g in query.group_by]
         clauses, args = _filters(_spend_filters(query), lambda n: f"${n + 2}")
+        for column, ids in _spend_lists(query):
+            args.append(list(ids))
+            clauses.append(f"{column} = ANY(${len(args) + 2}::text[])")
         where = " AND ".join(["day >= $1", "day <= $2", *clauses])
         select = ", ".join([*columns, *(f"sum({c})::bigint AS {c}" for c in _COUNTS), "sum(cost_usd) AS cost_usd"])
         group = f" GROUP BY {', '.join(columns)} ORDER BY {', '.join(columns)}" if columns else ""
         # Without keys in the question, the rollup without them (postgres/0111): fewer rows to add.
-        keyless = query.key is None and "key" not in query.group_by
+        keyless = query.key is None and not query.keys and "key" not in query.group_by
         table = "ledger_daily_teams" if keyless else "ledger_daily"
         return f"SELECT {select} FROM {table} WHERE {where}{group}", [query.start, query.end, *args]
 
@@ -219,6 +229,9 @@ class SQLiteQueries:
 
     async def spend(self, query: SpendQuery) -> list[SpendGroup]:
         clauses, args = _filters(_spend_filters(query), lambda n: "?")
+        for column, ids in _spend_lists(query):
+            args += ids
+            clauses.append(f"{column} IN ({', '.join('?' * len(ids))})")
         where = " AND ".join(["day >= ?", "day <= ?", *clauses])
         # Costs are exact decimal text in SQLite: summed here, in Decimal, not by SQL in floats.
         columns = list(dict.fromkeys(GROUPS[g] for g in query.group_by))

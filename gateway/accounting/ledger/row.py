@@ -75,7 +75,7 @@ class LedgerRow:
             # perf_counter is the request path's clock; the wall clock is read once, here.
             time_ns() // 1000 - int((now - started) * 1_000_000),
             ctx.request_id,
-            ctx.endpoint.value,
+            ctx.endpoint_name,
             principal.key_id if principal else None,
             principal.key_prefix if principal else None,
             principal.team_id if principal else None,

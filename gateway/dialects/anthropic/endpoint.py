@@ -30,7 +30,7 @@ def messages_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Response | 
     async def messages(request: Request) -> Response | FinishingReply | MessagesStream:
         request_id = request.scope["state"]["request_id"]
         try:
-            answer = await proxy.handle(request, Endpoint.CHAT, adapt=to_openai)
+            answer = await proxy.handle(request, Endpoint.CHAT, adapt=_read, api="messages")
         except GatewayError as error:
             headers = {**error.headers(), "request-id": request_id}
             return Response(error_from_gateway(error, request_id), status_code=error.status, headers=headers,
@@ -50,6 +50,10 @@ def messages_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Response | 
         return Response(body, headers=headers, media_type="application/json")  # a cache hit, already finished
 
     return messages
+
+
+def _read(raw: bytes, ctx: object) -> dict[str, Any]:
+    return to_openai(raw)
 
 
 def _completion(body: bytes | memoryview) -> dict[str, Any]:

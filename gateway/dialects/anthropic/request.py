@@ -22,7 +22,8 @@ ANTHROPIC_FIELDS = frozenset({
 Part = dict[str, Any]
 
 
-def to_openai(raw: bytes) -> dict[str, Any]:
+def to_openai(raw: bytes, *, counting: bool = False) -> dict[str, Any]:
+    """`counting`: a `count_tokens` body, a Messages request without `max_tokens` (nor a stream)."""
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
@@ -34,13 +35,13 @@ def to_openai(raw: bytes) -> dict[str, Any]:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("model: Field required", param="model")
-    max_tokens = body.get("max_tokens")
+    max_tokens = body.get("max_tokens", 1 if counting else None)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise InvalidRequest("max_tokens: a positive integer is required", param="max_tokens")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages: a non-empty list is required", param="messages")
-    stream = body.get("stream", False)
+    stream = False if counting else body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("stream: a boolean is required", param="stream")
 
@@ -96,17 +97,24 @@ def _system(system: Any, param: str = "system") -> str:
 
 def _messages(system: Any, messages: list[Any]) -> list[dict[str, Any]]:
     """`system` entries inside `messages` (Claude Code sends one at `messages[1]` for model names it
-    does not know, beta `mid-conversation-system-2026-04-07`) are standing instructions: they are
-    folded into the one system prompt, after the top-level `system`, in the order they came. Only
-    OpenAI takes a system message mid-conversation; Anthropic, Gemini and most open-model chat
-    templates want it first, and the neutral request must suit every backend."""
+    does not know, beta `mid-conversation-system-2026-04-07`) keep the meaning of where they stand.
+    Before the model's first turn nothing has been answered yet, so they are part of the system
+    prompt: folded into it after the top-level `system`, in the order they came (backends that take
+    a system message only first, Anthropic, Gemini and most open-model chat templates, get one).
+    After an assistant turn they apply from there on: they stay a `system` message at that place
+    in the neutral request, and each provider adapter writes that as its backend allows."""
     texts = [_system(system)]
     turns: list[dict[str, Any]] = []
+    answered = False
     for i, message in enumerate(messages):
         param = f"messages.{i}"
         role = message.get("role") if isinstance(message, dict) else None
         if role == "system":
-            texts.append(_system(message.get("content"), f"{param}.content"))
+            text = _system(message.get("content"), f"{param}.content")
+            if not answered:
+                texts.append(text)
+            elif text:
+                turns.append({"role": "system", "content": text})
             continue
         if role not in ("user", "assistant"):
             raise InvalidRequest(f"{param}.role: 'user', 'assistant' or 'system' is required", param=f"{param}.role")
@@ -115,6 +123,7 @@ def _messages(system: Any, messages: list[Any]) -> list[dict[str, Any]]:
             turns.extend(_user(blocks, f"{param}.content"))
         else:
             turns.append(_assistant(blocks, f"{param}.content"))
+            answered = True
     if not turns:
         raise InvalidRequest("messages: at least one user or assistant message is required", param="messages")
     text = "\n\n".join(t for t in texts if t)

@@ -6,6 +6,9 @@
     stream.py    neutral chat chunks -> the Responses event stream, with `sequence_number`
     backend/     the reverse, for deployments that speak only the Responses API
     store.py     stored responses for `previous_response_id`, retrieve, delete and input items
+    turn.py      one create call's state, from the endpoint's reading to the stored response
+    adapters.py  which adapter serves a request on a deployment: native relay, or chat via Responses
+    endpoint.py  the HTTP endpoints: create through the proxy, retrieve, delete, input_items
 
-Everything but the store is pure: values in, values out, no I/O.
+Everything but the store and the endpoint is pure: values in, values out, no I/O.
 """

@@ -49,7 +49,7 @@ def _string(item: JSON, field: str, where: str) -> str:
 
 def _message(item: JSON, where: str, out: list[JSON], flat_names: Mapping[tuple[str, str], str]) -> None:
     role = item.get("role")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise InvalidRequest(f"Invalid value for '{where}.role': expected one of 'user', 'assistant', 'system' or "
                              f"'developer'.", param=f"{where}.role")
     content = item.get("content")
@@ -99,7 +99,7 @@ def _image(part: JSON, where: str) -> JSON:
         raise InvalidRequest(f"Missing '{where}.image_url': this gateway needs the image as a URL or a data URL.",
                              param=f"{where}.image_url")
     image: JSON = {"url": url}
-    if part.get("detail") in IMAGE_DETAILS:
+    if isinstance(part.get("detail"), str) and part["detail"] in IMAGE_DETAILS:
         image["detail"] = part["detail"]
     return {"type": "image_url", "image_url": image}
 

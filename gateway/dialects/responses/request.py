@@ -61,6 +61,21 @@ class ResponsesRequest:
     echo: JSON
     # A flattened chat function name -> (namespace, name) of the namespaced tool it stands for.
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Built-in tools (`web_search`, ...) by their place in `tools`: only a native upstream runs them.
+    builtin_tools: tuple[tuple[int, str], ...] = ()
+
+    def refuse_builtin_tools(self) -> None:
+        """For a model served through Chat Completions: a 400 naming the first built-in tool."""
+        if self.builtin_tools:
+            i, kind = self.builtin_tools[0]
+            raise builtin_tool_error(i, kind)
+
+
+def builtin_tool_error(i: int, kind: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Invalid value for 'tools[{i}].type': the tool {kind!r} runs only inside OpenAI's Responses API, and "
+        f"this model is served through Chat Completions; remove the tool (Codex: web_search = \"disabled\").",
+        param=f"tools[{i}].type")
 
 
 def parse(raw: bytes) -> JSON:
@@ -123,9 +138,15 @@ def input_items(body: JSON) -> list[JSON]:
     return items
 
 
-def read(body: JSON, history: Sequence[JSON] = ()) -> ResponsesRequest:
-    """The neutral chat request for a parsed body; `history` holds the items of earlier turns."""
-    tools, namespaced = _tools(body.get("tools"))
+def read(body: JSON, history: Sequence[JSON] = (), *, builtin_tools: bool = False) -> ResponsesRequest:
+    """The neutral chat request for a parsed body; `history` holds the items of earlier turns.
+
+    Built-in tools are refused unless `builtin_tools`: then they are left out of the chat request
+    and listed, for the adapter that knows which upstream serves the request to refuse or relay.
+    """
+    tools, namespaced, builtins = _tools(body.get("tools"))
+    if builtins and not builtin_tools:
+        raise builtin_tool_error(*builtins[0])
     flat_names = {pair: flat for flat, pair in namespaced.items()}
     items = input_items(body)
     messages = to_messages(list(history), flat_names, "previous_response_id") if history else []
@@ -170,6 +191,7 @@ def read(body: JSON, history: Sequence[JSON] = ()) -> ResponsesRequest:
         input_items=items,
         echo=_echo(body),
         namespaced=namespaced,
+        builtin_tools=tuple(builtins),
     )
 
 
@@ -189,9 +211,10 @@ def _function(tool: JSON, where: str, name: str | None = None) -> JSON:
     return {"type": "function", "function": function}
 
 
-def _tools(tools: Any) -> tuple[list[JSON], dict[str, tuple[str, str]]]:
+def _tools(tools: Any) -> tuple[list[JSON], dict[str, tuple[str, str]], list[tuple[int, str]]]:
     out: list[JSON] = []
     namespaced: dict[str, tuple[str, str]] = {}
+    builtins: list[tuple[int, str]] = []
     for i, tool in enumerate(tools or ()):
         where = f"tools[{i}]"
         kind = tool.get("type") if isinstance(tool, dict) else None
@@ -208,18 +231,18 @@ def _tools(tools: Any) -> tuple[list[JSON], dict[str, tuple[str, str]]]:
                 function["function"]["name"] = flat
                 namespaced[flat] = (tool["name"], inner["name"])
                 out.append(function)
+        elif kind == "namespace":
+            raise InvalidRequest(f"Invalid '{where}': a namespace tool needs a name and an array of tools.",
+                                 param=where)
         elif isinstance(kind, str):
-            raise InvalidRequest(
-                f"Invalid value for '{where}.type': the tool {kind!r} runs only inside OpenAI's Responses API, and "
-                f"this model is served through Chat Completions; remove the tool (Codex: web_search = \"disabled\").",
-                param=f"{where}.type")
+            builtins.append((i, kind))
         else:
             raise InvalidRequest(f"Missing required parameter: '{where}.type'.", param=f"{where}.type")
     names = [tool["function"]["name"] for tool in out]
     clash = next((name for name in names if names.count(name) > 1), None)
     if clash is not None:
         raise InvalidRequest(f"Invalid 'tools': the function name {clash!r} is used twice.", param="tools")
-    return out, namespaced
+    return out, namespaced, builtins
 
 
 def _tool_choice(choice: Any, tools: list[JSON], flat_names: dict[tuple[str, str], str]) -> JSON:
@@ -275,7 +298,7 @@ def _reasoning(reasoning: Any) -> JSON:
     effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
     if effort is None:
         return {}
-    if effort not in EFFORTS:
+    if not isinstance(effort, str) or effort not in EFFORTS:
         raise InvalidRequest("Invalid value for 'reasoning.effort'.", param="reasoning.effort")
     return {"reasoning_effort": effort}
 

@@ -278,7 +278,7 @@ class ResponsesStreamWriter:
     def _fail(self, error: JSON) -> bytes:
         """An in-band error: the `error` event, then `response.failed` with what was finished."""
         message = error.get("message") if isinstance(error.get("message"), str) else "The stream failed."
-        code = error.get("code") if error.get("code") in ERROR_CODES else "server_error"
+        code = error["code"] if isinstance(error.get("code"), str) and error["code"] in ERROR_CODES else "server_error"
         out = self.start() + self._event("error", code=code, message=message, param=None)
         self.response = envelope(self.request, self.response_id, self.created_at, status="failed",
                                  output=list(self._output), usage=responses_usage(self._usage),

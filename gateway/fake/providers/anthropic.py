@@ -105,6 +105,10 @@ class AnthropicFake(ProviderApp):
             raise WireError(400, f"prompt is too long: {system_words + len(words)} tokens > "
                                  f"{b.context_words} maximum")
         pieces = reply_pieces(_message_text(body["messages"][-1]).split(), b)
+        output_format = (body.get("output_config") or {}).get("format")
+        if isinstance(output_format, dict) and output_format.get("type") == "json_schema" and b.content is None:
+            # Structured outputs: JSON that fits the schema.
+            pieces = fragments(agent.json_reply(output_format.get("schema")))
         stop_reason = "end_turn"
         if len(pieces) > body["max_tokens"]:
             pieces, stop_reason = pieces[: body["max_tokens"]], "max_tokens"

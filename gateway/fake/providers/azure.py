@@ -1,4 +1,5 @@
-"""A fake of Azure OpenAI's dated API: `/openai/deployments/{deployment}/{operation}?api-version=…`.
+"""A fake of Azure OpenAI's dated API: `/openai/deployments/{deployment}/{operation}?api-version=…`,
+and of the v1 API's `POST /openai/v1/responses` (no api-version needed; the model names the deployment).
 
 Bodies are the core fake's OpenAI bodies, with Azure's additions: `prompt_filter_results` and
 per-choice `content_filter_results`, and streams that open with a chunk whose `choices` is
@@ -18,6 +19,7 @@ from gateway.fake.app import Answer, Request, json_answer
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour
 from gateway.fake.providers.base import ProviderApp, json_reply, sse_data
 from gateway.fake.replies import JSON, Stream
+from gateway.fake.responses import ResponsesFake
 
 _SAFE = {"filtered": False, "severity": "safe"}
 CONTENT_FILTER_RESULTS = {"hate": _SAFE, "self_harm": _SAFE, "sexual": _SAFE, "violence": _SAFE}
@@ -42,14 +44,17 @@ class AzureFake(ProviderApp):
             ("POST", re.compile(deployment + r"/chat/completions"), self._chat),
             ("POST", re.compile(deployment + r"/completions"), self._operation(replies.completion)),
             ("POST", re.compile(deployment + r"/embeddings"), self._operation(embeddings.embeddings)),
+            ("POST", re.compile(r"/openai/v1/responses"), self._responses),
         ]
+        self._responses_fake = ResponsesFake()
 
     def authorize(self, req: Request) -> Answer | None:
         if self.require_key is not None and req.headers.get("api-key") != self.require_key \
                 and req.headers.get("authorization") != f"Bearer {self.require_key}":
             return self.error(401)
-        # [unverified] Azure answers a missing api-version with a 404 "Resource not found".
-        if not parse_qs(req.query).get("api-version"):
+        # [unverified] Azure answers a missing api-version with a 404 "Resource not found"; the v1 API
+        # takes none.
+        if not req.path.startswith("/openai/v1/") and not parse_qs(req.query).get("api-version"):
             return self.error(404)
         return None
 
@@ -65,6 +70,12 @@ class AzureFake(ProviderApp):
         if status == 429:
             answer.headers += (("retry-after-ms", "1000"), ("x-ms-region", "Fake Region"))
         return answer
+
+    def _responses(self, req: Request, match: re.Match[str], body: JSON, b: Behaviour, seq: int) -> Answer:
+        reply = self._responses_fake.create(body, b, seq, int(time.time()))
+        if isinstance(reply, Stream):
+            return Answer(200, stream=reply, behaviour=b)
+        return json_reply(reply, b)
 
     def _operation(self, handler: Any) -> Any:
         def answer(req: Request, match: re.Match[str], body: JSON, b: Behaviour, seq: int) -> Answer:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 
@@ -25,6 +26,10 @@ from gateway.providers.convert import load_upstream_json
 from gateway.upstream.client import UpstreamCall
 
 API_VERSION = "2023-06-01"
+# What `POST /v1/messages/count_tokens` takes: a Messages request without `max_tokens`, the
+# sampling fields and `stream`.
+COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers",
+                          "context_management", "output_config"})
 
 
 class AnthropicProvider:
@@ -39,18 +44,34 @@ class AnthropicProvider:
             raise unsupported_endpoint(self.name, ctx.endpoint)
         body = to_anthropic(ctx.body, upstream_model(deployment, ctx.model),
                             deployment.max_tokens_default or DEFAULT_MAX_TOKENS)
+        return self._post(deployment, "messages", body, ctx.request_id)
+
+    def count_tokens_call(self, body: dict[str, Any], deployment: Deployment, request_id: str) -> UpstreamCall:
+        message = to_anthropic(body, upstream_model(deployment, str(body["model"])), 1)
+        counted = {key: value for key, value in message.items() if key in COUNT_FIELDS}
+        return self._post(deployment, "messages/count_tokens", counted, request_id)
+
+    def parse_count(self, body: bytes) -> int | None:
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        tokens = answer.get("input_tokens") if isinstance(answer, dict) else None
+        return tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
+
+    def _post(self, deployment: Deployment, path: str, body: dict[str, Any], request_id: str) -> UpstreamCall:
         options = deployment.options
         headers = {
             "Content-Type": "application/json",
             "anthropic-version": str(options.get("anthropic_version") or API_VERSION),
-            "X-Request-Id": ctx.request_id,
+            "X-Request-Id": request_id,
         }
         if options.get("anthropic_beta"):
             headers["anthropic-beta"] = str(options["anthropic_beta"])
         if deployment.api_key is not None:
             headers["x-api-key"] = deployment.api_key.get_secret_value()
-        url = f"{deployment.base_url}/messages"
-        return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
+        return json_post(deployment, f"{deployment.base_url}/{path}", headers, body, self._default_timeout,
+                         self._default_connect)
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         message = load_upstream_json(ctx, body)

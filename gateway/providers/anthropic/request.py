@@ -31,7 +31,7 @@ Block = dict[str, Any]
 def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
     single_choice(body, PROVIDER)
     reject_logprobs(body, PROVIDER)
-    _reject_response_format(body)
+    output_format = _output_format(body)
     system, messages = _messages(body["messages"])
     out: dict[str, Any] = {
         "model": model,
@@ -58,6 +58,8 @@ def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int = DEF
     tool_choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), bool(tools))
     if tool_choice is not None:
         out["tool_choice"] = tool_choice
+    if output_format is not None:
+        out["output_config"] = {"format": output_format}
     if body.get("stream") is True:
         out["stream"] = True
     for key, value in extras(body).items():
@@ -65,18 +67,28 @@ def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int = DEF
     return out
 
 
-def _reject_response_format(body: dict[str, Any]) -> None:
+def _output_format(body: dict[str, Any]) -> dict[str, Any] | None:
+    """A `json_schema` response format as Anthropic's structured outputs (`output_config.format`);
+    a schema-less JSON mode Anthropic does not have."""
     response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    json_schema = response_format.get("json_schema") if isinstance(response_format, dict) else None
+    if kind == "json_schema" and isinstance(json_schema, dict) and isinstance(json_schema.get("schema"), dict):
+        output_format = {"type": "json_schema", "schema": json_schema["schema"]}
+    elif kind not in (None, "text"):
         raise InvalidRequest(
-            "This model's provider (anthropic) has no JSON mode; describe the format in the prompt or use a tool.",
+            "This model's provider (anthropic) has no JSON mode without a schema; send a json_schema "
+            "response_format, describe the format in the prompt, or use a tool.",
             param="response_format",
             code="unsupported_parameter",
         )
+    else:
+        output_format = None
     modalities = body.get("modalities")
     if body.get("audio") is not None or (isinstance(modalities, list) and "audio" in modalities):
         raise InvalidRequest("This model's provider (anthropic) has no audio output.", param="modalities",
                              code="unsupported_parameter")
+    return output_format
 
 
 def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:

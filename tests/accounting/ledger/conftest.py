@@ -26,6 +26,8 @@ def ledger_dsn() -> Iterator[str]:
 def ledger_models(upstream: FakeUpstream) -> list[dict[str, Any]]:
     return [
         {"name": "priced", "deployments": [deployment(upstream, price=PRICED)]},
+        # The same fake's native Responses API, relayed as it is for /v1/responses.
+        {"name": "priced-native", "deployments": [deployment(upstream, price=PRICED, responses_api="native")]},
         {"name": "per-request", "deployments": [deployment(upstream, price=PER_REQUEST)]},
         # No price in the config: the shipped table's, by the upstream model id.
         {"name": "table", "deployments": [deployment(upstream, model="gpt-4o-mini")]},

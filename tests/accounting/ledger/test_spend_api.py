@@ -131,6 +131,22 @@ def test_spend_filtered_and_ranged(spend_gateway: Gateway) -> None:
     assert one_day["total"]["requests"] == sum(r.day == DAY for r in ROWS)
 
 
+@pytest.mark.parametrize(("group_by", "filters", "chosen"), [
+    ("key", {"keys": "k0,k2"}, lambda r: r.key_id in ("k0", "k2")),
+    ("key", {"keys": "k1,k1,nobody"}, lambda r: r.key_id == "k1"),
+    ("model", {"keys": "k2", "model": "m1"}, lambda r: r.key_id == "k2" and r.requested_model == "m1"),
+    ("team", {"teams": "t1,t2"}, lambda r: r.team_id in ("t1", "t2")),
+    ("key", {"teams": "t2"}, lambda r: r.team_id == "t2"),
+])  # fmt: skip
+def test_spend_of_a_list_of_keys_or_teams(spend_gateway: Gateway, group_by: str, filters: dict[str, str],
+                                          chosen: Any) -> None:
+    """`keys=` / `teams=`: a page of the admin UI's keys or teams in one question, only their rows."""
+    body = get(spend_gateway, "spend", group_by=group_by, **filters, **RANGE).json()
+    rows = [r for r in ROWS if chosen(r)]
+    assert rows and as_found([group_by], body["data"]) == expected([group_by], rows)
+    assert body["total"]["requests"] == len(rows)
+
+
 def test_spend_csv_matches_json(spend_gateway: Gateway) -> None:
     json_body = get(spend_gateway, "spend", group_by="team,provider", **RANGE).json()
     response = get(spend_gateway, "spend", group_by="team,provider", format="csv", **RANGE)
@@ -184,6 +200,10 @@ def test_admin_only_and_bad_input(spend_gateway: Gateway) -> None:
         ("spend", {"group_by": "colour"}, "group_by"),
         ("spend", {"start": "yesterday"}, "start"),
         ("spend", {"start": "2030-02-01", "end": "2030-01-01"}, "start"),
+        ("spend", {"keys": "k0,,k1"}, "keys"),
+        ("spend", {"keys": ",".join(f"k{i}" for i in range(101))}, "keys"),
+        ("spend", {"teams": "t1,t\x00"}, "teams"),
+        ("spend", {"teams": "t1;t2"}, "teams"),
         ("requests", {"cursor": "garbage"}, "cursor"),
         ("requests", {"limit": "0"}, "limit"),
         ("requests", {"format": "xml"}, "format"),

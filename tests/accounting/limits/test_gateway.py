@@ -235,3 +235,17 @@ def test_gateway_keeps_answering_while_redis_restarts(
         assert hung.status_code == (503 if mode == "closed" else 200)
     finally:
         gw.close()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_responses_reserve_from_max_output_tokens(limited_gateway: Gateway, streamed: bool) -> None:
+    body: dict[str, Any] = {"model": "tpm-capped", "input": "hello there", "max_output_tokens": 1000,
+                            "stream": streamed, "store": False}
+    with httpx.stream("POST", limited_gateway.url + "/responses", json=body, headers=AUTH) as response:
+        assert response.status_code == 200
+        remaining = int(response.headers["x-ratelimit-remaining-tokens"])
+        response.read()
+    assert remaining <= 6000 - 1000  # max_output_tokens was reserved before the call
+    too_big = httpx.post(limited_gateway.url + "/responses", headers=AUTH,
+                         json={**body, "max_output_tokens": 7000})
+    assert too_big.status_code == 429 and too_big.json()["error"]["type"] == "tokens"

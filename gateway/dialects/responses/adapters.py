@@ -1,0 +1,252 @@
+"""Which adapter serves a request on a deployment, where the Responses API is involved.
+
+    /v1/responses on a "chat" deployment      the deployment's own provider, with the neutral chat
+                                              body (the endpoint translates the answer back)
+    /v1/responses on a "native" or "only" one `NativeResponses`: the client's request relayed to
+                                              the upstream's `POST /responses`, its answer as it is
+    chat (and messages) on an "only" one      `ChatViaResponses`: the backend/ translators
+
+A deployment's kind is its `responses_api` setting, else native for OpenAI's own API and Azure's
+v1 API, else chat. Like every adapter these are pure translation plus URL and headers; the
+proxy does the I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from gateway.config.file import Deployment
+from gateway.config.settings import Settings
+from gateway.core.errors import GatewayError, InvalidRequest, UpstreamError
+from gateway.core.types import Endpoint, Usage
+from gateway.dialects.responses.backend.request import to_responses
+from gateway.dialects.responses.backend.response import from_responses, usage_of
+from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
+from gateway.dialects.responses.turn import ResponsesTurn
+from gateway.pipeline.context import RequestContext
+from gateway.providers.base import Provider, StreamTranslator, json_post, unsupported_endpoint, upstream_model
+from gateway.providers.openai import map_openai_error
+from gateway.upstream.client import UpstreamCall
+
+JSON = dict[str, Any]
+NATIVE_PROVIDERS = frozenset({"openai", "azure"})
+# Markers of the events that end a Responses stream; in a JSON string value the quote after the
+# name would be escaped, so these bytes appear only as the event's own type.
+_TERMINAL = (b'"response.completed"', b'"response.incomplete"', b'"response.failed"')
+# Fields the gateway reads and the upstream is not sent (Codex's `client_metadata` is not public API).
+_NOT_RELAYED = ("previous_response_id", "client_metadata")
+
+
+def responses_api(deployment: Deployment) -> str:
+    if deployment.responses_api is not None:
+        return deployment.responses_api
+    if deployment.provider == "openai" and urlsplit(deployment.base_url).hostname == "api.openai.com":
+        return "native"
+    if deployment.provider == "azure" and deployment.api_version in ("v1", "preview"):
+        return "native"
+    return "chat"
+
+
+def adapter_chooser(settings: Settings) -> Callable[[RequestContext, Deployment, Provider], Provider]:
+    native = NativeResponses(settings)
+    via_responses = ChatViaResponses(settings)
+
+    def choose(ctx: RequestContext, deployment: Deployment, provider: Provider) -> Provider:
+        turn = ctx.dialect if isinstance(ctx.dialect, ResponsesTurn) else None
+        kind = responses_api(deployment)
+        if turn is not None:
+            turn.deployment_id = deployment.id
+            turn.native = kind != "chat"
+            if not turn.native:
+                turn.request.refuse_builtin_tools()
+                return provider
+            _check_native(deployment)
+            return native
+        if kind == "only":
+            _check_native(deployment)
+            return via_responses
+        return provider
+
+    return choose
+
+
+def _check_native(deployment: Deployment) -> None:
+    if deployment.provider not in NATIVE_PROVIDERS:
+        raise InvalidRequest(f"deployment {deployment.id}: responses_api {deployment.responses_api!r} needs "
+                             f"provider openai or azure (it has {deployment.provider!r})",
+                             code="unsupported_endpoint")
+
+
+def native_call(deployment: Deployment, body: JSON, request_id: str, settings: Settings) -> UpstreamCall:
+    """POST `body` to the deployment's Responses API: OpenAI's `/responses`, or Azure's v1 path."""
+    headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", "X-Request-Id": request_id}
+    key = deployment.api_key.get_secret_value() if deployment.api_key is not None else None
+    if deployment.provider == "azure":
+        url = f"{deployment.base_url}/openai/v1/responses"
+        if deployment.api_version not in (None, "v1"):
+            url += f"?api-version={quote(deployment.api_version, safe='')}"
+        if key is not None:
+            headers["api-key"] = key
+    else:
+        url = f"{deployment.base_url}/responses"
+        if key is not None:
+            headers["Authorization"] = "Bearer " + key
+    return json_post(deployment, url, headers, body, settings.upstream_timeout_s,
+                     settings.upstream_connect_timeout_s)
+
+
+def replayable(items: list[JSON]) -> list[JSON]:
+    """Earlier turns' items as a native upstream takes them in `input`: without the gateway's item
+    ids and statuses (the upstream never saw them), and without reasoning it cannot read back."""
+    out: list[JSON] = []
+    for item in items:
+        if item.get("type") == "reasoning":
+            if item.get("encrypted_content"):
+                out.append(item)
+            continue
+        out.append({k: v for k, v in item.items() if k not in ("id", "status")})
+    return out
+
+
+def native_body(turn: ResponsesTurn, ctx: RequestContext, model: str) -> JSON:
+    body = {k: v for k, v in turn.body.items() if k not in _NOT_RELAYED}
+    body["model"] = model
+    items: list[Any] = turn.request.input_items
+    if any(d.where == "request" and d.action == "masked" for d in ctx.guardrails):
+        # A guardrail rewrote the neutral request: send what it left, not what the client wrote.
+        items = to_responses(ctx.body, model)["input"]
+        body.pop("instructions", None)  # it is the first (system) message of the rewritten input
+    body["input"] = replayable(turn.history) + items if turn.history else items
+    return body
+
+
+class NativeResponses:
+    """`/v1/responses` relayed to an upstream that speaks it; the answer is the upstream's."""
+
+    name = "responses"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
+        turn = _turn(ctx)
+        body = native_body(turn, ctx, upstream_model(deployment, ctx.model))
+        return native_call(deployment, body, ctx.request_id, self.settings)
+
+    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+        turn = _turn(ctx)
+        response = _json_object(body, ctx)
+        # The client continues from its own id; the upstream was sent the history instead.
+        response["previous_response_id"] = turn.request.previous_response_id
+        turn.response = response
+        return orjson.dumps(response), usage_of(response.get("usage"))
+
+    def stream_translator(self, ctx: RequestContext) -> NativeStream:
+        return NativeStream(_turn(ctx))
+
+    def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
+        return map_openai_error(status, headers, body, deployment_id)
+
+
+class NativeStream:
+    """Relays a native Responses stream as it comes; parses only its terminal event (byte search),
+    for the usage and the response to store."""
+
+    __slots__ = ("_buffer", "_events", "done", "turn", "usage")
+
+    def __init__(self, turn: ResponsesTurn) -> None:
+        self.turn = turn
+        self.usage: Usage | None = None
+        self.done = False
+        self._buffer = b""
+        self._events = 0  # relayed so far: the next event's sequence_number
+
+    def feed(self, data: bytes) -> bytes:
+        data = self._buffer + data
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        end = data.rfind(b"\n\n")
+        if end < 0:
+            self._buffer = data
+            return b""
+        complete, self._buffer = data[: end + 2], data[end + 2 :]
+        self._events += complete.count(b"\n\n")
+        if not self.done and any(marker in complete for marker in _TERMINAL):
+            self._terminal(complete)
+        return complete
+
+    def finish(self) -> bytes:
+        tail, self._buffer = self._buffer, b""
+        out = self.feed(tail + b"\n\n") if tail.strip() else b""
+        if not self.done:
+            # The upstream stopped before its last event: say so, as the API does, in-band.
+            self.done = True
+            event = {"type": "error", "sequence_number": self._events, "code": "server_error", "param": None,
+                     "message": "The upstream stream ended before the answer was complete."}
+            out += b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
+        return out
+
+    def _terminal(self, complete: bytes) -> None:
+        for event in complete.split(b"\n\n"):
+            if not any(marker in event for marker in _TERMINAL):
+                continue
+            for line in event.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                try:
+                    data = orjson.loads(line[5:])
+                except orjson.JSONDecodeError:
+                    continue
+                response = data.get("response") if isinstance(data, dict) else None
+                if isinstance(response, dict):
+                    response["previous_response_id"] = self.turn.request.previous_response_id
+                    self.turn.response = response
+                    self.usage = usage_of(response.get("usage"))
+                    self.done = True
+
+
+class ChatViaResponses:
+    """Chat requests (and /v1/messages, read into chat) for a deployment with only a Responses API."""
+
+    name = "responses"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
+        if ctx.endpoint is not Endpoint.CHAT:
+            raise unsupported_endpoint(f"{deployment.provider}, Responses API only", ctx.endpoint)
+        body = to_responses(ctx.body, upstream_model(deployment, ctx.model))
+        return native_call(deployment, body, ctx.request_id, self.settings)
+
+    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+        response = _json_object(body, ctx)
+        completion = from_responses(response, int(time.time()))
+        return orjson.dumps(completion), usage_of(response.get("usage"))
+
+    def stream_translator(self, ctx: RequestContext) -> StreamTranslator:
+        return ResponsesEventTranslator(ctx.client_wants_usage, int(time.time()), ctx.model)
+
+    def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
+        return map_openai_error(status, headers, body, deployment_id)
+
+
+def _turn(ctx: RequestContext) -> ResponsesTurn:
+    assert isinstance(ctx.dialect, ResponsesTurn), "the native adapter serves /v1/responses only"
+    return ctx.dialect
+
+
+def _json_object(body: bytes, ctx: RequestContext) -> JSON:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise UpstreamError(f"deployment {ctx.deployment.id if ctx.deployment else ''} returned a body that is not "
+                            f"a JSON object", status=502, type="server_error", code="bad_upstream_response")
+    return parsed

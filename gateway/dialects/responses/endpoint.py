@@ -1,0 +1,223 @@
+"""OpenAI's Responses API in front of the normal proxy path.
+
+    POST   /v1/responses                      create (unary or streamed)
+    GET    /v1/responses/{id}                 a stored response
+    DELETE /v1/responses/{id}
+    GET    /v1/responses/{id}/input_items     the items its turn took as input, paged
+
+`create` reads the body into a neutral chat request (with the conversation a
+`previous_response_id` stands for) and hands it to `Proxy.handle`, so auth, limits, routing,
+plugins and accounting apply as on chat. A deployment that speaks the Responses API natively gets
+the client's request relayed and answers in the API's own shape (adapters.py); any other answers
+in chat's, which is written back here as a `response` object or event stream. A stored response
+is saved before its last event (or its body) reaches the client, so a next turn can name it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.core.errors import GatewayError, InvalidRequest, NotFound
+from gateway.core.types import Endpoint, Principal
+from gateway.dialects.responses.request import parse, read
+from gateway.dialects.responses.response import new_response_id, to_response
+from gateway.dialects.responses.store import ResponseStore, owner_of
+from gateway.dialects.responses.stream import ResponsesStreamWriter
+from gateway.dialects.responses.turn import ResponsesTurn
+from gateway.edge.responses import FinishingReply, json_response
+from gateway.identity.auth import Authenticator, client_address
+from gateway.identity.store.sql import Database
+from gateway.pipeline.context import RequestContext
+from gateway.pipeline.proxy import Proxy, StreamCall
+
+log = logging.getLogger("gateway")
+
+_REPLACED = frozenset({"content-length", "content-type"})
+ORDERS = ("asc", "desc")
+
+
+class ResponsesApi:
+    def __init__(self, proxy: Proxy, auth: Authenticator, database: Callable[[], Database],
+                 retention: timedelta) -> None:
+        self.proxy = proxy
+        self.auth = auth
+        # The key store's database, open once the app has started.
+        self._database = database
+        self._retention = retention
+        self._store: ResponseStore | None = None
+
+    @property
+    def store(self) -> ResponseStore:
+        if self._store is None:
+            self._store = ResponseStore(self._database(), self._retention)
+        return self._store
+
+    # POST /v1/responses
+
+    async def create(self, request: Request) -> ASGIApp:
+        turns: list[ResponsesTurn] = []
+
+        async def read_turn(raw: bytes, ctx: RequestContext) -> dict[str, Any]:
+            turn = await self._read(raw, ctx.principal)
+            ctx.dialect = turn
+            turns.append(turn)
+            return turn.request.chat
+
+        answer = await self.proxy.handle(request, Endpoint.CHAT, adapt=read_turn, api="responses")
+        turn = turns[0]
+        if isinstance(answer, StreamCall):
+            return ResponsesStream(answer, turn, self._save)
+        headers = {k: v for k, v in (answer.headers or {}).items() if k not in _REPLACED}
+        try:
+            body = await self._unary_body(turn, answer.body)
+        except BaseException:
+            if isinstance(answer, FinishingReply):
+                await answer.then()  # it will not be sent: finish the request here
+            raise
+        if isinstance(answer, FinishingReply):
+            return answer.replaced(body, headers)
+        return Response(body, headers=headers, media_type="application/json")  # a cache hit, already finished
+
+    async def _read(self, raw: bytes, principal: Principal | None) -> ResponsesTurn:
+        body = parse(raw)
+        history: list[dict[str, Any]] = []
+        previous = body.get("previous_response_id")
+        if previous:
+            found = await self.store.conversation(previous, _owner(principal), datetime.now(UTC))
+            if found is None:
+                raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
+                               code="previous_response_not_found")
+            history = found
+        request = read(body, history, builtin_tools=True)
+        return ResponsesTurn(request, body, history, principal, new_response_id(), int(time.time()))
+
+    async def _unary_body(self, turn: ResponsesTurn, body: bytes | memoryview) -> bytes:
+        if turn.native and turn.response is not None:
+            out = bytes(body)
+        else:
+            # A chat completion: from a translated upstream, or the cache.
+            completion = orjson.loads(body)
+            turn.response = to_response(completion if isinstance(completion, dict) else {}, turn.request, turn.id,
+                                        turn.created_at)
+            out = orjson.dumps(turn.response)
+        await self._save(turn)
+        return out
+
+    async def _save(self, turn: ResponsesTurn) -> None:
+        """Store the finished response when the client asked to (`store`, default true)."""
+        response = turn.response
+        if turn.stored or response is None or not turn.request.store or turn.principal is None:
+            return
+        turn.stored = True
+        await self.store.put(turn.principal, response, turn.request.input_items, datetime.now(UTC),
+                             previous_response_id=turn.request.previous_response_id,
+                             deployment=turn.deployment_id,
+                             upstream_id=str(response.get("id")) if turn.native else None)
+
+    # GET and DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
+
+    async def retrieve(self, request: Request) -> Response:
+        principal, response_id = await self._target(request)
+        record = await self.store.get(response_id, _owner(principal), datetime.now(UTC))
+        if record is None:
+            raise _not_found(response_id)
+        return json_response(record.response)
+
+    async def delete(self, request: Request) -> Response:
+        principal, response_id = await self._target(request)
+        if not await self.store.delete(response_id, _owner(principal), datetime.now(UTC)):
+            raise _not_found(response_id)
+        return json_response({"id": response_id, "object": "response", "deleted": True})
+
+    async def input_items(self, request: Request) -> Response:
+        principal, response_id = await self._target(request)
+        query = request.query_params
+        limit_text = query.get("limit", "20")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
+            raise InvalidRequest("Invalid 'limit': expected an integer between 1 and 100.", param="limit")
+        order = query.get("order", "desc")
+        if order not in ORDERS:
+            raise InvalidRequest("Invalid 'order': expected 'asc' or 'desc'.", param="order")
+        page = await self.store.input_items(response_id, _owner(principal), datetime.now(UTC),
+                                            after=query.get("after"), limit=int(limit_text), order=order)
+        if page is None:
+            raise _not_found(response_id)
+        return json_response(page.body())
+
+    async def _target(self, request: Request) -> tuple[Principal, str]:
+        principal = await self.auth.authenticate(request.headers, client_address(request))
+        return principal, request.path_params["response_id"]
+
+
+def _owner(principal: Principal | None) -> str:
+    assert principal is not None, "authenticated before the body is read"
+    return owner_of(principal)
+
+
+def _not_found(response_id: str) -> NotFound:
+    return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
+
+
+class ResponsesStream:
+    """Runs the proxy's stream and rewrites what it sends: chat chunks become Responses events
+    (a native upstream's events pass as they are); the response is stored before its last event."""
+
+    def __init__(self, call: StreamCall, turn: ResponsesTurn,
+                 save: Callable[[ResponsesTurn], Awaitable[None]]) -> None:
+        self.call = call
+        self.turn = turn
+        self.save = save
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        turn = self.turn
+        writer = ResponsesStreamWriter(turn.request, turn.id, turn.created_at)
+        status = 200
+
+        async def translated(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body" and status == 200:
+                more = message.get("more_body", False)
+                data = message.get("body", b"")
+                if turn.native:
+                    body = _native_error(data) if data.startswith(b'data: {"error"') else data
+                else:
+                    body = writer.feed(data)
+                    if not more:
+                        body += writer.finish()
+                    if writer.response is not None:
+                        turn.response = writer.response
+                if turn.response is not None and not turn.stored:
+                    await self._save_quietly()
+                message = {**message, "body": body}
+            await send(message)
+
+        await self.call(scope, receive, translated)
+
+    async def _save_quietly(self) -> None:
+        # The stream has started: a store that fails cannot change its status any more.
+        try:
+            await self.save(self.turn)
+        except GatewayError as error:
+            log.warning("response %s could not be stored: %s", self.turn.id, error.message)
+
+
+def _native_error(data: bytes) -> bytes:
+    """An error the gateway sends in-band (chat's shape) in the Responses API's `error` event."""
+    try:
+        error = orjson.loads(data.partition(b"data:")[2]).get("error") or {}
+    except (orjson.JSONDecodeError, AttributeError):
+        error = {}
+    event = {"type": "error", "sequence_number": 0, "code": error.get("code") or "server_error",
+             "message": error.get("message") or "The stream failed.", "param": error.get("param")}
+    return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
