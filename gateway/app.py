@@ -45,7 +45,7 @@ from gateway.identity.auth import KeyAuth, check_master_key, client_address
 from gateway.identity.throttle import build_throttle
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
-from gateway.pipeline.proxy import Proxy
+from gateway.pipeline.proxy import ClientTimeouts, Proxy
 from gateway.plugins.registry import build_plugins
 from gateway.providers.registry import provider_classes
 from gateway.routing.router import Router
@@ -88,6 +88,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         tracer=observability.tracer,
         plugins=plugins,
         choose_adapter=adapter_chooser(settings),
+        timeouts=ClientTimeouts(
+            settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
+        ),
+        durable=ledger.committed if ledger is not None and settings.ledger_durable else None,
     )
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days))
@@ -168,7 +172,11 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # The API: served by the front door (gateway/edge/front.py), past Starlette's stack.
     api_endpoints = {"/v1/chat/completions": Endpoint.CHAT, "/v1/completions": Endpoint.COMPLETIONS,
                      "/v1/embeddings": Endpoint.EMBEDDINGS, "/v1/messages": Endpoint.CHAT,
-                     "/v1/responses": Endpoint.CHAT}  # fmt: skip
+                     "/v1/responses": Endpoint.CHAT,
+                     "/v1/images/generations": Endpoint.IMAGES, "/v1/images/edits": Endpoint.IMAGE_EDITS,
+                     "/v1/audio/transcriptions": Endpoint.TRANSCRIPTIONS,
+                     "/v1/audio/translations": Endpoint.TRANSLATIONS, "/v1/audio/speech": Endpoint.SPEECH,
+                     "/v1/moderations": Endpoint.MODERATIONS, "/v1/rerank": Endpoint.RERANK}  # fmt: skip
     # The endpoints of other APIs, by the name logs, metrics and the ledger give them.
     dialects = {"/v1/messages": "messages", "/v1/responses": "responses"}
     api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
@@ -261,5 +269,5 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 def app_from_env() -> Front:
     """Entry point for uvicorn workers: the config path comes through the environment."""
     path = os.environ[CONFIG_FILE_ENV]
-    config, settings = load_config(path, set(provider_classes()))
+    config, settings = load_config(path, provider_classes())
     return create_app(config, settings)

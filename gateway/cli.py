@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "admin-user":
         from admin.ui.users_command import admin_user_command
 
-        return admin_user_command(args, set(provider_classes()))
+        return admin_user_command(args, provider_classes())
     if args.command == "serve":
         return _serve(args.config, args.host, args.port, args.workers)
     if args.command == "fake-upstream":
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "db" and args.db_command == "maintain":
         from gateway.db.command import maintain_command
 
-        return maintain_command(args.config, set(provider_classes()))
+        return maintain_command(args.config, provider_classes())
     if args.command == "db":
         from gateway.db.command import migrate_command
 
-        return migrate_command(args.config, set(provider_classes()))
+        return migrate_command(args.config, provider_classes())
     from gateway.demo.command import demo_command
 
     return demo_command(args.port)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(config_path: str, host: str | None, port: int | None, workers: int | None) -> int:
     try:
-        config, settings = load_config(config_path, set(provider_classes()))
+        config, settings = load_config(config_path, provider_classes())
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

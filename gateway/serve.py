@@ -96,19 +96,24 @@ def _run(
     app: Front, config_path: str | None, settings: Settings, host: str, port: int, workers: int, banner: str
 ) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from gateway.edge.protocol import ClientLimits, GatewayProtocol, ServerConfig
 
     options = {
         "host": host,
         "port": port,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, with the header timeout and the send buffer of gateway/edge/protocol.py.
+        "http": GatewayProtocol,
         "access_log": False,
         "server_header": False,
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": settings.drain_seconds,
     }
+    limits = ClientLimits(settings.client_header_timeout_s, settings.client_send_buffer_bytes)
     if workers == 1:
-        server = uvicorn.Server(uvicorn.Config(app, **options))  # type: ignore[arg-type]
+        server = uvicorn.Server(ServerConfig(app, client_limits=limits, **options))
         if banner:
             threading.Thread(target=_announce, args=(server, banner), daemon=True).start()
         try:
@@ -123,7 +128,12 @@ def _run(
     os.environ[CONFIG_FILE_ENV] = str(Path(config_path).resolve())
     # The workers read their settings anew; they must know how many they are (per-worker caps).
     os.environ["GATEWAY_WORKERS"] = str(workers)
-    uvicorn.run("gateway.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+    # What uvicorn.run does for several workers, with our config (it travels to each worker).
+    config = ServerConfig("gateway.app:app_from_env", client_limits=limits, factory=True, workers=workers, **options)
+    try:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -35,7 +35,7 @@ def run_serve(tmp_path: Path, config: object, env: dict[str, str] | None = None)
     ("config", "expected"),
     [
         ({"models": [{"name": "m", "deployments": [{"provider": "openai"}]}]},
-         "models[0].deployments[0].base_url: Field required"),
+         "models[0].deployments[0].base_url: required for provider 'openai'"),
         ({"models": [{"name": "m", "deployments": [{"base_url": "ftp://x"}]}]},
          "models[0].deployments[0].base_url: Value error, must start with http:// or https://"),
         ({"models": [{"name": "m", "deployments": [{"base_url": "http://x", "provider": "nope"}]}]},

@@ -19,7 +19,7 @@ import sys
 
 from admin.ui.passwords import PasswordError, check_new_password, hash_password
 from gateway.config.environment import unknown_variables
-from gateway.config.file import ConfigError, load_config
+from gateway.config.file import ConfigError, KnownProviders, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
 from gateway.db.connect import DatabaseUrlError, postgres_dsn
@@ -82,7 +82,7 @@ def _sqlite_refusal(settings: Settings) -> str | None:
     return None
 
 
-def admin_user_command(args: argparse.Namespace, known_providers: set[str]) -> int:
+def admin_user_command(args: argparse.Namespace, known_providers: KnownProviders) -> int:
     try:
         _, settings = load_config(args.config, known_providers)
         where = database(settings)

@@ -40,7 +40,19 @@ class PriceBook:
         price = self.price(deployment, public_model)
         if price is None:
             return None
-        return charge(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
+        return charge(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) + units_charge(
+            price, usage)
+
+
+def units_charge(price: Price, usage: Usage) -> Decimal:
+    """What the non-token units of an answer cost: images, audio seconds, characters, searches."""
+    if not (usage.images or usage.audio_seconds or usage.characters or usage.searches):
+        return Decimal(0)
+    per_image = price.per_image_by_size.get(usage.image_size or "", price.per_image)
+    return (usage.images * per_image
+            + usage.audio_seconds * price.per_audio_minute / 60
+            + usage.characters * price.per_million_characters / MILLION
+            + usage.searches * price.per_search)
 
 
 def charge(price: Price, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> Decimal:

@@ -6,6 +6,7 @@ A bad file stops start-up with one line naming the field and the reason (`Config
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -28,12 +29,19 @@ class _Strict(BaseModel):
 
 
 class Price(_Strict):
-    """USD per million tokens (and per request, where a provider charges so)."""
+    """USD per million tokens (and per request, where a provider charges so), and per unit for
+    the endpoints billed otherwise: images (by size, `per_image` for sizes not listed), audio
+    minutes heard, million characters spoken, rerank searches."""
 
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
+    input_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+    output_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
     cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
     per_request: Decimal = Field(default=Decimal(0), ge=0)
+    per_image: Decimal = Field(default=Decimal(0), ge=0)
+    per_image_by_size: dict[str, Decimal] = Field(default_factory=dict)
+    per_audio_minute: Decimal = Field(default=Decimal(0), ge=0)
+    per_million_characters: Decimal = Field(default=Decimal(0), ge=0)
+    per_search: Decimal = Field(default=Decimal(0), ge=0)
 
 
 class ModelLimits(_Strict):
@@ -49,7 +57,8 @@ class ModelLimits(_Strict):
 
 class Deployment(_Strict):
     provider: str = "openai"
-    base_url: str
+    # Empty: the provider's default (a preset's service URL); an error for providers without one.
+    base_url: str = ""
     # The upstream's own model id; defaults to the public name.
     model: str | None = None
     id: str | None = None
@@ -86,7 +95,7 @@ class Deployment(_Strict):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
+        if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
@@ -130,7 +139,12 @@ class Config(_Strict):
         return models
 
 
-def load_config(path: str | Path, known_providers: set[str]) -> tuple[Config, Settings]:
+# Provider names, or name -> adapter class: a class's `default_base_url` and `default_api_key_env`
+# (the OpenAI-compatible presets have them) fill in what a deployment leaves out.
+KnownProviders = Collection[str] | Mapping[str, type]
+
+
+def load_config(path: str | Path, known_providers: KnownProviders) -> tuple[Config, Settings]:
     """Parse and validate the file, resolve key references, and build the settings."""
     try:
         raw = yaml.safe_load(Path(path).read_text()) or {}
@@ -145,7 +159,7 @@ def load_config(path: str | Path, known_providers: set[str]) -> tuple[Config, Se
     return config_from_dict(raw, known_providers)
 
 
-def config_from_dict(raw: dict[str, Any], known_providers: set[str]) -> tuple[Config, Settings]:
+def config_from_dict(raw: dict[str, Any], known_providers: KnownProviders) -> tuple[Config, Settings]:
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
@@ -163,6 +177,7 @@ def config_from_dict(raw: dict[str, Any], known_providers: set[str]) -> tuple[Co
                 raise ConfigError(
                     f"config error: {where}.provider: unknown provider {deployment.provider!r} (known: {known})"
                 )
+            _fill_defaults(deployment, known_providers, where)
             if deployment.api_key_env:
                 value = os.environ.get(deployment.api_key_env)
                 if not value:
@@ -174,6 +189,23 @@ def config_from_dict(raw: dict[str, Any], known_providers: set[str]) -> tuple[Co
             if deployment.api_key_encrypted:
                 deployment._api_key = SecretStr(_decrypt_key(deployment, where))
     return config, settings
+
+
+def _fill_defaults(deployment: Deployment, known_providers: KnownProviders, where: str) -> None:
+    adapter = known_providers.get(deployment.provider) if isinstance(known_providers, Mapping) else None
+    # An adapter may fill in what its deployments leave out (Bedrock: region, URL) or say what is missing.
+    configure = getattr(adapter, "configure", None)
+    problem = configure(deployment) if callable(configure) else None
+    if problem:
+        raise ConfigError(f"config error: {where}.{problem}")
+    if not deployment.base_url:
+        default_url = getattr(adapter, "default_base_url", None)
+        if not isinstance(default_url, str):
+            raise ConfigError(f"config error: {where}.base_url: required for provider {deployment.provider!r}")
+        deployment.base_url = default_url.rstrip("/")
+    default_key_env = getattr(adapter, "default_api_key_env", None)
+    if not deployment.api_key_env and not deployment.api_key_encrypted and isinstance(default_key_env, str):
+        deployment.api_key_env = default_key_env
 
 
 def _decrypt_key(deployment: Deployment, where: str) -> str:

@@ -54,6 +54,19 @@ class Settings(BaseSettings):
     overload_retry_after_s: float = Field(default=1.0, gt=0)
     drain_seconds: float = Field(default=30.0, ge=0)
 
+    # Slow clients (gateway/edge/protocol.py, gateway/edge/body.py, gateway/edge/relay.py): what a
+    # client controls is bounded. Its request headers must be complete this long after the request
+    # began (or the connection opened); its body must arrive within the total, with no gap longer
+    # than the idle limit (else 408); and a stream it stops reading may wait this long for room in
+    # the send buffer before it is cancelled, its upstream closed, its connection dropped.
+    client_header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    client_body_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    client_body_idle_s: float = Field(default=15.0, gt=0, le=3600)
+    client_send_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # Bytes of answer kept for a client that reads slowly before writes wait (the transport's high
+    # water mark; the kernel's socket buffer comes on top).
+    client_send_buffer_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+
     upstream_connect_timeout_s: float = Field(default=5.0, gt=0)
     upstream_timeout_s: float = Field(default=600.0, gt=0)
     upstream_max_connections: int = Field(default=1000, ge=1)
@@ -67,7 +80,8 @@ class Settings(BaseSettings):
     limits_failure_mode: Literal["closed", "open"] = "closed"
     # The longest a limit check may wait for Redis (also its socket timeouts).
     limits_redis_timeout_s: float = Field(default=0.25, gt=0, le=5)
-    # After Redis fails, how long the failure mode applies before Redis is asked again.
+    # After Redis fails, how long the failure mode applies before Redis is asked again (on a
+    # cluster at most redis_backend.CLUSTER_RECHECK_S: a replica takes over by itself).
     limits_redis_recheck_s: float = Field(default=1.0, gt=0, le=60)
     # Budget periods (daily, weekly, monthly) start at midnight in this IANA time zone.
     limits_timezone: str = "UTC"
@@ -115,6 +129,11 @@ class Settings(BaseSettings):
     ledger_maintain_every_s: float = Field(default=3600.0, gt=0)
     # On shutdown, how long the queue may take to reach the database before it is spilled instead.
     ledger_shutdown_s: float = Field(default=10.0, ge=0)
+    # Durable mode (gateway/accounting/ledger/journal.py): each row is appended to a local journal
+    # and fsynced (commits grouped) before its answer completes, and a crashed worker's journal is
+    # replayed at the next start, so a SIGKILL loses no answered request's row. Off: a SIGKILL
+    # loses the rows still in memory (up to about one flush interval's).
+    ledger_durable: bool = False
 
     # Stored responses of the Responses API (gateway/dialects/responses/store.py): kept this long for
     # previous_response_id and retrieval, then swept by `gateway db maintain`.

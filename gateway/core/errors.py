@@ -103,6 +103,17 @@ class Conflict(GatewayError):
     retryable = False
 
 
+class RequestTimeout(GatewayError):
+    """The client took too long to send its body; the connection is closed after the answer."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "connection": "close"}
+
+
 class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"

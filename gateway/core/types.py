@@ -13,6 +13,22 @@ class Endpoint(StrEnum):
     CHAT = "chat/completions"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    IMAGES = "images/generations"
+    IMAGE_EDITS = "images/edits"
+    TRANSCRIPTIONS = "audio/transcriptions"
+    TRANSLATIONS = "audio/translations"
+    SPEECH = "audio/speech"
+    MODERATIONS = "moderations"
+    RERANK = "rerank"
+
+
+# Endpoints whose requests are multipart uploads (a file and form fields), not JSON.
+MULTIPART_ENDPOINTS = frozenset({Endpoint.IMAGE_EDITS, Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS})
+# Where the text a model reads is, outside chat (default: `input`).
+TEXT_FIELD = {Endpoint.COMPLETIONS: "prompt", Endpoint.IMAGES: "prompt", Endpoint.IMAGE_EDITS: "prompt",
+              Endpoint.TRANSCRIPTIONS: "prompt", Endpoint.TRANSLATIONS: "prompt", Endpoint.RERANK: "query"}
+# Endpoints that may answer with `stream: true` as server-sent events.
+SSE_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 
 class BudgetPeriod(StrEnum):
@@ -87,6 +103,13 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     estimated: bool = False
+    # What the non-text endpoints are billed by: images made (and their size), seconds of audio
+    # heard, characters spoken, rerank searches.
+    images: int = 0
+    image_size: str | None = None
+    audio_seconds: Decimal = Decimal(0)
+    characters: int = 0
+    searches: int = 0
 
     @classmethod
     def from_openai(cls, usage: dict[str, Any]) -> Usage:
@@ -94,5 +117,6 @@ class Usage:
         return cls(
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            # DeepSeek reports its cache hits under a name of its own.
+            cached_tokens=int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0),
         )

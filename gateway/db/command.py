@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from gateway.config.file import ConfigError, load_config
+from gateway.config.file import ConfigError, KnownProviders, load_config
 from gateway.config.settings import Settings
 from gateway.db.connect import DatabaseUrlError, describe_db_error, open_sqlite, postgres_dsn, sqlite_path
 from gateway.db.migrate import MigrationError, migrate_postgres, migrate_sqlite
@@ -23,7 +23,7 @@ from gateway.identity.store.base import StoreUnavailable
 CONNECT_TIMEOUT_S = 10.0
 
 
-def migrate_command(config_path: str, known_providers: set[str]) -> int:
+def migrate_command(config_path: str, known_providers: KnownProviders) -> int:
     try:
         _, settings = load_config(config_path, known_providers)
         dsn = postgres_dsn(settings)
@@ -62,7 +62,7 @@ async def _migrate(settings: Settings, dsn: str | None) -> tuple[list[str], str]
 
 
 
-def maintain_command(config_path: str, known_providers: set[str]) -> int:
+def maintain_command(config_path: str, known_providers: KnownProviders) -> int:
     from gateway.accounting.ledger.command import maintain_command as maintain_ledger
 
     status = maintain_ledger(config_path, known_providers)

@@ -51,7 +51,7 @@ def demo_command(port: int) -> int:
         print(f"gateway demo: {exc}", file=sys.stderr)
         return 1
     try:
-        config, settings = config_from_dict(demo_config(upstream), set(provider_classes()))
+        config, settings = config_from_dict(demo_config(upstream), provider_classes())
         return serve_config(config, settings, "127.0.0.1", port, 1, banner=banner(f"http://127.0.0.1:{port}/v1", key),
                             demo=True)
     except ConfigError as exc:

@@ -9,14 +9,16 @@ where a few microseconds do not matter.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, Overloaded
+from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, Overloaded, ServiceUnavailable
 from gateway.edge.request_id import request_id
 from gateway.edge.responses import send_error
 
@@ -83,6 +85,19 @@ class Front:
                 await send_error(send, error, rid)
                 return
             await response(scope, receive, send)
+        except asyncio.CancelledError:
+            # The server cancels what is still running when the drain after SIGTERM runs out: the
+            # request was finished (as cancelled) on the way out; tell the client if it can still hear.
+            task = asyncio.current_task()
+            if task is None or task.cancelling() > 1:
+                raise
+            task.uncancel()
+            log.info("request %s cut at the end of the drain", rid)
+            with contextlib.suppress(RuntimeError, OSError):
+                await send_error(send, ServiceUnavailable("The gateway is shutting down; retry the request."), rid)
+        except ClientDisconnect:
+            # The client's own doing (it left while sending its body), already finished as a 499.
+            log.info("client left while sending its body (request %s)", rid)
         except Exception:
             log.exception("unexpected error while serving %s (request %s)", scope["path"], rid)
             try:

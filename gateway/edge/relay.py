@@ -17,6 +17,31 @@ SSE_HEADERS = [
 ]
 
 
+class ClientStalled(Exception):
+    """A write waited past its timeout for a client that does not read what it is sent."""
+
+
+class BoundedSend:
+    """The ASGI `send`, where a write that waits longer than `timeout_s` raises ClientStalled.
+
+    uvicorn's `send` only waits when the transport's buffer is past its high-water mark (the
+    client is not reading); without a bound, a stream nobody reads would wait for ever.
+    """
+
+    __slots__ = ("_send", "timeout_s")
+
+    def __init__(self, send: Send, timeout_s: float) -> None:
+        self._send = send
+        self.timeout_s = timeout_s
+
+    async def __call__(self, message: Message) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._send(message)
+        except TimeoutError:
+            raise ClientStalled() from None
+
+
 class DisconnectWatcher:
     """Cancels the request's task the moment the client disconnects.
 

@@ -40,7 +40,11 @@ class JSONReply:
         self.headers = headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
+        # An answer that is not JSON (a transcript as text) names its own content type.
+        typed = self.headers is not None and "content-type" in self.headers
+        headers = [(b"content-length", str(len(self.body)).encode())]
+        if not typed:
+            headers.append((b"content-type", b"application/json"))
         if self.headers:
             headers += [(name.encode(), value.encode()) for name, value in self.headers.items()]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})

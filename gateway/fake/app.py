@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from gateway.fake import embeddings, replies
+from gateway.fake import embeddings, media, replies
 from gateway.fake.behaviour import Behaviour, DirectiveError, resolve
 from gateway.fake.replies import JSON, Stream, WireError
 from gateway.fake.responses import ResponsesFake
@@ -86,7 +86,21 @@ API_ROUTES: dict[tuple[str, str], Handler] = {
     ("POST", "/v1/completions"): replies.completion,
     ("POST", "/v1/embeddings"): embeddings.embeddings,
     ("GET", "/v1/models"): _models,
+    ("POST", "/v1/images/generations"): media.images,
+    ("POST", "/v1/moderations"): media.moderations,
+    ("POST", "/v1/rerank"): media.rerank,
+    ("POST", "/v1/audio/speech"): lambda req, b, seq, created: media.speech(req, b),
 }
+# Multipart uploads: path -> whether the audio is translated (None: an image edit).
+FORM_ROUTES: dict[str, bool | None] = {"/v1/audio/transcriptions": False, "/v1/audio/translations": True,
+                                       "/v1/images/edits": None}
+SPEECH_TYPE = (("content-type", "audio/mpeg"),)
+
+
+@dataclass(slots=True)
+class Form:
+    fields: dict[str, Any]
+    files: list[JSON]
 MODEL_PREFIX = "/v1/models/"
 
 
@@ -149,7 +163,13 @@ class App:
         self.stats.requests += 1
         seq = next(self._seq)
         body = _parse_body(req.body)
-        recorded_body = None if body is _UNPARSABLE else body
+        if body is _UNPARSABLE and req.headers.get("content-type", "").startswith("multipart/form-data"):
+            try:
+                body = Form(*media.parse_form(req.headers["content-type"], req.body))
+            except WireError:
+                pass
+        recorded_body = None if body is _UNPARSABLE else {**body.fields, "files": body.files} if isinstance(
+            body, Form) else body
         self.requests.append({"method": req.method, "path": req.path, "headers": req.headers, "body": recorded_body})
         answer = self._answer(req, body, seq)
         request_id = req.headers.get("x-request-id") or f"req_fake{seq:010d}"
@@ -159,6 +179,8 @@ class App:
     def _answer(self, req: Request, body: Any, seq: int) -> Answer:
         if self._authorization is not None and req.headers.get("authorization") != self._authorization:
             return _error(WireError(401, "Incorrect API key provided.", code="invalid_api_key"))
+        if req.method == "POST" and req.path in FORM_ROUTES:
+            return self._form(req, body)
         handler = _route(self.api_routes, req.method, req.path)
         if handler is None:
             return _error(WireError(404, f"Invalid URL ({req.method} {req.path})"))
@@ -179,8 +201,30 @@ class App:
         except WireError as exc:
             return _error(exc, b)
         if isinstance(reply, Stream):
-            return Answer(200, stream=reply, behaviour=b)
+            return Answer(200, stream=reply, behaviour=b, headers=SPEECH_TYPE if req.path.endswith("/speech") else ())
         return json_answer(200, reply, b)
+
+    def _form(self, req: Request, body: Any) -> Answer:
+        if not isinstance(body, Form):
+            return _error(WireError(400, "Expected a multipart/form-data body with a 'file'."))
+        try:
+            # A form carries directives as a `fake` field holding JSON.
+            directives = orjson.loads(body.fields["fake"]) if "fake" in body.fields else None
+            b = resolve(self.behaviour, directives, req.headers)
+        except (DirectiveError, orjson.JSONDecodeError) as exc:
+            return _error(WireError(400, str(exc), param="fake"))
+        if b.status != 200:
+            return json_answer(b.status, replies.error_body(b.status), b)
+        try:
+            translate = FORM_ROUTES[req.path]
+            if translate is None:
+                return json_answer(200, media.image_edit(body.fields, body.files, next(self._seq)), b)
+            content_type, answer = media.transcription(body.fields, body.files, translate)
+        except WireError as exc:
+            return _error(exc, b)
+        if isinstance(answer, str):
+            return Answer(200, answer.encode(), headers=(("content-type", content_type),), behaviour=b)
+        return json_answer(200, answer, b)
 
     def _recorded(self, req: Request) -> Answer:
         request_id = parse_qs(req.query).get("request_id", [None])[0]

@@ -84,7 +84,10 @@ def _script(answer: Answer, keep_alive: bool) -> tuple[Script, bool]:
             return [(latency, b"")], True
         return [(latency, _json_response(answer, keep_alive))], False
     steps, abort = answer.stream.steps(b)
-    script = [(latency, _head(200, _STREAM_HEADERS + answer.headers, keep_alive))]
+    # A stream that is not SSE (speech's audio) names its own content type.
+    typed = any(name == "content-type" for name, _ in answer.headers)
+    head = tuple(h for h in _STREAM_HEADERS if not (typed and h[0] == "content-type")) + answer.headers
+    script = [(latency, _head(200, head, keep_alive))]
     script.extend((delay, _chunk(data)) for delay, data in _coalesce(steps))
     if not abort:
         script.append((0.0, b"0\r\n\r\n"))

@@ -21,13 +21,14 @@ from typing import Any, TextIO
 
 import orjson
 
-from gateway.core.types import Endpoint
+from gateway.core.types import TEXT_FIELD, Endpoint
 from gateway.pipeline.context import RequestContext
 
 LOGGER = "gateway"
 REQUEST_LOGGER = "gateway.request"
 # The body field that holds the prompt, per endpoint.
-PROMPT_FIELD = {Endpoint.CHAT: "messages", Endpoint.COMPLETIONS: "prompt", Endpoint.EMBEDDINGS: "input"}
+PROMPT_FIELD = {Endpoint.CHAT: "messages", Endpoint.SPEECH: "input", Endpoint.MODERATIONS: "input",
+                **TEXT_FIELD}
 
 
 class JsonFormatter(logging.Formatter):
@@ -198,7 +199,7 @@ class RequestLogRecorder:
         if ctx.cache_hit:
             fields["cache_hit"] = True
         if self.log_prompts:
-            field = PROMPT_FIELD[ctx.endpoint]
+            field = PROMPT_FIELD.get(ctx.endpoint, "input")
             # A guardrail masking in logs only leaves a masked copy (gateway/plugins/guardrails/pii.py).
             fields[field] = (ctx.redacted_body if ctx.redacted_body is not None else ctx.body).get(field)
         return fields

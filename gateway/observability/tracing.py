@@ -94,7 +94,7 @@ class OtelTracer:
                 start_time=self._ns(ctx.started),
                 attributes={
                     "gateway.request_id": ctx.request_id,
-                    "gen_ai.operation.name": OPERATION[ctx.endpoint],
+                    "gen_ai.operation.name": OPERATION.get(ctx.endpoint, ctx.endpoint.value),
                     "gen_ai.request.model": ctx.model,
                     "gateway.stream": ctx.stream,
                 },

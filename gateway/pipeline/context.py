@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.file import Deployment
 from gateway.core.types import BudgetUsage, Endpoint, GuardrailDecision, Principal, Usage
+from gateway.core.upload import Upload
 
 if TYPE_CHECKING:
     from gateway.plugins.runner import PluginRun
@@ -24,6 +25,8 @@ class RequestContext:
     api: str = ""
     principal: Principal | None = None
     body: dict[str, Any] = field(default_factory=dict)
+    # A multipart request's files (audio, an image to edit); its form fields are `body`.
+    upload: Upload | None = None
     model: str = ""
     stream: bool = False
     # Whether the client itself asked for the final usage chunk of a stream.
@@ -40,6 +43,8 @@ class RequestContext:
     finished: float | None = None
     cancelled: bool = False
     admitted: bool = False
+    # The key whose in-process parallel slot this request holds (taken before its body is read).
+    slot_key: str | None = None
     # Headers every response to this request carries, e.g. the x-ratelimit-* set.
     response_headers: dict[str, str] = field(default_factory=dict)
     # What admission reserved, handed back to it at settle (gateway/accounting/limits: a `Reservation`).

@@ -30,10 +30,19 @@ from starlette.types import Receive, Scope, Send
 from gateway.accounting.ledger.labels import TAGS_HEADER, client_user, parse_tags
 from gateway.accounting.pricing import PriceBook
 from gateway.config.file import Deployment
-from gateway.core.errors import GatewayError, UpstreamTimeout, UpstreamUnreachable, sse_error_event
-from gateway.core.types import Endpoint
-from gateway.edge.body import parse_body, read_body
-from gateway.edge.relay import SSE_HEADERS, DisconnectWatcher, pump
+from gateway.core.errors import (
+    GatewayError,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    sse_error_event,
+)
+from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal
+from gateway.edge.body import parse_body, read_body, upload_body
+from gateway.edge.multipart import read_upload
+from gateway.edge.protocol import ABORT
+from gateway.edge.relay import SSE_HEADERS, BoundedSend, ClientStalled, DisconnectWatcher, pump
 from gateway.edge.responses import FinishingReply, send_error
 from gateway.identity.auth import Authenticator, client_address
 from gateway.observability.tracing import NoTracer, Tracer
@@ -55,6 +64,16 @@ BodyAdapter = Callable[[bytes, RequestContext], dict[str, Any] | Awaitable[dict[
 # adapter around it (gateway/dialects/responses/adapters.py: Responses relayed natively, chat sent to
 # a Responses-only deployment). May raise GatewayError when the deployment cannot serve the request.
 AdapterChoice = Callable[[RequestContext, Deployment, Provider], Provider]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTimeouts:
+    """What a client controls, bounded (settings client_body_timeout_s, client_body_idle_s,
+    client_send_timeout_s)."""
+
+    body_s: float = 60.0
+    body_idle_s: float = 15.0
+    send_s: float = 30.0
 
 
 @dataclass(slots=True)
@@ -80,6 +99,8 @@ class Proxy:
         tracer: Tracer | None = None,
         plugins: Plugins | None = None,
         choose_adapter: AdapterChoice | None = None,
+        timeouts: ClientTimeouts | None = None,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         # A span per upstream attempt when tracing is on (gateway/observability/tracing.py).
         self.tracer: Tracer = tracer or NoTracer()
@@ -94,6 +115,13 @@ class Proxy:
         # Guardrails, the cache, third-party plugins (gateway/plugins/): None or nothing configured = no cost.
         self.plugins = plugins
         self.choose_adapter = choose_adapter
+        self.timeouts = timeouts or ClientTimeouts()
+        # The ledger's durable mode: what to await so that a finished request's row is on disk
+        # before its answer completes (then a good answer is finished before its last byte is sent).
+        self.durable = durable
+        # Requests in flight in this worker per key with a max_parallel, counted from before the
+        # body is read: a key that trickles bodies cannot pin more of the worker than its own limit.
+        self._slots: dict[str, int] = {}
 
     def adapter(self, ctx: RequestContext, deployment: Deployment) -> Provider:
         provider = self.providers[deployment.provider]
@@ -111,15 +139,24 @@ class Proxy:
         try:
             ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
             ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
-            raw = await read_body(request, self.max_body_bytes)
-            if adapt is None:
-                ctx.body = parse_body(raw, endpoint)
+            self._take_slot(ctx, ctx.principal)
+            if endpoint in MULTIPART_ENDPOINTS:
+                ctx.upload = await read_upload(
+                    request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
+                )
+                ctx.body = upload_body(ctx.upload, endpoint)
             else:
-                adapted = adapt(raw, ctx)
-                ctx.body = await adapted if inspect.isawaitable(adapted) else adapted
+                raw = await read_body(
+                    request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
+                )
+                if adapt is None:
+                    ctx.body = parse_body(raw, endpoint)
+                else:
+                    adapted = adapt(raw, ctx)
+                    ctx.body = await adapted if inspect.isawaitable(adapted) else adapted
             ctx.model = ctx.body["model"]
             ctx.user = client_user(ctx.body)
-            ctx.stream = endpoint is not Endpoint.EMBEDDINGS and ctx.body.get("stream") is True
+            ctx.stream = endpoint in SSE_ENDPOINTS and ctx.body.get("stream") is True
             if ctx.stream:
                 options = ctx.body.get("stream_options")
                 ctx.client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -144,7 +181,8 @@ class Proxy:
             ctx.cancelled = isinstance(exc, ClientDisconnect | asyncio.CancelledError)
             await self.finish(ctx)
             raise
-        if ctx.stream:
+        if ctx.stream or endpoint is Endpoint.SPEECH:
+            # Speech is relayed like a stream: its audio reaches the client as the upstream makes it.
             return StreamCall(self, ctx)
         return await self._unary(ctx)
 
@@ -174,11 +212,17 @@ class Proxy:
                     body = await ctx.plugins.after(ctx, body)
                 ctx.status = 200
                 answered = True
+                if self.durable is not None:
+                    await self.finish(ctx)  # the row on disk first, then the answer
+                    return FinishingReply(body, 200, ctx.response_headers, _nothing)
                 return FinishingReply(body, 200, ctx.response_headers, partial(self.finish, ctx))
             raise plan.error()
         except GatewayError as error:
             ctx.status, ctx.error_type = error.status, error.type
             error.extra_headers.update(ctx.response_headers)
+            raise
+        except asyncio.CancelledError:
+            ctx.cancelled = True  # the server cut it (the drain ran out)
             raise
         finally:
             if plan is not None:
@@ -259,9 +303,33 @@ class Proxy:
         ctx.status, ctx.error_type = error.status, error.type
         await self.finish(ctx)
 
+    def _take_slot(self, ctx: RequestContext, principal: Principal) -> None:
+        cap = principal.key_limits.max_parallel
+        if cap is None:
+            return
+        held = self._slots.get(principal.key_id, 0)
+        if held >= cap:
+            raise RateLimited(f"Too many parallel requests for key {principal.key_prefix}: Limit {cap}. "
+                              "Retry when one of them has finished.", retry_after=1.0)  # fmt: skip
+        self._slots[principal.key_id] = held + 1
+        ctx.slot_key = principal.key_id
+
+    def _give_slot(self, ctx: RequestContext) -> None:
+        key = ctx.slot_key
+        if key is not None:
+            ctx.slot_key = None
+            left = self._slots[key] - 1
+            if left:
+                self._slots[key] = left
+            else:
+                del self._slots[key]
+
     async def finish(self, ctx: RequestContext) -> None:
         """Every request ends here exactly once: good, failed, refused or cancelled."""
+        self._give_slot(ctx)
         ctx.finished = perf_counter()
+        if ctx.upload is not None:
+            ctx.upload.close()
         if not ctx.status:
             ctx.status = 499 if ctx.cancelled else 500
         if ctx.usage is not None and ctx.deployment is not None:
@@ -279,6 +347,8 @@ class Proxy:
                     recorder.record(ctx)
                 except Exception:
                     log.exception("recorder %s failed on request %s", type(recorder).__name__, ctx.request_id)
+        if self.durable is not None:
+            await self.durable()
 
 
 class StreamCall:
@@ -287,15 +357,19 @@ class StreamCall:
     def __init__(self, proxy: Proxy, ctx: RequestContext) -> None:
         self.proxy = proxy
         self.ctx = ctx
+        self.ended = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
         watcher = DisconnectWatcher(receive)
         opened: OpenStream | None = None
+        # A client that stops reading: once the send buffer is full, a write waits this long at most.
+        send = BoundedSend(send, self.proxy.timeouts.send_s)
+        started = False
         try:
             try:
                 opened = await self.proxy.open_stream(ctx)
-                if ctx.plugins is not None:
+                if ctx.plugins is not None and ctx.stream:
                     opened.translator = ctx.plugins.wrap(ctx, opened.translator)  # the chunk hooks
             except GatewayError as error:
                 ctx.status, ctx.error_type = error.status, error.type
@@ -303,27 +377,84 @@ class StreamCall:
                 await send_error(send, error)
                 return
             ctx.status = 200
-            headers = SSE_HEADERS + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
+            head = SSE_HEADERS if ctx.stream else _binary_headers(opened.stream.headers)
+            headers = head + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            started = True
             try:
                 await pump(send, opened.first, opened.chunks, opened.translator)
                 tail = opened.translator.finish()
             except GatewayError as error:
-                # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 ctx.error_type = error.type
+                if not ctx.stream:
+                    # Audio has no in-band error: the response ends unfinished, which clients see.
+                    return
+                # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 tail = sse_error_event(error)
+            if self.proxy.durable is not None:
+                await self._end(opened)  # the row on disk first, then the stream's last frame
             await send({"type": "http.response.body", "body": tail, "more_body": False})
-        except asyncio.CancelledError:
-            if not watcher.absorb():
-                raise
+        except ClientStalled:
+            # Nothing more can reach a client that does not read: drop the connection, buffer and all.
             ctx.cancelled = True
+            log.info("request %s: the client stopped reading its stream for %.0f s; stream cancelled",
+                     ctx.request_id, self.proxy.timeouts.send_s)  # fmt: skip
+            abort = scope.get("extensions", {}).get(ABORT)
+            if abort is not None:
+                abort()
+        except asyncio.CancelledError:
+            if watcher.absorb():
+                ctx.cancelled = True
+            elif not await self._cut(send, started):
+                raise
         finally:
             watcher.stop()
-            if opened is not None:
-                opened.stream.close()
-                await opened.chunks.aclose()  # type: ignore[attr-defined]
-                ctx.usage = opened.translator.usage
-            await self.proxy.finish(ctx)
+            await self._end(opened)
+
+    async def _end(self, opened: OpenStream | None) -> None:
+        """Close the upstream and finish the request, once."""
+        if self.ended:
+            return
+        self.ended = True
+        if opened is not None:
+            opened.stream.close()
+            await opened.chunks.aclose()  # type: ignore[attr-defined]
+            self.ctx.usage = opened.translator.usage
+        await self.proxy.finish(self.ctx)
+
+    async def _cut(self, send: BoundedSend, started: bool) -> bool:
+        """The server cancelled the stream (the drain after SIGTERM ran out): tell the client in-band
+        and end the stream properly. False if this cancellation is not one to absorb."""
+        task = asyncio.current_task()
+        if task is None or task.cancelling() > 1:
+            return False
+        task.uncancel()
+        ctx = self.ctx
+        ctx.cancelled = True
+        error = ServiceUnavailable("The gateway is shutting down and cut this stream; retry the request.")
+        log.info("request %s: stream cut at the end of the drain", ctx.request_id)
+        try:
+            if started:
+                await send({"type": "http.response.body", "body": sse_error_event(error) + DONE, "more_body": False})
+            else:
+                ctx.status, ctx.error_type = error.status, error.type
+                await send_error(send, error)
+        except (ClientStalled, OSError):
+            pass  # the client is gone or not reading: nothing more to tell it
+        return True
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+async def _nothing() -> None:
+    return None
+
+
+def _binary_headers(upstream: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    """The upstream's content type (audio/mpeg, audio/wav...) for a relayed binary answer."""
+    kind = next((v for k, v in upstream.items() if k.lower() == "content-type"), "application/octet-stream")
+    return [(b"content-type", kind.encode("latin-1")), (b"cache-control", b"no-cache")]
 
 
 def _model_named(raw: bytes) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gateway.core.types import Endpoint
+from gateway.core.types import TEXT_FIELD, Endpoint
 
 Rewrite = Callable[[str], str]
 
@@ -31,7 +31,7 @@ def request_texts(body: dict[str, Any], endpoint: Endpoint) -> Iterator[tuple[st
                 if isinstance(arguments, str):
                     yield role, arguments
         return
-    value = body.get("prompt" if endpoint is Endpoint.COMPLETIONS else "input")
+    value = body.get(TEXT_FIELD.get(endpoint, "input"))
     if isinstance(value, str):
         yield "user", value
     elif isinstance(value, list):
@@ -65,7 +65,7 @@ def rewrite_request(body: dict[str, Any], endpoint: Endpoint, rewrite: Rewrite) 
                 if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                     function["arguments"] = rewrite(function["arguments"])
         return
-    field = "prompt" if endpoint is Endpoint.COMPLETIONS else "input"
+    field = TEXT_FIELD.get(endpoint, "input")
     value = body.get(field)
     if isinstance(value, str):
         body[field] = rewrite(value)

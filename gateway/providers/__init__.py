@@ -5,8 +5,11 @@ from __future__ import annotations
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.azure import AzureProvider
 from gateway.providers.base import Provider, StreamTranslator
+from gateway.providers.bedrock import BedrockProvider
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.openai import OpenAIProvider
+from gateway.providers.presets import PRESET_PROVIDERS
+from gateway.providers.vertex import VertexProvider
 from gateway.providers.vllm import VLLMProvider
 
 # name -> adapter class; an adapter class takes the process settings.
@@ -16,6 +19,10 @@ PROVIDERS: dict[str, type] = {
     "anthropic": AnthropicProvider,
     "gemini": GeminiProvider,
     "vllm": VLLMProvider,
+    "bedrock": BedrockProvider,
+    "vertex": VertexProvider,
+    # OpenAI-compatible services by name (groq, mistral, ollama...): gateway/providers/presets.py
+    **PRESET_PROVIDERS,
 }
 
 __all__ = ["PROVIDERS", "Provider", "StreamTranslator"]

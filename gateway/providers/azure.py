@@ -20,12 +20,17 @@ from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.context import RequestContext
-from gateway.providers.base import ask_for_stream_usage, json_post, upstream_model
+from gateway.providers.base import ask_for_stream_usage, json_post, unsupported_endpoint, upstream_model
 from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
+from gateway.providers.units import BinaryRelay
 from gateway.upstream.client import UpstreamCall
 
 # The GA version current when this was written; set `api_version` per deployment to pin another.
 DEFAULT_API_VERSION = "2024-10-21"
+# Uploads are not relayed to Azure (its audio and image-edit deployments are not wired here), and
+# Azure OpenAI has no moderations or rerank API.
+_NOT_RELAYED = frozenset({Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS, Endpoint.IMAGE_EDITS, Endpoint.MODERATIONS,
+                          Endpoint.RERANK})
 
 
 class AzureProvider:
@@ -37,6 +42,8 @@ class AzureProvider:
         self._default_connect = settings.upstream_connect_timeout_s
 
     def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
+        if ctx.endpoint in _NOT_RELAYED:
+            raise unsupported_endpoint(self.name, ctx.endpoint)
         body = dict(ctx.body)
         name = upstream_model(deployment, ctx.model)
         # The deployment in the URL picks the model; `model` in the body is ignored there.
@@ -54,8 +61,9 @@ class AzureProvider:
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         return self._openai.parse_response(ctx, body)
 
-    def stream_translator(self, ctx: RequestContext) -> AzureStreamTranslator:
-        return AzureStreamTranslator(self._openai.stream_translator(ctx))
+    def stream_translator(self, ctx: RequestContext) -> AzureStreamTranslator | BinaryRelay:
+        inner = self._openai.stream_translator(ctx)
+        return inner if isinstance(inner, BinaryRelay) else AzureStreamTranslator(inner)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         # Azure's envelope is OpenAI's (its 429s carry `code: "429"` and no type; content

@@ -91,7 +91,7 @@ def unsupported_endpoint(provider: str, endpoint: Endpoint) -> InvalidRequest:
     hint = {
         Endpoint.EMBEDDINGS: "it has no embeddings API",
         Endpoint.COMPLETIONS: "it only has a chat API; use /v1/chat/completions",
-    }.get(endpoint, "it does not serve this endpoint")
+    }.get(endpoint, "the gateway does not relay this endpoint to it")
     return InvalidRequest(
         f"This model's provider ({provider}) cannot serve /v1/{endpoint.value}: {hint}.",
         code="unsupported_endpoint",

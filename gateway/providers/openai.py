@@ -24,13 +24,16 @@ from gateway.core.errors import (
     UpstreamTimeout,
 )
 from gateway.core.types import Endpoint, Usage
+from gateway.core.upload import BodyFactory
 from gateway.pipeline.context import RequestContext
 from gateway.providers.base import ask_for_stream_usage, timeouts, upstream_model
 from gateway.providers.estimate import completion_tokens, count_deltas, estimated_usage
+from gateway.providers.units import TEXT_FORMATS, BinaryRelay, speech_usage, units_usage
 from gateway.upstream.client import UpstreamCall
 
 _SECRETISH = re.compile(r"(sk|key|api)[-_][A-Za-z0-9_\-]{6,}", re.IGNORECASE)
 _MAX_MESSAGE = 1000
+_TOKEN_ENDPOINTS = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 
 
 @dataclass(slots=True, frozen=True)
@@ -54,19 +57,38 @@ class OpenAIProvider:
         target = self._targets.get((id(deployment), ctx.endpoint))
         if target is None:
             target = self._targets[(id(deployment), ctx.endpoint)] = self._target(deployment, ctx.endpoint)
-        body = dict(ctx.body)
-        body["model"] = upstream_model(deployment, ctx.model)
-        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
-            ask_for_stream_usage(body)
+        body = self.request_body(ctx, deployment)
+        headers = {**target.headers, "X-Request-Id": ctx.request_id}
+        payload: bytes | BodyFactory
+        if ctx.upload is not None:
+            # The form is written from the body, so what changed it (the model name, a guardrail) counts.
+            fields = [(name, str(item)) for name, value in body.items()
+                      for item in (value if isinstance(value, list) else [value])]
+            headers["Content-Type"], length, payload = ctx.upload.form(fields)
+            headers["Content-Length"] = str(length)
+        else:
+            payload = orjson.dumps(body)
         return UpstreamCall(
             method="POST",
             url=target.url,
-            headers={**target.headers, "X-Request-Id": ctx.request_id},
-            body=orjson.dumps(body),
+            headers=headers,
+            body=payload,
             timeout_s=target.timeout_s,
             connect_timeout_s=target.connect_timeout_s,
             deployment_id=deployment.id or "",
         )
+
+    def request_body(self, ctx: RequestContext, deployment: Deployment) -> dict[str, Any]:
+        """The client's body with the upstream's model name and, on streams, a request for usage."""
+        body = dict(ctx.body)
+        body["model"] = upstream_model(deployment, ctx.model)
+        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
+            ask_for_stream_usage(body)
+        return body
+
+    def extra_headers(self, deployment: Deployment) -> dict[str, str]:
+        """Headers a service wants beside the key (none for OpenAI itself)."""
+        return {}
 
     def _target(self, deployment: Deployment, endpoint: Endpoint) -> _Target:
         """What never changes between calls to one deployment's endpoint, worked out once."""
@@ -74,10 +96,15 @@ class OpenAIProvider:
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
         if deployment.api_key is not None:
             headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
+        headers.update(self.extra_headers(deployment))
         timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
         return _Target(f"{deployment.base_url}/{endpoint.value}", headers, timeout_s, connect_s)
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+        text_format = TEXT_FORMATS.get(str(ctx.body.get("response_format"))) if ctx.upload is not None else None
+        if text_format is not None:
+            ctx.response_headers["content-type"] = text_format
+            return body, units_usage(ctx.endpoint, ctx.body, None)
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -87,13 +114,17 @@ class OpenAIProvider:
                 type="server_error",
                 code="bad_upstream_response",
             ) from None
+        if ctx.endpoint not in _TOKEN_ENDPOINTS:
+            return body, units_usage(ctx.endpoint, ctx.body, parsed)
         usage = parsed.get("usage") if isinstance(parsed, dict) else None
         if isinstance(usage, dict):
             return body, Usage.from_openai(usage)
         # No usage at all (some self-hosted servers): estimated, and the ledger row says so.
         return body, estimated_usage(ctx.body, ctx.endpoint, completion_tokens(parsed))
 
-    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator:
+    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator | BinaryRelay:
+        if ctx.endpoint is Endpoint.SPEECH:
+            return BinaryRelay(speech_usage(ctx.body))
         return OpenAIStreamTranslator(
             strip_usage=not ctx.client_wants_usage,
             estimate=lambda deltas: estimated_usage(ctx.body, ctx.endpoint, deltas),

@@ -23,6 +23,7 @@ from gateway.core.errors import GatewayError
 from gateway.core.types import Usage
 from gateway.pipeline.context import RequestContext
 from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
+from gateway.providers.units import BinaryRelay
 from gateway.upstream.client import UpstreamCall
 
 WAITING = "vllm:num_requests_waiting"
@@ -52,7 +53,7 @@ class VLLMProvider:
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         return self._openai.parse_response(ctx, body)
 
-    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator:
+    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator | BinaryRelay:
         return self._openai.stream_translator(ctx)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import aiohttp
+from yarl import URL
 
 from gateway.core.errors import UpstreamTimeout, UpstreamUnreachable
+from gateway.core.upload import BodyFactory
 
 
 @dataclass(slots=True)
@@ -22,10 +24,14 @@ class UpstreamCall:
     method: str
     url: str
     headers: dict[str, str]
-    body: bytes | None
+    # Bytes, or (an upload's form) a factory of the body's chunks, called once per send.
+    body: bytes | BodyFactory | None
     timeout_s: float
     connect_timeout_s: float
     deployment_id: str = ""
+    # Send the URL exactly as written, percent-escapes and all: a signed URL (SigV4) must reach
+    # the server as it was signed, and aiohttp would otherwise unescape `%3A` and the like.
+    exact_url: bool = False
 
 
 @dataclass(slots=True)
@@ -114,8 +120,8 @@ class UpstreamClient:
         try:
             response = await self._session.request(
                 call.method,
-                call.url,
-                data=call.body,
+                URL(call.url, encoded=True) if call.exact_url else call.url,
+                data=call.body() if callable(call.body) else call.body,
                 headers=call.headers,
                 timeout=self._timeout(call, stream),
                 allow_redirects=False,

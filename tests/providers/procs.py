@@ -11,7 +11,8 @@ import httpx
 from tests.procs import free_port, stop, wait_http
 
 # The path under which each fake serves its API, i.e. the deployment's `base_url` suffix.
-BASE_PATHS = {"anthropic": "/v1", "azure": "", "gemini": "/v1beta", "vllm": "/v1"}
+# The OpenAI-compatible services (the presets' fakes) serve under /v1.
+BASE_PATHS = {"anthropic": "/v1", "azure": "", "gemini": "/v1beta", "vllm": "/v1", "bedrock": "", "vertex": ""}
 
 
 class ProviderFake:
@@ -20,7 +21,7 @@ class ProviderFake:
         self.provider = provider
         self.port = free_port()
         self.root = f"http://127.0.0.1:{self.port}"
-        self.url = self.root + BASE_PATHS[provider]
+        self.url = self.root + BASE_PATHS.get(provider, "/v1")
         args = [sys.executable, "-m", "gateway.fake.providers", provider, "--port", str(self.port)]
         if require_key is not None:
             args += ["--require-key", require_key]

@@ -4,6 +4,7 @@
     labels.py     what a client attaches: the `user` field and x-gateway-tags
     writer.py     the Recorder: queue, background writer, spill and replay, shutdown
     spill.py      append-only spill files for rows the database cannot take yet
+    journal.py    the durable mode: rows fsynced locally before their answer completes
     sink.py       what a database behind the writer does (Postgres, SQLite)
     postgres.py   COPY into day partitions + the per-day rollup, idempotent for replays
     sqlite.py     the same rows for the embedded default
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gateway.accounting.ledger.journal import Journal
 from gateway.accounting.ledger.postgres import PostgresSink
 from gateway.accounting.ledger.queries import LedgerQueries, PostgresQueries, SQLiteQueries
 from gateway.accounting.ledger.sink import Sink
@@ -27,6 +29,7 @@ from gateway.config.settings import Settings
 from gateway.db.connect import postgres_dsn, sqlite_path
 
 SPILL_DIR = "ledger-spill"
+JOURNAL_DIR = "ledger-journal"
 
 __all__ = ["Ledger", "LedgerOptions", "build_ledger", "build_queries", "build_sink"]
 
@@ -50,7 +53,9 @@ def build_ledger(settings: Settings) -> Ledger:
         maintain_every_s=settings.ledger_maintain_every_s,
         shutdown_s=settings.ledger_shutdown_s,
     )
-    return Ledger(build_sink(settings), Spill(Path(settings.data_dir) / SPILL_DIR), options)
+    data = Path(settings.data_dir)
+    journal = Journal(data / JOURNAL_DIR) if settings.ledger_durable else None
+    return Ledger(build_sink(settings), Spill(data / SPILL_DIR), options, journal=journal)
 
 
 def build_queries(settings: Settings) -> LedgerQueries:

@@ -12,12 +12,12 @@ import sys
 from gateway.accounting.ledger import build_sink
 from gateway.accounting.ledger.sink import Maintenance, SinkUnavailable
 from gateway.accounting.ledger.writer import utc_today
-from gateway.config.file import ConfigError, load_config
+from gateway.config.file import ConfigError, KnownProviders, load_config
 from gateway.config.settings import Settings
 from gateway.db.connect import DatabaseUrlError
 
 
-def maintain_command(config_path: str, known_providers: set[str]) -> int:
+def maintain_command(config_path: str, known_providers: KnownProviders) -> int:
     try:
         _, settings = load_config(config_path, known_providers)
         report = asyncio.run(_maintain(settings))

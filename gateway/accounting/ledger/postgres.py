@@ -179,7 +179,8 @@ class PostgresSink:
             # "No partition for row": one was dropped under us; learn the partitions again.
             self._days.clear()
             raise SinkUnavailable("a partition is missing; retrying") from None
-        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+        except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, asyncpg.ProgramLimitExceededError) as exc:
+            # A value it cannot store, a constraint, an index entry too large: retrying cannot help.
             raise SinkRejected(f"{type(exc).__name__}: {exc}") from None
         except (asyncpg.PostgresError, *_TRANSIENT) as exc:
             self._drop()

@@ -17,6 +17,9 @@ import orjson
 from gateway.pipeline.context import RequestContext
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Client-chosen text kept in a row (the model asked for, a wildcard's served name) is clipped to
+# this: it is indexed, and a btree entry past about 2.7 kB is refused by PostgreSQL.
+MAX_TEXT_CHARS = 256
 US_PER_DAY = 86_400_000_000
 ZERO = Decimal(0)
 
@@ -79,9 +82,9 @@ class LedgerRow:
             principal.key_id if principal else None,
             principal.key_prefix if principal else None,
             principal.team_id if principal else None,
-            ctx.user,
-            model or None,
-            (deployment.model or model) if deployment else None,
+            storable(ctx.user) if ctx.user else None,
+            storable(model) if model else None,
+            storable(deployment.model or model) if deployment else None,
             deployment.provider if deployment else None,
             deployment.id if deployment else None,
             ctx.attempts,
@@ -132,6 +135,23 @@ class LedgerRow:
         cost = known.get("cost_usd")
         known["cost_usd"] = Decimal(cost) if cost is not None else None
         return cls(**known)
+
+
+def storable(text: str) -> str:
+    """`text` as PostgreSQL can store it: clipped, no NUL, valid UTF-8 (no lone surrogates).
+
+    A client chooses these strings; one that the database refuses would otherwise cost a
+    whole batch of other tenants' rows, or stall the writer."""
+    if len(text) > MAX_TEXT_CHARS:
+        text = text[:MAX_TEXT_CHARS]
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "replace").decode()
+    return text
 
 
 # The columns of `ledger_requests`, in table order; `ts` is derived from ts_us.

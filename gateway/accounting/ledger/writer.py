@@ -11,8 +11,9 @@ into the sink. Nothing is dropped on the way:
 - shutdown                            -> the queue is written, or spilled and fsynced, before exit;
 - a row recorded after shutdown       -> straight to the spill file (a request cancelled late).
 
-Rows a database refuses for good (SinkRejected) are set aside in a `.rejected` file, logged,
-and counted, never silently lost.
+Rows a database refuses for good (SinkRejected) are found by splitting the batch until only they
+are left; they alone are set aside in a `.rejected` file, logged and counted, never silently lost,
+and their neighbours are written as usual.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from gateway.accounting.ledger.journal import Journal
 from gateway.accounting.ledger.row import LedgerRow
 from gateway.accounting.ledger.sink import Sink, SinkRejected, SinkUnavailable
 from gateway.accounting.ledger.spill import Spill
@@ -72,10 +74,19 @@ def utc_today() -> date:
 
 class Ledger:
     def __init__(
-        self, sink: Sink, spill: Spill, options: LedgerOptions, today: Callable[[], date] = utc_today
+        self,
+        sink: Sink,
+        spill: Spill,
+        options: LedgerOptions,
+        today: Callable[[], date] = utc_today,
+        journal: Journal | None = None,
     ) -> None:
         self.sink = sink
         self.spill = spill
+        # The durable mode (journal.py): each row is also on local disk before its answer completes.
+        self.journal = journal
+        # In durable mode, each queued row's number in the journal, in queue order.
+        self._numbers: deque[int] = deque()
         self.options = options
         self.stats = LedgerStats()
         self._today = today
@@ -109,14 +120,36 @@ class Ledger:
         elif len(self._queue) >= self.options.queue_size:
             self._spill_now([row])
         else:
+            if self.journal is not None and not self._journal(row):
+                return
             self._queue.append(row)
             if len(self._queue) >= self.options.batch_size:
                 self._wake.set()
+
+    def _journal(self, row: LedgerRow) -> bool:
+        """Append a row to the journal; False if it went to the spill instead (the journal failed)."""
+        assert self.journal is not None
+        try:
+            self._numbers.append(self.journal.append(row))
+        except OSError:
+            log.exception("ledger: could not append to the journal; the row goes to the spill")
+            self._spill_now([row])
+            return False
+        return True
+
+    async def committed(self) -> None:
+        """In durable mode, wait until every row recorded so far is fsynced; else return at once."""
+        if self.journal is not None:
+            await self.journal.committed()
 
     # lifecycle
 
     async def start(self) -> None:
         if self._task is None:
+            if self.journal is not None:
+                # What a worker that died had journaled is replayed from the spill like any spilled row.
+                self._pending = await asyncio.to_thread(self.journal.hand_over_orphans, self.spill.directory) > 0
+                self.journal.start()
             self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def stop(self) -> None:
@@ -136,6 +169,8 @@ class Ledger:
             self._spill_now(self._take(len(self._queue)))
         self._closed = True
         self.spill.seal()
+        if self.journal is not None:
+            await self.journal.stop()  # every row is in the database or the spill now
         await self.sink.close()
 
     def status(self) -> dict[str, Any]:
@@ -174,6 +209,8 @@ class Ledger:
         now = time.monotonic()
         if now >= self._next_scan:
             self._next_scan = now + self.options.spill_scan_s
+            if self.journal is not None:
+                await asyncio.to_thread(self.journal.hand_over_orphans, self.spill.directory)
             self._pending = self._pending or await asyncio.to_thread(self.spill.pending)
         if now >= self._retry_at and await self._connect() and self._pending:
             await self._replay()
@@ -209,17 +246,25 @@ class Ledger:
                      report.created, report.dropped, report.deleted_rows)  # fmt: skip
 
     async def _put(self, batch: list[LedgerRow]) -> None:
+        last = self._numbers[len(batch) - 1] if self._numbers else 0
+        if self._numbers:
+            for _ in batch:
+                self._numbers.popleft()
+        try:
+            await self._put_batch(batch)
+        finally:
+            if self.journal is not None and last:
+                self.journal.mark_handled(last)  # written, spilled or set aside: the journal may let go
+
+    async def _put_batch(self, batch: list[LedgerRow]) -> None:
         if not self._healthy or self._pending or time.monotonic() < self._retry_at:
             self._spill_now(batch)
             return
         try:
-            async with asyncio.timeout(self.options.write_timeout_s):
-                self.stats.written += await self.sink.write(batch)
+            self.stats.written += await self._write(batch)
         except (SinkUnavailable, TimeoutError) as exc:
             self._failed(exc)
             self._spill_now(batch)
-        except SinkRejected as exc:
-            self._set_aside(batch, exc)
         except BaseException:
             self._spill_now(batch)  # cancelled mid-write: the rows may or may not be in; replay decides
             raise
@@ -232,24 +277,35 @@ class Ledger:
             log.info("ledger: replaying spill file %s", path.name)
             try:
                 for batch in self.spill.read(path, self.options.batch_size):
-                    async with asyncio.timeout(self.options.write_timeout_s):
-                        inserted = await self.sink.write(batch, replay=True)
+                    refused = self.stats.rejected
+                    inserted = await self._write(batch, replay=True)
                     self.stats.replayed += inserted
-                    self.stats.duplicates += len(batch) - inserted
+                    self.stats.duplicates += len(batch) - inserted - (self.stats.rejected - refused)
             except (SinkUnavailable, TimeoutError) as exc:
                 self.spill.release(path)
                 self._failed(exc)
                 return
-            except SinkRejected as exc:
-                kept = self.spill.reject(path)
-                log.error("ledger: the database refuses rows of %s (%s); kept as %s", path.name, exc, kept.name)
-                continue
             except BaseException:
                 self.spill.release(path)
                 raise
             self.spill.done(path)
         # Rows spilled while we replayed (a full queue) wait for the next round.
         self._pending = self.spill.appended_rows > 0
+
+    async def _write(self, rows: list[LedgerRow], *, replay: bool = False) -> int:
+        """Write `rows`, returning how many were new. A batch the database refuses is split in
+        halves, again and again, so that only the rows it refuses are set aside, never their
+        neighbours (k bad rows in a batch of n cost about 2k·log2(n) extra writes)."""
+        try:
+            async with asyncio.timeout(self.options.write_timeout_s):
+                return await self.sink.write(rows, replay=replay)
+        except SinkRejected as exc:
+            if len(rows) == 1:
+                self._set_aside(rows, exc)
+                return 0
+        # Each write is one transaction: the refused one left nothing behind, so both halves are fresh.
+        middle = len(rows) // 2
+        return await self._write(rows[:middle], replay=replay) + await self._write(rows[middle:], replay=replay)
 
     # helpers
 
@@ -279,7 +335,8 @@ class Ledger:
 
     def _set_aside(self, rows: list[LedgerRow], exc: Exception) -> None:
         self.stats.rejected += len(rows)
-        log.error("ledger: the database refuses a batch of %d rows (%s); setting it aside", len(rows), exc)
+        log.error("ledger: the database refuses the row of request %s (%s); setting it aside",
+                  rows[0].request_id, exc)  # fmt: skip
         try:
             self.spill.set_aside(rows)
         except OSError:

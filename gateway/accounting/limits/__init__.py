@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from gateway.accounting.limits.checks import Backend
 from gateway.accounting.limits.limiter import Limiter, LimiterOptions, LimiterStats, Reservation
 from gateway.accounting.limits.memory import MemoryBackend
-from gateway.accounting.limits.redis_backend import RedisBackend
+from gateway.accounting.limits.redis_backend import CLUSTER_RECHECK_S, RedisBackend
 from gateway.accounting.limits.resp import UnsupportedOption
 from gateway.accounting.pricing import PriceBook
 from gateway.config.file import Config, ConfigError, ModelGroup, Price
@@ -37,7 +37,7 @@ def build_limiter(
         default_output_tokens=settings.limits_default_output_tokens,
         lease_s=settings.limits_lease_s,
         failure_mode=settings.limits_failure_mode,
-        recheck_s=settings.limits_redis_recheck_s,
+        recheck_s=recheck_s(settings),
     )
     backend: Backend
     fallback: Backend | None = None
@@ -66,6 +66,15 @@ def build_limiter(
     )
 
 
+def recheck_s(settings: Settings) -> float:
+    """How long the failure mode lasts before Redis is asked again. A cluster heals itself (a
+    replica takes over a failed master's slots), so there the limiter asks again soon enough to
+    notice the takeover within CLUSTER_RECHECK_S."""
+    if settings.redis_url is not None and settings.redis_cluster:
+        return min(settings.limits_redis_recheck_s, CLUSTER_RECHECK_S)
+    return settings.limits_redis_recheck_s
+
+
 def model_limits(group: ModelGroup) -> Limits:
     caps = group.limits
     assert caps is not None
@@ -78,8 +87,14 @@ def estimate_price(prices: PriceBook, group: ModelGroup) -> Price | None:
     known = [p for d in group.deployments if (p := prices.price(d, group.name)) is not None]
     if not known:
         return None
+    sizes = {size for p in known for size in p.per_image_by_size}
     return Price(
         input_per_mtok=max(p.input_per_mtok for p in known),
         output_per_mtok=max(p.output_per_mtok for p in known),
         per_request=max(p.per_request for p in known),
+        per_image=max(p.per_image for p in known),
+        per_image_by_size={size: max(p.per_image_by_size.get(size, p.per_image) for p in known) for size in sizes},
+        per_audio_minute=max(p.per_audio_minute for p in known),
+        per_million_characters=max(p.per_million_characters for p in known),
+        per_search=max(p.per_search for p in known),
     )

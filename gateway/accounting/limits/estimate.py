@@ -14,9 +14,9 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from gateway.accounting.pricing import charge
+from gateway.accounting.pricing import charge, units_charge
 from gateway.config.file import Price
-from gateway.core.types import Endpoint
+from gateway.core.types import TEXT_FIELD, Endpoint, Usage
 
 CHARS_PER_TOKEN = 4
 # Each chat message costs a few tokens of framing (role, separators) besides its content.
@@ -35,21 +35,36 @@ def prompt_tokens(body: dict[str, Any], endpoint: Endpoint) -> int:
             if isinstance(message, dict):
                 chars += _message_chars(message)
         return math.ceil(chars / CHARS_PER_TOKEN) + TOKENS_PER_MESSAGE * len(messages)
-    return _text_tokens(body.get("prompt" if endpoint is Endpoint.COMPLETIONS else "input"))
+    return _text_tokens(body.get(TEXT_FIELD.get(endpoint, "input")))
 
 
 def output_tokens(body: dict[str, Any], endpoint: Endpoint, default: int) -> int:
-    if endpoint is Endpoint.EMBEDDINGS:
+    if endpoint not in (Endpoint.CHAT, Endpoint.COMPLETIONS):
         return 0
     cap = _positive_int(body.get("max_completion_tokens")) or _positive_int(body.get("max_tokens")) or default
     return cap * min(_positive_int(body.get("n")) or 1, MAX_N)
 
 
-def micro_usd(price: Price | None, prompt: int, output: int) -> int:
+def planned_units(body: dict[str, Any], endpoint: Endpoint) -> Usage | None:
+    """What an image, speech or rerank request will be billed by, known before it is sent (the
+    images asked for, the characters to speak, the searches); audio length is not known."""
+    if endpoint in (Endpoint.IMAGES, Endpoint.IMAGE_EDITS):
+        n = body.get("n")
+        count = int(n) if isinstance(n, str) and n.isdigit() else _positive_int(n) or 1
+        size = body.get("size")
+        return Usage(images=min(count, MAX_N), image_size=size if isinstance(size, str) else "1024x1024")
+    if endpoint is Endpoint.SPEECH and isinstance(body.get("input"), str):
+        return Usage(characters=len(body["input"]))
+    if endpoint is Endpoint.RERANK and isinstance(body.get("documents"), list):
+        return Usage(searches=max(1, math.ceil(len(body["documents"]) / 100)))
+    return None
+
+
+def micro_usd(price: Price | None, prompt: int, output: int, units: Usage | None = None) -> int:
     """The cost in whole micro-dollars, rounded up; 0 when no price is known."""
     if price is None:
         return 0
-    return to_micro(charge(price, prompt, output))
+    return to_micro(charge(price, prompt, output) + (units_charge(price, units) if units is not None else 0))
 
 
 def to_micro(usd: Decimal) -> int:

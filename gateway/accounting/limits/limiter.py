@@ -155,7 +155,8 @@ class Limiter:
             prompt = estimate.prompt_tokens(ctx.body, ctx.endpoint)
             output = estimate.output_tokens(ctx.body, ctx.endpoint, self.options.default_output_tokens)
             tokens = min(prompt + output, MAX_AMOUNT)
-            micro = min(estimate.micro_usd(self.model_prices.get(group), prompt, output), MAX_AMOUNT)
+            units = estimate.planned_units(ctx.body, ctx.endpoint)
+            micro = min(estimate.micro_usd(self.model_prices.get(group), prompt, output, units), MAX_AMOUNT)
         planned = self._plan(scopes, tokens, micro, now)
         checks = [p.check for p in planned]
         member = os.urandom(8).hex()

@@ -8,6 +8,11 @@ redis-py's cluster client, which knows the slots. Every call is bounded by a sho
 failure becomes `Unavailable`, the one exception the limiter sees, and the limiter's failure
 mode decides what happens next.
 
+On a cluster a call that meets a node gone, a MOVED or a CLUSTERDOWN learns the slot map again
+(one refresh shared by every call that failed on the same map) and, unless it is a settle, is
+tried once more within its timeout: once a replica has taken over, the first admission after it
+is answered, not refused.
+
 On a single Redis every check of a request goes into one script call, atomic over all of them.
 On Redis Cluster a script may only touch one slot, so the checks are grouped by hash tag (one
 group per scope: key, team, model) and the groups are sent at once, one round trip of wall time
@@ -30,7 +35,8 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import ClusterError, MovedError, RedisClusterException, RedisError
+from redis.exceptions import ConnectionError as NodeGone
 
 from gateway.accounting.limits.checks import Check, Outcome, Unavailable, hash_tag
 from gateway.accounting.limits.resp import ReplyError, Script, ScriptChannel
@@ -48,6 +54,13 @@ RENEW_SCRIPT = "renew_v1.lua"
 CLUSTER_REFRESH_S = 0.25
 # redis-py releases before this pacing refresh on every error, which needs no setting.
 _PACED_REFRESH = "topology_refresh_min_interval" in inspect.signature(RedisCluster.__init__).parameters
+# On a cluster, while calls fail, the limiter asks again this soon (at most; see build_limiter):
+# a master's replica takes over by itself within the failover time, and a recheck then costs a
+# refused connect and one CLUSTER SLOTS, so the failure mode outlasts the takeover by this much.
+CLUSTER_RECHECK_S = 0.1
+# What a stale slot map looks like: the node is gone (its connection refused or reset), or it
+# answers MOVED or CLUSTERDOWN, or the client found no node for the slot.
+_STALE_MAP: tuple[type[Exception], ...] = (NodeGone, MovedError, ClusterError, RedisClusterException)
 
 
 # Connections closed for a stall, with no reply in between, before Redis counts as down.
@@ -84,6 +97,9 @@ class RedisBackend:
         self._channel = None if cluster else ScriptChannel(url, timeout_s=timeout_s)
         scripts = (self._admit, self._settle, self._renew) if cluster else ()
         self._on_cluster = {s.sha: self.client.register_script(s.text) for s in scripts}
+        # Slot maps learnt since start, and the refresh in flight that calls which failed wait on.
+        self._maps = 0
+        self._refreshing: asyncio.Future[None] | None = None
 
     async def start(self) -> None:
         """Learn the cluster's slots and load the scripts ahead of the first request.
@@ -167,7 +183,41 @@ class RedisBackend:
     def _run(self, script: Script, keys: list[str], args: list[Any]) -> Awaitable[Any]:
         if self._channel is not None:
             return self._mapped(self._channel.run(script, keys, args))  # the channel keeps its own time
-        return self._bounded(self._on_cluster[script.sha](keys=keys, args=args))
+        return self._bounded(self._on_cluster_call(script, keys, args))
+
+    async def _on_cluster_call(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        call = self._on_cluster[script.sha]
+        seen = self._maps
+        try:
+            return await call(keys=keys, args=args)
+        except _STALE_MAP:
+            if self._maps == seen:  # nobody learnt the slots since this call was sent
+                await self._learn_slots()
+            if script is self._settle:
+                # A connection lost mid-reply may have run it: a settle run twice would charge
+                # twice, and one not run leaves its reservation standing, which errs toward
+                # refusing. An admit or renew run twice errs the same way.
+                raise
+        return await call(keys=keys, args=args)
+
+    async def _learn_slots(self) -> None:
+        """One CLUSTER SLOTS for every call that failed meanwhile; the first failure starts it."""
+        if self._refreshing is None:
+            self._refreshing = refresh = asyncio.ensure_future(self._refresh_slots())
+            # Its failure reaches whoever waits; if all of them ran out of time, nobody need hear it.
+            refresh.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # Shielded: a caller that runs out of time must not cancel the others' refresh.
+        await asyncio.shield(self._refreshing)
+
+    async def _refresh_slots(self) -> None:
+        assert isinstance(self.client, RedisCluster)
+        try:
+            # Not the client's initialize(): that one is paced, and returns at once (on the old
+            # map) while another task refreshes; this waits for the new map.
+            await self.client.nodes_manager.initialize()
+            self._maps += 1
+        finally:
+            self._refreshing = None
 
     async def read(self, key: str, now_ms: int) -> int:
         value = await self._bounded(self.client.get(key))
@@ -197,7 +247,9 @@ class RedisBackend:
             # On a single Redis, one stall of a connection that was answering is not an outage.
             down = self._channel is None or self._channel.stalls_in_row >= STALLS_FOR_DOWN
             raise Unavailable("TimeoutError", down=down) from None
-        except (RedisError, ReplyError, OSError) as exc:
+        except (RedisError, RedisClusterException, ReplyError, OSError) as exc:
+            # RedisClusterException is not a RedisError: a cluster with no node reachable, or a
+            # slot no node serves, mid-failover. An outage, not a bug worth a trace.
             raise Unavailable(type(exc).__name__) from None
         except Exception as exc:
             # A fault inside the client library must not become a 500 either; it is a bug worth a trace.

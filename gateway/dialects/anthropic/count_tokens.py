@@ -39,7 +39,9 @@ def count_tokens_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Respons
         headers = {"request-id": request_id, "x-request-id": request_id}
         try:
             principal = await proxy.auth.authenticate(request.headers, client_address(request))
-            body = to_openai(await read_body(request, proxy.max_body_bytes), counting=True)
+            body = to_openai(await read_body(
+                request, proxy.max_body_bytes, proxy.timeouts.body_s, proxy.timeouts.body_idle_s
+            ), counting=True)
             group = proxy.router.group(body["model"])  # an unknown model: 404
             proxy.auth.check_model(principal, body["model"])
             tokens, source = await _count(proxy, group.deployments, body, request_id)

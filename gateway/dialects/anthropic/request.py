@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import InvalidRequest
+from gateway.edge.body import load_json
 
 ANTHROPIC_FIELDS = frozenset({
     "model", "messages", "max_tokens", "system", "metadata", "stop_sequences", "stream", "temperature", "top_p",
@@ -26,10 +27,7 @@ def to_openai(raw: bytes, *, counting: bool = False) -> dict[str, Any]:
     """`counting`: a `count_tokens` body, a Messages request without `max_tokens` (nor a stream)."""
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
+    body = load_json(raw, "The request body is not valid JSON.")
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")

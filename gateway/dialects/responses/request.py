@@ -18,10 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from gateway.core.errors import InvalidRequest
 from gateway.dialects.responses.items import to_messages
+from gateway.edge.body import load_json
 
 JSON = dict[str, Any]
 
@@ -82,10 +81,7 @@ def parse(raw: bytes) -> JSON:
     """The body as a JSON object whose top-level fields have the right types."""
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("We could not parse the JSON body of your request.") from None
+    body = load_json(raw)  # refused (400) when it nests deeper than the gateway's limit
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")

@@ -11,15 +11,22 @@ from gateway.fake.app import App
 from gateway.fake.behaviour import DEFAULT_BEHAVIOUR, Behaviour
 from gateway.fake.providers.anthropic import AnthropicFake
 from gateway.fake.providers.azure import AzureFake
+from gateway.fake.providers.bedrock import BedrockFake
+from gateway.fake.providers.compat import COMPAT_FAKES
 from gateway.fake.providers.gemini import GeminiFake
+from gateway.fake.providers.vertex import VertexFake
 from gateway.fake.providers.vllm import VLLMFake
 from gateway.fake.server import FakeUpstream, serve_app
 
 FAKES: dict[str, type[App]] = {
     "anthropic": AnthropicFake,
     "azure": AzureFake,
+    "bedrock": BedrockFake,
     "gemini": GeminiFake,
     "vllm": VLLMFake,
+    "vertex": VertexFake,
+    # The OpenAI-compatible services of the presets (groq, mistral, ollama...): compat.py
+    **COMPAT_FAKES,
 }
 
 

@@ -1,4 +1,5 @@
-"""`python -m gateway.fake.providers {anthropic|azure|gemini|vllm} --port P [--require-key K]`."""
+"""`python -m gateway.fake.providers NAME --port P [--require-key K]`; NAME: anthropic, azure, gemini, vllm
+or a preset's service (groq, mistral, deepseek, together, fireworks, openrouter, xai, ollama, llamacpp)."""
 
 from __future__ import annotations
 

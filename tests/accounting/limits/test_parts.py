@@ -157,3 +157,19 @@ def test_an_unknown_time_zone_is_a_config_error() -> None:
         config_from_dict({"settings": {"limits_timezone": "Mars/Olympus"}, "models": []}, {"openai"})
     with pytest.raises(ConfigError, match="limits_failure_mode"):
         config_from_dict({"settings": {"limits_failure_mode": "sideways"}, "models": []}, {"openai"})
+
+
+@pytest.mark.parametrize(("body", "endpoint", "micro"), [
+    # Images by count and size (a size the price does not list costs `per_image`).
+    ({"prompt": "a fox", "n": 2, "size": "1024x1792"}, Endpoint.IMAGES, 160_000),
+    ({"prompt": "a fox", "n": "3"}, Endpoint.IMAGE_EDITS, 120_000),
+    # Speech by characters, rerank by searches of up to 100 documents.
+    ({"input": "x" * 1000}, Endpoint.SPEECH, 15_000),
+    ({"query": "q", "documents": ["d"] * 150}, Endpoint.RERANK, 4_000),
+])
+def test_what_units_reserve(body: dict[str, object], endpoint: Endpoint, micro: int) -> None:
+    price = Price(per_image=Decimal("0.04"), per_image_by_size={"1024x1792": Decimal("0.08")},
+                  per_million_characters=Decimal("15"), per_search=Decimal("0.002"))
+    units = estimate.planned_units(body, endpoint)
+    assert estimate.micro_usd(price, 0, 0, units) == micro
+    assert estimate.output_tokens(body, endpoint, 4096) == 0

@@ -1,0 +1,112 @@
+"""uvicorn's httptools protocol with the limits a slow client must not escape.
+
+uvicorn bounds the idle time between requests (keep-alive) but not the time a client takes to
+send a request's headers, and a stream that the client stops reading waits for it for ever.
+This protocol adds the first bound and hands the request, in its ASGI scope, the means to drop
+the connection (`ABORT`): a stream that could not write within its send timeout is dropped at
+once, instead of being closed politely behind a send buffer its client will never read.
+The body's limits are the reader's (gateway/edge/body.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger("gateway")
+
+# The scope extension that drops the request's connection without flushing what is buffered.
+ABORT = "gateway.abort"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    header_timeout_s: float = 10.0
+    send_buffer_bytes: int = 64 * 1024
+    # A request line and headers larger than this are refused with 431 (h11's default is 16 KiB;
+    # httptools has no limit of its own).
+    header_bytes: int = 64 * 1024
+
+
+_TOO_LARGE_BODY = orjson.dumps({"error": {
+    "message": "The request line and headers are larger than this gateway's limit.",
+    "type": "invalid_request_error", "param": None, "code": "request_header_fields_too_large",
+}})  # fmt: skip
+_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+              b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_TOO_LARGE_BODY), _TOO_LARGE_BODY))
+
+
+class ServerConfig(uvicorn.Config):
+    """uvicorn's config with the client limits, which reach every worker's protocols with it."""
+
+    def __init__(self, app: Any, *, client_limits: ClientLimits, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.client_limits = client_limits
+
+
+class GatewayProtocol(HttpToolsProtocol):
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self._limits: ClientLimits = getattr(config, "client_limits", ClientLimits())
+        self._headers_due: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        transport.set_write_buffer_limits(high=self._limits.send_buffer_bytes)
+        self._await_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._headers_due is None or self.transport.is_closing():
+            return  # the headers are complete (whatever else the data held is body), or it is over
+        self._header_bytes += len(data)
+        if self._header_bytes > self._limits.header_bytes:
+            self._stop_waiting()
+            log.info("a client sent request headers over %d bytes; refused with 431", self._limits.header_bytes)
+            self.transport.write(_TOO_LARGE)
+            self.transport.close()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._await_headers()
+        self.scope.setdefault("extensions", {})[ABORT] = self.transport.abort  # type: ignore[typeddict-item]
+
+    def on_headers_complete(self) -> None:
+        self._stop_waiting()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next request's clock starts with its first byte; until then keep-alive bounds the wait.
+        self._stop_waiting()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_waiting()
+        super().connection_lost(exc)
+
+    def _await_headers(self) -> None:
+        self._stop_waiting()
+        self._header_bytes = 0
+        self._headers_due = self.loop.call_later(self._limits.header_timeout_s, self._headers_late)
+
+    def _stop_waiting(self) -> None:
+        if self._headers_due is not None:
+            self._headers_due.cancel()
+            self._headers_due = None
+
+    def _headers_late(self) -> None:
+        self._headers_due = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being served: its headers came; only the next one's would be late
+        if not self.transport.is_closing():
+            client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+            log.info("%s sent no complete request headers within %.0f s; connection closed",
+                     client, self._limits.header_timeout_s)  # fmt: skip
+            self.transport.abort()
