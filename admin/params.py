@@ -68,7 +68,8 @@ AFTER = id_param("after", "the last id of the previous page")
 KEYS_OF_TEAM = id_param("team_id", "only this team's keys")
 INCLUDE_REVOKED = bool_param("include_revoked", "default true")
 BEFORE = integer_param("before", 1, 2**62, "only entries older than this id")
-TARGET_TYPE = choice_param("target_type", ("key", "team"), "key or team")
+TARGET_TYPE = choice_param("target_type", ("key", "team", "privacy_subject", "prompt"),
+                           "key, team, privacy_subject or prompt")
 TARGET_ID = id_param("target_id", "one key's or team's entries")
 
 # The ledger: filters compare with what rows recorded, so they are any text a row may hold.

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,9 +23,14 @@ from starlette.routing import Match, Route
 from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
+from admin.complexity_api import ComplexityApi, complexity_routes
+from admin.forecast_api import ForecastApi, forecast_routes
 from admin.ledger_api import LedgerApi, ledger_routes
+from admin.privacy_api import PrivacyApi, privacy_routes
+from admin.prompts_api import PromptsApi, prompts_routes
 from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
+from gateway.accounting.forecasts import Forecasts
 from gateway.accounting.ledger import build_ledger, build_queries
 from gateway.accounting.limits import build_limiter
 from gateway.accounting.pricing import PriceBook, load_price_table
@@ -33,6 +39,7 @@ from gateway.config.file import Config, load_config
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, ModelNotFound, NotFound
 from gateway.core.types import Endpoint
+from gateway.db.connect import postgres_dsn
 from gateway.dialects.anthropic.count_tokens import count_tokens_endpoint
 from gateway.dialects.anthropic.endpoint import messages_endpoint
 from gateway.dialects.responses.adapters import adapter_chooser
@@ -42,11 +49,16 @@ from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
+from gateway.identity.store.sql import SqlStore
 from gateway.identity.throttle import build_throttle
+from gateway.observability.alerts.forecast import ForecastWatcher
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import ClientTimeouts, Proxy
 from gateway.plugins.registry import build_plugins
+from gateway.privacy.service import build_privacy
+from gateway.prompts.apply import PromptTemplates
+from gateway.prompts.store import PromptStore
 from gateway.providers.registry import provider_classes
 from gateway.routing.router import Router
 from gateway.upstream.client import UpstreamClient
@@ -76,6 +88,15 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     auth = KeyAuth(master_key, access, throttle)
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
+    # Budget forecasts (gateway/accounting/forecast.py): the admin API's, and a watcher for gauges and alerts.
+    forecasts = Forecasts(lambda: cast(SqlStore, access.store), postgres=postgres_dsn(settings) is not None,
+                          timezone=settings.limits_timezone)
+    forecast_watcher = ForecastWatcher(
+        forecasts, interval_s=settings.forecast_interval_s, metrics=observability.metrics,
+        webhooks=[url.get_secret_value() for url in settings.alert_webhooks],
+        claims=observability.alerter.claims if observability.alerter is not None else None,
+        key_labels=settings.metrics_key_labels, timeout_s=settings.alert_timeout_s,
+    )
     proxy = Proxy(
         auth=auth,
         router=router,
@@ -87,6 +108,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
+        prompts=PromptTemplates(lambda: PromptStore(cast(SqlStore, access.store).db)),
         choose_adapter=adapter_chooser(settings),
         timeouts=ClientTimeouts(
             settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
@@ -108,6 +130,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         await observability.start()
         if ledger is not None:
             await ledger.start()
+        await forecast_watcher.start()
         # Everything built so far lives as long as the process: keep the collector off it, and
         # collect young objects less often, since every request makes many short-lived ones.
         gc.collect()
@@ -116,6 +139,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         try:
             yield
         finally:
+            await forecast_watcher.stop()
             await router.close()
             await upstream.close()
             await limiter.close()
@@ -190,6 +214,13 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         if endpoint is not None:  # count_tokens generates nothing: no ledger row, shed or not
             await proxy.refused(request_id, endpoint, error, api=dialects.get(path, ""))
 
+    # Spend by tier of the `complexity` models (gateway/routing/complexity.py), for the API and the UI.
+    complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
+                               admin.authorize)
+    forecast_api = ForecastApi(forecasts, admin.authorize)
+    privacy_api = PrivacyApi(lambda: build_privacy(settings, cast(SqlStore, access.store).db), admin.authorize)
+    prompts_api = PromptsApi(lambda: cast(SqlStore, access.store).db, postgres_dsn(settings) is not None,
+                             admin.authorize)
     routes = [
         Route("/", root, methods=["GET"]),  # HEAD too
         Route("/v1/models", list_models, methods=["GET"]),
@@ -202,7 +233,12 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *observability.routes,
         *ledger_routes(LedgerApi(ledger_queries, ledger, admin.authorize)),
         *admin_routes(admin),
-        *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings)
+        *privacy_routes(privacy_api),
+        *complexity_routes(complexity),
+        *forecast_routes(forecast_api),
+        *prompts_routes(prompts_api),
+        *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
+                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api, privacy=privacy_api)
           if settings.admin_ui_enabled else []),
     ]
     request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)

@@ -1,4 +1,4 @@
-"""`gateway serve | fake-upstream | demo`."""
+"""`gateway serve | fake-upstream | demo | db | admin-user | privacy`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from admin.ui.users_command import add_parser as add_admin_user_parser
 from gateway.config.environment import unknown_variables, warning
 from gateway.config.file import ConfigError, load_config
+from gateway.privacy.command import add_parser as add_privacy_parser
 from gateway.providers.registry import provider_classes
 
 
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "maintain", help="create the ledger's partitions ahead; apply the ledger's and stored responses' retention")
     maintain.add_argument("--config", required=True, help="the YAML file naming the database")
     add_admin_user_parser(commands)
+    add_privacy_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command != "fake-upstream":
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         from admin.ui.users_command import admin_user_command
 
         return admin_user_command(args, provider_classes())
+    if args.command == "privacy":
+        from gateway.privacy.command import privacy_command
+
+        return privacy_command(args, provider_classes())
     if args.command == "serve":
         return _serve(args.config, args.host, args.port, args.workers)
     if args.command == "fake-upstream":

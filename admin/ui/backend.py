@@ -40,6 +40,9 @@ class Backend:
     async def patch(self, session: Session, handler: Handler, body: Mapping[str, Any], **path: str) -> Any:
         return await self._call(session, handler, "PATCH", path, None, body)
 
+    async def put(self, session: Session, handler: Handler, body: Mapping[str, Any], **path: str) -> Any:
+        return await self._call(session, handler, "PUT", path, None, body)
+
     async def delete(self, session: Session, handler: Handler, **path: str) -> Any:
         return await self._call(session, handler, "DELETE", path, None, None)
 

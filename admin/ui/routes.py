@@ -9,13 +9,20 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from admin.api import AdminApi
+from admin.complexity_api import ComplexityApi
+from admin.forecast_api import ForecastApi
 from admin.ledger_api import LedgerApi
+from admin.privacy_api import PrivacyApi
+from admin.prompts_api import PromptsApi
 from admin.ui.backend import Backend
 from admin.ui.pages.audit import Audit
+from admin.ui.pages.forecasts import Forecasts as ForecastsPage
 from admin.ui.pages.keys import Keys
 from admin.ui.pages.models import Models
 from admin.ui.pages.overview import Overview
 from admin.ui.pages.playground import Playground
+from admin.ui.pages.privacy import Privacy
+from admin.ui.pages.prompts import Prompts
 from admin.ui.pages.requests import Requests
 from admin.ui.pages.signin import SignIn
 from admin.ui.pages.teams import Teams
@@ -30,8 +37,9 @@ from gateway.routing.router import Router
 STATIC = Path(__file__).parent / "static"
 
 
-def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings
-                    ) -> list[BaseRoute]:
+def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings, *,
+                    complexity: ComplexityApi | None = None, forecasts: ForecastApi | None = None,
+                    prompts: PromptsApi | None = None, privacy: PrivacyApi | None = None) -> list[BaseRoute]:
     assert settings.master_key is not None
     signer = Signer(settings.admin_session_secret or settings.master_key)
     ui = Ui(Backend(admin, ledger), Sessions(signer, settings.admin_session_ttl_s),
@@ -41,7 +49,7 @@ def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: 
     sign_in = SignIn(ui, settings.master_key, PasswordChecker(), admin.auth.throttle)
     overview, teams, keys = Overview(ui), Teams(ui), Keys(ui, models)
     requests, audit = Requests(ui, models), Audit(ui)
-    model_page, playground = Models(ui, router, settings.workers), Playground(ui, models)
+    model_page, playground = Models(ui, router, settings.workers, complexity), Playground(ui, models)
     page = ui.page
 
     async def to_overview(_: object) -> Response:
@@ -68,6 +76,26 @@ def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: 
         Route("/admin/requests", page(requests.list), methods=["GET"]),
         Route("/admin/requests/{request_id}", page(requests.show), methods=["GET"]),
         Route("/admin/audit", page(audit.list), methods=["GET"]),
+        *([Route("/admin/forecasts", page(ForecastsPage(ui, forecasts).show), methods=["GET"])] if forecasts else []),
+        *(_prompt_routes(ui, prompts) if prompts else []),
+        *(_privacy_routes(ui, privacy) if privacy else []),
         Route("/admin/playground", page(playground.show), methods=["GET"]),
         Mount("/admin/static", StaticFiles(directory=STATIC), name="admin-static"),
+    ]
+
+
+def _prompt_routes(ui: Ui, api: PromptsApi) -> list[BaseRoute]:
+    prompts = Prompts(ui, api)
+    return [
+        Route("/admin/prompts", ui.page(prompts.list), methods=["GET"]),
+        Route("/admin/prompts/{template_id}", ui.page(prompts.show), methods=["GET"]),
+        Route("/admin/prompts/{template_id}/labels", ui.page(prompts.label, change=True), methods=["POST"]),
+    ]
+
+
+def _privacy_routes(ui: Ui, api: PrivacyApi) -> list[BaseRoute]:
+    privacy = Privacy(ui, api)
+    return [
+        Route("/admin/privacy", ui.page(privacy.show), methods=["GET"]),
+        Route("/admin/privacy", ui.page(privacy.act, change=True), methods=["POST"]),
     ]

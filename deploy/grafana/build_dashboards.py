@@ -150,6 +150,15 @@ def cost() -> dict[str, Any]:
         panel("bargauge", "Spend by model in range",
               [(f"sort_desc(sum by (model) (increase(llm_gateway_cost_usd_total{{{SEL}}}[$__range])))", "{{model}}")],
               "currencyUSD", displayMode="gradient", orientation="horizontal"),
+        panel("timeseries", "Complexity models: requests by tier (per s)",
+              [(f"sum by (model, tier) (rate(llm_gateway_complexity_requests_total{{{MODEL_SEL}}}[{RATE}]))",
+                "{{model}} {{tier}}")],
+              description="Requests to a `complexity` model, by the tier its score chose. The admin UI's Models page "
+                          "shows what sending them all to the top tier would have cost."),
+        panel("bargauge", "Complexity models: spend by tier in range",
+              [(f"sort_desc(sum by (model, tier) (increase(llm_gateway_complexity_cost_usd_total{{{MODEL_SEL}}}"
+                f"[$__range])))", "{{model}} {{tier}}")], "currencyUSD", displayMode="gradient",
+              orientation="horizontal"),
         row("Budgets (teams with a budget)"),
         panel("bargauge", "Budget used this period", [(named(f"100 * {SPENT} / {LIMIT}"), TEAM_LEGEND)], "percent",
               displayMode="lcd", orientation="horizontal", min=0, max=100),

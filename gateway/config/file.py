@@ -12,10 +12,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from gateway.config.plugins import PluginsSection
-from gateway.config.routing import RoutingOptions
+from gateway.config.routing import ComplexityOptions, RoutingOptions
 from gateway.config.settings import Settings
 from gateway.secrets import KeyRing, SecretsError
 
@@ -107,7 +117,11 @@ class Deployment(_Strict):
 class ModelGroup(_Strict):
     # A name with `*` is a wildcard route (`openai/*`): the part `*` matched is the upstream model.
     name: str = Field(min_length=1)
-    deployments: list[Deployment] = Field(min_length=1)
+    # A name that stands for tiers, each a model group, chosen per request (gateway/routing/complexity.py).
+    # Declared before `deployments`, whose check reads it.
+    complexity: ComplexityOptions | None = None
+    # Empty only for a `complexity` model, whose tiers name the groups that serve it.
+    deployments: list[Deployment] = Field(default_factory=list, validate_default=True)
     # Routing (gateway/routing/); None means the `routing:` section's default.
     strategy: str | None = None
     fallbacks: list[str] | None = None
@@ -119,6 +133,18 @@ class ModelGroup(_Strict):
     allow_header_overrides: bool = False
     # Rate limits and a budget for the model as a whole, over all keys (gateway/accounting/limits/).
     limits: ModelLimits | None = None
+
+    @field_validator("deployments")
+    @classmethod
+    def _deployments_or_tiers(cls, deployments: list[Deployment], info: ValidationInfo) -> list[Deployment]:
+        tiered = info.data.get("complexity") is not None
+        if not tiered and not deployments:
+            # The same words pydantic uses for a list that is too short: one message for one mistake.
+            raise PydanticCustomError("too_short", "List should have at least 1 item after validation, not 0 "
+                                                   "(or, instead, `complexity:` tiers)")
+        if tiered and deployments:
+            raise ValueError("a `complexity` model has tiers instead of deployments")
+        return deployments
 
 
 class Config(_Strict):

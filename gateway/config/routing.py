@@ -6,7 +6,7 @@ other config class, so `gateway.config.file` can import it without a cycle.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -52,3 +52,34 @@ class RoutingOptions(_Strict):
     # take at most `prefix_load_factor` times the average load before spilling to the next.
     prefix_chars: int = Field(default=2048, ge=16)
     prefix_load_factor: float = Field(default=1.25, ge=1)
+
+
+class Tier(_Strict):
+    """One tier of a `complexity` model: a name, the model group that serves it, and the highest
+    score it takes (None on the last tier: everything above the others)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    model: str = Field(min_length=1)
+    max_score: float | None = Field(default=None, ge=0, le=1)
+
+
+class ComplexityOptions(_Strict):
+    """A model name that stands for tiers, lowest first (gateway/routing/complexity.py)."""
+
+    tiers: list[Tier] = Field(min_length=2)
+    # Whether a request may pin a tier with the x-gateway-tier header.
+    allow_tier_header: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ComplexityOptions:
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tier names must differ")
+        bounds = [t.max_score for t in self.tiers[:-1]]
+        if any(b is None for b in bounds):
+            raise ValueError("every tier but the last needs max_score")
+        if bounds != sorted(bounds):  # type: ignore[type-var]
+            raise ValueError("max_score must rise from tier to tier")
+        if self.tiers[-1].max_score is not None:
+            raise ValueError("the last tier takes every higher score: leave its max_score out")
+        return self

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     alert_max_attempts: int = Field(default=6, ge=1)
     alert_retry_base_s: float = Field(default=1.0, gt=0)
     alert_timeout_s: float = Field(default=10.0, gt=0)
+    # Budget forecasts (gateway/accounting/forecast.py): how often they are computed for the gauges and
+    # the "projected to run out" alert; 0 turns that off (the admin API still computes them on demand).
+    forecast_interval_s: float = Field(default=3600.0, ge=0)
 
     # The cost ledger (gateway/accounting/ledger/, docs/ledger.md): one row per request, written
     # in batches by a background task; rows spill to files under data_dir while the database is away.
@@ -138,6 +141,10 @@ class Settings(BaseSettings):
     # Stored responses of the Responses API (gateway/dialects/responses/store.py): kept this long for
     # previous_response_id and retrieval, then swept by `gateway db maintain`.
     responses_retention_days: int = Field(default=30, ge=1)
+    # Retention of the other tables `gateway db maintain` sweeps (0: keep for ever): the admin audit
+    # log, and the ledger's per-day rollup (kept past the rows' own retention by default).
+    audit_retention_days: int = Field(default=0, ge=0)
+    ledger_daily_retention_days: int = Field(default=0, ge=0)
 
     @field_validator("limits_timezone")
     @classmethod

@@ -76,7 +76,26 @@ def maintain_command(config_path: str, known_providers: KnownProviders) -> int:
         return 1
     if deleted:
         print(f"deleted {deleted} stored responses past the retention of {settings.responses_retention_days} days")
+    try:
+        swept = asyncio.run(_sweep_tables(settings))
+    except StoreUnavailable as exc:
+        print(f"gateway db maintain: {exc}", file=sys.stderr)
+        return 1
+    for table, count in swept.items():
+        print(f"deleted {count} rows of {table} past its retention")
     return 0
+
+
+async def _sweep_tables(settings: Settings) -> dict[str, int]:
+    from gateway.db.retention import Retention, sweep
+    from gateway.identity.store import open_store
+
+    store = await open_store(settings)
+    try:
+        retention = Retention(settings.audit_retention_days, settings.ledger_daily_retention_days)
+        return await sweep(store.db, retention, datetime.now(UTC).date(), postgres=postgres_dsn(settings) is not None)
+    finally:
+        await store.close()
 
 
 async def _sweep_responses(settings: Settings) -> int:

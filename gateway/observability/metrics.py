@@ -98,6 +98,23 @@ class GatewayMetrics:
         self.cost = Counter(
             f"{p}_cost_usd_total", "What requests cost, in US dollars.", ["model", "provider", "team"], registry=r,
         )
+        # Requests to a `complexity` model, by the tier the router chose (gateway/routing/complexity.py).
+        self.complexity_requests = Counter(
+            f"{p}_complexity_requests_total", "Requests to a complexity model, by tier.", ["model", "tier"], registry=r,
+        )
+        self.complexity_cost = Counter(
+            f"{p}_complexity_cost_usd_total", "What requests to a complexity model cost, by tier, in US dollars.",
+            ["model", "tier"], registry=r,
+        )
+        # Budget forecasts (gateway/observability/alerts/forecast.py): teams, and keys with metrics_key_labels.
+        self.budget_projected = Gauge(
+            f"{p}_budget_projected_usd", "Projected spend at the end of the budget period, in US dollars.",
+            ["scope", "id"], registry=r,
+        )
+        self.budget_projected_overrun = Gauge(
+            f"{p}_budget_projected_overrun", "1 when the budget is projected to run out before its period ends.",
+            ["scope", "id"], registry=r,
+        )
         self.unpriced = Counter(
             f"{p}_unpriced_requests_total", "Requests with usage but no known price (cost not counted).",
             ["model", "provider"], registry=r,

@@ -94,6 +94,12 @@ class MetricsRecorder:
             elif ctx.deployment is not None:
                 series.unpriced.inc()
 
+        if ctx.complexity_tier is not None:
+            # Tier names come from the config: the label is bounded.
+            m.complexity_requests.labels(model, ctx.complexity_tier).inc()
+            if ctx.cost_usd is not None and usage is not None:
+                m.complexity_cost.labels(model, ctx.complexity_tier).inc(float(ctx.cost_usd))
+
         # Every attempt but the last failed and was followed by another (the router's retries and
         # fallbacks alike); ids come from the config, so the label is bounded.
         for deployment_id in ctx.attempted[:-1]:

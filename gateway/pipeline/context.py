@@ -68,6 +68,12 @@ class RequestContext:
     guardrails: list[GuardrailDecision] = field(default_factory=list)
     saved_usd: Decimal | None = None
     redacted_body: dict[str, Any] | None = None
+    # Set by the router's `complexity` stage (gateway/routing/complexity.py): the tier and its score.
+    complexity_tier: str | None = None
+    complexity_score: float | None = None
+    # The prompt template version the request was rendered from (gateway/prompts/).
+    template_id: str | None = None
+    template_version: int | None = None
     # A dialect's own state for this request (gateway/dialects/responses: the turn being answered).
     dialect: object | None = None
 

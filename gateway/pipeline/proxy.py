@@ -49,6 +49,7 @@ from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
 from gateway.plugins.runner import Plugins
+from gateway.prompts.apply import PromptTemplates
 from gateway.providers.base import Provider, StreamTranslator
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
@@ -98,6 +99,7 @@ class Proxy:
         recorders: Sequence[Recorder] = (),
         tracer: Tracer | None = None,
         plugins: Plugins | None = None,
+        prompts: PromptTemplates | None = None,
         choose_adapter: AdapterChoice | None = None,
         timeouts: ClientTimeouts | None = None,
         durable: Callable[[], Awaitable[None]] | None = None,
@@ -114,6 +116,8 @@ class Proxy:
         self.recorders = tuple(recorders)
         # Guardrails, the cache, third-party plugins (gateway/plugins/): None or nothing configured = no cost.
         self.plugins = plugins
+        # Prompt templates (gateway/prompts/): a Chat Completions body's `prompt` field.
+        self.prompts = prompts
         self.choose_adapter = choose_adapter
         self.timeouts = timeouts or ClientTimeouts()
         # The ledger's durable mode: what to await so that a finished request's row is on disk
@@ -149,6 +153,8 @@ class Proxy:
                 raw = await read_body(
                     request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
                 )
+                if self.prompts is not None and endpoint is Endpoint.CHAT and adapt is None and b'"prompt"' in raw:
+                    raw = await self.prompts.apply(raw, ctx)  # a prompt template, rendered before anything else
                 if adapt is None:
                     ctx.body = parse_body(raw, endpoint)
                 else:

@@ -20,6 +20,7 @@ from gateway.config.routing import RoutingOptions
 from gateway.core.errors import InvalidRequest, ModelNotFound
 from gateway.pipeline.context import RequestContext
 from gateway.routing.breaker import CircuitListener
+from gateway.routing.complexity import choose
 from gateway.routing.health import Health
 from gateway.routing.plan import Plan, Stage
 from gateway.routing.request import RouteRequest
@@ -113,9 +114,17 @@ class Router:
     def plan(self, ctx: RequestContext) -> Plan:
         """The attempts for this request, tried in order until one answers."""
         group = self.group(ctx.model)
+        above: list[ModelGroup] = []
+        if group.complexity is not None:
+            group, above = self._tier(ctx, group)
         strategy_name, tag = self._overrides(ctx, group)
         request = RouteRequest.from_context(ctx, self.options.prefix_chars)
         stages = self.stages(group, ctx, request, fallback=False, strategy=strategy_name)
+        seen = {stage.group.name for stage in stages}
+        for higher in above:  # a tiered request falls back up its tiers, after the tier's own chain
+            if higher.name not in seen:
+                seen.add(higher.name)
+                stages.append(Stage(higher, self._strategy(higher, strategy_name), True))
         if tag is not None and not any(tag in d.tags or tag == d.region for s in stages for d in s.group.deployments):
             raise InvalidRequest(f"No deployment of `{ctx.model}` carries the tag {tag!r}.", param=HEADER_TAG)
         return Plan(self, ctx, request, stages, tag, self.clock() + self.deadline_s)
@@ -139,6 +148,15 @@ class Router:
                 chained = self.group(name)
                 stages.append(Stage(chained, self._strategy(chained, strategy), True))
         return stages
+
+    def _tier(self, ctx: RequestContext, route: ModelGroup) -> tuple[ModelGroup, list[ModelGroup]]:
+        """The `complexity` stage: the tier's group for this request, and the groups of the tiers above it."""
+        assert route.complexity is not None
+        choice = choose(route.complexity, ctx.model, ctx.body, ctx.request_headers)
+        ctx.complexity_tier, ctx.complexity_score = choice.tier.name, choice.score
+        tiers = route.complexity.tiers
+        index = tiers.index(choice.tier)
+        return self.group(choice.tier.model), [self.group(t.model) for t in tiers[index + 1:]]
 
     # resolution and checks
 
@@ -190,6 +208,13 @@ class Router:
                 target = getattr(group, field)
                 if target is not None:
                     references.append((f"models[{group.name}].{field}", target))
+        for group in groups:
+            for tier in group.complexity.tiers if group.complexity else ():
+                references.append((f"models[{group.name}].complexity.tiers[{tier.name}].model", tier.model))
+                target = self._groups.get(tier.model) or self._aliases.get(tier.model)
+                if target is not None and target.complexity is not None:
+                    raise ConfigError(f"config error: models[{group.name}]: tier {tier.name!r} names another "
+                                      f"complexity model, {tier.model!r}; a tier names a model with deployments")
         for where, name in references:
             if name not in known:
                 raise ConfigError(f"config error: {where}: no model group named {name!r}")

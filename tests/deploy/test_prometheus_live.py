@@ -102,6 +102,9 @@ def models(fast: FakeUpstream, slow_embed: FakeUpstream, slow_stream: FakeUpstre
         {"name": "broken", "deployments": [refused()], "fallbacks": ["chat"]},
         {"name": "down", "deployments": [refused()]},
         {"name": "unpriced", "deployments": [deployment(fast, model="fake-model-with-no-price")]},
+        # A complexity model (gateway/routing/complexity.py): its tier panels need a request or two.
+        {"name": "tiered", "complexity": {"tiers": [{"name": "small", "model": "chat", "max_score": 0.5},
+                                                    {"name": "large", "model": "flaky"}]}},
     ]  # fmt: skip
 
 
@@ -199,6 +202,7 @@ class Traffic:
         calls += [self.chat("broken", a, "broken") for _ in range(5)]
         calls += [self.chat("down", a, "down") for _ in range(30)]
         calls += [self.chat("unpriced", a, "unpriced") for _ in range(3)]
+        calls += [self.chat("tiered", a, "tiered") for _ in range(3)]
         calls += [self.chat("content-refused", a, "chat", text="tell me about the forbidden-topic") for _ in range(3)]
         calls += [self.chat("pii-masked", a, "chat", text=f"mail me at ann{i}@example.com") for i in range(3)]
         calls += [self.chat("rpm", a, "chat", key=keys["rpm"]) for _ in range(3)]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.responses import Response
 
+from admin.complexity_api import ComplexityApi
 from admin.ui.usage import Usage, latency_by, midnight, today
 from admin.ui.web import Ui, Visit
 from gateway.config.file import Deployment, ModelGroup
@@ -56,10 +58,22 @@ def deployment_view(router: Router, deployment: Deployment) -> DeploymentView:
 
 
 class Models:
-    def __init__(self, ui: Ui, router: Router, workers: int) -> None:
+    def __init__(self, ui: Ui, router: Router, workers: int, complexity: ComplexityApi | None = None) -> None:
         self.ui = ui
         self.router = router
         self.workers = workers
+        self.complexity = complexity
+
+    async def _tiers(self, visit: Visit) -> dict[str, Any]:
+        """Each `complexity` model's last 30 days by tier, and what the top tier would have cost."""
+        if self.complexity is None:
+            return {}
+        reports = {}
+        for group in self.router.groups:
+            if group.complexity is not None:
+                reports[group.name] = await self.ui.backend.get(visit.session, self.complexity.report,
+                                                                {"model": group.name})
+        return reports
 
     def _wildcard_deployments(self) -> list[Deployment]:
         listed = {d.id for group in self.router.groups for d in group.deployments}
@@ -77,4 +91,5 @@ class Models:
             wildcards=[deployment_view(self.router, d) for d in self._wildcard_deployments()],
             today=by_model, latency=latency_by(rows, "requested_model"),
             default_strategy=self.router.options.default_strategy, workers=self.workers, pid=os.getpid(),
+            tiers=await self._tiers(visit),
         )

@@ -47,10 +47,12 @@ def parse_tags(header: str | None) -> dict[str, str]:
 
 
 def client_user(body: dict[str, Any]) -> str | None:
-    """OpenAI's end-user id, when the client sent one; clipped, never an error."""
-    user = body.get("user")
-    if isinstance(user, str) and user:
-        return user[:MAX_USER_CHARS]
+    """OpenAI's end-user id (`user`, else its successor `safety_identifier`), when the client sent
+    one; clipped, never an error."""
+    for name in ("user", "safety_identifier"):
+        user = body.get(name)
+        if isinstance(user, str) and user:
+            return user[:MAX_USER_CHARS]
     return None
 
 

@@ -57,6 +57,12 @@ class LedgerRow:
     overhead_ms: float = 0.0
     cache_hit: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    # A `complexity` model's tier for this request and the score that chose it (gateway/routing/complexity.py).
+    complexity_tier: str | None = None
+    complexity_score: float | None = None
+    # The prompt template version the request was rendered from (gateway/prompts/).
+    template_id: str | None = None
+    template_version: int | None = None
 
     @classmethod
     def from_context(cls, ctx: RequestContext) -> LedgerRow:
@@ -105,6 +111,10 @@ class LedgerRow:
             overhead,
             ctx.cache_hit,
             ctx.tags,
+            ctx.complexity_tier,
+            ctx.complexity_score,
+            ctx.template_id,
+            ctx.template_version,
         )
 
     @property
@@ -159,7 +169,8 @@ COLUMNS: tuple[str, ...] = (
     "ts", "request_id", "endpoint", "key_id", "key_prefix", "team_id", "end_user", "requested_model",
     "served_model", "provider", "deployment", "attempts", "fallback", "stream", "status", "error_type",
     "cancelled", "prompt_tokens", "completion_tokens", "cached_tokens", "tokens_estimated", "cost_usd",
-    "latency_ms", "ttft_ms", "upstream_ms", "overhead_ms", "cache_hit", "tags",
+    "latency_ms", "ttft_ms", "upstream_ms", "overhead_ms", "cache_hit", "tags", "complexity_tier",
+    "complexity_score", "template_id", "template_version",
 )  # fmt: skip
 _FIELD_NAMES = frozenset(f.name for f in fields(LedgerRow))
 
@@ -171,7 +182,8 @@ def values(row: LedgerRow, ts: Any, cost: Any, tags: Any) -> tuple[Any, ...]:
         row.requested_model, row.served_model, row.provider, row.deployment, row.attempts, row.fallback,
         row.stream, row.status, row.error_type, row.cancelled, row.prompt_tokens, row.completion_tokens,
         row.cached_tokens, row.tokens_estimated, cost, row.latency_ms, row.ttft_ms, row.upstream_ms,
-        row.overhead_ms, row.cache_hit, tags,
+        row.overhead_ms, row.cache_hit, tags, row.complexity_tier, row.complexity_score,
+        row.template_id, row.template_version,
     )  # fmt: skip
 
 

@@ -40,6 +40,8 @@ JSON = dict[str, Any]
 # In-band error codes a client may act on; anything else is a server error.
 ERROR_CODES = frozenset({"rate_limit_exceeded", "server_error"})
 TRUNCATED = "The upstream stream ended before the answer was complete."
+# Delta fields that make a chunk more than text for the open text part.
+_NOT_TEXT = ("reasoning_content", "reasoning", "refusal", "tool_calls")
 
 
 @dataclass(slots=True)
@@ -113,6 +115,9 @@ class ResponsesStreamWriter:
     def chunk(self, chunk: JSON) -> bytes:
         if self.done:
             return b""
+        fast = self._more_text(chunk)
+        if fast is not None:
+            return fast
         if isinstance(chunk.get("error"), dict):
             return self._fail(chunk["error"])
         out = [self.start()]
@@ -138,6 +143,28 @@ class ResponsesStreamWriter:
                                  incomplete_reason=reason)
         name = "response.completed" if status == "completed" else "response.incomplete"
         return out + self._event(name, response=self.response)
+
+    def _more_text(self, chunk: JSON) -> bytes | None:
+        """Most chunks only add text to the open text part: their delta, written straight away;
+        None for anything else (the general path)."""
+        item = self._open
+        if item is None or item.part != "output_text" or chunk.get("usage") or "error" in chunk:
+            return None
+        choices = chunk.get("choices")
+        if type(choices) is not list or len(choices) != 1:
+            return None
+        choice = choices[0]
+        if type(choice) is not dict or choice.get("index", 0) != 0 or choice.get("finish_reason"):
+            return None
+        delta = choice.get("delta")
+        if type(delta) is not dict:
+            return None
+        text = delta.get("content")
+        if type(text) is not str or not text or any(delta.get(k) for k in _NOT_TEXT):
+            return None
+        item.text += text
+        return self._event("response.output_text.delta", item_id=item.id, output_index=item.index,
+                           content_index=len(item.parts), delta=text, logprobs=[])
 
     # what a choice says
 

@@ -109,7 +109,14 @@ class ResponseCache(Plugin):
         if len(value) > self.config.max_entry_bytes:
             return
         ttl = min(wanted.ttl_s or self.config.ttl_s, self.config.max_ttl_s)
-        await self.store.set(cache_key(ctx, self.config.shared), value, ttl)
+        key = cache_key(ctx, self.config.shared)
+        await self.store.set(key, value, ttl)
+        if isinstance(self.store, RedisStore):
+            owners = [f"user:{ctx.user}"] if ctx.user else []
+            if ctx.principal is not None and ctx.principal.key_id:
+                owners.append(f"key:{ctx.principal.key_id}")
+            if owners:
+                await self.store.attribute(key, owners, ttl)
 
     def _count(self, ctx: RequestContext, found: bool) -> None:
         metrics, labels = self.services.metrics, self.services.labels

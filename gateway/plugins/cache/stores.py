@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.db.redis import REDIS_ERRORS
+from gateway.plugins.cache import attribution
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -72,6 +73,14 @@ class RedisStore:
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
         try:
             await self.redis.set(self.prefix + key, value, px=max(1, int(ttl_s * 1000)))
+        except REDIS_ERRORS as exc:
+            self._failed(exc)
+
+    async def attribute(self, key: str, owners: list[str], ttl_s: float) -> None:
+        """Note whose request stored `key` (gateway/plugins/cache/attribution.py), for export and erasure."""
+        try:
+            await attribution.attribute(self.redis, self.prefix.removesuffix(":cache:v1:"), key, owners,
+                                        max(1, int(ttl_s * 1000)))
         except REDIS_ERRORS as exc:
             self._failed(exc)
 

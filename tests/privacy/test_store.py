@@ -1,0 +1,208 @@
+"""Export and erasure on both databases, with ledger rows spread over many day partitions."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import orjson
+
+from gateway.accounting.ledger.postgres import PostgresSink
+from gateway.accounting.ledger.row import EPOCH, LedgerRow
+from gateway.accounting.ledger.sqlite import SQLiteSink
+from gateway.db.connect import postgres_dsn, sqlite_path
+from gateway.db.retention import Retention, sweep
+from gateway.dialects.responses.store import ResponseStore
+from gateway.plugins.cache.stores import RedisStore
+from gateway.privacy.service import build_privacy
+from gateway.privacy.subject import Subject
+from tests.privacy.conftest import Stores
+
+DAYS = 20
+
+
+def _rows(user: str, other: str, key: str, today: date) -> list[LedgerRow]:
+    rows = []
+    for day in range(DAYS):
+        ts = datetime.combine(today - timedelta(days=day), datetime.min.time(), UTC) + timedelta(hours=3)
+        ts_us = int((ts - EPOCH).total_seconds() * 1_000_000)
+        for i, (who, tags) in enumerate([(user, {"user": user, "env": "prod"}), (other, {"env": "prod"}),
+                                         (None, {})]):
+            rows.append(LedgerRow(ts_us + i, f"req-{secrets.token_hex(6)}", "chat", key_id=key if i == 2 else "k-other",
+                                  key_prefix="sk-abcd", team_id="t1", end_user=who, requested_model="m",
+                                  provider="openai", status=200, prompt_tokens=10, completion_tokens=5,
+                                  cost_usd=Decimal("0.000123"), tags=tags))
+    return rows
+
+
+async def _write(stores: Stores, rows: list[LedgerRow]) -> None:
+    dsn = postgres_dsn(stores.settings)
+    sink: PostgresSink | SQLiteSink
+    if dsn is not None:
+        sink = PostgresSink(dsn, premake_days=1, retention_days=0)
+    else:
+        sink = SQLiteSink(sqlite_path(stores.settings), retention_days=0)
+    await sink.open()
+    try:
+        assert await sink.write(rows) == len(rows)
+    finally:
+        await sink.close()
+
+
+async def _seed(stores: Stores, user: str, other: str, key: str) -> None:
+    await _write(stores, _rows(user, other, key, datetime.now(UTC).date()))
+    responses = ResponseStore(stores.store.db)
+    from gateway.core.types import Principal
+
+    now = datetime.now(UTC)
+    for who, field in ((user, "user"), (user, "safety_identifier"), (other, "user")):
+        principal = Principal(key_id="k-other", key_prefix="sk-abcd", team_id="t1")
+        await responses.put(principal, {"id": f"resp_{secrets.token_hex(8)}", "model": "m", field: who,
+                                        "output": [{"type": "message", "content": f"hello {who}"}]},
+                            [{"role": "user", "content": f"I am {who}"}], now)
+    cache = RedisStore(stores.redis, stores.settings.redis_prefix)
+    for who, entry in ((user, "a1"), (user, "a2"), (other, "b1")):
+        await cache.set(entry + secrets.token_hex(4), orjson.dumps({"body": {"text": f"for {who}"}}), 60)
+    # Attribution as the exact cache makes it: one set per owner.
+    keys = [k async for k in stores.redis.scan_iter(match=f"{stores.settings.redis_prefix}:cache:v1:a*")]
+    for name in keys:
+        await cache.attribute(name.decode().rsplit(":", 1)[1], [f"user:{user}", f"key:{key}"], 60)
+    keys = [k async for k in stores.redis.scan_iter(match=f"{stores.settings.redis_prefix}:cache:v1:b*")]
+    for name in keys:
+        await cache.attribute(name.decode().rsplit(":", 1)[1], [f"user:{other}"], 60)
+
+
+async def _export(stores: Stores, subject: Subject) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    lines = [orjson.loads(line) async for line in build_privacy(stores.settings, stores.store.db).export(subject, "t")]
+    return lines[0], lines[1:]
+
+
+async def _everywhere(stores: Stores, needle: str) -> list[str]:
+    """Every table (every partition) and every Redis key and value under the prefix that holds `needle`."""
+    found: list[str] = []
+    dsn = postgres_dsn(stores.settings)
+    if dsn is not None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            tables = [r["relname"] for r in await conn.fetch(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'")]
+            assert any(t.startswith("ledger_requests_") for t in tables)
+            for table in tables:
+                hits = await conn.fetchval(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE $1', f"%{needle}%")
+                if hits:
+                    found.append(f"{table}: {hits}")
+        finally:
+            await conn.close()
+    else:
+        import sqlite3
+
+        conn2 = sqlite3.connect(sqlite_path(stores.settings))
+        try:
+            tables = [r[0] for r in conn2.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for table in tables:
+                hits = sum(needle in repr(row) for row in conn2.execute(f'SELECT * FROM "{table}"'))
+                if hits:
+                    found.append(f"{table}: {hits}")
+        finally:
+            conn2.close()
+    async for name in stores.redis.scan_iter(match=f"{stores.settings.redis_prefix}:*"):
+        value = await stores.redis.get(name) if await stores.redis.type(name) == b"string" else b""
+        members = await stores.redis.smembers(name) if await stores.redis.type(name) == b"set" else set()
+        if needle.encode() in name or needle.encode() in (value or b"") or any(needle.encode() in m for m in members):
+            found.append(f"redis {name!r}")
+    return found
+
+
+async def _totals(stores: Stores) -> tuple[Decimal, Decimal, int]:
+    async with stores.store.db.reader() as tx:
+        rows = await tx.fetch("SELECT cost_usd FROM ledger_requests")
+        daily = await tx.fetch("SELECT cost_usd, requests FROM ledger_daily")
+    return (sum((Decimal(str(r["cost_usd"])) for r in rows), Decimal(0)),
+            sum((Decimal(str(r["cost_usd"])) for r in daily), Decimal(0)), sum(r["requests"] for r in daily))
+
+
+async def test_an_erased_end_user_is_nowhere_and_the_rollups_still_add_up(stores: Stores) -> None:
+    user, other = f"alice-{secrets.token_hex(4)}@example.com", f"bob-{secrets.token_hex(4)}"
+    key = "k-" + secrets.token_hex(4)
+    await _seed(stores, user, other, key)
+
+    manifest, records = await _export(stores, Subject("user", user))
+    assert manifest["object"] == "privacy.manifest" and manifest["subject"] == {"kind": "user", "id": user}
+    assert manifest["counts"] == {"ledger": DAYS, "responses": 2, "cache": 2}
+    ledger = [r["record"] for r in records if r["source"] == "ledger"]
+    assert len(ledger) == DAYS and all(r["end_user"] == user for r in ledger)
+    assert len({r["ts"][:10] for r in ledger}) == DAYS  # one per day partition
+    assert ledger[0]["cost_usd"] == "0.000123" and ledger[0]["fallback"] is False and ledger[0]["tags"]["user"] == user
+    assert {r["source"] for r in records} == {"ledger", "responses", "cache"}
+    assert len(records) == DAYS + 4
+
+    before = await _totals(stores)
+    assert before[0] == before[1]
+    assert await _everywhere(stores, user)
+
+    erasure = await build_privacy(stores.settings, stores.store.db).erase(Subject("user", user), "tester")
+    assert erasure.counts == {"ledger": DAYS, "ledger_tags": DAYS, "responses": 2, "cache": 2}
+
+    assert await _everywhere(stores, user) == []
+    assert await _totals(stores) == before  # anonymised, not deleted: spend still counted, rollup equal
+    manifest, records = await _export(stores, Subject("user", user))
+    assert manifest["counts"] == {"ledger": 0, "responses": 0, "cache": 0} and records == []
+    # The other end user is untouched, and tags other than the erased id stayed.
+    manifest, records = await _export(stores, Subject("user", other))
+    assert manifest["counts"] == {"ledger": DAYS, "responses": 1, "cache": 1}
+    async with stores.store.db.reader() as tx:
+        audit = await tx.fetch("SELECT * FROM audit_log WHERE action LIKE 'privacy.%' ORDER BY id")
+        kept_tags = await tx.fetch("SELECT tags FROM ledger_requests WHERE request_id IN "
+                                   "(SELECT request_id FROM ledger_requests WHERE end_user IS NULL) LIMIT 1")
+    assert kept_tags
+    erased_audit = [a for a in audit if a["action"] == "privacy.erase"]
+    assert erased_audit[-1]["target_id"] == erasure.subject_ref == Subject("user", user).reference(
+        stores.settings.master_key.get_secret_value().encode())  # type: ignore[union-attr]
+    details = erased_audit[-1]["details"]
+    details = orjson.loads(details) if isinstance(details, str) else details
+    assert details["counts"]["ledger"] == DAYS
+
+
+async def test_an_erased_key_gets_a_new_id_in_rows_and_rollup(stores: Stores) -> None:
+    user, other, key = f"carol-{secrets.token_hex(4)}", f"dan-{secrets.token_hex(4)}", "k-" + secrets.token_hex(4)
+    await _seed(stores, user, other, key)
+    manifest, _ = await _export(stores, Subject("key", key))
+    assert manifest["counts"]["ledger"] == DAYS and manifest["counts"]["ledger_daily"] == DAYS
+    assert manifest["counts"]["cache"] == 2
+    before = await _totals(stores)
+
+    erasure = await build_privacy(stores.settings, stores.store.db).erase(Subject("key", key), "tester")
+    assert erasure.counts["ledger"] == DAYS and erasure.counts["ledger_daily"] == DAYS
+    assert erasure.counts["cache"] == 2
+    assert erasure.replacement_key_id is not None and erasure.replacement_key_id.startswith("erased-")
+    assert await _everywhere(stores, key) == []
+    assert await _totals(stores) == before
+    async with stores.store.db.reader() as tx:
+        moved = await tx.fetch("SELECT count(*) AS n FROM ledger_daily WHERE key_id = $1", erasure.replacement_key_id)
+    assert moved[0]["n"] == DAYS
+
+
+async def test_retention_sweeps_the_audit_log_and_old_rollup_days(stores: Stores) -> None:
+    await _write(stores, _rows("x", "y", "k-ret", datetime.now(UTC).date()))
+    today = datetime.now(UTC).date()
+    old = datetime.now(UTC) - timedelta(days=400)
+    async with stores.store.db.transaction() as tx:
+        await tx.execute("INSERT INTO audit_log (at, actor, action, target_type, target_id, details) "
+                         "VALUES ($1, 'test', 'old', 'x', 'y', $2)", old, {})
+    async with stores.store.db.reader() as tx:
+        days_before = len(await tx.fetch("SELECT DISTINCT day FROM ledger_daily"))
+    swept = await sweep(stores.store.db, Retention(audit_days=365, ledger_daily_days=10), today,
+                        postgres=stores.postgres)
+    assert swept["audit_log"] >= 1
+    assert swept["ledger_daily"] > 0
+    async with stores.store.db.reader() as tx:
+        days_after = {str(r["day"]) for r in await tx.fetch("SELECT DISTINCT day FROM ledger_daily")}
+        olds = await tx.fetch("SELECT id FROM audit_log WHERE action = 'old'")
+    assert olds == []
+    # As the ledger's own retention: today and the 10 days before it are kept.
+    assert days_before >= DAYS and len(days_after) == 11
+    assert min(days_after) == (today - timedelta(days=10)).isoformat()
