@@ -3,14 +3,21 @@
 The request line carries who (key prefix, team), what (model, deployment, status, tokens, cost)
 and how long, never a key, a header or the prompt; the prompt only when an operator turns
 `log_prompts` on.
+
+A server writes its request lines through a `LineWriter`, not through `logging`: the same JSON
+line, but without a LogRecord, a formatter and a flushed write per request. The lines of one
+event-loop iteration go out in one write at its end; a crash loses at most those.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import sys
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -59,16 +66,103 @@ def _ms(start: float | None, end: float | None) -> float | None:
     return round((end - start) * 1000, 3)
 
 
+class LineWriter:
+    """Lines buffered until the end of the current event-loop iteration, then written at once."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._lines: list[bytes] = []
+        atexit.register(self.flush)
+
+    def write(self, line: bytes) -> None:
+        if not self._lines:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: at once
+                self._lines.append(line)
+                self.flush()
+                return
+        self._lines.append(line)
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        try:
+            self.stream.flush()  # whatever `logging` wrote first stays first
+            for chunk in _chunks(lines):
+                buffer = getattr(self.stream, "buffer", None)
+                if buffer is not None:
+                    buffer.write(chunk)
+                    buffer.flush()
+                else:
+                    self.stream.write(chunk.decode())
+                    self.stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken stderr: as logging does, never fail the request for it
+
+
+# Writes up to this size reach a pipe whole, never interleaved with another worker's (PIPE_BUF).
+_ATOMIC_WRITE = 4096
+
+
+def _chunks(lines: list[bytes]) -> list[bytes]:
+    """Whole lines, joined into writes no larger than a pipe keeps whole (a longer line alone)."""
+    chunks: list[bytes] = []
+    run: list[bytes] = []
+    size = 0
+    for line in lines:
+        if run and size + len(line) > _ATOMIC_WRITE:
+            chunks.append(b"".join(run))
+            run, size = [], 0
+        run.append(line)
+        size += len(line)
+    if run:
+        chunks.append(b"".join(run))
+    return chunks
+
+
+class _Clock:
+    """The `ts` field, formatted once a second (datetime formatting is most of a line's cost)."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+
+
 class RequestLogRecorder:
-    def __init__(self, *, log_prompts: bool = False, logger: logging.Logger | None = None) -> None:
+    """`writer` given: lines go straight to it (a server); otherwise through `logger` (tests, embedding)."""
+
+    def __init__(
+        self, *, log_prompts: bool = False, logger: logging.Logger | None = None, writer: LineWriter | None = None
+    ) -> None:
         self.log_prompts = log_prompts
         self.log = logger or logging.getLogger(REQUEST_LOGGER)
+        self.writer = writer
+        self._clock = _Clock()
 
     def record(self, ctx: RequestContext) -> None:
         level = logging.WARNING if ctx.status >= 500 else logging.INFO
         if not self.log.isEnabledFor(level):
             return
-        self.log.log(level, "request", extra={"fields": self.fields(ctx)})
+        if self.writer is None:
+            self.log.log(level, "request", extra={"fields": self.fields(ctx)})
+            return
+        doc: dict[str, Any] = {
+            "ts": self._clock(time.time()),
+            "level": "warning" if level == logging.WARNING else "info",
+            "logger": self.log.name,
+            "msg": "request",
+        }
+        doc.update(self.fields(ctx))
+        self.writer.write(orjson.dumps(doc, default=str, option=orjson.OPT_APPEND_NEWLINE))
 
     def unrouted(self, request_id: str | None, method: str, path: str, status: int) -> None:
         """A request no handler took (an unknown path, a wrong method): one line all the same."""

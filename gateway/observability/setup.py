@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from gateway.observability.alerts.claims import Claims, FileClaims, RedisClaims
 from gateway.observability.bridge import LedgerLike, LimiterLike, RouterLike, StatsBridge
 from gateway.observability.exposition import MetricsEndpoint
 from gateway.observability.labels import LabelPolicy
-from gateway.observability.logs import RequestLogRecorder, configure_logging
+from gateway.observability.logs import LineWriter, RequestLogRecorder, configure_logging
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.recorder import MetricsRecorder
 from gateway.observability.teams import TeamSource
@@ -98,7 +99,7 @@ def build_observability(config: Config, settings: Settings) -> Observability:
                                    extra=[metrics.team_names], refresh=metrics.team_names.refresh)
         obs.routes.append(Route("/metrics", endpoint.handle, methods=["GET"]))
     if settings.log_requests:
-        obs.recorders.append(RequestLogRecorder(log_prompts=settings.log_prompts))
+        obs.recorders.append(RequestLogRecorder(log_prompts=settings.log_prompts, writer=LineWriter(sys.stderr)))
     if isinstance(tracer, OtelTracer):
         obs.recorders.append(tracer)
     if settings.alert_webhooks:

@@ -7,9 +7,8 @@ algorithm over these; the contract tests in tests/accounting/limits/ hold them t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # Requests and tokens are limited per minute.
 WINDOW_MS = 60_000
@@ -25,8 +24,9 @@ class Kind(StrEnum):
     BUDGET = "b"
 
 
-@dataclass(slots=True, frozen=True)
-class Check:
+# NamedTuples, not frozen dataclasses: a request builds six of each, and a frozen dataclass
+# costs two to three times as much to make (object.__setattr__ per field).
+class Check(NamedTuple):
     kind: Kind
     key: str
     # Requests or tokens per minute, parallel slots, or micro-USD per budget period.
@@ -46,8 +46,7 @@ def hash_tag(key: str) -> str:
     return key[: key.index("}") + 1]
 
 
-@dataclass(slots=True, frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     ok: bool
     # What is left after this request (or, when refused, before it).
     remaining: int
@@ -58,7 +57,14 @@ class Outcome:
 
 
 class Unavailable(Exception):
-    """The backend could not answer (Redis unreachable, timed out, or failing)."""
+    """The backend could not answer (Redis unreachable, timed out, or failing).
+
+    `down` False: one slow moment on a connection that was answering (a first stall); the
+    requests it held fail, but the limiter does not switch to its failure mode for it."""
+
+    def __init__(self, reason: str, *, down: bool = True) -> None:
+        super().__init__(reason)
+        self.down = down
 
 
 class Backend(Protocol):

@@ -4,7 +4,9 @@
 (estimate.py), and asks the backend to check and reserve everything in one call; `settle`
 replaces the reservation by the real usage. When Redis cannot answer, the failure mode decides:
 `closed` refuses limited requests with 503, `open` enforces the same limits per process until
-Redis answers again. Either way a log line says so once, and `stats` counts it.
+Redis answers again. It switches only when Redis is down (it refuses connections, or stalls twice
+in a row); one stall of a connection that was answering fails only the calls it held. Either way
+a log line says so once, and `stats` counts it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from gateway.accounting.limits import estimate
@@ -71,11 +73,12 @@ class LimiterStats:
     # Closed mode: requests refused with 503 while Redis was down.
     unavailable_refusals: int = 0
     settle_failures: int = 0
+    # Failures that did not switch to the failure mode: one stall on a healthy connection.
+    redis_stalls: int = 0
     redis_down: bool = False
 
 
-@dataclass(slots=True, frozen=True)
-class _Budget:
+class _Budget(NamedTuple):
     """A key's or team's budget among a reservation's checks: reported once the request settles."""
 
     index: int
@@ -95,8 +98,7 @@ class Reservation:
     budgets: Sequence[_Budget] = ()
 
 
-@dataclass(slots=True, frozen=True)
-class _Planned:
+class _Planned(NamedTuple):
     check: Check
     scope: Scope
     # Budget checks: the budget period the request counts in.
@@ -126,6 +128,7 @@ class Limiter:
         self.stats = LimiterStats()
         self._recheck_at = 0.0
         self._periods: dict[BudgetPeriod | None, Period] = {}
+        self._utc_bounds: dict[Period, tuple[dt.datetime | None, dt.datetime | None]] = {}
         self.leases = LeaseKeeper(options.lease_s, clock)
 
     async def start(self) -> None:
@@ -172,21 +175,31 @@ class Limiter:
         ctx.reservation = None
         self.leases.release(reservation.backend, reservation.member)
         tokens, micro = self._used(ctx, reservation)
-        deltas = [_delta(check, tokens, micro) for check in reservation.checks]
+        # Only what changes a counter, and the budgets (their counters are reported): a request
+        # that used what it reserved leaves its RPM and TPM buckets alone.
+        positions = []
+        checks: list[Check] = []
+        deltas: list[int] = []
+        for at, check in enumerate(reservation.checks):
+            delta = _delta(check, tokens, micro)
+            if delta or check.kind is Kind.BUDGET:
+                positions.append(at)
+                checks.append(check)
+                deltas.append(delta)
         if not any(deltas) and not reservation.budgets:
             return
         try:
-            spent = await reservation.backend.adjust(reservation.checks, deltas, _ms(self.clock()), reservation.member)
+            counters = await reservation.backend.adjust(checks, deltas, _ms(self.clock()), reservation.member)
         except Unavailable as exc:
             # What stays reserved errs toward refusing; parallel slots come back at their lease.
             self.stats.settle_failures += 1
             self._went_down(exc)
             return
         # Each key's and team's budget as it stands now, for the budget gauges and alerts.
+        spent = dict(zip(positions, counters, strict=True))
         for b in reservation.budgets:
-            usage = BudgetUsage(b.scope, b.id, _usd_of(spent[b.index]), b.budget_usd, _utc(b.period.start),
-                                _utc(b.period.end))  # fmt: skip
-            ctx.budgets.append(usage)
+            start, end = self._period_utc(b.period)
+            ctx.budgets.append(BudgetUsage(b.scope, b.id, _usd_of(spent[b.index]), b.budget_usd, start, end))
 
     async def current(self, scope: Literal["key", "team"], id: str, limits: Limits) -> Spend | None:
         """What a key or team has spent in its current budget period, requests in flight included
@@ -241,6 +254,14 @@ class Limiter:
                 planned.append(_Planned(check, scope, period))
         return planned
 
+    def _period_utc(self, period: Period) -> tuple[dt.datetime | None, dt.datetime | None]:
+        bounds = self._utc_bounds.get(period)
+        if bounds is None:
+            if len(self._utc_bounds) > 16:  # old periods
+                self._utc_bounds.clear()
+            bounds = self._utc_bounds[period] = (_utc(period.start), _utc(period.end))
+        return bounds
+
     def _period(self, now: float, kind: BudgetPeriod | None) -> Period:
         # The calendar arithmetic is worth doing once per period, not once per request.
         cached = self._periods.get(kind)
@@ -270,6 +291,11 @@ class Limiter:
 
     def _went_down(self, exc: Unavailable) -> None:
         self.stats.redis_failures += 1
+        if not exc.down:
+            # A slow moment (one stall of a connection that was answering): the calls it held
+            # failed, the next ones ask Redis again at once.
+            self.stats.redis_stalls += 1
+            return
         self._recheck_at = time.monotonic() + self.options.recheck_s
         if not self.stats.redis_down:
             self.stats.redis_down = True

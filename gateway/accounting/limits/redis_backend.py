@@ -63,6 +63,10 @@ CLUSTER_RECHECK_S = 0.1
 _STALE_MAP: tuple[type[Exception], ...] = (NodeGone, MovedError, ClusterError, RedisClusterException)
 
 
+# Connections closed for a stall, with no reply in between, before Redis counts as down.
+STALLS_FOR_DOWN = 2
+
+
 def script_text(name: str) -> str:
     return resources.files("gateway.accounting.limits").joinpath("lua", name).read_text()
 
@@ -143,7 +147,7 @@ class RedisBackend:
                 pass
 
     async def _admit_group(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
-        spec = " ".join(f"{c.kind.value} {c.limit} {c.amount} {c.ttl_ms}" for c in checks)
+        spec = " ".join([f"{c.kind} {c.limit} {c.amount} {c.ttl_ms}" for c in checks])  # StrEnum: its value
         reply = await self._run(self._admit, [c.key for c in checks], [now_ms, member, lease_ms, spec])
         n = [int(word) for word in reply.split()]
         return [Outcome(n[i] == 1, n[i + 1], n[i + 2], n[i + 3]) for i in range(0, len(n), 4)]
@@ -153,7 +157,7 @@ class RedisBackend:
         groups = self._groups(checks)
         calls = []
         for group in groups:
-            spec = " ".join(f"{c.kind.value} {c.limit} {delta_of[id(c)]} {c.ttl_ms}" for c in group)
+            spec = " ".join([f"{c.kind} {c.limit} {delta_of[id(c)]} {c.ttl_ms}" for c in group])
             calls.append(self._run(self._settle, [c.key for c in group], [now_ms, member, spec]))
         replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
         spent: dict[int, int] = {}
@@ -239,7 +243,11 @@ class RedisBackend:
     async def _mapped(self, call: Awaitable[Any]) -> Any:
         try:
             return await call
-        except (RedisError, RedisClusterException, ReplyError, OSError, TimeoutError) as exc:
+        except TimeoutError:
+            # On a single Redis, one stall of a connection that was answering is not an outage.
+            down = self._channel is None or self._channel.stalls_in_row >= STALLS_FOR_DOWN
+            raise Unavailable("TimeoutError", down=down) from None
+        except (RedisError, RedisClusterException, ReplyError, OSError) as exc:
             # RedisClusterException is not a RedisError: a cluster with no node reachable, or a
             # slot no node serves, mid-failover. An outage, not a bug worth a trace.
             raise Unavailable(type(exc).__name__) from None

@@ -11,9 +11,14 @@ limits' share of a request (loadtests/bench_limits.py). This speaks just enough 
   order: a settle sent before the next admit is run before it.
 - Replies come back in order and resolve the calls' futures in turn. A caller that gave up
   (cancelled) leaves its future in line; its reply is read and dropped.
-- A call has `timeout_s` in all (connecting, the call, a script reload). One that runs out
-  closes the connection it waited on (every call behind it in line would wait as long); the
-  next call connects again. So does a call after Redis closed the connection.
+- Connecting has `timeout_s`, and so has each call from when it is written. One watchdog timer
+  per connection (not one per call) looks at the oldest call in line: past its deadline, with no
+  reply bytes waiting in the socket, Redis has stalled, and the connection is closed (every call
+  behind it in line would wait as long); the next call connects again. So does a call after
+  Redis closed the connection. Reply bytes waiting unread mean the worker's own event loop was
+  late (uvloop runs due timers before it polls sockets), never that Redis was: the watchdog then
+  lets the reply be read. `stalls_in_row` counts stalls since the last reply: one stall on a
+  healthy connection is a slow moment, two in a row is a Redis that is down.
 - NOSCRIPT (Redis restarted or flushed its scripts) loads the script once, however many calls
   met it, and runs each of them again. (Only then can a settle run after an admit sent after
   it; Redis has just lost its counters anyway.)
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import select
 import socket
 import ssl
 from collections import deque
@@ -67,6 +73,18 @@ def encode(args: Sequence[str | bytes | int]) -> bytes:
 
 
 _INCOMPLETE = object()
+# A reply that arrived while the event loop was late is read first; the watchdog looks again after this.
+_LATE_RECHECK_S = 0.05
+
+
+@dataclass(slots=True)
+class _Health:
+    """Shared by a channel's successive connections."""
+
+    # Connections closed for a stall since the last reply came back.
+    stalls_in_row: int = 0
+
+
 # Our scripts answer with flat replies; deeper nesting is not Redis talking to us.
 _MAX_DEPTH = 8
 # A connection whose replies have stopped while calls pile up is given up on past this.
@@ -120,17 +138,27 @@ def parse(buf: bytes | bytearray, pos: int = 0, depth: int = 0) -> tuple[Any, in
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, timeout_s: float = 0.0, health: _Health | None = None) -> None:
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[asyncio.Future[Any]] = deque()
+        # When each call in `waiting` was written (the loop's clock), in the same order; calls
+        # still in `batch` have no entry yet.
+        self.sent_at: deque[float] = deque()
         self.buffer = bytearray()
         # Commands held back until the end of this event-loop iteration (see `send`).
         self.batch: list[bytes] | None = None
         # Why the connection is closed; None while it is open.
         self.closed: Exception | None = None
+        # 0: calls wait as long as it takes (the tests' raw connections).
+        self.timeout_s = timeout_s
+        self.health = health if health is not None else _Health()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._fd = -1
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio.Transport
+        sock = transport.get_extra_info("socket")
+        self._fd = sock.fileno() if sock is not None else -1
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
         """Write at once when nothing else went out in this iteration; else join the batch."""
@@ -146,15 +174,52 @@ class _Connection(asyncio.Protocol):
             self.transport.write(command)
             self.batch = []
             loop.call_soon(self._flush)
+            if self.timeout_s:
+                self._written(loop, 1)
         else:
             self.batch.append(command)
         self.waiting.append(future)
         return future
 
+    def _written(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        """Deadlines run from when a call leaves, not from when it was queued behind others."""
+        now = loop.time()
+        self.sent_at.extend([now] * count)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(now + self.timeout_s, self._check)
+
+    def _check(self) -> None:
+        """The watchdog: the oldest call in line is due; has Redis stalled, or was the loop late?"""
+        self._watchdog = None
+        if self.closed is not None or not self.sent_at:
+            return
+        loop = asyncio.get_running_loop()
+        due = self.sent_at[0] + self.timeout_s
+        now = loop.time()
+        if now < due:
+            self._watchdog = loop.call_at(due, self._check)
+        elif self._reply_waiting():
+            # Answered while the loop was busy elsewhere: read it first, then look again.
+            self._watchdog = loop.call_at(now + min(self.timeout_s, _LATE_RECHECK_S), self._check)
+        else:
+            self.health.stalls_in_row += 1
+            self.abort(TimeoutError("Redis did not answer in time"))
+
     def _flush(self) -> None:
         batch, self.batch = self.batch, None
         if batch and self.closed is None and self.transport is not None:
             self.transport.write(b"".join(batch))
+            if self.timeout_s:
+                self._written(asyncio.get_running_loop(), len(batch))
+
+    def _reply_waiting(self) -> bool:
+        if self._fd < 0:
+            return False
+        try:
+            readable, _, _ = select.select([self._fd], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -170,6 +235,9 @@ class _Connection(asyncio.Protocol):
                     # Redis says why it will not serve us (maxclients, ...) before we asked anything.
                     raise reply if isinstance(reply, ReplyError) else ProtocolError("a reply nobody asked for")
                 future = self.waiting.popleft()
+                if self.sent_at:
+                    self.sent_at.popleft()
+                self.health.stalls_in_row = 0
                 if future.done():
                     continue  # its caller gave up
                 if isinstance(reply, ReplyError):
@@ -195,6 +263,10 @@ class _Connection(asyncio.Protocol):
         self._fail()
 
     def _fail(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self.sent_at.clear()
         while self.waiting:
             future = self.waiting.popleft()
             if not future.done():
@@ -220,35 +292,33 @@ class ScriptChannel:
         self._connecting: asyncio.Future[_Connection] | None = None
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self._closed = False
+        self.health = _Health()
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         command = encode(["EVALSHA", script.sha, len(keys), *keys, *args])
-        used: list[_Connection] = []
+        # Bounded by the connection's watchdog (and connecting by its own timeout): no timer per call.
         try:
-            async with asyncio.timeout(self.timeout_s):
-                try:
-                    return await self._call(command, used)
-                except ReplyError as exc:
-                    if not str(exc).startswith("NOSCRIPT"):
-                        raise
-                await self._load(script)
-                return await self._call(command, used)
-        except TimeoutError:
-            # What this call waited for did not come back in time, nor will what is behind it.
-            for conn in used:
-                conn.abort(TimeoutError("Redis did not answer in time"))
-            raise
+            return await self._call(command)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self._load(script)
+        return await self._call(command)
+
+    @property
+    def stalls_in_row(self) -> int:
+        """Connections closed because Redis stopped answering, since the last reply."""
+        return self.health.stalls_in_row
 
     async def connect(self) -> None:
         """Connect ahead of the first call (it would otherwise connect itself)."""
         async with asyncio.timeout(self.timeout_s):
             await self._open_connection()
 
-    async def _call(self, command: bytes, used: list[_Connection]) -> Any:
+    async def _call(self, command: bytes) -> Any:
         conn = self._conn
         if conn is None or conn.closed is not None:
             conn = await self._open_connection()
-        used.append(conn)
         # Cancelled, the future keeps its place in line and its reply is dropped.
         return await conn.send(command)
 
@@ -257,7 +327,7 @@ class ScriptChannel:
         by its callers: one that times out closes the connection, which fails the load."""
         loading = self._loading.get(script.sha)
         if loading is None:
-            loading = asyncio.ensure_future(self._call(encode(["SCRIPT", "LOAD", script.text]), []))
+            loading = asyncio.ensure_future(self._call(encode(["SCRIPT", "LOAD", script.text])))
             self._loading[script.sha] = loading
             loading.add_done_callback(partial(self._loaded, script.sha))
         await asyncio.shield(loading)
@@ -299,9 +369,9 @@ class ScriptChannel:
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(self.timeout_s):
             if self._path is not None:
-                _, conn = await loop.create_unix_connection(_Connection, self._path)
+                _, conn = await loop.create_unix_connection(self._protocol, self._path)
             else:
-                transport, conn = await loop.create_connection(_Connection, self._host, self._port, ssl=self._ssl)
+                transport, conn = await loop.create_connection(self._protocol, self._host, self._port, ssl=self._ssl)
                 _keep_alive(transport.get_extra_info("socket"))
             try:
                 for command in self._hello:
@@ -314,6 +384,9 @@ class ScriptChannel:
                     raise ConnectionError(f"Redis refused the connection's handshake ({code})") from None
                 raise
         return conn
+
+    def _protocol(self) -> _Connection:
+        return _Connection(self.timeout_s, self.health)
 
     async def close(self) -> None:
         self._closed = True
