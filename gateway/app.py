@@ -116,7 +116,9 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         durable=ledger.committed if ledger is not None and settings.ledger_durable else None,
     )
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
-    responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days))
+    request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
+    responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
+                             log_line=request_log.plain if request_log is not None else None)
     created = int(time.time())
 
     @asynccontextmanager
@@ -241,7 +243,6 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
                           complexity=complexity, forecasts=forecast_api, prompts=prompts_api, privacy=privacy_api)
           if settings.admin_ui_enabled else []),
     ]
-    request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         response = await _http_error(request, exc)

@@ -36,6 +36,39 @@ _REQUIRED_FILE = {Endpoint.TRANSCRIPTIONS: "file", Endpoint.TRANSLATIONS: "file"
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 
 
+# What `body_if_here` reads of a refused client's body at most: a request's head and a short prompt,
+# for as long as a client that sends its body right after its headers takes to do so.
+EARLY_BODY_BYTES = 64 * 1024
+EARLY_BODY_WAIT_S = 0.2
+
+
+async def body_if_here(request: Request, limit: int = EARLY_BODY_BYTES, wait_s: float = EARLY_BODY_WAIT_S) -> bytes:
+    """The whole body when it is declared at most `limit` bytes and arrives within `wait_s`; else
+    empty. It never invites a body (`Expect: 100-continue`) and gives up at once on anything else:
+    for a client refused at authentication, whose body the gateway otherwise never reads, so that
+    its log line can still name its model."""
+    declared = request.headers.get("content-length")
+    if not declared or not declared.isdigit() or int(declared) > limit or "expect" in request.headers:
+        return b""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(wait_s):
+            while True:
+                message = await request.receive()
+                if message.get("type") != "http.request":
+                    return b""
+                part = message.get("body", b"")
+                size += len(part)
+                if size > limit:
+                    return b""
+                parts.append(part)
+                if not message.get("more_body", False):
+                    return b"".join(parts)
+    except (TimeoutError, ClientDisconnect):
+        return b""
+
+
 async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s: float = 15.0) -> bytes:
     """The body, under its size cap; 408 if it takes longer than `total_s` in all or leaves a gap
     longer than `idle_s` (a client trickling bytes must not hold its slot for ever)."""

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from gateway.core.types import TEXT_FIELD, Endpoint
+from gateway.core.types import TEXT_FIELD, Endpoint, Principal
 from gateway.pipeline.context import RequestContext
 
 LOGGER = "gateway"
@@ -169,6 +169,16 @@ class RequestLogRecorder:
         if self.log.isEnabledFor(logging.INFO):
             self.log.info("request", extra={"fields": {"request_id": request_id, "method": method, "path": path,
                                                        "status": status}})
+
+    def plain(self, request_id: str | None, method: str, path: str, status: int, principal: Principal | None,
+              endpoint: str) -> None:
+        """A request that makes no upstream call (a stored response read or deleted): one line, with its key."""
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if self.log.isEnabledFor(level):
+            self.log.log(level, "request", extra={"fields": {
+                "request_id": request_id, "endpoint": endpoint, "method": method, "path": path, "status": status,
+                "key_prefix": principal.key_prefix if principal is not None else None,
+                "team": principal.team_id if principal is not None else None}})
 
     def fields(self, ctx: RequestContext) -> dict[str, Any]:
         principal, deployment, usage = ctx.principal, ctx.deployment, ctx.usage

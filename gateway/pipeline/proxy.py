@@ -39,7 +39,7 @@ from gateway.core.errors import (
     sse_error_event,
 )
 from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal
-from gateway.edge.body import parse_body, read_body, upload_body
+from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
 from gateway.edge.multipart import read_upload
 from gateway.edge.protocol import ABORT
 from gateway.edge.relay import SSE_HEADERS, BoundedSend, ClientStalled, DisconnectWatcher, pump
@@ -179,6 +179,9 @@ class Proxy:
             ctx.status, ctx.error_type = error.status, error.type
             if not ctx.model and raw:
                 ctx.model = _model_named(raw)
+            elif ctx.principal is None and endpoint not in MULTIPART_ENDPOINTS:
+                # Refused at authentication, before its body was read: named from a small body that comes at once.
+                ctx.model = _model_named(await body_if_here(request))[:MAX_LOGGED_MODEL]
             error.extra_headers.update(ctx.response_headers)
             await self.finish(ctx)
             raise
@@ -461,6 +464,10 @@ def _binary_headers(upstream: dict[str, str]) -> list[tuple[bytes, bytes]]:
     """The upstream's content type (audio/mpeg, audio/wav...) for a relayed binary answer."""
     kind = next((v for k, v in upstream.items() if k.lower() == "content-type"), "application/octet-stream")
     return [(b"content-type", kind.encode("latin-1")), (b"cache-control", b"no-cache")]
+
+
+# An unauthenticated client's model name is kept in the log and ledger no longer than this.
+MAX_LOGGED_MODEL = 256
 
 
 def _model_named(raw: bytes) -> str:

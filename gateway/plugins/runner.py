@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from pydantic import ValidationError
@@ -31,6 +31,7 @@ from gateway.core.types import Principal
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginFailed, Services, overrides
 from gateway.plugins.cache.embed import SelfEmbedder
+from gateway.plugins.responses_stream import ResponsesEvents, ResponsesFilteredStream
 from gateway.plugins.stream import Assembler, FilteredStream, replay
 from gateway.providers.base import StreamTranslator
 
@@ -138,7 +139,7 @@ class PluginRun:
     def __init__(self, plugins: Plugins, chain: Chain) -> None:
         self.plugins = plugins
         self.chain = chain
-        self.stream: FilteredStream | None = None
+        self.stream: FilteredStream | ResponsesFilteredStream | None = None
         # What a plugin keeps between its hooks for this request, under its id.
         self.state: dict[str, Any] = {}
 
@@ -195,6 +196,11 @@ class PluginRun:
                 hooks.append((position, hook))
         if not hooks and not self.chain.afters:
             return translator
+        if getattr(translator, "events", None) == "responses":
+            # A native Responses relay: the upstream's own events, not chat chunks.
+            native = cast("ResponsesEvents", translator)
+            self.stream = ResponsesFilteredStream(native, hooks, bool(self.chain.afters), self._chunk_failed)
+            return self.stream
         assembler = Assembler(ctx.endpoint) if self.chain.afters else None
         self.stream = FilteredStream(translator, ctx.endpoint, hooks, assembler, self._chunk_failed)
         return self.stream

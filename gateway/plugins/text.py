@@ -2,7 +2,8 @@
 
 Chat: every message's `content` (a string, or the `text` of its text parts; tool results too) and
 tool-call arguments; completions: `prompt`; embeddings: `input`. Answers: each choice's
-`message.content` (chat) or `text` (completions).
+`message.content` (chat) or `text` (completions), or a Responses API `response`'s `output_text`
+parts (a native relay).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from gateway.core.types import TEXT_FIELD, Endpoint
 
 Rewrite = Callable[[str], str]
+JSON = dict[str, Any]
 
 
 def request_texts(body: dict[str, Any], endpoint: Endpoint) -> Iterator[tuple[str, str]]:
@@ -87,3 +89,15 @@ def rewrite_answer(body: dict[str, Any], rewrite: Rewrite) -> None:
             message["content"] = rewrite(message["content"])
         elif isinstance(choice.get("text"), str):
             choice["text"] = rewrite(choice["text"])
+    for item in body.get("output") or ():  # a Responses API `response`, relayed natively
+        for _, part in output_text_parts(item):
+            part["text"] = rewrite(part["text"])
+
+
+def output_text_parts(item: Any) -> Iterator[tuple[int, JSON]]:
+    """(content index, part) for each `output_text` part of a Responses `message` output item."""
+    if not isinstance(item, dict) or item.get("type") != "message" or not isinstance(item.get("content"), list):
+        return
+    for index, part in enumerate(item["content"]):
+        if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str):
+            yield index, part

@@ -90,6 +90,49 @@ def test_structured_output(responses_sdk: openai.OpenAI, model: str) -> None:
     assert Weather.model_validate_json(response.output_text) == parsed
 
 
+@pytest.mark.parametrize("model", BACKENDS)
+@pytest.mark.parametrize("streamed", [False, True])
+def test_json_mode(responses_sdk: openai.OpenAI, model: str, streamed: bool) -> None:
+    # Anthropic has no schema-less JSON mode: a forced tool whose input is any object stands in for it.
+    text_format: Any = {"format": {"type": "json_object"}}
+    if streamed:
+        with responses_sdk.responses.stream(model=model, input="reply in JSON: alpha beta", text=text_format) as stream:
+            deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+            response = stream.get_final_response()
+        assert deltas == response.output_text
+    else:
+        response = responses_sdk.responses.create(model=model, input="reply in JSON: alpha beta", text=text_format)
+    assert response.status == "completed" and [item.type for item in response.output] == ["message"]
+    value = json.loads(response.output_text)
+    assert isinstance(value, dict) and value
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_json_mode_on_chat_completions_with_anthropic(responses_sdk: openai.OpenAI, streamed: bool) -> None:
+    messages: Any = [{"role": "user", "content": "reply in JSON: alpha beta"}]
+    if streamed:
+        chunks = list(responses_sdk.chat.completions.create(model="claude", messages=messages, stream=True,
+                                                            response_format={"type": "json_object"}))
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert not any(c.choices[0].delta.tool_calls for c in chunks if c.choices)
+        finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    else:
+        completion = responses_sdk.chat.completions.create(model="claude", messages=messages,
+                                                           response_format={"type": "json_object"})
+        message = completion.choices[0].message
+        assert message.tool_calls is None
+        text, finish = message.content or "", [completion.choices[0].finish_reason]
+    assert finish == ["stop"]
+    value = json.loads(text)  # the Anthropic fake echoes the turn's words as the forced tool's `answer`
+    assert list(value) == ["answer"] and set(words(value["answer"])) == set(words("reply in JSON: alpha beta"))
+    # With tools of its own, the forced tool cannot be used: a clear 400, not a surprise.
+    with pytest.raises(openai.BadRequestError) as caught:
+        responses_sdk.chat.completions.create(model="claude", messages=messages, stream=streamed,
+                                              response_format={"type": "json_object"},
+                                              tools=[{"type": "function", "function": {"name": "f"}}])
+    assert caught.value.body["param"] == "response_format"  # type: ignore[index]
+
+
 def test_previous_response_id_across_deployments(responses_sdk: openai.OpenAI) -> None:
     first = responses_sdk.responses.create(model="gpt", input="alpha beta")
     # Each backend echoes the last user message; the earlier turns count as input.

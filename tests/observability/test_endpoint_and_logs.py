@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,3 +141,48 @@ def test_an_unknown_path_leaves_a_line(gateway_one: Gateway, log_path: Path) -> 
     assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_url"
     [line] = request_lines(log_path, "log-unknown-1")
     assert (line["path"], line["method"], line["status"]) == ("/v1/no/such/thing", "POST", 404)
+
+
+def test_stored_responses_are_read_and_deleted_with_a_line_each(gateway_one: Gateway, log_path: Path) -> None:
+    client = openai.OpenAI(base_url=gateway_one.url, api_key=MASTER_KEY, max_retries=0)
+    created = client.responses.create(model="gpt-test", input="keep me", extra_headers={"x-request-id": "log-st-0"})
+    [made] = request_lines(log_path, "log-st-0")
+    assert made["key_prefix"]
+    client.responses.retrieve(created.id, extra_headers={"x-request-id": "log-st-1"})
+    client.responses.input_items.list(created.id, extra_headers={"x-request-id": "log-st-2"})
+    client.responses.delete(created.id, extra_headers={"x-request-id": "log-st-3"})
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(created.id, extra_headers={"x-request-id": "log-st-4"})
+    anonymous = httpx.get(f"{gateway_one.url}/responses/{created.id}", headers={"x-request-id": "log-st-5"})
+    assert anonymous.status_code == 401
+    expected = [("GET", f"/v1/responses/{created.id}", 200), ("GET", f"/v1/responses/{created.id}/input_items", 200),
+                ("DELETE", f"/v1/responses/{created.id}", 200), ("GET", f"/v1/responses/{created.id}", 404)]
+    for n, (method, path, status) in enumerate(expected, start=1):
+        [line] = request_lines(log_path, f"log-st-{n}")
+        assert (line["endpoint"], line["method"], line["path"], line["status"]) == ("responses", method, path, status)
+        assert (line["key_prefix"], line["team"]) == (made["key_prefix"], made["team"])
+    [line] = request_lines(log_path, "log-st-5")
+    assert (line["method"], line["path"], line["status"], line["key_prefix"]) == (
+        "GET", f"/v1/responses/{created.id}", 401, None)
+
+
+def test_a_request_refused_at_authentication_names_the_model_its_body_already_gave(
+        gateway_one: Gateway, log_path: Path) -> None:
+    refused = httpx.post(gateway_one.base + "/v1/messages",
+                         headers={"x-api-key": "sk-wrong", "x-request-id": "log-au-1"},
+                         json={"model": "gpt-test", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    assert refused.status_code == 401
+    [line] = request_lines(log_path, "log-au-1")
+    assert (line["endpoint"], line["model"], line["status"], line["key_prefix"]) == ("messages", "gpt-test", 401, None)
+
+
+def test_a_refused_client_is_not_waited_for_its_body(gateway_one: Gateway, log_path: Path) -> None:
+    # Headers promising a body that never comes: the 401 is not held for it, and names no model.
+    host, port = gateway_one.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as conn:
+        conn.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: sk-wrong\r\nx-request-id: log-au-2\r\n"
+                     b"content-type: application/json\r\ncontent-length: 60\r\n\r\n")
+        head = conn.recv(65536)
+    assert head.startswith(b"HTTP/1.1 401")
+    [line] = request_lines(log_path, "log-au-2")
+    assert (line["endpoint"], line["model"], line["status"]) == ("messages", None, 401)

@@ -115,7 +115,8 @@ class Traffic:
     async def _bad_key(self, client: openai.AsyncOpenAI) -> None:
         with pytest.raises(openai.AuthenticationError):
             await client.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "x"}])
-        self.requests["none", "4xx", "false"] += 1
+        # Refused at authentication, but its small body came at once: counted under the model it named.
+        self.requests["gpt-test", "4xx", "false"] += 1
 
     def check(self, s: Scrape) -> None:
         for (model, status_class, stream), count in self.requests.items():
@@ -126,7 +127,7 @@ class Traffic:
         assert s.total("llm_gateway_tokens_total", model="gpt-test", provider="openai", team="none") > 0
         errors = "llm_gateway_errors_total"
         assert s.total(errors, model="other", status="404") == self.requests["other", "4xx", "false"]
-        assert s.total(errors, model="none", status="401") == self.requests["none", "4xx", "false"]
+        assert s.total(errors, model="gpt-test", status="401") == self.requests["gpt-test", "4xx", "false"]
         served = sum(c for (_, status_class, _), c in self.requests.items() if status_class == "2xx")
         assert s.total("llm_gateway_request_duration_seconds_count") == sum(self.requests.values())
         assert s.total("llm_gateway_upstream_latency_seconds_count") == served

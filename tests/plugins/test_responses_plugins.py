@@ -1,6 +1,7 @@
 """Guardrails and the exact cache on `/v1/responses`, through a real gateway: input items are read
 as the neutral request's messages (also before a native relay), a translated stream's output goes
-through the chunk hooks, and a cache hit is a fresh stored response."""
+through the chunk hooks, a native answer's output too (unary, or its `output_text` deltas), and a
+cache hit is a fresh stored response."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from tests.plugins.test_guardrails import MASKED, PII_TEXT
 from tests.procs import FakeUpstream, Gateway
 
 NO_STORE = {"x-gateway-cache": "no-store"}
+ANSWER = "the project aurora launch, then project aurora again"
+MASKED_ANSWER = "the [REDACTED] launch, then [REDACTED] again"
 
 
 def rid() -> str:
@@ -69,3 +72,32 @@ def test_a_cache_hit_is_a_fresh_stored_response(plugin_gateway: Gateway, tenants
     with client.responses.stream(model="chat", input=question) as stream:
         replayed = stream.get_final_response()
     assert replayed.output_text == a.output_text and replayed.id not in (a.id, b.id)
+
+
+def test_a_native_answer_goes_through_the_output_guardrails(plugin_gateway: Gateway, tenants: Tenants) -> None:
+    client = client_for(plugin_gateway, tenants.alpha)
+    request_id = rid()
+    response = client.responses.create(model="chat-native", input="x", extra_body=fake(content=ANSWER),
+                                        extra_headers={"x-request-id": request_id})
+    assert response.output_text == MASKED_ANSWER
+    # What is stored (and what a next turn replays) is what the client got.
+    assert client.responses.retrieve(response.id).output_text == MASKED_ANSWER
+    assert "content:response:deny:masked:2" in ledger_row(plugin_gateway, request_id)["tags"]
+
+
+def test_a_native_stream_goes_through_the_chunk_hooks(plugin_gateway: Gateway, tenants: Tenants) -> None:
+    client = client_for(plugin_gateway, tenants.alpha)
+    request_id = rid()
+    with client.responses.stream(model="chat-native", input="x", extra_body=fake(content=ANSWER),
+                                 extra_headers={"x-request-id": request_id}) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    [done] = [e for e in events if e.type == "response.output_text.done"]
+    [item] = [e for e in events if e.type == "response.output_item.done"]
+    assert deltas == done.text == final.output_text == MASKED_ANSWER
+    assert item.item.content[0].text == MASKED_ANSWER  # type: ignore[union-attr]
+    # One sequence, no gap and no repeat, though a held-back piece may have become a delta of its own.
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert client.responses.retrieve(final.id).output_text == MASKED_ANSWER
+    assert "content:response:deny:masked:2" in ledger_row(plugin_gateway, request_id)["tags"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from gateway.core.errors import ContextLengthExceeded, GatewayError, InvalidRequest, RateLimited, UpstreamError
 from gateway.core.types import Usage
 from gateway.providers.anthropic.errors import map_error
-from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
+from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, JSON_TOOL, to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
 from gateway.providers.anthropic.stream import AnthropicStreamTranslator
 from tests.providers.helpers import deltas, fixture, openai_events, reassemble, split_feed, sse
@@ -74,6 +74,47 @@ def test_json_schema_becomes_structured_outputs() -> None:
     assert "output_config" not in to_anthropic({"messages": USER, "response_format": {"type": "text"}}, "m")
 
 
+def test_json_mode_is_a_forced_tool_whose_input_is_any_object() -> None:
+    # Structured outputs take only closed objects (additionalProperties: false): JSON mode cannot go there.
+    out = to_anthropic({"messages": USER, "response_format": {"type": "json_object"}}, "m")
+    assert "output_config" not in out
+    [tool] = out["tools"]
+    assert (tool["name"], tool["input_schema"]) == (JSON_TOOL, {"type": "object"})
+    assert out["tool_choice"] == {"type": "tool", "name": JSON_TOOL}
+
+
+def test_json_mode_reads_the_forced_tool_back_as_text() -> None:
+    message = {"id": "m", "content": [{"type": "tool_use", "id": "t", "name": JSON_TOOL, "input": {"a": [1, "b"]}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 3, "output_tokens": 4}}
+    body, _ = from_anthropic(message, 0, json_mode=True)
+    [choice] = body["choices"]
+    assert choice["finish_reason"] == "stop" and "tool_calls" not in choice["message"]
+    assert orjson.loads(choice["message"]["content"]) == {"a": [1, "b"]}
+    # Without JSON mode a tool of that name is an ordinary tool call.
+    plain, _ = from_anthropic(message, 0)
+    assert plain["choices"][0]["finish_reason"] == "tool_calls" and plain["choices"][0]["message"]["tool_calls"]
+
+
+def test_json_mode_streams_the_forced_tool_as_text() -> None:
+    events = [
+        {"event": "message_start", "data": {"type": "message_start", "message": {
+            "id": "m", "model": "claude", "usage": {"input_tokens": 3, "output_tokens": 1}}}},
+        {"event": "content_block_start", "data": {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "tool_use", "id": "t", "name": JSON_TOOL, "input": {}}}},
+        *({"event": "content_block_delta", "data": {"type": "content_block_delta", "index": 0,
+                                                    "delta": {"type": "input_json_delta", "partial_json": part}}}
+          for part in ('{"a": ', '[1, "b"]', "}")),
+        {"event": "content_block_stop", "data": {"type": "content_block_stop", "index": 0}},
+        {"event": "message_delta", "data": {"type": "message_delta", "delta": {"stop_reason": "tool_use"},
+                                            "usage": {"output_tokens": 5}}},
+        {"event": "message_stop", "data": {"type": "message_stop"}},
+    ]
+    translator = AnthropicStreamTranslator(False, 1, "claude", json_mode=True)
+    rebuilt = reassemble(openai_events(translator.feed(sse(events)) + translator.finish()))
+    assert orjson.loads(rebuilt["text"]) == {"a": [1, "b"]}
+    assert rebuilt["calls"] == [] and rebuilt["finish"] == "stop"
+
+
 def test_very_long_content_is_kept_whole() -> None:
     text = "word " * 200_000
     out = to_anthropic({"messages": [{"role": "user", "content": text}]}, "m")
@@ -83,7 +124,11 @@ def test_very_long_content_is_kept_whole() -> None:
 @pytest.mark.parametrize(("body", "param"), [
     ({"n": 2}, "n"),
     ({"logprobs": True}, "logprobs"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_object"}, "tools": [{"type": "function", "function": {"name": "f"}}]},
+     "response_format"),
+    ({"response_format": {"type": "json_object"}, "thinking": {"type": "enabled", "budget_tokens": 1024}},
+     "response_format"),
+    ({"response_format": {"type": "yaml"}}, "response_format"),
     ({"modalities": ["text", "audio"]}, "modalities"),
     ({"messages": [{"role": "function", "content": "x", "name": "f"}]}, "messages[0].role"),
     ({"messages": ["not an object"]}, "messages[0]"),

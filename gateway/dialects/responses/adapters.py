@@ -29,6 +29,7 @@ from gateway.dialects.responses.backend.response import from_responses, usage_of
 from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
 from gateway.dialects.responses.turn import ResponsesTurn
 from gateway.pipeline.context import RequestContext
+from gateway.plugins.text import output_text_parts
 from gateway.providers.base import Provider, StreamTranslator, json_post, unsupported_endpoint, upstream_model
 from gateway.providers.openai import map_openai_error
 from gateway.upstream.client import UpstreamCall
@@ -144,7 +145,8 @@ class NativeResponses:
         # The client continues from its own id; the upstream was sent the history instead.
         response["previous_response_id"] = turn.request.previous_response_id
         turn.response = response
-        return orjson.dumps(response), usage_of(response.get("usage"))
+        turn.relayed = orjson.dumps(response)
+        return turn.relayed, usage_of(response.get("usage"))
 
     def stream_translator(self, ctx: RequestContext) -> NativeStream:
         return NativeStream(_turn(ctx))
@@ -158,6 +160,8 @@ class NativeStream:
     for the usage and the response to store."""
 
     __slots__ = ("_buffer", "_events", "done", "turn", "usage")
+    # Plugins that read a stream's text read these events, not chat chunks (gateway/plugins/responses_stream.py).
+    events = "responses"
 
     def __init__(self, turn: ResponsesTurn) -> None:
         self.turn = turn
@@ -190,6 +194,14 @@ class NativeStream:
                      "message": "The upstream stream ended before the answer was complete."}
             out += b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
         return out
+
+    def filtered(self, texts: dict[tuple[int, int], str]) -> None:
+        """The chunk hooks changed the text the client got: the stored response says what it got."""
+        response = self.turn.response
+        output = response.get("output") if response is not None else None
+        for output_index, item in enumerate(output if isinstance(output, list) else ()):
+            for content_index, part in output_text_parts(item):
+                part["text"] = texts.get((output_index, content_index), part["text"])
 
     def _terminal(self, complete: bytes) -> None:
         for event in complete.split(b"\n\n"):

@@ -41,14 +41,19 @@ from gateway.pipeline.proxy import Proxy, StreamCall
 
 log = logging.getLogger("gateway")
 
+# (request id, method, path, status, principal, endpoint): gateway/observability/logs.py's `plain`.
+LogLine = Callable[[str | None, str, str, int, Principal | None, str], None]
+Handler = Callable[[Request, Principal, str], Awaitable[Response]]
 _REPLACED = frozenset({"content-length", "content-type"})
 ORDERS = ("asc", "desc")
 
 
 class ResponsesApi:
     def __init__(self, proxy: Proxy, auth: Authenticator, database: Callable[[], Database],
-                 retention: timedelta) -> None:
+                 retention: timedelta, log_line: LogLine | None = None) -> None:
         self.proxy = proxy
+        # The request log's line for the calls that make no upstream call (retrieve, delete, input_items).
+        self._log_line = log_line
         self.auth = auth
         # The key store's database, open once the app has started.
         self._database = database
@@ -103,6 +108,8 @@ class ResponsesApi:
     async def _unary_body(self, turn: ResponsesTurn, body: bytes | memoryview) -> bytes:
         if turn.native and turn.response is not None:
             out = bytes(body)
+            if out != turn.relayed:
+                turn.response = orjson.loads(out)  # an `after` hook (a guardrail) changed it: store what is sent
         else:
             # A chat completion: from a translated upstream, or the cache.
             completion = orjson.loads(body)
@@ -126,20 +133,42 @@ class ResponsesApi:
     # GET and DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
 
     async def retrieve(self, request: Request) -> Response:
-        principal, response_id = await self._target(request)
+        return await self._logged(request, self._retrieve)
+
+    async def delete(self, request: Request) -> Response:
+        return await self._logged(request, self._delete)
+
+    async def input_items(self, request: Request) -> Response:
+        return await self._logged(request, self._input_items)
+
+    async def _logged(self, request: Request, handle: Handler) -> Response:
+        principal: Principal | None = None
+        status = 500
+        try:
+            principal = await self.auth.authenticate(request.headers, client_address(request))
+            response = await handle(request, principal, request.path_params["response_id"])
+            status = response.status_code
+            return response
+        except GatewayError as error:
+            status = error.status
+            raise
+        finally:
+            if self._log_line is not None:
+                self._log_line(request.scope.get("state", {}).get("request_id"), request.method, request.url.path,
+                               status, principal, "responses")
+
+    async def _retrieve(self, request: Request, principal: Principal, response_id: str) -> Response:
         record = await self.store.get(response_id, _owner(principal), datetime.now(UTC))
         if record is None:
             raise _not_found(response_id)
         return json_response(record.response)
 
-    async def delete(self, request: Request) -> Response:
-        principal, response_id = await self._target(request)
+    async def _delete(self, request: Request, principal: Principal, response_id: str) -> Response:
         if not await self.store.delete(response_id, _owner(principal), datetime.now(UTC)):
             raise _not_found(response_id)
         return json_response({"id": response_id, "object": "response", "deleted": True})
 
-    async def input_items(self, request: Request) -> Response:
-        principal, response_id = await self._target(request)
+    async def _input_items(self, request: Request, principal: Principal, response_id: str) -> Response:
         query = request.query_params
         limit_text = query.get("limit", "20")
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
@@ -152,10 +181,6 @@ class ResponsesApi:
         if page is None:
             raise _not_found(response_id)
         return json_response(page.body())
-
-    async def _target(self, request: Request) -> tuple[Principal, str]:
-        principal = await self.auth.authenticate(request.headers, client_address(request))
-        return principal, request.path_params["response_id"]
 
 
 def _owner(principal: Principal | None) -> str:

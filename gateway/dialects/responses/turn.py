@@ -31,4 +31,6 @@ class ResponsesTurn:
     deployment_id: str | None = None
     # The finished `response` object, once known (the native adapter's, or the endpoint's own).
     response: JSON | None = None
+    # A native answer's body as the adapter wrote it, before the plugins' `after` hooks saw it.
+    relayed: bytes = b""
     stored: bool = False

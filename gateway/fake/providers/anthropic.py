@@ -112,9 +112,13 @@ class AnthropicFake(ProviderApp):
         stop_reason = "end_turn"
         if len(pieces) > body["max_tokens"]:
             pieces, stop_reason = pieces[: body["max_tokens"]], "max_tokens"
-        call = b.tool_call or (_agent_call(body) if b.agent else None)
+        forced = _forced_call(body, pieces)
+        call = forced or b.tool_call or (_agent_call(body) if b.agent else None)
         arguments = fragments(call["arguments"]) if call is not None else []
-        if call is not None:
+        if forced is not None:
+            # A forced tool_choice: the API prefills the turn, so the tool_use block is all it says.
+            pieces, stop_reason = [], "tool_use"
+        elif call is not None:
             pieces, stop_reason = [f"Calling {call['name']}."], "tool_use"
         usage = {
             "input_tokens": len(words),
@@ -126,7 +130,7 @@ class AnthropicFake(ProviderApp):
         tool_id = f"toolu_fake{seq:010d}"
         if body.get("stream") is True:
             return _stream(message_id, body["model"], pieces, call, tool_id, arguments, stop_reason, usage, b)
-        content: list[JSON] = [{"type": "text", "text": "".join(pieces)}]
+        content: list[JSON] = [{"type": "text", "text": "".join(pieces)}] if pieces or call is None else []
         if call is not None:
             content.append({"type": "tool_use", "id": tool_id, "name": call["name"],
                             "input": orjson.loads(call["arguments"] or "{}")})
@@ -140,20 +144,23 @@ def _stream(message_id: str, model: str, pieces: list[str], call: dict[str, str]
             arguments: list[str], stop_reason: str, usage: JSON, b: Behaviour) -> Answer:
     start: JSON = {"id": message_id, "type": "message", "role": "assistant", "model": model, "content": [],
              "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}
+    # A forced tool call says nothing else: its tool_use is the first block.
+    text = bool(pieces) or call is None
     head = (sse_event("message_start", {"type": "message_start", "message": start})
-            + sse_event("content_block_start", {"type": "content_block_start", "index": 0,
-                                                "content_block": {"type": "text", "text": ""}})
+            + (sse_event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                 "content_block": {"type": "text", "text": ""}}) if text else b"")
             + sse_event("ping", {"type": "ping"}))
     events = [sse_event("content_block_delta", {"type": "content_block_delta", "index": 0,
                                                 "delta": {"type": "text_delta", "text": piece}})
               for piece in pieces]
     last = 0
     if call is not None:
-        last = 1
-        opening = (sse_event("content_block_stop", {"type": "content_block_stop", "index": 0})
-                   + sse_event("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {
-                       "type": "tool_use", "id": tool_id, "name": call["name"], "input": {}}}))
-        deltas = [sse_event("content_block_delta", {"type": "content_block_delta", "index": 1,
+        last = 1 if text else 0
+        opening = ((sse_event("content_block_stop", {"type": "content_block_stop", "index": 0}) if text else b"")
+                   + sse_event("content_block_start", {"type": "content_block_start", "index": last,
+                                                       "content_block": {"type": "tool_use", "id": tool_id,
+                                                                         "name": call["name"], "input": {}}}))
+        deltas = [sse_event("content_block_delta", {"type": "content_block_delta", "index": last,
                                                     "delta": {"type": "input_json_delta", "partial_json": part}})
                   for part in arguments]
         events.append(opening + deltas[0])
@@ -165,6 +172,22 @@ def _stream(message_id: str, model: str, pieces: list[str], call: dict[str, str]
             + sse_event("message_stop", {"type": "message_stop"}))
     stream = ProviderStream(head, events, tail, on_error=_error_event)
     return Answer(200, stream=stream, behaviour=b, headers=(("request-id", f"req_{message_id}"),))
+
+
+def _forced_call(body: JSON, pieces: list[str]) -> dict[str, str] | None:
+    """`tool_choice: {"type": "tool", "name": ...}`: that tool is called, whatever the turn says. Its
+    input fits the tool's schema; a schema that names no properties gets the echo as `answer`."""
+    choice = body.get("tool_choice")
+    if not isinstance(choice, dict) or choice.get("type") != "tool":
+        return None
+    schemas = {t["name"]: t.get("input_schema") for t in body.get("tools") or ()}
+    if choice.get("name") not in schemas:
+        raise WireError(400, f"tool_choice.name: Tool '{choice.get('name')}' not found in tools")
+    if body.get("thinking") is not None:
+        raise WireError(400, "Thinking may not be enabled when tool_choice forces tool use.")
+    schema = schemas[choice["name"]]
+    value = agent.fit(schema) if isinstance(schema, dict) and schema.get("properties") else {"answer": "".join(pieces)}
+    return {"name": choice["name"], "arguments": orjson.dumps(value).decode()}
 
 
 def _agent_call(body: JSON) -> dict[str, str] | None:

@@ -18,7 +18,7 @@ from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.context import RequestContext
 from gateway.providers.anthropic.errors import map_error
-from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
+from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, json_mode, to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
 from gateway.providers.anthropic.stream import AnthropicStreamTranslator
 from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
@@ -75,11 +75,11 @@ class AnthropicProvider:
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         message = load_upstream_json(ctx, body)
-        reply, usage = from_anthropic(message, int(time.time()))
+        reply, usage = from_anthropic(message, int(time.time()), json_mode(ctx.body))
         return orjson.dumps(reply), usage
 
     def stream_translator(self, ctx: RequestContext) -> AnthropicStreamTranslator:
-        return AnthropicStreamTranslator(ctx.client_wants_usage, int(time.time()), ctx.model)
+        return AnthropicStreamTranslator(ctx.client_wants_usage, int(time.time()), ctx.model, json_mode(ctx.body))
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_error(status, headers, body, deployment_id)

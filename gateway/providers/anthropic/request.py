@@ -26,6 +26,14 @@ PROVIDER = "anthropic"
 DEFAULT_MAX_TOKENS = 4096
 
 Block = dict[str, Any]
+# OpenAI's JSON mode (`response_format: json_object`, any JSON object) has no schema, and Anthropic's
+# structured outputs take only closed objects (`additionalProperties: false`), so a permissive schema
+# cannot go there. What Anthropic's tool-use docs give for JSON instead: one tool whose input is the
+# answer, its schema any object, and `tool_choice` forcing it. The reply reads that input back as the
+# message's text (response.py, stream.py), so the client sees JSON mode's answer.
+JSON_TOOL = "json_answer"
+_JSON_TOOL_DEFINITION = {"name": JSON_TOOL, "input_schema": {"type": "object"},
+                         "description": "Give your whole answer as this tool's input: one JSON object."}
 
 
 def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int = DEFAULT_MAX_TOKENS) -> dict[str, Any]:
@@ -58,6 +66,14 @@ def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int = DEF
     tool_choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"), bool(tools))
     if tool_choice is not None:
         out["tool_choice"] = tool_choice
+    if json_mode(body):
+        if tools or body.get("thinking") is not None:
+            raise InvalidRequest(
+                "This model's provider (anthropic) serves a json_object response_format through a forced tool "
+                "call, which cannot go with tools or thinking; send a json_schema response_format instead.",
+                param="response_format", code="unsupported_parameter")
+        out["tools"] = [_JSON_TOOL_DEFINITION]
+        out["tool_choice"] = {"type": "tool", "name": JSON_TOOL}
     if output_format is not None:
         out["output_config"] = {"format": output_format}
     if body.get("stream") is True:
@@ -67,18 +83,24 @@ def to_anthropic(body: dict[str, Any], model: str, default_max_tokens: int = DEF
     return out
 
 
+def json_mode(body: dict[str, Any]) -> bool:
+    """The request asks for OpenAI's JSON mode: any JSON object, no schema."""
+    response_format = body.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") == "json_object"
+
+
 def _output_format(body: dict[str, Any]) -> dict[str, Any] | None:
     """A `json_schema` response format as Anthropic's structured outputs (`output_config.format`);
-    a schema-less JSON mode Anthropic does not have."""
+    `json_object` is a forced tool (see JSON_TOOL)."""
     response_format = body.get("response_format")
     kind = response_format.get("type") if isinstance(response_format, dict) else None
     json_schema = response_format.get("json_schema") if isinstance(response_format, dict) else None
     if kind == "json_schema" and isinstance(json_schema, dict) and isinstance(json_schema.get("schema"), dict):
         output_format = {"type": "json_schema", "schema": json_schema["schema"]}
-    elif kind not in (None, "text"):
+    elif kind not in (None, "text", "json_object"):
         raise InvalidRequest(
-            "This model's provider (anthropic) has no JSON mode without a schema; send a json_schema "
-            "response_format, describe the format in the prompt, or use a tool.",
+            f"This model's provider (anthropic) has no response_format of type {kind!r}; send a json_schema "
+            "or json_object response_format.",
             param="response_format",
             code="unsupported_parameter",
         )

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from gateway.core.types import Usage
+from gateway.providers.anthropic.request import JSON_TOOL
 from gateway.providers.streaming import openai_usage
 
 FINISH_REASONS = {
@@ -20,7 +21,9 @@ FINISH_REASONS = {
 }
 
 
-def finish_reason(stop_reason: Any) -> str:
+def finish_reason(stop_reason: Any, json_mode: bool = False) -> str:
+    if json_mode and stop_reason == "tool_use":
+        return "stop"  # the forced JSON tool: its input is the answer
     return FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
 
 
@@ -46,7 +49,8 @@ def usage_from(counts: dict[str, int]) -> Usage:
     )
 
 
-def from_anthropic(message: dict[str, Any], created: int) -> tuple[dict[str, Any], Usage]:
+def from_anthropic(message: dict[str, Any], created: int, json_mode: bool = False) -> tuple[dict[str, Any], Usage]:
+    """`json_mode`: the request asked for JSON mode, so the forced JSON tool's input is the text."""
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
     blocks = message.get("content")
@@ -55,6 +59,8 @@ def from_anthropic(message: dict[str, Any], created: int) -> tuple[dict[str, Any
             continue
         if block.get("type") == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif json_mode and block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
         elif block.get("type") == "tool_use":
             tool_calls.append({
                 "id": block.get("id"),
@@ -73,8 +79,8 @@ def from_anthropic(message: dict[str, Any], created: int) -> tuple[dict[str, Any
         "object": "chat.completion",
         "created": created,
         "model": message.get("model") or "",
-        "choices": [{"index": 0, "message": reply, "finish_reason": finish_reason(message.get("stop_reason")),
-                     "logprobs": None}],
+        "choices": [{"index": 0, "message": reply, "logprobs": None,
+                     "finish_reason": finish_reason(message.get("stop_reason"), json_mode)}],
         "usage": openai_usage(usage),
     }
     return body, usage

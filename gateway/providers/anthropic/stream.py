@@ -12,15 +12,19 @@ from typing import Any
 import orjson
 
 from gateway.providers.anthropic.errors import error_from_event
+from gateway.providers.anthropic.request import JSON_TOOL
 from gateway.providers.anthropic.response import counts_of, finish_reason, usage_from
 from gateway.providers.streaming import KEEPALIVE, ChunkWriter, EventStreamTranslator, SSEEvent
 
 
 class AnthropicStreamTranslator(EventStreamTranslator):
-    def __init__(self, client_wants_usage: bool, created: int, model: str = "") -> None:
+    def __init__(self, client_wants_usage: bool, created: int, model: str = "", json_mode: bool = False) -> None:
         super().__init__(ChunkWriter("", model, created), client_wants_usage, "anthropic")
         self._counts: dict[str, int] = {}
         self._tool_of_block: dict[int, int] = {}
+        # JSON mode (request.py's JSON_TOOL): the forced tool's input streams as the message's text.
+        self._json_mode = json_mode
+        self._json_blocks: set[int] = set()
         self._finished = False
         # Deltas relayed: until message_delta has the real count, a cancelled stream is charged
         # at least one output token per delta (message_start reports only the first ones).
@@ -62,6 +66,10 @@ class AnthropicStreamTranslator(EventStreamTranslator):
             return b""
         if block.get("type") == "text" and block.get("text"):
             return self.writer.content(str(block["text"]))
+        if self._json_mode and block.get("type") == "tool_use" and block.get("name") == JSON_TOOL:
+            self._json_blocks.add(index)
+            preset = block.get("input")
+            return self.writer.content(_dumps(preset)) if preset else b""
         if block.get("type") == "tool_use":
             k = self._tool_of_block[index] = len(self._tool_of_block)
             # Streams start tool_use with `input: {}` and send the input as JSON fragments.
@@ -78,6 +86,8 @@ class AnthropicStreamTranslator(EventStreamTranslator):
             return self._relayed(self.writer.content(str(delta["text"])))
         if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
             index = data.get("index")
+            if index in self._json_blocks:
+                return self._relayed(self.writer.content(str(delta["partial_json"])))
             k = self._tool_of_block.get(index) if isinstance(index, int) else None
             if k is not None:
                 return self._relayed(self.writer.tool_call_arguments(k, str(delta["partial_json"])))
@@ -91,7 +101,7 @@ class AnthropicStreamTranslator(EventStreamTranslator):
         if stop_reason is None or self._finished:
             return b""
         self._finished = True
-        return self.writer.finish(finish_reason(stop_reason))
+        return self.writer.finish(finish_reason(stop_reason, self._json_mode))
 
     def _message_stop(self, data: dict[str, Any]) -> bytes:
         out = b"" if self._finished else self.writer.finish("stop")
