@@ -214,10 +214,10 @@ class Proxy:
         return None
 
     async def _unary(self, ctx: RequestContext) -> JSONReply:
-        plan = self.router.plan(ctx)
+        plan = self._plan(ctx)
         try:
             while (attempt := await plan.next()) is not None:
-                deployment = attempt.deployment
+                deployment = self._attempting(ctx, plan, attempt)
                 ctx.upstream_started = perf_counter()
                 trace = self.tracer.start_attempt(ctx, deployment)
                 try:
@@ -226,7 +226,7 @@ class Proxy:
                     ctx.first_byte_at = perf_counter()
                     if response.status != 200:
                         raise provider.map_error(response.status, response.headers, response.body, deployment.id or "")
-                    body, ctx.usage = provider.parse_response(ctx, response.body)
+                    body, ctx.usage = provider.parse_response(ctx, deployment, response.body)
                 except GatewayError as error:
                     trace.end(error.code or error.type)
                     attempt.failed(error)
@@ -244,9 +244,10 @@ class Proxy:
     async def open_stream(self, ctx: RequestContext) -> OpenStream:
         """Open the upstream stream and wait for its first bytes: until then, a failure is an HTTP
         error and the router may try elsewhere; from the first byte on, the stream is the client's."""
-        plan = self.router.plan(ctx)
+        plan = self._plan(ctx)
         try:
             while (attempt := await plan.next()) is not None:
+                self._attempting(ctx, plan, attempt)
                 ctx.upstream_started = perf_counter()
                 trace = self.tracer.start_attempt(ctx, attempt.deployment)
                 try:
@@ -259,12 +260,28 @@ class Proxy:
                 trace.end()
                 attempt.first_byte()
                 ctx.first_byte_at = perf_counter()
-                translator = provider.stream_translator(ctx)
+                translator = provider.stream_translator(ctx, attempt.deployment)
                 return OpenStream(stream, attempt.watch(chunks, translator), first, translator)
             raise plan.error()
         except BaseException:
             plan.close()
             raise
+
+    def _plan(self, ctx: RequestContext) -> Plan:
+        plan = self.router.plan(ctx)
+        if plan.complexity is not None:
+            ctx.complexity_tier, ctx.complexity_score = plan.complexity.tier.name, plan.complexity.score
+        return plan
+
+    @staticmethod
+    def _attempting(ctx: RequestContext, plan: Plan, attempt: Attempt) -> Deployment:
+        """What the request's record and response say of the attempt the plan returned."""
+        ctx.deployment = attempt.deployment
+        ctx.attempts = attempt.number
+        ctx.attempted = plan.attempted
+        ctx.fallback = attempt.fallback
+        ctx.response_headers.update(attempt.headers())
+        return attempt.deployment
 
     async def _send(self, call: UpstreamCall, plan: Plan) -> UpstreamResponse:
         remaining = plan.remaining()
