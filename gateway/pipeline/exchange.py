@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
 from starlette.requests import ClientDisconnect
 
@@ -21,12 +22,14 @@ from gateway.pipeline.context import RequestContext
 
 
 class Exchange:
-    __slots__ = ("_finish", "ctx", "finished")
+    __slots__ = ("_finish", "ctx", "finished", "reservation")
 
-    def __init__(self, ctx: RequestContext, finish: Callable[[RequestContext], Awaitable[None]]) -> None:
+    def __init__(self, ctx: RequestContext, finish: Callable[[RequestContext, Any], Awaitable[None]]) -> None:
         self.ctx = ctx
         self._finish = finish
         self.finished = False
+        # What admission returned, settled when the exchange finishes (None: nothing reserved).
+        self.reservation: Any = None
 
     async def __aenter__(self) -> Exchange:
         return self
@@ -52,4 +55,4 @@ class Exchange:
         if self.finished:
             return
         self.finished = True
-        await self._finish(self.ctx)
+        await self._finish(self.ctx, self.reservation)

@@ -1,7 +1,10 @@
 """The request path, top to bottom.
 
-    auth -> read and check the body -> route -> admit (limits) -> provider adapter -> upstream
-         -> relay -> finish (settle limits, record: ledger, metrics)
+    auth (a Principal) -> read and check the body (the dialect's neutral body) -> plugins, before
+         (None, or their answer) -> admit (a reservation) -> route (a Plan, giving Attempts)
+         -> provider adapter (an UpstreamCall; the body and its Usage, or a StreamTranslator)
+         -> upstream -> relay (in the client's dialect) -> finish (settle the reservation with
+         a RequestOutcome, which returns the budgets; record: ledger, metrics, logs)
 
 Each request is served inside one `Exchange` (exchange.py), whose end finishes it, once, however
 it ended. A good answer is sent before that (unless the ledger is durable: then the row is on disk
@@ -21,6 +24,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -37,7 +41,7 @@ from gateway.core.errors import (
     UpstreamUnreachable,
     sse_error_event,
 )
-from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal
+from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal, RequestOutcome
 from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
 from gateway.edge.front import Handler
 from gateway.edge.multipart import read_upload
@@ -147,7 +151,7 @@ class Proxy:
         ctx.request_headers = request.headers
         try:
             async with Exchange(ctx, self.finish) as exchange:
-                answered = await self._admit(ctx, request, endpoint, dialect.read)
+                answered = await self._admit(exchange, request, endpoint, dialect.read)
                 if ctx.stream or endpoint is Endpoint.SPEECH:
                     # Speech is relayed like a stream: its audio reaches the client as the upstream makes it.
                     if answered is not None and self.durable is not None:
@@ -163,10 +167,11 @@ class Proxy:
             await dialect.error(error, ctx.request_id)(scope, receive, send)
 
     async def _admit(
-        self, ctx: RequestContext, request: Request, endpoint: Endpoint, read: Reader | None
+        self, exchange: Exchange, request: Request, endpoint: Endpoint, read: Reader | None
     ) -> ASGIApp | None:
-        """Auth, the body, the model, the plugins' `before`, admission. None to go upstream; a
-        plugin's answer (a cache hit) when one answered."""
+        """Auth, the body, the model, the plugins' `before`, admission (its reservation kept by the
+        exchange). None to go upstream; a plugin's answer (a cache hit) when one answered."""
+        ctx = exchange.ctx
         raw = b""
         try:
             ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
@@ -200,8 +205,10 @@ class Proxy:
             if ctx.plugins is not None and (answered := await ctx.plugins.before(ctx)) is not None:
                 ctx.status = 200  # a plugin answered (a cache hit): no upstream call
                 return answered
-            await self.admission.admit(ctx)
-            ctx.admitted = True
+            reservation = await self.admission.admit(ctx)
+            if reservation is not None:
+                exchange.reservation = reservation
+                ctx.response_headers.update(reservation.headers)
         except GatewayError:
             # Refused requests are requests too: they are recorded like any other, under the model
             # they asked for when the body said one before it was refused.
@@ -325,7 +332,7 @@ class Proxy:
         ctx = RequestContext(request_id, endpoint, perf_counter(), api=api)
         ctx.status, ctx.error_type = error.status, error.type
         async with Exchange(ctx, self.finish):
-            pass
+            pass  # nothing was reserved: the exchange only records it
 
     def _take_slot(self, ctx: RequestContext, principal: Principal) -> None:
         cap = principal.key_limits.max_parallel
@@ -348,7 +355,7 @@ class Proxy:
             else:
                 del self._slots[key]
 
-    async def finish(self, ctx: RequestContext) -> None:
+    async def finish(self, ctx: RequestContext, reservation: Any) -> None:
         """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it."""
         self._give_slot(ctx)
         ctx.finished = perf_counter()
@@ -361,8 +368,9 @@ class Proxy:
         if ctx.plugins is not None:
             await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
         try:
-            if ctx.admitted:
-                await self.admission.settle(ctx)
+            if reservation is not None:
+                outcome = RequestOutcome(ctx.status, ctx.cancelled, ctx.usage, ctx.cost_usd)
+                ctx.budgets = list(await self.admission.settle(reservation, outcome))
         finally:
             # A settle that fails (or is cancelled) must not cost the request its ledger row,
             # nor one recorder's bug the others' record (or the client its finished answer).

@@ -12,6 +12,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
@@ -26,7 +27,7 @@ from gateway.config.file import config_from_dict
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
 from gateway.core.errors import RateLimited
-from gateway.core.types import Endpoint
+from gateway.core.types import BudgetUsage, Endpoint, RequestOutcome
 from gateway.dialects.anthropic.endpoint import MESSAGES as MESSAGES_DIALECT
 from gateway.edge.front import Front
 from gateway.identity.auth import MasterKeyAuth
@@ -47,6 +48,14 @@ ANSWER = {"id": "cached", "object": "chat.completion", "created": 1, "model": "g
           "usage": {"prompt_tokens": 1, "completion_tokens": 3, "total_tokens": 4}}  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Held:
+    """The test admission's reservation."""
+
+    request_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class Counting:
     """The admission and the recorder: what each saw, per request id."""
 
@@ -56,13 +65,15 @@ class Counting:
         self.recorded: Counter[str] = Counter()
         self.statuses: dict[str, tuple[int, str | None, bool]] = {}
 
-    async def admit(self, ctx: RequestContext) -> None:
+    async def admit(self, ctx: RequestContext) -> Held:
         if ctx.user == "refuse":
             raise RateLimited("refused by the test's limiter", retry_after=1.0)
         self.admitted[ctx.request_id] += 1
+        return Held(ctx.request_id)
 
-    async def settle(self, ctx: RequestContext) -> None:
-        self.settled[ctx.request_id] += 1
+    async def settle(self, reservation: Held, outcome: RequestOutcome) -> list[BudgetUsage]:
+        self.settled[reservation.request_id] += 1
+        return []
 
     def record(self, ctx: RequestContext) -> None:
         self.recorded[ctx.request_id] += 1
