@@ -301,8 +301,8 @@ def _reasoning(reasoning: Any) -> JSON:
 
 def _echo(body: JSON) -> JSON:
     """What the `response` object repeats from the request, with the API's defaults filled in."""
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
-    text = body.get("text") if isinstance(body.get("text"), dict) else {}
+    reasoning = given if isinstance(given := body.get("reasoning"), dict) else {}
+    text = shaped if isinstance(shaped := body.get("text"), dict) else {}
     return {
         "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"),
