@@ -9,7 +9,7 @@ from gateway.providers.base import Provider, ProviderClass
 from gateway.providers.bedrock import BedrockProvider
 from gateway.providers.gemini import GeminiProvider
 from gateway.providers.openai import OpenAIProvider
-from gateway.providers.presets import PRESET_PROVIDERS
+from gateway.providers.openai.presets import PRESET_PROVIDERS
 from gateway.providers.vertex import VertexProvider
 from gateway.providers.vllm import VLLMProvider
 
@@ -22,7 +22,7 @@ PROVIDERS: dict[str, ProviderClass] = {
     "vllm": VLLMProvider,
     "bedrock": BedrockProvider,
     "vertex": VertexProvider,
-    # OpenAI-compatible services by name (groq, mistral, ollama...): gateway/providers/presets.py
+    # OpenAI-compatible services by name (groq, mistral, ollama...): gateway/providers/openai/presets.py
     **PRESET_PROVIDERS,
 }
 

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.core.errors import ContextLengthExceeded
 from gateway.core.types import ReportedLoad
-from gateway.providers.vllm import health_call, metrics_call, parse_health, parse_metrics
+from gateway.providers.vllm.metrics import health_call, metrics_call, parse_health, parse_metrics
 from tests.providers.calls import KEY, adapter, context, deployment
 
 NEW = """# HELP vllm:num_requests_running Number of requests in model execution batches.

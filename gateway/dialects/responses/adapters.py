@@ -31,7 +31,7 @@ from gateway.dialects.responses.turn import ResponsesTurn
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.text import output_text_parts
 from gateway.providers.base import Provider, json_post, unsupported_endpoint, upstream_model
-from gateway.providers.openai import map_openai_error
+from gateway.providers.errors import map_openai_error
 from gateway.upstream.client import UpstreamCall
 
 JSON = dict[str, Any]

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import ContextLengthExceeded, GatewayError, RateLimited, UpstreamError, UpstreamTimeout
-from gateway.providers.openai import map_openai_error, retry_after_seconds, scrub
+from gateway.providers.errors import map_openai_error, retry_after_seconds, scrub
 
 # "prompt is too long: 208310 tokens > 200000 maximum", "input length and `max_tokens` exceed context limit"
 _CONTEXT = re.compile(r"prompt is too long|exceed(s|ed)? (the )?context|context (window|limit)", re.IGNORECASE)
