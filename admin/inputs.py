@@ -206,6 +206,7 @@ class Param(Generic[T]):
     schema: dict[str, Any]
     parse: Callable[[str], T] = field(repr=False)
     where: Literal["query", "path"] = "query"
+    required: bool = False  # a query parameter without which the operation is a 400
 
     def read(self, request: Request) -> T | None:
         raw = request.query_params.get(self.name) if self.where == "query" else request.path_params[self.name]
@@ -220,6 +221,13 @@ class Param(Generic[T]):
     def get(self, request: Request, default: T) -> T:
         value = self.read(request)
         return default if value is None else value
+
+    def need(self, request: Request) -> T:
+        value = self.read(request)
+        if value is None:
+            raise InvalidRequest(f"Missing required parameter: '{self.name}'.", param=self.name,
+                                 code="missing_required_parameter")
+        return value
 
 
 def integer_param(name: str, low: int, high: int, description: str) -> Param[int]:

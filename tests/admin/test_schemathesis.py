@@ -9,9 +9,10 @@ refused, 405 with `Allow` for undeclared methods, no access without the key.
 
 A few rules cannot be stated in JSON Schema, and the document says them in words: an expiry in
 the future, a `team_id` that exists, `start` not after `end` within 3660 days, a `cursor` the
-API returned. Schema-valid draws that break one are refused with a 400 naming the field, as
-they should be; `keep_the_stated_rules` mends those draws, so that the check that valid data is
-accepted checks everything else.
+API returned, a prompt's `variables` that are the placeholders its messages use. Schema-valid
+draws that break one are refused with a 400 naming the field, as they should be;
+`keep_the_stated_rules` mends those draws, so that the check that valid data is accepted checks
+everything else.
 """
 
 from __future__ import annotations
@@ -30,12 +31,17 @@ from schemathesis.engine import Status, events
 
 from admin import params
 from admin.inputs import instant
+from tests.admin.conftest import COMPLEXITY
 from tests.dbs import REDIS_URL, create_pg_database, drop_pg_database, redis_prefix
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
 SEED = 20_261_207
+DEBUG = ""  # "\n" to see each failure's curl command
 EXAMPLES = 10  # per operation and phase: several hundred requests in all, about 20 s per store
 LEDGER_PATHS = ("/admin/api/ledger/spend", "/admin/api/ledger/requests")
+# Ranges of whole days, with the same rule as the ledger's spend.
+DAY_RANGE_PATHS = ("/admin/api/ledger/spend", "/admin/api/routing/complexity", "/admin/api/prompts/{template_id}/stats")
+PROMPT_BODIES = ("/admin/api/prompts", "/admin/api/prompts/{template_id}/versions")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -50,7 +56,8 @@ def fuzzed(request: pytest.FixtureRequest, upstream: FakeUpstream,
         dsn = create_pg_database()
         settings |= {"database_url": dsn, "redis_url": REDIS_URL, "redis_prefix": redis_prefix()}
     models = [{"name": "gpt-test", "aliases": ["gpt-alias"], "deployments": [deployment(upstream)]},
-              {"name": "vendor/*", "deployments": [deployment(upstream)]}]
+              {"name": "other", "deployments": [deployment(upstream)]},
+              {"name": "vendor/*", "deployments": [deployment(upstream)]}, COMPLEXITY]
     gw = Gateway(tmp, models, settings=settings, log=tmp / "gateway.log")
     yield gw
     gw.close()
@@ -74,7 +81,10 @@ def keep_the_stated_rules(case: Any, team_id: str) -> Any:
             kept = False
         if not kept:
             body["expires_at"] = "2999-12-31T23:59:59Z"
-    if case.path in LEDGER_PATHS and case.query:
+    if case.path in PROMPT_BODIES and case.method.upper() == "POST":
+        # The placeholders used are the variables declared; left out, they are.
+        body.pop("variables", None)
+    if case.path in (*LEDGER_PATHS, *DAY_RANGE_PATHS) and case.query:
         case.query.pop("cursor", None)
         if "start" in case.query and not _range_kept(case.path, case.query):
             del case.query["start"]  # its default, a month before `end`, always is
@@ -82,7 +92,7 @@ def keep_the_stated_rules(case: Any, team_id: str) -> Any:
 
 
 def _range_kept(path: str, query: dict[str, Any]) -> bool:
-    daily = path.endswith("/spend")
+    daily = path in DAY_RANGE_PATHS
     first, last = (params.FIRST_DAY, params.LAST_DAY) if daily else (params.FROM, params.UNTIL)
     try:
         start = first.parse(str(query["start"]))
@@ -123,6 +133,7 @@ def run_schemathesis(gw: Gateway) -> tuple[int, list[str]]:
             sent += len(event.recorder.interactions)
             for checks in event.recorder.checks.values():
                 failures += [f"{event.recorder.label}: {c.name}: {c.failure_info.failure.title}"
+                             f"{DEBUG and DEBUG + c.failure_info.code_sample}"
                              for c in checks if c.status == Status.FAILURE and c.failure_info is not None]
         elif isinstance(event, events.NonFatalError | events.FatalError):
             failures.append(f"error: {event!r}")
