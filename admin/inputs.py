@@ -239,6 +239,18 @@ def integer_param(name: str, low: int, high: int, description: str) -> Param[int
     return Param(name, description, {"type": "integer", "minimum": low, "maximum": high}, parse)
 
 
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]{0,18})(\.[0-9]{1,18})?([eE][+-]?[0-9]{1,3})?")
+
+
+def number_param(name: str, low: float, high: float, description: str) -> Param[float]:
+    def parse(raw: str) -> float:
+        if not _NUMBER.fullmatch(raw) or not low <= float(raw) <= high:
+            raise ValueError(f"a number from {low:g} to {high:g}")
+        return float(raw)
+
+    return Param(name, description, {"type": "number", "minimum": low, "maximum": high}, parse)
+
+
 def text_param(name: str, max_length: int, description: str) -> Param[str]:
     def parse(raw: str) -> str:
         if not 0 < len(raw) <= max_length:

@@ -119,6 +119,10 @@ OPERATIONS = (
        rs.ComplexityReport, params=(p.COMPLEXITY_MODEL, p.FIRST_DAY, p.LAST_DAY),
        rules="`start` must not be after `end`, and the range may span at most 3660 days."),
     Op("get", "/forecasts", "listForecasts", "Every budget's projected spend at its period's end", rs.ForecastList),
+    Op("get", "/recommendations", "listRecommendations",
+       "Cheaper deployments, exact repeats a cache would answer, idle keys: each with the money at stake",
+       rs.Recommendations, params=(p.REC_DAYS, p.MIN_REQUESTS, p.MAX_ERROR_RATE_INCREASE, p.MAX_LATENCY_RATIO,
+                                   p.CACHE_TTL, p.IDLE_WEEKS)),
 )
 
 _ERRORS = {

@@ -18,6 +18,7 @@ from admin.inputs import (
     id_param,
     instant_param,
     integer_param,
+    number_param,
     text_param,
 )
 from gateway.accounting.ledger.queries import GROUPS, MAX_PAGE, Cursor, QueryError
@@ -137,3 +138,15 @@ def day_range(request: Request, default_days: int = 30) -> tuple[date, date]:
         raise InvalidRequest(f"The range may span at most {MAX_RANGE_DAYS} days.", param="start",
                              code="invalid_value")
     return start, min(end, date.max - timedelta(days=1))
+
+
+# Recommendations (admin/recommendations_api.py; gateway/accounting/recommend.py says what each means)
+REC_DAYS = integer_param("days", 1, MAX_RANGE_DAYS, "the days of ledger to read, up to now; default 28")
+MIN_REQUESTS = integer_param("min_requests", 1, 10**9, "requests each deployment must have served to be "
+                                                       "compared; default 100")
+MAX_ERROR_RATE_INCREASE = number_param("max_error_rate_increase", 0, 1, "how much higher (absolute: 0.01 is "
+                                       "one percentage point) the cheaper deployment's error rate may be; default 0.01")
+MAX_LATENCY_RATIO = number_param("max_latency_ratio", 1, 100, "how many times the dearer deployment's mean latency "
+                                 "the cheaper one's may be; default 1.2")
+CACHE_TTL = number_param("cache_ttl_s", 1, 10**7, "how long the cache would keep an answer; default 3600")
+IDLE_WEEKS = integer_param("idle_weeks", 1, 520, "weeks without a request that make a key idle; default 4")

@@ -7,7 +7,7 @@ the OpenAPI document (admin/openapi.py) and the tests that hold responses to it.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
@@ -114,3 +114,30 @@ class BudgetForecastOut(BaseModel):
 class ForecastList(BaseModel):
     object: Literal["list"]
     data: list[BudgetForecastOut]
+
+
+class RecommendationOut(BaseModel):
+    kind: Literal["cheaper_deployment", "cache", "idle_key"]
+    subject: str = Field(description="the model group, 'response cache', or the key's id")
+    money_usd: str = Field(description="the money at stake (gateway/accounting/recommend.py says how it is counted)")
+    summary: str
+    details: dict[str, Any]
+
+
+class RecommendationCriteria(BaseModel):
+    days: int
+    min_requests: int
+    max_error_rate_increase: float
+    max_latency_ratio: float
+    cache_ttl_s: float
+    idle_weeks: int
+    lookback_days: int
+
+
+class Recommendations(BaseModel):
+    object: Literal["recommendations"]
+    start: datetime
+    end: datetime
+    criteria: RecommendationCriteria
+    total_usd: str
+    data: list[RecommendationOut] = Field(description="the most money first")
