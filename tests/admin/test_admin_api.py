@@ -17,6 +17,7 @@ from admin.forecast_api import ForecastApi, forecast_routes
 from admin.ledger_api import LedgerApi, ledger_routes
 from admin.privacy_api import PrivacyApi, privacy_routes
 from admin.prompts_api import PromptsApi, prompts_routes
+from admin.recommendations_api import RecommendationsApi, recommendation_routes
 from gateway.identity.keys import hash_key
 from tests.admin.conftest import log_text
 from tests.procs import MASTER_KEY, Gateway
@@ -307,7 +308,8 @@ def test_openapi_document_is_valid_and_covers_every_route(openapi: dict[str, Any
     routes = [*admin_routes(AdminApi.__new__(AdminApi)), *ledger_routes(LedgerApi.__new__(LedgerApi)),
               *privacy_routes(PrivacyApi.__new__(PrivacyApi)), *prompts_routes(PromptsApi.__new__(PromptsApi)),
               *complexity_routes(ComplexityApi.__new__(ComplexityApi)),
-              *forecast_routes(ForecastApi.__new__(ForecastApi))]
+              *forecast_routes(ForecastApi.__new__(ForecastApi)),
+              *recommendation_routes(RecommendationsApi.__new__(RecommendationsApi))]
     served = {(method.lower(), route.path) for route in routes for method in route.methods or () if method != "HEAD"}
     documented = {(method, path) for path, item in openapi["paths"].items() for method in item}
     assert documented | {("get", "/admin/api/openapi.json")} == served

@@ -1,4 +1,4 @@
-"""The admin API's later parts (privacy, prompt templates, complexity, forecasts) held to the
+"""The admin API's later parts (privacy, prompt templates, complexity, forecasts, recommendations) held to the
 OpenAPI document on both stores: every answer has the documented shape, and every input the
 document refuses is a 400 naming the field."""
 
@@ -87,6 +87,11 @@ def test_prompt_templates_answer_as_documented(admin: httpx.Client, openapi: dic
     ("get", "/routing/complexity", None, "model"),
     ("get", "/routing/complexity?model=gpt-test", None, "model"),
     ("get", "/routing/complexity?model=auto&end=0001-01-03", None, None),
+    ("get", "/recommendations?max_latency_ratio=0.5", None, "max_latency_ratio"),
+    ("get", "/recommendations?max_error_rate_increase=nan", None, "max_error_rate_increase"),
+    ("get", "/recommendations?cache_ttl_s=1e400", None, "cache_ttl_s"),
+    ("get", "/recommendations?days=0", None, "days"),
+    ("get", "/recommendations?idle_weeks=%C2%B2", None, "idle_weeks"),
 ])  # fmt: skip
 def test_what_the_document_refuses_is_a_400_naming_the_field(admin: httpx.Client, method: str, path: str,
                                                             body: Any, param: str | None) -> None:
@@ -109,3 +114,7 @@ def test_privacy_complexity_and_forecasts_answer_as_documented(admin: httpx.Clie
     assert export.status_code == 200 and export.headers["content-type"].startswith("application/jsonl")
     assert "application/jsonl" in openapi["paths"]["/admin/api/privacy/export"]["post"]["responses"]["200"]["content"]
     assert openapi["paths"]["/admin/api/routing/complexity"]["get"]["parameters"][0]["schema"]["enum"] == ["auto"]
+    advice = holds(openapi, "/recommendations", "get", admin.get("/recommendations", params={
+        "days": 7, "min_requests": 5, "max_error_rate_increase": "0.02", "max_latency_ratio": "1.5",
+        "cache_ttl_s": 600, "idle_weeks": 2}))
+    assert advice["criteria"]["min_requests"] == 5 and advice["criteria"]["max_latency_ratio"] == 1.5
