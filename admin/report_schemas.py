@@ -10,7 +10,8 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gateway.privacy.subject import MAX_ID_CHARS
 
@@ -49,6 +50,13 @@ class SubjectBody(BaseModel):
         if value is None:
             raise ValueError("must be a string; leave it out instead")
         return value
+
+    @model_validator(mode="after")
+    def _one(self) -> SubjectBody:
+        if len(self.model_fields_set) != 1:
+            raise PydanticCustomError("one_subject", "name exactly one of 'user' (an end user's id) and 'key' "
+                                      "(a key id)", {"param": "user"})
+        return self
 
 
 class ErasureOut(BaseModel):

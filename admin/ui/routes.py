@@ -93,7 +93,9 @@ def _prompt_routes(ui: Ui, api: PromptsApi) -> list[BaseRoute]:
     prompts = Prompts(ui, api)
     return [
         Route("/admin/prompts", ui.page(prompts.list), methods=["GET"]),
+        Route("/admin/prompts", ui.page(prompts.create, change=True), methods=["POST"]),
         Route("/admin/prompts/{template_id}", ui.page(prompts.show), methods=["GET"]),
+        Route("/admin/prompts/{template_id}/versions", ui.page(prompts.add_version, change=True), methods=["POST"]),
         Route("/admin/prompts/{template_id}/labels", ui.page(prompts.label, change=True), methods=["POST"]),
     ]
 
