@@ -119,6 +119,8 @@ class LedgerRow:
             ctx.complexity_score,
             ctx.template_id,
             ctx.template_version,
+            # The one computed value: about 1 µs per KiB of body (measured: 1.4 µs for 300 bytes, 104 µs for
+            # 100 KiB).
             fingerprint(ctx.endpoint.value, model, ctx.body) if ctx.body and model and ctx.upload is None else None,
         )
 
