@@ -224,7 +224,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     privacy_api = PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)
     prompts_api = PromptsApi(lambda: access.store.db, postgres_dsn(settings) is not None,
                              admin.authorize)
-    recommendations = RecommendationsApi(router, prices, lambda: cast(SqlStore, access.store),
+    recommendations = RecommendationsApi(router, prices, lambda: access.store,
                                          postgres_dsn(settings) is not None, admin.authorize)
     routes = [
         Route("/", root, methods=["GET"]),  # HEAD too
