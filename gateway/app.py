@@ -97,6 +97,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         claims=observability.alerter.claims if observability.alerter is not None else None,
         key_labels=settings.metrics_key_labels, timeout_s=settings.alert_timeout_s,
     )
+    # Stored prompt templates (gateway/prompts/): Chat Completions' `prompt` field and the Responses API's.
+    prompts = PromptTemplates(lambda: PromptStore(cast(SqlStore, access.store).db))
     proxy = Proxy(
         auth=auth,
         router=router,
@@ -108,7 +110,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
-        prompts=PromptTemplates(lambda: PromptStore(cast(SqlStore, access.store).db)),
+        prompts=prompts,
         choose_adapter=adapter_chooser(settings),
         timeouts=ClientTimeouts(
             settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
@@ -118,7 +120,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
     responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
-                             log_line=request_log.plain if request_log is not None else None)
+                             log_line=request_log.plain if request_log is not None else None, prompts=prompts)
     created = int(time.time())
 
     @asynccontextmanager
