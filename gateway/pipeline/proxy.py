@@ -343,6 +343,8 @@ class Proxy:
             ctx.status = 499 if ctx.cancelled else 500
         if ctx.usage is not None and ctx.deployment is not None:
             ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+            if ctx.complexity_top is not None:
+                ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
         if ctx.plugins is not None:
             await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
         try:

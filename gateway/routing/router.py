@@ -155,6 +155,7 @@ class Router:
         choice = choose(route.complexity, ctx.model, ctx.body, ctx.request_headers)
         ctx.complexity_tier, ctx.complexity_score = choice.tier.name, choice.score
         tiers = route.complexity.tiers
+        ctx.complexity_top = self.group(tiers[-1].model)
         index = tiers.index(choice.tier)
         return self.group(choice.tier.model), [self.group(t.model) for t in tiers[index + 1:]]
 

@@ -214,3 +214,28 @@ def test_metrics_count_requests_and_spend_by_tier(tiered: Gateway) -> None:
     assert counted() == before + 1
     text = httpx.get(tiered.base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
     assert 'llm_gateway_complexity_cost_usd_total{model="strict",tier="large"}' in text
+
+
+def test_metrics_count_what_the_top_tier_would_have_cost(tiered: Gateway) -> None:
+    client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
+
+    def counters() -> dict[str, float]:
+        text = httpx.get(tiered.base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+        out = {}
+        for name in ("llm_gateway_complexity_cost_usd_total", "llm_gateway_complexity_top_tier_cost_usd_total"):
+            line = [x for x in text.splitlines() if x.startswith(name + '{model="strict",tier="small"}')]
+            out[name] = float(line[0].rsplit(" ", 1)[1]) if line else 0.0
+        return out
+
+    before = counters()
+    request_id = client.chat.completions.with_raw_response.create(
+        model="strict", messages=[{"role": "user", "content": "Hi!"}]).headers["x-request-id"]
+    row = _rows(tiered, [request_id])[request_id]
+    assert row["complexity_tier"] == "small"
+    tokens_in, tokens_out = Decimal(row["prompt_tokens"]), Decimal(row["completion_tokens"])
+    after = counters()
+    # Served on the small tier at its price; counted beside it at the large tier's, for the same tokens.
+    grew = {name: Decimal(str(after[name] - before[name])) for name in after}
+    assert grew["llm_gateway_complexity_cost_usd_total"] == pytest.approx((tokens_in * 1 + tokens_out * 2) / 10**6)
+    assert grew["llm_gateway_complexity_top_tier_cost_usd_total"] == pytest.approx(
+        (tokens_in * 10 + tokens_out * 40) / 10**6)
