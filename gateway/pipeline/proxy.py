@@ -173,6 +173,7 @@ class Proxy:
                 return await self._answered(ctx, answered)  # a plugin answered (a cache hit): no upstream call
             await self.admission.admit(ctx)
             ctx.admitted = True
+            await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
         except GatewayError as error:
             # Refused requests are requests too: they are finished (and recorded) like any other,
             # under the model they asked for when the body said one before it was refused.

@@ -4,7 +4,6 @@ rendered as on Chat Completions, unary and streamed, on a model served through C
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
+from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment, ledger_rows
 
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
 MESSAGES = [{"role": "system", "content": "You answer for {{company}}."},
@@ -45,17 +44,6 @@ def template(gw: Gateway, model: str | None, params: dict[str, Any] | None = Non
     created = httpx.post(gw.base + "/admin/api/prompts", json=body, headers=ADMIN, timeout=30)
     assert created.status_code == 201, created.text
     return str(created.json()["id"])
-
-
-def ledger_rows(gw: Gateway, ids: list[str]) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
-        rows = httpx.get(gw.base + "/admin/api/ledger/requests", params={"limit": 200}, headers=ADMIN).json()["data"]
-        found = {r["request_id"]: r for r in rows if r["request_id"] in ids}
-        if len(found) == len(ids):
-            return found
-        assert time.monotonic() < deadline, f"ledger rows missing for {set(ids) - set(found)}"
-        time.sleep(0.1)
 
 
 def sent_to_upstream(upstream: FakeUpstream, request_id: str) -> dict[str, Any]:
