@@ -136,7 +136,9 @@ _TOP_LEVEL: tuple[tuple[str, tuple[type, ...], str], ...] = (
 
 def input_items(body: JSON) -> list[JSON]:
     """The request's `input` as items: a string is one user message (none: a template gives them all)."""
-    value = body.get("input") or []
+    value = body.get("input")
+    if value is None:
+        return []
     if isinstance(value, str):
         return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
     items = []
