@@ -43,7 +43,6 @@ class PriceBook:
         return charge(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) + units_charge(
             price, usage)
 
-
     def cost_on(self, group: ModelGroup, usage: Usage) -> Decimal | None:
         """What `usage` would have cost on `group`: at its first deployment with a known price.
 

@@ -97,6 +97,9 @@ class MetricsRecorder:
         if ctx.complexity_tier is not None:
             # Tier names come from the config: the label is bounded.
             m.complexity_requests.labels(model, ctx.complexity_tier).inc()
+            if ctx.complexity_classified:
+                outcome = "used" if ctx.complexity_reading is not None else "features_only"
+                m.complexity_classifier.labels(model, outcome).inc()
             if ctx.cost_usd is not None and usage is not None:
                 m.complexity_cost.labels(model, ctx.complexity_tier).inc(float(ctx.cost_usd))
                 # Counted only beside a known cost, so the two counters compare like for like.

@@ -71,7 +71,9 @@ class RequestContext:
     # Set by the router's `complexity` stage (gateway/routing/complexity.py): the tier and its score.
     complexity_tier: str | None = None
     complexity_score: float | None = None
-    # The embedding classifier's reading, where the model has one and its embedding came back.
+    # Where the model has an embedding classifier: its reading (None when the features alone
+    # decided: no text to read, or the embeddings failed or were slow).
+    complexity_classified: bool = False
     complexity_reading: float | None = None
     # The top tier's group, and what this request's usage would have cost there (set at finish).
     complexity_top: ModelGroup | None = None

@@ -123,6 +123,7 @@ class Router:
         if self._classifiers:
             classifier = self._classifiers.get(self.group(ctx.model).name)
             if classifier is not None:
+                ctx.complexity_classified = True
                 ctx.complexity_reading = await classifier.reading(ctx.body)
 
     def plan(self, ctx: RequestContext) -> Plan:

@@ -167,3 +167,6 @@ def test_the_classifier_routes_through_the_gateways_own_embeddings(gw: Gateway) 
                        headers={"authorization": f"Bearer {MASTER_KEY}"}).json()["data"]
     purposes = [r for r in ledger if r["requested_model"] == "embed"]
     assert purposes and all("complexity-routing" in str(r["tags"]) for r in purposes)
+    metrics = httpx.get(gw.base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+    assert 'llm_gateway_complexity_classifier_total{model="auto",outcome="used"} 2.0' in metrics
+    assert 'llm_gateway_complexity_classifier_total{model="auto-down",outcome="features_only"} 1.0' in metrics
