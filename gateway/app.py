@@ -28,6 +28,7 @@ from admin.forecast_api import ForecastApi, forecast_routes
 from admin.ledger_api import LedgerApi, ledger_routes
 from admin.privacy_api import PrivacyApi, privacy_routes
 from admin.prompts_api import PromptsApi, prompts_routes
+from admin.recommendations_api import RecommendationsApi, recommendation_routes
 from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
 from gateway.accounting.forecasts import Forecasts
@@ -232,6 +233,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     privacy_api = PrivacyApi(lambda: build_privacy(settings, cast(SqlStore, access.store).db), admin.authorize)
     prompts_api = PromptsApi(lambda: cast(SqlStore, access.store).db, postgres_dsn(settings) is not None,
                              admin.authorize)
+    recommendations = RecommendationsApi(router, prices, lambda: cast(SqlStore, access.store),
+                                         postgres_dsn(settings) is not None, admin.authorize)
     routes = [
         Route("/", root, methods=["GET"]),  # HEAD too
         Route("/v1/models", list_models, methods=["GET"]),
@@ -248,8 +251,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *complexity_routes(complexity),
         *forecast_routes(forecast_api),
         *prompts_routes(prompts_api),
+        *recommendation_routes(recommendations),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
-                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api, privacy=privacy_api)
+                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api, privacy=privacy_api,
+                          recommendations=recommendations)
           if settings.admin_ui_enabled else []),
     ]
 
