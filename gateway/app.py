@@ -54,6 +54,7 @@ from gateway.observability.alerts.forecast import ForecastWatcher
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import ClientTimeouts, Proxy
+from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.registry import build_plugins
 from gateway.privacy.service import build_privacy
 from gateway.prompts.apply import PromptTemplates
@@ -72,9 +73,12 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     upstream = UpstreamClient(settings.upstream_max_connections)
     prices = PriceBook(load_price_table())
     providers = {name: cls(settings) for name, cls in provider_classes().items()}
+    # A complexity model's embedding classifier calls the gateway's own /v1/embeddings (bound below).
+    classifier_embed = SelfEmbedder(master_key.get_secret_value(), purpose="complexity-routing") if any(
+        g.complexity is not None and g.complexity.classifier is not None for g in config.models) else None
     router = Router(config.models, config.routing, prices=prices, workers=settings.workers,
                     default_deadline_s=settings.upstream_timeout_s, on_circuit=observability.circuit_listener,
-                    probe_for=probe_for(providers))
+                    probe_for=probe_for(providers), embed=classifier_embed)
     limiter = build_limiter(config, settings, prices, group_name=lambda model: router.group(model).name)
     # The cost ledger (gateway/accounting/ledger/): a Recorder on the request path, a writer task in the lifespan.
     ledger = build_ledger(settings) if settings.ledger_enabled else None
@@ -98,6 +102,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         claims=observability.alerter.claims if observability.alerter is not None else None,
         key_labels=settings.metrics_key_labels, timeout_s=settings.alert_timeout_s,
     )
+    # Stored prompt templates (gateway/prompts/): Chat Completions' `prompt` field and the Responses API's.
+    prompts = PromptTemplates(lambda: PromptStore(access.store.db))
     proxy = Proxy(
         auth=auth,
         router=router,
@@ -109,7 +115,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
-        prompts=PromptTemplates(lambda: PromptStore(access.store.db)),
+        prompts=prompts,
         choose_adapter=adapter_chooser(settings),
         timeouts=ClientTimeouts(
             settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
@@ -119,7 +125,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
     responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
-                             log_line=request_log.plain if request_log is not None else None)
+                             log_line=request_log.plain if request_log is not None else None, prompts=prompts)
     created = int(time.time())
 
     @asynccontextmanager
@@ -144,6 +150,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         finally:
             await forecast_watcher.stop()
             await router.close()
+            if classifier_embed is not None:
+                await classifier_embed.close()
             await upstream.close()
             await limiter.close()
             await plugins.close()
@@ -271,6 +279,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         on_shed=record_shed, gauge=observability.metrics.inflight if observability.metrics is not None else None,
     )
     plugins.bind(front)  # plugins that call the gateway itself (the semantic cache's embeddings)
+    if classifier_embed is not None:
+        classifier_embed.bind(front)
     return front
 
 

@@ -173,6 +173,7 @@ class Proxy:
                 return await self._answered(ctx, answered)  # a plugin answered (a cache hit): no upstream call
             await self.admission.admit(ctx)
             ctx.admitted = True
+            await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
         except GatewayError as error:
             # Refused requests are requests too: they are finished (and recorded) like any other,
             # under the model they asked for when the body said one before it was refused.
@@ -343,6 +344,8 @@ class Proxy:
             ctx.status = 499 if ctx.cancelled else 500
         if ctx.usage is not None and ctx.deployment is not None:
             ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+            if ctx.complexity_top is not None:
+                ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
         if ctx.plugins is not None:
             await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
         try:

@@ -117,13 +117,29 @@ def replayable(items: list[JSON]) -> list[JSON]:
 def native_body(turn: ResponsesTurn, ctx: RequestContext, model: str) -> JSON:
     body = {k: v for k, v in turn.body.items() if k not in _NOT_RELAYED}
     body["model"] = model
-    items: list[Any] = turn.request.input_items
+    template = turn.request.template
+    if template is not None:
+        template.refuse_native()
     if any(d.where == "request" and d.action == "masked" for d in ctx.guardrails):
-        # A guardrail rewrote the neutral request: send what it left, not what the client wrote.
-        items = to_responses(ctx.body, model)["input"]
-        body.pop("instructions", None)  # it is the first (system) message of the rewritten input
-    body["input"] = replayable(turn.history) + items if turn.history else items
+        # A guardrail rewrote the neutral request: send what it left, not what the client wrote
+        # (all of it: the instructions, a template's messages and the history are in it too).
+        body.pop("instructions", None)
+        body["input"] = to_responses(ctx.body, model)["input"]
+        return body
+    # A stored prompt's messages come after the instructions and before the conversation, as on chat.
+    before = [*(template.items if template is not None else ()), *replayable(turn.history)]
+    body["input"] = [*before, *turn.request.input_items]
     return body
+
+
+def echoed(response: JSON, turn: ResponsesTurn) -> JSON:
+    """A native answer as this gateway's client sees it: the upstream was sent the history (not
+    `previous_response_id`) and a stored prompt's messages (not the `prompt`)."""
+    response["previous_response_id"] = turn.request.previous_response_id
+    if turn.request.template is not None:
+        response["prompt"] = turn.request.echo["prompt"]
+        response["instructions"] = turn.request.echo["instructions"]
+    return response
 
 
 class NativeResponses:
@@ -141,9 +157,7 @@ class NativeResponses:
 
     def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
         turn = _turn(ctx)
-        response = _json_object(body, ctx)
-        # The client continues from its own id; the upstream was sent the history instead.
-        response["previous_response_id"] = turn.request.previous_response_id
+        response = echoed(_json_object(body, ctx), turn)
         turn.response = response
         turn.relayed = orjson.dumps(response)
         return turn.relayed, usage_of(response.get("usage"))
@@ -216,8 +230,7 @@ class NativeStream:
                     continue
                 response = data.get("response") if isinstance(data, dict) else None
                 if isinstance(response, dict):
-                    response["previous_response_id"] = self.turn.request.previous_response_id
-                    self.turn.response = response
+                    self.turn.response = echoed(response, self.turn)
                     self.usage = usage_of(response.get("usage"))
                     self.done = True
 
