@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -50,7 +49,6 @@ from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
-from gateway.identity.store.sql import SqlStore
 from gateway.identity.throttle import build_throttle
 from gateway.observability.alerts.forecast import ForecastWatcher
 from gateway.observability.logs import RequestLogRecorder
@@ -61,7 +59,7 @@ from gateway.plugins.registry import build_plugins
 from gateway.privacy.service import build_privacy
 from gateway.prompts.apply import PromptTemplates
 from gateway.prompts.store import PromptStore
-from gateway.providers.registry import provider_classes
+from gateway.providers.registry import probe_for, provider_classes
 from gateway.routing.router import Router
 from gateway.upstream.client import UpstreamClient
 
@@ -74,12 +72,13 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     observability = build_observability(config, settings)
     upstream = UpstreamClient(settings.upstream_max_connections)
     prices = PriceBook(load_price_table())
+    providers = {name: cls(settings) for name, cls in provider_classes().items()}
     # A complexity model's embedding classifier calls the gateway's own /v1/embeddings (bound below).
     classifier_embed = SelfEmbedder(master_key.get_secret_value(), purpose="complexity-routing") if any(
         g.complexity is not None and g.complexity.classifier is not None for g in config.models) else None
     router = Router(config.models, config.routing, prices=prices, workers=settings.workers,
                     default_deadline_s=settings.upstream_timeout_s, on_circuit=observability.circuit_listener,
-                    embed=classifier_embed)
+                    probe_for=probe_for(providers), embed=classifier_embed)
     limiter = build_limiter(config, settings, prices, group_name=lambda model: router.group(model).name)
     # The cost ledger (gateway/accounting/ledger/): a Recorder on the request path, a writer task in the lifespan.
     ledger = build_ledger(settings) if settings.ledger_enabled else None
@@ -95,7 +94,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
     # Budget forecasts (gateway/accounting/forecast.py): the admin API's, and a watcher for gauges and alerts.
-    forecasts = Forecasts(lambda: cast(SqlStore, access.store), postgres=postgres_dsn(settings) is not None,
+    forecasts = Forecasts(lambda: access.store, postgres=postgres_dsn(settings) is not None,
                           timezone=settings.limits_timezone)
     forecast_watcher = ForecastWatcher(
         forecasts, interval_s=settings.forecast_interval_s, metrics=observability.metrics,
@@ -104,11 +103,11 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         key_labels=settings.metrics_key_labels, timeout_s=settings.alert_timeout_s,
     )
     # Stored prompt templates (gateway/prompts/): Chat Completions' `prompt` field and the Responses API's.
-    prompts = PromptTemplates(lambda: PromptStore(cast(SqlStore, access.store).db))
+    prompts = PromptTemplates(lambda: PromptStore(access.store.db))
     proxy = Proxy(
         auth=auth,
         router=router,
-        providers={name: cls(settings) for name, cls in provider_classes().items()},
+        providers=providers,
         upstream=upstream,
         max_body_bytes=settings.max_body_bytes,
         prices=prices,
@@ -230,10 +229,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
                                admin.authorize)
     forecast_api = ForecastApi(forecasts, admin.authorize)
-    privacy_api = PrivacyApi(lambda: build_privacy(settings, cast(SqlStore, access.store).db), admin.authorize)
-    prompts_api = PromptsApi(lambda: cast(SqlStore, access.store).db, postgres_dsn(settings) is not None,
+    privacy_api = PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)
+    prompts_api = PromptsApi(lambda: access.store.db, postgres_dsn(settings) is not None,
                              admin.authorize)
-    recommendations = RecommendationsApi(router, prices, lambda: cast(SqlStore, access.store),
+    recommendations = RecommendationsApi(router, prices, lambda: access.store,
                                          postgres_dsn(settings) is not None, admin.authorize)
     routes = [
         Route("/", root, methods=["GET"]),  # HEAD too

@@ -12,7 +12,7 @@ from gateway.core.types import BudgetUsage, Endpoint, GuardrailDecision, Princip
 from gateway.core.upload import Upload
 
 if TYPE_CHECKING:
-    from gateway.plugins.runner import PluginRun
+    from gateway.pipeline.hooks import PluginRun
 
 
 @dataclass(slots=True)

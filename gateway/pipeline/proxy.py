@@ -38,7 +38,7 @@ from gateway.core.errors import (
     UpstreamUnreachable,
     sse_error_event,
 )
-from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal
+from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal, StreamTranslator
 from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
 from gateway.edge.multipart import read_upload
 from gateway.edge.protocol import ABORT
@@ -50,7 +50,7 @@ from gateway.pipeline.context import RequestContext
 from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
-from gateway.providers.base import Provider, StreamTranslator
+from gateway.providers.base import Provider
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
 from gateway.routing.router import Router

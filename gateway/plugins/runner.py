@@ -27,13 +27,12 @@ from starlette.types import ASGIApp
 from gateway.config.file import ConfigError
 from gateway.config.plugins import PluginEntry, PluginsSection
 from gateway.core.errors import GatewayError
-from gateway.core.types import Principal
+from gateway.core.types import Principal, StreamTranslator
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginFailed, Services, overrides
 from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.responses_stream import ResponsesEvents, ResponsesFilteredStream
 from gateway.plugins.stream import Assembler, FilteredStream, replay
-from gateway.providers.base import StreamTranslator
 
 if TYPE_CHECKING:
     from gateway.plugins.replay_call import ReplayCall

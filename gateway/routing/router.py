@@ -25,7 +25,7 @@ from gateway.routing.complexity import choose
 from gateway.routing.health import Health
 from gateway.routing.plan import Plan, Stage
 from gateway.routing.request import RouteRequest
-from gateway.routing.scraper import LoadScraper
+from gateway.routing.scraper import LoadScraper, ProbeFor, no_probes
 from gateway.routing.strategies import STRATEGIES, Signals, Strategy
 from gateway.upstream.client import UpstreamClient
 
@@ -48,6 +48,7 @@ class Router:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         on_circuit: CircuitListener | None = None,
+        probe_for: ProbeFor = no_probes,
         embed: Embedder | None = None,
     ) -> None:
         self.options = options or RoutingOptions()
@@ -80,7 +81,7 @@ class Router:
         self._check(groups)
         signals = Signals(self.health, prices or PriceBook({}), self.rng, self.options)
         self._strategies: dict[str, Strategy] = {name: cls(signals) for name, cls in STRATEGIES.items()}
-        self.scraper = LoadScraper(self.deployments(), self.health.load, self.options.metrics_interval_s)
+        self.scraper = LoadScraper(self.deployments(), self.health.load, self.options.metrics_interval_s, probe_for)
         # Complexity models with an embedding classifier, by name (none without an embedder).
         self._classifiers = {
             g.name: ExemplarClassifier(g.complexity.classifier, g.complexity.tiers, embed)
@@ -88,7 +89,7 @@ class Router:
         }
 
     def start(self, upstream: UpstreamClient) -> None:
-        """Begin reading vLLM replicas' load (a no-op when no deployment exposes metrics)."""
+        """Begin reading replicas' load (a no-op when no deployment has a load probe)."""
         self.scraper.start(upstream)
 
     async def close(self) -> None:

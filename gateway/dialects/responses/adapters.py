@@ -23,15 +23,15 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InvalidRequest, UpstreamError
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, StreamTranslator, Usage
 from gateway.dialects.responses.backend.request import to_responses
 from gateway.dialects.responses.backend.response import from_responses, usage_of
 from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
 from gateway.dialects.responses.turn import ResponsesTurn
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.text import output_text_parts
-from gateway.providers.base import Provider, StreamTranslator, json_post, unsupported_endpoint, upstream_model
-from gateway.providers.openai import map_openai_error
+from gateway.providers.base import Provider, json_post, unsupported_endpoint, upstream_model
+from gateway.providers.errors import map_openai_error
 from gateway.upstream.client import UpstreamCall
 
 JSON = dict[str, Any]
