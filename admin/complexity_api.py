@@ -10,7 +10,6 @@ an estimate in one respect: a larger model would not have written the same numbe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +28,6 @@ from gateway.routing.router import Router
 
 PATH = "/admin/api/routing/complexity"
 DEFAULT_DAYS = 30
-MAX_DAYS = 3660
 
 
 class ComplexityApi:
@@ -43,18 +41,14 @@ class ComplexityApi:
 
     async def report(self, request: Request) -> Response:
         await self.authorize(request)
-        name = params.MODEL.read(request)
-        tiered = [g.name for g in self.router.groups if g.complexity is not None]
-        if name is None or name not in tiered:
+        name = params.COMPLEXITY_MODEL.need(request)
+        tiered = complexity_models(self.router)
+        if name not in tiered:
             raise InvalidRequest(f"'model' must name a complexity model (configured: {', '.join(tiered) or 'none'}).",
                                  param="model")
         group = self.router.group(name)
         assert group.complexity is not None
-        end = params.LAST_DAY.get(request, datetime.now(UTC).date())
-        start = params.FIRST_DAY.get(request, end - timedelta(days=DEFAULT_DAYS - 1))
-        if start > end or (end - start).days >= MAX_DAYS:
-            raise InvalidRequest(f"'start' must not be after 'end', and the range at most {MAX_DAYS} days.",
-                                 param="start")
+        start, end = params.day_range(request, DEFAULT_DAYS)
         top = group.complexity.tiers[-1]
         top_group = self.router.group(top.model)
         price = self.prices.price(top_group.deployments[0], top_group.name) if top_group.deployments else None
@@ -63,12 +57,17 @@ class ComplexityApi:
         cost = sum((t.cost_usd for t in tiers), Decimal(0))
         top_cost = None if price is None else sum((_at_price(price, t) or Decimal(0) for t in tiers), Decimal(0))
         return json_response({
-            "object": "complexity_report", "model": name, "start": start.isoformat(), "end": end.isoformat(),
-            "top_tier": top.name, "tiers": [t.name for t in group.complexity.tiers], "data": data,
+            "object": "complexity_report", "model": name, "start": start.isoformat(),
+            "end": params.LAST_DAY.get(request, end).isoformat(), "top_tier": top.name,
+            "tiers": [t.name for t in group.complexity.tiers], "data": data,
             "total": {"requests": sum(t.requests for t in tiers), "cost_usd": str(cost),
                       "top_tier_cost_usd": None if top_cost is None else str(top_cost),
                       "saved_usd": None if top_cost is None else str(top_cost - cost)},
         })
+
+
+def complexity_models(router: Router) -> list[str]:
+    return [g.name for g in router.groups if g.complexity is not None]
 
 
 def _at_price(price: Any, t: TierTotals) -> Decimal | None:

@@ -17,6 +17,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from admin import params as p
+from admin import prompt_schemas as ps
+from admin import report_schemas as rs
 from admin import schemas as s
 from admin.inputs import NO_NUL, Param, metadata_schema
 from admin.served import ServedModels
@@ -37,10 +39,14 @@ class Op:
     params: tuple[Param[Any], ...] = ()
     errors: tuple[int, ...] = ()
     csv: bool = False  # `format=csv` answers text/csv
+    media: str = "application/json"  # what a success is, when not JSON: a string of that type
+    needs_body: bool = False  # besides every create: an empty body is a 400
     rules: str = ""  # what a schema cannot say
 
 
 _LIST = (p.LIMIT, p.AFTER)
+_PLACEHOLDERS = ("`variables` must name exactly the `{{name}}` placeholders the messages use (left out, it is "
+                 "those).")
 _TEAM_EXISTS = "`team_id` must name an existing team."
 
 OPERATIONS = (
@@ -79,6 +85,44 @@ OPERATIONS = (
        rules="`start` must not be after `end`, and the range may span at most 3660 days; `cursor` must be a "
              "`next_cursor` this API returned."),
     Op("get", "/ledger/status", "getLedgerStatus", "The ledger writer's counters", s.LedgerStatus),
+    Op("post", "/privacy/export", "exportSubject",
+       "Everything the gateway holds about one end user or key: JSON Lines, a manifest first", s.ErrorOut,
+       body=rs.SubjectBody, media="application/jsonl", needs_body=True,
+       rules="Name exactly one of `user` and `key`. Needs an admin: a viewer of the admin UI may not."),
+    Op("post", "/privacy/erase", "eraseSubject",
+       "Erase one end user's or key's data everywhere; the counts per source", rs.ErasureOut,
+       body=rs.SubjectBody, needs_body=True,
+       rules="Name exactly one of `user` and `key`. Needs an admin: a viewer of the admin UI may not."),
+    Op("post", "/prompts", "createPrompt", "Create a prompt template with its version 1", ps.TemplateOut, 201,
+       ps.TemplateCreate, errors=(409,), rules=_PLACEHOLDERS),
+    Op("get", "/prompts", "listPrompts", "Every prompt template, by name (without versions)", ps.TemplateList),
+    Op("get", "/prompts/{template_id}", "getPrompt", "A template, its versions and labels", ps.TemplateOut,
+       params=(p.TEMPLATE_ID,), errors=(404,)),
+    Op("post", "/prompts/{template_id}/versions", "createPromptVersion", "Add a version (versions never change)",
+       ps.VersionOut, 201, ps.VersionDraft, params=(p.TEMPLATE_ID,), errors=(404,), rules=_PLACEHOLDERS),
+    Op("get", "/prompts/{template_id}/versions/{version}", "getPromptVersion", "One version", ps.VersionOut,
+       params=(p.TEMPLATE_ID, p.VERSION), errors=(404,)),
+    Op("put", "/prompts/{template_id}/labels/{label}", "movePromptLabel",
+       "Point a label at a version (created if new); it remembers where it pointed", ps.LabelMoved,
+       body=ps.LabelMove, params=(p.TEMPLATE_ID, p.LABEL), errors=(404,), needs_body=True),
+    Op("post", "/prompts/{template_id}/labels/{label}/rollback", "rollBackPromptLabel",
+       "Move a label back to where it pointed before its last move", ps.LabelMoved,
+       params=(p.TEMPLATE_ID, p.LABEL), errors=(404, 409),
+       rules="409 when the label has never been moved (or does not exist)."),
+    Op("get", "/prompts/{template_id}/diff", "diffPromptVersions", "A unified diff of two versions", ps.PromptDiff,
+       params=(p.TEMPLATE_ID, p.DIFF_FROM, p.DIFF_TO), errors=(404,)),
+    Op("get", "/prompts/{template_id}/stats", "getPromptStats",
+       "Requests, errors, spend and latency per version, from the ledger", ps.PromptStats,
+       params=(p.TEMPLATE_ID, p.FIRST_DAY, p.LAST_DAY), errors=(404,), rules="`start` must not be after `end`."),
+    Op("get", "/routing/complexity", "getComplexityReport",
+       "A `complexity` model's requests and spend by tier, and what its top tier would have cost",
+       rs.ComplexityReport, params=(p.COMPLEXITY_MODEL, p.FIRST_DAY, p.LAST_DAY),
+       rules="`start` must not be after `end`, and the range may span at most 3660 days."),
+    Op("get", "/forecasts", "listForecasts", "Every budget's projected spend at its period's end", rs.ForecastList),
+    Op("get", "/recommendations", "listRecommendations",
+       "Cheaper deployments, exact repeats a cache would answer, idle keys: each with the money at stake",
+       rs.Recommendations, params=(p.REC_DAYS, p.MIN_REQUESTS, p.MAX_ERROR_RATE_INCREASE, p.MAX_LATENCY_RATIO,
+                                   p.CACHE_TTL, p.IDLE_WEEKS)),
 )
 
 _ERRORS = {
@@ -98,12 +142,14 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parameter(param: Param[Any]) -> dict[str, Any]:
-    return {"name": param.name, "in": param.where, "required": param.where == "path", "schema": param.schema,
-            "description": param.description}
+    return {"name": param.name, "in": param.where, "required": param.where == "path" or param.required,
+            "schema": param.schema, "description": param.description}
 
 
 def _operation(op: Op) -> dict[str, Any]:
     content = _json({"$ref": _REF.format(model=op.response.__name__)})
+    if op.media != "application/json":
+        content = {op.media: {"schema": {"type": "string"}}}
     if op.csv:
         content["text/csv"] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}
@@ -121,14 +167,15 @@ def _operation(op: Op) -> dict[str, Any]:
         operation["description"] = op.rules
     if op.body is not None:
         operation["requestBody"] = {
-            "required": op.method == "post" and op.id.startswith("create"),
+            "required": op.needs_body or (op.method == "post" and op.id.startswith("create")),
             "content": _json({"$ref": _REF.format(model=op.body.__name__)}),
         }
     return operation
 
 
 def openapi_document(served: ServedModels) -> dict[str, Any]:
-    models = {op.response for op in OPERATIONS} | {op.body for op in OPERATIONS if op.body} | {s.ErrorOut}
+    models = ({op.response for op in OPERATIONS if op.media == "application/json"}
+              | {op.body for op in OPERATIONS if op.body} | {s.ErrorOut})
     _, definitions = models_json_schema(
         [(m, "validation") for m in sorted(models, key=lambda m: m.__name__)], ref_template=_REF
     )
@@ -140,16 +187,22 @@ def openapi_document(served: ServedModels) -> dict[str, Any]:
         if "metadata" in fields:
             fields["metadata"] |= {"propertyNames": {"type": "string", "pattern": NO_NUL},
                                    "additionalProperties": {"$ref": value_ref}}
+        if "params" in fields:
+            fields["params"] |= {"additionalProperties": {"$ref": value_ref}}
         if "allowed_models" in fields:
             listed = next(option for option in fields["allowed_models"]["anyOf"] if option.get("type") == "array")
             listed["items"] |= served.schema()
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault("/admin/api" + op.path, {})[op.method] = _operation(op)
+    # The names a complexity report takes depend on the configuration, like `allowed_models`.
+    named = paths["/admin/api/routing/complexity"]["get"]["parameters"][0]
+    named["schema"] = {"type": "string", "enum": list(served.complexity)} if served.complexity else {"not": {}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "llm-gateway admin API", "version": "1",
-                 "description": "Keys, teams, their limits and spend, the audit log and the cost ledger. "
+                 "description": "Keys, teams, their limits and spend, the audit log, the cost ledger, prompt "
+                                "templates, budget forecasts, routing by complexity and a person's data. "
                                 "Authenticate with the master key or an admin key as a bearer token."},
         "paths": paths,
         "components": {

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+
+from starlette.requests import Request
 
 from admin.inputs import (
     ID_PATTERN,
@@ -15,10 +18,13 @@ from admin.inputs import (
     id_param,
     instant_param,
     integer_param,
+    number_param,
     text_param,
 )
 from gateway.accounting.ledger.queries import GROUPS, MAX_PAGE, Cursor, QueryError
 from gateway.accounting.ledger.row import EPOCH
+from gateway.core.errors import InvalidRequest
+from gateway.prompts.store import LABEL_PATTERN, MAX_VERSION
 
 # The times a ledger row may carry: what a datetime can hold.
 FIRST_US = (datetime.min.replace(tzinfo=UTC) - EPOCH) // (datetime.resolution)
@@ -45,6 +51,12 @@ def id_list_param(name: str, description: str) -> Param[tuple[str, ...]]:
 
     one = ID_PATTERN.removeprefix("^").removesuffix("$")
     return Param(name, description, {"type": "string", "pattern": f"^{one}(,{one}){{0,{MAX_IDS - 1}}}$"}, parse)
+
+
+def _label(raw: str) -> str:
+    if len(raw) > 64 or not re.fullmatch(LABEL_PATTERN, raw):
+        raise ValueError("1 to 64 letters, digits, '-' or '_', not only digits (a number names a version)")
+    return raw
 
 
 def _cursor(raw: str) -> Cursor:
@@ -95,3 +107,46 @@ CURSOR = Param(
     "cursor", "the `next_cursor` of the previous page, as it was returned",
     {"type": "string", "pattern": "^[A-Za-z0-9_\\-]{1,1024}$"}, _cursor,
 )
+
+# Prompt templates (admin/prompts_api.py)
+TEMPLATE_ID = id_param("template_id", "a prompt template's id", where="path")
+VERSION = replace(integer_param("version", 1, MAX_VERSION, "a version's number"), where="path")
+LABEL = Param("label", "a label: letters, digits, '-' or '_', not only digits",
+              {"type": "string", "minLength": 1, "maxLength": 64, "pattern": LABEL_PATTERN}, _label,
+              where="path")
+DIFF_FROM = replace(integer_param("from", 1, MAX_VERSION, "the older version"), required=True)
+DIFF_TO = replace(integer_param("to", 1, MAX_VERSION, "the newer version"), required=True)
+
+# A `complexity` model's report: the document lists the names configured (admin/openapi.py).
+COMPLEXITY_MODEL = replace(text_param("model", 256, "a `complexity` model's name"), required=True)
+
+
+MAX_RANGE_DAYS = 3660
+
+
+def day_range(request: Request, default_days: int = 30) -> tuple[date, date]:
+    """`start` and `end` (whole UTC days, both included): by default the `default_days` up to today.
+
+    The `end` returned stops a day short of the last one a date holds, so that the day after it,
+    where a query's range ends, exists; no row is from 31 December 9999 anyway."""
+    end = LAST_DAY.get(request, datetime.now(UTC).date())
+    back = timedelta(days=default_days - 1)
+    start = FIRST_DAY.get(request, max(end, date.min + back) - back)
+    if start > end:
+        raise InvalidRequest("'start' must not be after 'end'.", param="start", code="invalid_value")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise InvalidRequest(f"The range may span at most {MAX_RANGE_DAYS} days.", param="start",
+                             code="invalid_value")
+    return start, min(end, date.max - timedelta(days=1))
+
+
+# Recommendations (admin/recommendations_api.py; gateway/accounting/recommend.py says what each means)
+REC_DAYS = integer_param("days", 1, MAX_RANGE_DAYS, "the days of ledger to read, up to now; default 28")
+MIN_REQUESTS = integer_param("min_requests", 1, 10**9, "requests each deployment must have served to be "
+                                                       "compared; default 100")
+MAX_ERROR_RATE_INCREASE = number_param("max_error_rate_increase", 0, 1, "how much higher (absolute: 0.01 is "
+                                       "one percentage point) the cheaper deployment's error rate may be; default 0.01")
+MAX_LATENCY_RATIO = number_param("max_latency_ratio", 1, 100, "how many times the dearer deployment's mean latency "
+                                 "the cheaper one's may be; default 1.2")
+CACHE_TTL = number_param("cache_ttl_s", 1, 10**7, "how long the cache would keep an answer; default 3600")
+IDLE_WEEKS = integer_param("idle_weeks", 1, 520, "weeks without a request that make a key idle; default 4")

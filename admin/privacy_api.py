@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from admin.api import UI_SESSION, by_method
 from admin.inputs import read_model
+from admin.report_schemas import SubjectBody
 from gateway.core.errors import PermissionDenied
 from gateway.edge.responses import json_response
 from gateway.privacy.service import Privacy
@@ -25,12 +25,6 @@ from gateway.privacy.subject import Subject, subject_of
 
 PREFIX = "/admin/api/privacy"
 Authorize = Callable[[Request], Awaitable[str]]
-
-
-class SubjectBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    user: str | None = None
-    key: str | None = None
 
 
 class PrivacyApi:

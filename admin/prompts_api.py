@@ -20,38 +20,19 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from admin import params
 from admin.api import by_method
-from admin.inputs import MAX_ADMIN_BODY
-from gateway.core.errors import InvalidRequest
-from gateway.edge.body import read_body
+from admin.inputs import read_model
+from admin.prompt_schemas import LabelMove, TemplateCreate, VersionDraft
 from gateway.edge.responses import json_response
 from gateway.identity.store.sql import Database
 from gateway.prompts.store import Draft, PromptStore
 
 P = "/admin/api/prompts"
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = (await read_body(request, MAX_ADMIN_BODY)).strip()
-    try:
-        body = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The body must be a JSON object.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    return body
-
-
-def _number(raw: str | None, name: str) -> int:
-    if raw is None or not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
-        raise InvalidRequest(f"'{name}' must be a version number.", param=name)
-    return int(raw)
 
 
 class PromptsApi:
@@ -66,8 +47,8 @@ class PromptsApi:
 
     async def create(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        body = await _body(request)
-        template = await self.store().create(body.get("name"), Draft.of(body), actor)  # type: ignore[arg-type]
+        body = await read_model(request, TemplateCreate, required=True)
+        template = await self.store().create(body.name, Draft.of(body.draft_fields()), actor)
         return json_response(template.record(), 201)
 
     async def list(self, request: Request) -> Response:
@@ -76,51 +57,48 @@ class PromptsApi:
 
     async def get(self, request: Request) -> Response:
         await self.authorize(request)
-        return json_response((await self.store().get(request.path_params["template_id"])).record())
+        return json_response((await self.store().get(params.TEMPLATE_ID.get(request, ""))).record())
 
     async def add_version(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        version = await self.store().add_version(request.path_params["template_id"], Draft.of(await _body(request)),
-                                                 actor)
+        template_id = params.TEMPLATE_ID.get(request, "")
+        body = await read_model(request, VersionDraft, required=True)
+        version = await self.store().add_version(template_id, Draft.of(body.draft_fields()), actor)
         return json_response(version.record(), 201)
 
     async def get_version(self, request: Request) -> Response:
         await self.authorize(request)
-        number = _number(request.path_params["version"], "version")
-        return json_response((await self.store().version(request.path_params["template_id"], number)).record())
+        template_id = params.TEMPLATE_ID.get(request, "")
+        number = params.VERSION.get(request, 0)
+        return json_response((await self.store().version(template_id, number)).record())
 
     async def set_label(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        version = (await _body(request)).get("version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise InvalidRequest("'version' must be a version number.", param="version")
-        return json_response(await self.store().set_label(request.path_params["template_id"],
-                                                          request.path_params["label"], version, actor))
+        template_id, label = params.TEMPLATE_ID.get(request, ""), params.LABEL.get(request, "")
+        body = await read_model(request, LabelMove, required=True)
+        return json_response(await self.store().set_label(template_id, label, body.version, actor))
 
     async def rollback(self, request: Request) -> Response:
         actor = await self.authorize(request)
-        return json_response(await self.store().rollback(request.path_params["template_id"],
-                                                         request.path_params["label"], actor))
+        template_id, label = params.TEMPLATE_ID.get(request, ""), params.LABEL.get(request, "")
+        return json_response(await self.store().rollback(template_id, label, actor))
 
     async def diff(self, request: Request) -> Response:
         await self.authorize(request)
-        a = _number(request.query_params.get("from"), "from")
-        b = _number(request.query_params.get("to"), "to")
-        text = await self.store().diff(request.path_params["template_id"], a, b)
+        template_id = params.TEMPLATE_ID.get(request, "")
+        a, b = params.DIFF_FROM.need(request), params.DIFF_TO.need(request)
+        text = await self.store().diff(template_id, a, b)
         return json_response({"object": "prompt_diff", "from": a, "to": b, "diff": text})
 
     async def stats(self, request: Request) -> Response:
         await self.authorize(request)
-        template_id = request.path_params["template_id"]
+        template_id = params.TEMPLATE_ID.get(request, "")
         await self.store().get(template_id)  # 404 for an unknown template
-        end = params.LAST_DAY.get(request, datetime.now(UTC).date())
-        start = params.FIRST_DAY.get(request, end - timedelta(days=29))
-        if start > end:
-            raise InvalidRequest("'start' must not be after 'end'.", param="start")
+        start, end = params.day_range(request)
         data = await version_stats(self.db(), template_id, datetime.combine(start, time(), UTC),
                                    datetime.combine(end + timedelta(days=1), time(), UTC), postgres=self.postgres)
         return json_response({"object": "prompt_stats", "template_id": template_id, "start": start.isoformat(),
-                              "end": end.isoformat(), "data": data})
+                              "end": params.LAST_DAY.get(request, end).isoformat(), "data": data})
 
 
 async def version_stats(db: Database, template_id: str, since: datetime, until: datetime, *, postgres: bool

@@ -244,7 +244,7 @@ class AuditOut(BaseModel):
     at: datetime
     actor: str = Field(description="'master', or 'key:<id>' for an admin key")
     action: str
-    target_type: Literal["key", "team"]
+    target_type: Literal["key", "team", "privacy_subject", "prompt"]
     target_id: str
     details: dict[str, Any]
 

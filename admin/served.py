@@ -8,7 +8,7 @@ the OpenAPI document, so a client can know in advance which names are taken.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,10 @@ _REGEX_SPECIAL = frozenset(".^$*+?()[]{}|\\")
 class ServedModels:
     names: frozenset[str]
     wildcards: tuple[tuple[str, str], ...]  # (prefix, suffix) around the `*`
+    complexity: tuple[str, ...] = ()  # the `complexity` models (tiers chosen per request)
 
     @classmethod
-    def of(cls, groups: Iterable[ModelGroup]) -> ServedModels:
+    def of(cls, groups: Sequence[ModelGroup]) -> ServedModels:
         names: set[str] = set()
         wildcards: list[tuple[str, str]] = []
         for group in groups:
@@ -33,7 +34,8 @@ class ServedModels:
             else:
                 names.add(group.name)
             names.update(group.aliases)
-        return cls(frozenset(names), tuple(wildcards))
+        tiered = tuple(sorted(group.name for group in groups if group.complexity is not None))
+        return cls(frozenset(names), tuple(wildcards), tiered)
 
     def serves(self, name: str) -> bool:
         return name in self.names or any(

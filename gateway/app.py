@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +26,7 @@ from admin.forecast_api import ForecastApi, forecast_routes
 from admin.ledger_api import LedgerApi, ledger_routes
 from admin.privacy_api import PrivacyApi, privacy_routes
 from admin.prompts_api import PromptsApi, prompts_routes
+from admin.recommendations_api import RecommendationsApi, recommendation_routes
 from admin.served import ServedModels
 from admin.ui.routes import admin_ui_routes
 from gateway.accounting.forecasts import Forecasts
@@ -48,17 +48,17 @@ from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
-from gateway.identity.store.sql import SqlStore
 from gateway.identity.throttle import build_throttle
 from gateway.observability.alerts.forecast import ForecastWatcher
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import ClientTimeouts, Proxy
+from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.registry import build_plugins
 from gateway.privacy.service import build_privacy
 from gateway.prompts.apply import PromptTemplates
 from gateway.prompts.store import PromptStore
-from gateway.providers.registry import provider_classes
+from gateway.providers.registry import probe_for, provider_classes
 from gateway.routing.router import Router
 from gateway.upstream.client import UpstreamClient
 
@@ -71,8 +71,13 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     observability = build_observability(config, settings)
     upstream = UpstreamClient(settings.upstream_max_connections)
     prices = PriceBook(load_price_table())
+    providers = {name: cls(settings) for name, cls in provider_classes().items()}
+    # A complexity model's embedding classifier calls the gateway's own /v1/embeddings (bound below).
+    classifier_embed = SelfEmbedder(master_key.get_secret_value(), purpose="complexity-routing") if any(
+        g.complexity is not None and g.complexity.classifier is not None for g in config.models) else None
     router = Router(config.models, config.routing, prices=prices, workers=settings.workers,
-                    default_deadline_s=settings.upstream_timeout_s, on_circuit=observability.circuit_listener)
+                    default_deadline_s=settings.upstream_timeout_s, on_circuit=observability.circuit_listener,
+                    probe_for=probe_for(providers), embed=classifier_embed)
     limiter = build_limiter(config, settings, prices, group_name=lambda model: router.group(model).name)
     # The cost ledger (gateway/accounting/ledger/): a Recorder on the request path, a writer task in the lifespan.
     ledger = build_ledger(settings) if settings.ledger_enabled else None
@@ -88,7 +93,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
     # Budget forecasts (gateway/accounting/forecast.py): the admin API's, and a watcher for gauges and alerts.
-    forecasts = Forecasts(lambda: cast(SqlStore, access.store), postgres=postgres_dsn(settings) is not None,
+    forecasts = Forecasts(lambda: access.store, postgres=postgres_dsn(settings) is not None,
                           timezone=settings.limits_timezone)
     forecast_watcher = ForecastWatcher(
         forecasts, interval_s=settings.forecast_interval_s, metrics=observability.metrics,
@@ -96,10 +101,12 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         claims=observability.alerter.claims if observability.alerter is not None else None,
         key_labels=settings.metrics_key_labels, timeout_s=settings.alert_timeout_s,
     )
+    # Stored prompt templates (gateway/prompts/): Chat Completions' `prompt` field and the Responses API's.
+    prompts = PromptTemplates(lambda: PromptStore(access.store.db))
     proxy = Proxy(
         auth=auth,
         router=router,
-        providers={name: cls(settings) for name, cls in provider_classes().items()},
+        providers=providers,
         upstream=upstream,
         max_body_bytes=settings.max_body_bytes,
         prices=prices,
@@ -107,7 +114,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
-        prompts=PromptTemplates(lambda: PromptStore(cast(SqlStore, access.store).db)),
+        prompts=prompts,
         choose_adapter=adapter_chooser(settings),
         timeouts=ClientTimeouts(
             settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
@@ -117,7 +124,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
     responses = ResponsesApi(auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
-                             log_line=request_log.plain if request_log is not None else None)
+                             log_line=request_log.plain if request_log is not None else None, prompts=prompts)
     created = int(time.time())
 
     @asynccontextmanager
@@ -142,6 +149,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         finally:
             await forecast_watcher.stop()
             await router.close()
+            if classifier_embed is not None:
+                await classifier_embed.close()
             await upstream.close()
             await limiter.close()
             await plugins.close()
@@ -213,9 +222,11 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
                                admin.authorize)
     forecast_api = ForecastApi(forecasts, admin.authorize)
-    privacy_api = PrivacyApi(lambda: build_privacy(settings, cast(SqlStore, access.store).db), admin.authorize)
-    prompts_api = PromptsApi(lambda: cast(SqlStore, access.store).db, postgres_dsn(settings) is not None,
+    privacy_api = PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)
+    prompts_api = PromptsApi(lambda: access.store.db, postgres_dsn(settings) is not None,
                              admin.authorize)
+    recommendations = RecommendationsApi(router, prices, lambda: access.store,
+                                         postgres_dsn(settings) is not None, admin.authorize)
     routes = [
         Route("/", root, methods=["GET"]),  # HEAD too
         Route("/v1/models", list_models, methods=["GET"]),
@@ -232,8 +243,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         *complexity_routes(complexity),
         *forecast_routes(forecast_api),
         *prompts_routes(prompts_api),
+        *recommendation_routes(recommendations),
         *(admin_ui_routes(admin, LedgerApi(ledger_queries, ledger, admin.authorize), router, access, settings,
-                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api, privacy=privacy_api)
+                          complexity=complexity, forecasts=forecast_api, prompts=prompts_api, privacy=privacy_api,
+                          recommendations=recommendations)
           if settings.admin_ui_enabled else []),
     ]
 
@@ -259,6 +272,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         on_shed=record_shed, gauge=observability.metrics.inflight if observability.metrics is not None else None,
     )
     plugins.bind(front)  # plugins that call the gateway itself (the semantic cache's embeddings)
+    if classifier_embed is not None:
+        classifier_embed.bind(front)
     return front
 
 

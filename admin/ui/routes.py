@@ -14,6 +14,7 @@ from admin.forecast_api import ForecastApi
 from admin.ledger_api import LedgerApi
 from admin.privacy_api import PrivacyApi
 from admin.prompts_api import PromptsApi
+from admin.recommendations_api import RecommendationsApi
 from admin.ui.backend import Backend
 from admin.ui.pages.audit import Audit
 from admin.ui.pages.forecasts import Forecasts as ForecastsPage
@@ -23,6 +24,7 @@ from admin.ui.pages.overview import Overview
 from admin.ui.pages.playground import Playground
 from admin.ui.pages.privacy import Privacy
 from admin.ui.pages.prompts import Prompts
+from admin.ui.pages.recommendations import Recommendations
 from admin.ui.pages.requests import Requests
 from admin.ui.pages.signin import SignIn
 from admin.ui.pages.teams import Teams
@@ -39,7 +41,8 @@ STATIC = Path(__file__).parent / "static"
 
 def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: Access, settings: Settings, *,
                     complexity: ComplexityApi | None = None, forecasts: ForecastApi | None = None,
-                    prompts: PromptsApi | None = None, privacy: PrivacyApi | None = None) -> list[BaseRoute]:
+                    prompts: PromptsApi | None = None, privacy: PrivacyApi | None = None,
+                    recommendations: RecommendationsApi | None = None) -> list[BaseRoute]:
     assert settings.master_key is not None
     signer = Signer(settings.admin_session_secret or settings.master_key)
     ui = Ui(Backend(admin, ledger), Sessions(signer, settings.admin_session_ttl_s),
@@ -77,6 +80,8 @@ def admin_ui_routes(admin: AdminApi, ledger: LedgerApi, router: Router, access: 
         Route("/admin/requests/{request_id}", page(requests.show), methods=["GET"]),
         Route("/admin/audit", page(audit.list), methods=["GET"]),
         *([Route("/admin/forecasts", page(ForecastsPage(ui, forecasts).show), methods=["GET"])] if forecasts else []),
+        *([Route("/admin/recommendations", page(Recommendations(ui, recommendations).show), methods=["GET"])]
+          if recommendations else []),
         *(_prompt_routes(ui, prompts) if prompts else []),
         *(_privacy_routes(ui, privacy) if privacy else []),
         Route("/admin/playground", page(playground.show), methods=["GET"]),
@@ -88,7 +93,9 @@ def _prompt_routes(ui: Ui, api: PromptsApi) -> list[BaseRoute]:
     prompts = Prompts(ui, api)
     return [
         Route("/admin/prompts", ui.page(prompts.list), methods=["GET"]),
+        Route("/admin/prompts", ui.page(prompts.create, change=True), methods=["POST"]),
         Route("/admin/prompts/{template_id}", ui.page(prompts.show), methods=["GET"]),
+        Route("/admin/prompts/{template_id}/versions", ui.page(prompts.add_version, change=True), methods=["POST"]),
         Route("/admin/prompts/{template_id}/labels", ui.page(prompts.label, change=True), methods=["POST"]),
     ]
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from gateway.config.file import Deployment
+from gateway.config.file import Deployment, ModelGroup
 from gateway.core.types import BudgetUsage, Endpoint, GuardrailDecision, Principal, Usage
 from gateway.core.upload import Upload
 
 if TYPE_CHECKING:
-    from gateway.plugins.runner import PluginRun
+    from gateway.pipeline.hooks import PluginRun
 
 
 @dataclass(slots=True)
@@ -68,6 +68,13 @@ class RequestContext:
     # Set by the router's `complexity` stage (gateway/routing/complexity.py): the tier and its score.
     complexity_tier: str | None = None
     complexity_score: float | None = None
+    # Where the model has an embedding classifier: its reading (None when the features alone
+    # decided: no text to read, or the embeddings failed or were slow).
+    complexity_classified: bool = False
+    complexity_reading: float | None = None
+    # The top tier's group, and what this request's usage would have cost there (set at finish).
+    complexity_top: ModelGroup | None = None
+    top_tier_cost_usd: Decimal | None = None
     # The prompt template version the request was rendered from (gateway/prompts/).
     template_id: str | None = None
     template_version: int | None = None

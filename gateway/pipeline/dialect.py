@@ -23,9 +23,12 @@ Reader = Callable[[bytes, RequestContext], dict[str, Any] | Awaitable[dict[str, 
 
 class Dialect(Protocol):
     # How logs, metrics and the ledger name the API ("" for OpenAI's, named by the endpoint).
-    api: str
+    @property
+    def api(self) -> str: ...
+
     # None: the body is already neutral (OpenAI's), parsed as the endpoint's.
-    read: Reader | None
+    @property
+    def read(self) -> Reader | None: ...
 
     async def unary(self, reply: JSONReply, ctx: RequestContext) -> ASGIApp:
         """The whole answer (upstream or a plugin's), in this API's shape."""

@@ -3,7 +3,9 @@
 `Admission` reserves capacity (rate limits, budgets) before the upstream call and returns the
 reservation; the request's exchange hands it back to `settle` with how the request ended. A
 `Recorder` sees every finished request once (the ledger, metrics, logs). Both are built in the
-app factory and handed to the proxy.
+app factory and handed to the proxy. A `PluginRun` is one request's pass through its plugins
+(gateway/plugins/runner.py), as the request path calls it: named here so that the request's
+types never import the plugins.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from gateway.core.types import BudgetUsage, RequestOutcome
+from gateway.core.types import BudgetUsage, RequestOutcome, StreamTranslator
 from gateway.pipeline.context import RequestContext
 
 
@@ -45,3 +47,25 @@ class AdmitAll:
 
     async def settle(self, reservation: Any, outcome: RequestOutcome) -> Sequence[BudgetUsage]:
         return ()
+
+
+class PluginRun(Protocol):
+    # What a plugin keeps between its hooks for this request, under its id.
+    state: dict[str, Any]
+
+    async def before(self, ctx: RequestContext) -> Any:
+        """None to go on to the upstream; else the ASGI response a plugin answered with (a cache hit:
+        a `JSONReply`, or a `ReplayCall` for a stream)."""
+        ...
+
+    async def after(self, ctx: RequestContext, body: bytes) -> bytes:
+        """A unary answer before it is sent: what the `after` hooks make of it."""
+        ...
+
+    def wrap(self, ctx: RequestContext, translator: StreamTranslator) -> StreamTranslator:
+        """The stream's translator, behind the chunk hooks."""
+        ...
+
+    async def finish(self, ctx: RequestContext) -> None:
+        """Every request, once, before it is recorded: a streamed answer's `after`, or `on_error`."""
+        ...

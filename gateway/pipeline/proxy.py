@@ -41,7 +41,14 @@ from gateway.core.errors import (
     UpstreamUnreachable,
     sse_error_event,
 )
-from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal, RequestOutcome
+from gateway.core.types import (
+    MULTIPART_ENDPOINTS,
+    SSE_ENDPOINTS,
+    Endpoint,
+    Principal,
+    RequestOutcome,
+    StreamTranslator,
+)
 from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
 from gateway.edge.front import Handler
 from gateway.edge.multipart import read_upload
@@ -56,7 +63,7 @@ from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
-from gateway.providers.base import Provider, StreamTranslator
+from gateway.providers.base import Provider
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
 from gateway.routing.router import Router
@@ -158,7 +165,11 @@ class Proxy:
                         await exchange.finish()
                     await dialect.stream(answered or StreamCall(self, exchange), ctx)(scope, receive, send)
                     return
-                reply = answered or await self._unary(ctx)
+                if answered is None:
+                    reply = await self._unary(ctx)
+                else:
+                    assert isinstance(answered, JSONReply), "a plugin answers a unary request as a whole"
+                    reply = answered
                 if self.durable is not None:
                     await exchange.finish()  # the row on disk first, then the answer
                 await (await dialect.unary(reply, ctx))(scope, receive, send)
@@ -209,6 +220,7 @@ class Proxy:
             if reservation is not None:
                 exchange.reservation = reservation
                 ctx.response_headers.update(reservation.headers)
+            await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
         except GatewayError:
             # Refused requests are requests too: they are recorded like any other, under the model
             # they asked for when the body said one before it was refused.
@@ -365,6 +377,8 @@ class Proxy:
             ctx.status = 499 if ctx.cancelled else 500
         if ctx.usage is not None and ctx.deployment is not None:
             ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+            if ctx.complexity_top is not None:
+                ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
         if ctx.plugins is not None:
             await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
         try:

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 from gateway.config.file import ConfigError
 from gateway.config.plugins import PluginEntry, PluginsSection
 from gateway.core.errors import GatewayError
-from gateway.core.types import Principal
+from gateway.core.types import Principal, StreamTranslator
 from gateway.edge.responses import JSONReply
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginFailed, Services, overrides
@@ -34,7 +34,6 @@ from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.replay_call import ReplayCall
 from gateway.plugins.responses_stream import ResponsesEvents, ResponsesFilteredStream
 from gateway.plugins.stream import Assembler, FilteredStream, replay
-from gateway.providers.base import StreamTranslator
 
 log = logging.getLogger("gateway.plugins")
 

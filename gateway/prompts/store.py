@@ -8,6 +8,7 @@ returns it to. Every change is written with its audit row in one transaction.
 from __future__ import annotations
 
 import difflib
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,11 @@ from gateway.prompts.render import check_messages, placeholders
 PARAMS = frozenset({"temperature", "top_p", "max_tokens", "max_completion_tokens", "presence_penalty",
                     "frequency_penalty", "seed", "stop", "response_format", "reasoning_effort"})
 DEFAULT_LABEL = "production"
+MAX_VERSION = 1_000_000
+# Letters, digits, '-' and '_', not only digits (a number names a version); in a dialect
+# ECMA-262 and Python share, for the admin API's OpenAPI document.
+LABEL_PATTERN = r"^[A-Za-z0-9_\-]*[A-Za-z_\-][A-Za-z0-9_\-]*$"
+_LABEL = re.compile(LABEL_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +108,11 @@ def _version(row: dict[str, Any]) -> Version:
 
 
 def check_label(label: Any) -> str:
-    if not isinstance(label, str) or not 1 <= len(label) <= 64 or not label.replace("-", "").replace("_", "").isalnum():
+    if not isinstance(label, str) or not 1 <= len(label) <= 64 or not label.isascii():
         raise InvalidRequest("A label is 1-64 letters, digits, '-' or '_'.", param="label")
-    if label.isdigit():
-        raise InvalidRequest("A label cannot be a number: numbers name versions.", param="label")
+    if not _LABEL.fullmatch(label):
+        raise InvalidRequest("A label is 1-64 letters, digits, '-' or '_', and not a number: numbers name "
+                             "versions.", param="label")
     return label
 
 

@@ -40,7 +40,8 @@ HEADER_FALLBACK = "x-gateway-fallback"
 class UsageSource(Protocol):
     """Where a stream's usage is known once it has ended (its translator)."""
 
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None: ...
 
 
 @dataclass(slots=True)

@@ -9,6 +9,10 @@ import pytest
 from tests.dbs import REDIS_URL, create_pg_database, drop_pg_database, redis_prefix
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
+# A `complexity` model, so that the report on its tiers has a model to name.
+COMPLEXITY = {"name": "auto", "complexity": {"tiers": [{"name": "small", "model": "gpt-test", "max_score": 0.5},
+                                                       {"name": "large", "model": "other"}]}}
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def admin_gateway(
@@ -23,7 +27,7 @@ def admin_gateway(
         settings |= {"database_url": dsn, "redis_url": REDIS_URL, "redis_prefix": redis_prefix()}
     models = [{"name": "gpt-test", "aliases": ["gpt-alias"], "deployments": [deployment(upstream)]},
               {"name": "other", "deployments": [deployment(upstream)]},
-              {"name": "vendor/*", "deployments": [deployment(upstream)]}]
+              {"name": "vendor/*", "deployments": [deployment(upstream)]}, COMPLEXITY]
     gw = Gateway(tmp, models, settings=settings, log=tmp / "gateway.log")
     gw.log_file = tmp / "gateway.log"  # type: ignore[attr-defined]
     yield gw

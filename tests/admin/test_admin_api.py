@@ -12,7 +12,12 @@ import pytest
 from openapi_spec_validator import validate as validate_openapi
 
 from admin.api import AdminApi, admin_routes
+from admin.complexity_api import ComplexityApi, complexity_routes
+from admin.forecast_api import ForecastApi, forecast_routes
 from admin.ledger_api import LedgerApi, ledger_routes
+from admin.privacy_api import PrivacyApi, privacy_routes
+from admin.prompts_api import PromptsApi, prompts_routes
+from admin.recommendations_api import RecommendationsApi, recommendation_routes
 from gateway.identity.keys import hash_key
 from tests.admin.conftest import log_text
 from tests.procs import MASTER_KEY, Gateway
@@ -300,7 +305,11 @@ def test_admin_api_needs_the_master_key_or_an_admin_key(admin: httpx.Client, adm
 
 def test_openapi_document_is_valid_and_covers_every_route(openapi: dict[str, Any]) -> None:
     validate_openapi(openapi)
-    routes = [*admin_routes(AdminApi.__new__(AdminApi)), *ledger_routes(LedgerApi.__new__(LedgerApi))]
+    routes = [*admin_routes(AdminApi.__new__(AdminApi)), *ledger_routes(LedgerApi.__new__(LedgerApi)),
+              *privacy_routes(PrivacyApi.__new__(PrivacyApi)), *prompts_routes(PromptsApi.__new__(PromptsApi)),
+              *complexity_routes(ComplexityApi.__new__(ComplexityApi)),
+              *forecast_routes(ForecastApi.__new__(ForecastApi)),
+              *recommendation_routes(RecommendationsApi.__new__(RecommendationsApi))]
     served = {(method.lower(), route.path) for route in routes for method in route.methods or () if method != "HEAD"}
     documented = {(method, path) for path, item in openapi["paths"].items() for method in item}
     assert documented | {("get", "/admin/api/openapi.json")} == served

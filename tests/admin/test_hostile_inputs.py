@@ -117,7 +117,7 @@ def test_served_names_aliases_and_wildcard_matches_are_allowed_models(admin: htt
     # The document names what may be listed, so a client can know before it asks.
     items = next(option["items"] for option in admin.get("/openapi.json").json()["components"]["schemas"][
         "KeyCreate"]["properties"]["allowed_models"]["anyOf"] if option.get("type") == "array")
-    assert {"enum": ["gpt-alias", "gpt-test", "other"]} in items["anyOf"]
+    assert {"enum": ["auto", "gpt-alias", "gpt-test", "other"]} in items["anyOf"]  # `auto`: a complexity model
     assert {"pattern": "^vendor/[^\\x00]+$"} in items["anyOf"]
 
 

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from admin import inputs, params
+from admin import prompt_schemas as ps
 from admin import schemas as s
 from admin.openapi import OPERATIONS, openapi_document
 from admin.served import ServedModels
@@ -78,7 +79,9 @@ EDGE_VALUES: list[Any] = [
     {"n": 1e300}, {"n": "x" * 20_000},
 ]
 # The smallest body each model accepts, so that a drawn field is judged on its own.
-BASES: dict[type[BaseModel], dict[str, Any]] = {s.TeamCreate: {"name": "t"}}
+MESSAGES = [{"role": "user", "content": "x"}]
+BASES: dict[type[BaseModel], dict[str, Any]] = {s.TeamCreate: {"name": "t"}, ps.TemplateCreate: {
+    "name": "t", "messages": MESSAGES}, ps.VersionDraft: {"messages": MESSAGES}, ps.LabelMove: {"version": 1}}
 
 
 def judge(model: type[BaseModel], body: dict[str, Any]) -> None:
@@ -123,9 +126,11 @@ def judge_parameter(param: inputs.Param[Any], raw: str) -> None:
     except ValueError:
         accepted = False
     kind = param.schema.get("type")
-    if kind in ("integer", "boolean"):
+    if kind in ("integer", "number", "boolean"):
         # A query string holds text: the number or the word, written as JSON writes it.
-        canonical = re.fullmatch(r"-?(0|[1-9][0-9]*)", raw) if kind == "integer" else raw in ("true", "false")
+        canonical = (re.fullmatch(r"-?(0|[1-9][0-9]*)", raw) if kind == "integer"
+                     else re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", raw) if kind == "number"
+                     else raw in ("true", "false"))
         valid = bool(canonical) and validator(param.schema).is_valid(json.loads(raw))
     elif param is params.CURSOR:
         valid = accepted  # opaque: only the API's own cursors decode; the pattern only frames them

@@ -243,3 +243,54 @@ def test_overview_date_range(page: Page, ui_gateway: UiGateway) -> None:
     shot(page, "overview-range")
     page.click("text=Default range")
     expect(page.locator("#range-note")).to_contain_text("the last 30 days")
+
+
+def test_prompt_template_a_new_version_and_a_label_moved_and_rolled_back(page: Page, ui_gateway: UiGateway) -> None:
+    sign_in(page, ui_gateway.admin)
+    name = f"support-{secrets.token_hex(3)}"
+    page.goto("/admin/prompts")
+    page.fill("#new-template #f-name", name)
+    page.fill("#new-template #f-content_0", "You help {{customer}}.")
+    page.fill("#new-template #f-content_1", "Hello")
+    page.click("#new-template-submit")
+    expect(page.locator("#flash")).to_contain_text(f"Template “{name}” created.")
+    template_id = page.url.rsplit("/", 1)[1]
+    assert template_id.startswith("tmpl_")
+
+    # The new version's form starts as version 1; a wrong value is named and nothing is saved.
+    expect(page.locator("#new-version #f-content_0")).to_have_value("You help {{customer}}.")
+    page.fill("#new-version #f-content_0", "You help {{customer}} kindly,\nin {{language}}.")
+    page.fill("#new-version #f-params", "warm")
+    page.click("#new-version-submit")
+    expect(page.locator("#form-error")).to_contain_text("params")
+    expect(page.locator("#new-version #f-content_0")).to_have_value("You help {{customer}} kindly,\nin {{language}}.")
+    expect(page.locator("#versions tr[data-version]")).to_have_count(1)
+    shot(page, "prompt-version-invalid")
+    page.fill("#new-version #f-params", '{"temperature": 0.2}')
+    page.fill("#new-version #f-note", "kinder, and in the customer's language")
+    page.click("#new-version-submit")
+    expect(page.locator("#flash")).to_contain_text("Version 2 created.")
+    expect(page.locator("#versions tr[data-version]")).to_have_count(2)
+    expect(page.locator("#diff")).to_contain_text("+[system] in {{language}}.")
+    shot(page, "prompt-version-new")
+
+    # Move production to version 2, then to 1, then roll it back to 2.
+    for version in ("2", "1"):
+        page.fill("#move-label input[name=label]", "production")
+        page.fill("#move-label input[name=version]", version)
+        page.click("#move-label button[value=move]")
+        expect(page.locator("#flash")).to_contain_text(f"now points at version {version}")
+    expect(page.locator("li[data-label=production]")).to_contain_text("version 1 (before: 2)")
+    page.fill("#move-label input[name=label]", "production")
+    page.click("#move-label button[value=rollback]")
+    expect(page.locator("#flash")).to_contain_text("now points at version 2")
+    expect(page.locator("li[data-label=production]")).to_contain_text("version 2")
+    shot(page, "prompt-label-rolled-back")
+
+    # What the UI did is what the API holds, with every change in the audit log.
+    api = httpx.get(f"{ui_gateway.gw.base}/admin/api/prompts/{template_id}",
+                    headers={"authorization": f"Bearer {MASTER_KEY}"}).json()
+    assert api["labels"]["production"]["version"] == 2
+    assert api["versions"][1]["params"] == {"temperature": 0.2}
+    assert api["versions"][1]["variables"] == ["customer", "language"]
+    assert api["versions"][1]["created_by"] == "user:ada"

@@ -266,3 +266,18 @@ def test_overview_top_keys_and_its_date_range(admin_http: Session, ui_gateway: U
         refused = admin_http.http.get("/admin", params=query)
         assert refused.status_code == 400 and f'id="e-{field}"' in refused.text, query
         assert 'id="top-keys"' in refused.text  # the default range is still shown
+
+
+def test_recommendations_show_repeats_and_refuse_bad_criteria(admin_http: Session, ui_gateway: UiGateway) -> None:
+    _, key = make_key(admin_http)
+    for _ in range(3):
+        assert chat(ui_gateway, key).status_code == 200
+    deadline = time.monotonic() + LEDGER_WAIT_S
+    while 'data-kind="cache"' not in (page := admin_http.http.get("/admin/recommendations")).text:
+        assert time.monotonic() < deadline, "no repeats recommended"
+        time.sleep(0.2)
+    assert page.status_code == 200 and 'id="total"' in page.text
+    narrowed = admin_http.http.get("/admin/recommendations", params={"days": "3", "cache_ttl_s": "60"})
+    assert narrowed.status_code == 200 and 'name="days" min="1" value="3"' in narrowed.text
+    refused = admin_http.http.get("/admin/recommendations", params={"max_latency_ratio": "0.5"})
+    assert refused.status_code == 400 and "max_latency_ratio" in refused.text

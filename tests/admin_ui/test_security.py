@@ -17,10 +17,10 @@ from tests.admin_ui.conftest import Session, UiGateway, admin_user, csrf_of
 from tests.procs import MASTER_KEY
 
 PAGES = ["/admin", "/admin/teams", "/admin/keys", "/admin/models", "/admin/requests", "/admin/audit",
-         "/admin/playground"]
+         "/admin/playground", "/admin/prompts", "/admin/forecasts", "/admin/recommendations"]
 # Every route that changes something, with a form that would succeed for an admin.
 CHANGES = ["/admin/teams", "/admin/teams/{team}", "/admin/teams/{team}/delete", "/admin/keys", "/admin/keys/{key}",
-           "/admin/keys/{key}/rotate", "/admin/keys/{key}/revoke"]
+           "/admin/keys/{key}/rotate", "/admin/keys/{key}/revoke", "/admin/prompts"]
 
 
 @pytest.fixture
@@ -242,3 +242,19 @@ def test_bad_input_names_the_field(admin_http: Session) -> None:
         assert refused.status_code == 400, (path, form)
         assert f'id="e-{field}"' in refused.text, (path, field)
         assert 'id="form-error"' in refused.text
+
+
+def test_a_prompt_template_changes_only_for_an_admin_with_the_token(admin_http: Session, viewer_http: Session,
+                                                                    api: httpx.Client) -> None:
+    template = api.post("/prompts", json={"name": f"guarded-{secrets.token_hex(3)}",
+                                          "messages": [{"role": "user", "content": "hi"}]}).json()
+    page = viewer_http.http.get(f"/admin/prompts/{template['id']}")
+    assert page.status_code == 200
+    assert re.findall(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text) == ["/admin/logout"]
+    form = {"role_0": "user", "content_0": "changed", "label": "production", "version": "1", "action": "move"}
+    for path in (f"/admin/prompts/{template['id']}/versions", f"/admin/prompts/{template['id']}/labels"):
+        assert viewer_http.post(path, form, token=viewer_http.csrf("/admin")).status_code == 403, path
+        for token in ("", "forged"):
+            assert admin_http.post(path, form, token=token).status_code == 403, (path, token)
+    after = api.get(f"/prompts/{template['id']}").json()
+    assert len(after["versions"]) == 1 and after["labels"] == {}

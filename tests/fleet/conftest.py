@@ -102,8 +102,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
                 "data_dir": str(tmp / f"replica-{n}"),
             }  # fmt: skip
             # Side by side: each replica migrates the shared database under the same lock.
+            # Six workers start at once and migrate under one lock: on a loaded 2-core machine that
+            # took over 20 s (start_s bounds a failure, not a speed).
             replicas.append(Gateway(tmp, models, settings=settings, workers=WORKERS, wait=False,
-                                    log=tmp / f"replica-{n}.log"))  # fmt: skip
+                                    log=tmp / f"replica-{n}.log", start_s=60))  # fmt: skip
         for replica in replicas:
             replica.wait_ready()
         lb = Nginx(tmp, [r.port for r in replicas])

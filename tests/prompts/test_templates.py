@@ -116,7 +116,7 @@ def test_bad_templates_and_references_are_400s_naming_the_field(gw: Gateway) -> 
         tid = api.post("/prompts", json={"name": f"bad-{gw.port}", "messages": V1}).json()["id"]
         cases = [({"name": "x", "messages": V1, "variables": ["name"]}, "variables"),
                  ({"name": "x", "messages": V1, "variables": ["name", "city", "extra"]}, "variables"),
-                 ({"name": "x", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0]"),
+                 ({"name": "x", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
                  ({"name": "x", "messages": V1, "params": {"api_key": "x"}}, "params"),
                  ({"name": f"bad-{gw.port}", "messages": V1}, "name")]
         for body, param in cases:

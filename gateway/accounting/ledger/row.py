@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from gateway.core.fingerprint import fingerprint
 from gateway.pipeline.context import RequestContext
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,6 +64,9 @@ class LedgerRow:
     # The prompt template version the request was rendered from (gateway/prompts/).
     template_id: str | None = None
     template_version: int | None = None
+    # A hash of what makes the answer (gateway/core/fingerprint.py), never the body: exact repeats
+    # are counted from it. None for an upload (its file is not in the body) or a body-less request.
+    fingerprint: str | None = None
 
     @classmethod
     def from_context(cls, ctx: RequestContext) -> LedgerRow:
@@ -115,6 +119,9 @@ class LedgerRow:
             ctx.complexity_score,
             ctx.template_id,
             ctx.template_version,
+            # The one computed value: about 1 µs per KiB of body (measured: 1.4 µs for 300 bytes, 104 µs for
+            # 100 KiB).
+            fingerprint(ctx.endpoint.value, model, ctx.body) if ctx.body and model and ctx.upload is None else None,
         )
 
     @property
@@ -170,7 +177,7 @@ COLUMNS: tuple[str, ...] = (
     "served_model", "provider", "deployment", "attempts", "fallback", "stream", "status", "error_type",
     "cancelled", "prompt_tokens", "completion_tokens", "cached_tokens", "tokens_estimated", "cost_usd",
     "latency_ms", "ttft_ms", "upstream_ms", "overhead_ms", "cache_hit", "tags", "complexity_tier",
-    "complexity_score", "template_id", "template_version",
+    "complexity_score", "template_id", "template_version", "fingerprint",
 )  # fmt: skip
 _FIELD_NAMES = frozenset(f.name for f in fields(LedgerRow))
 
@@ -183,7 +190,7 @@ def values(row: LedgerRow, ts: Any, cost: Any, tags: Any) -> tuple[Any, ...]:
         row.stream, row.status, row.error_type, row.cancelled, row.prompt_tokens, row.completion_tokens,
         row.cached_tokens, row.tokens_estimated, cost, row.latency_ms, row.ttft_ms, row.upstream_ms,
         row.overhead_ms, row.cache_hit, tags, row.complexity_tier, row.complexity_score,
-        row.template_id, row.template_version,
+        row.template_id, row.template_version, row.fingerprint,
     )  # fmt: skip
 
 

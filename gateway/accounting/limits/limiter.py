@@ -31,8 +31,7 @@ from gateway.accounting.limits.periods import Period, current_period
 from gateway.accounting.limits.scopes import Scope, ScopeKind, scope_base, scopes_for
 from gateway.config.file import Price
 from gateway.core.errors import GatewayError, QuotaExceeded, RateLimited, ServiceUnavailable
-from gateway.core.types import BudgetPeriod, BudgetUsage, Limits, Principal, RequestOutcome
-from gateway.identity.store.base import Spend
+from gateway.core.types import BudgetPeriod, BudgetUsage, Limits, Principal, RequestOutcome, Spend
 from gateway.pipeline.context import RequestContext
 
 log = logging.getLogger("gateway.limits")
@@ -81,7 +80,8 @@ class LimiterStats:
 class _Budget(NamedTuple):
     """A key's or team's budget among a reservation's checks: reported once the request settles."""
 
-    index: int
+    # Its check's position among the reservation's (`index` would hide the tuple's own method).
+    position: int
     scope: Literal["key", "team"]
     id: str
     budget_usd: Decimal
@@ -203,7 +203,7 @@ class Limiter:
         budgets = []
         for b in reservation.budgets:
             start, end = self._period_utc(b.period)
-            budgets.append(BudgetUsage(b.scope, b.id, _usd_of(spent[b.index]), b.budget_usd, start, end))
+            budgets.append(BudgetUsage(b.scope, b.id, _usd_of(spent[b.position]), b.budget_usd, start, end))
         return budgets
 
     async def current(self, scope: Literal["key", "team"], id: str, limits: Limits) -> Spend | None:

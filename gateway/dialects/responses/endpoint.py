@@ -28,7 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core.errors import GatewayError, InvalidRequest, NotFound
 from gateway.core.types import Principal
-from gateway.dialects.responses.request import parse, read
+from gateway.dialects.responses.prompt import TemplateUse, with_template
+from gateway.dialects.responses.request import parse, read, required
 from gateway.dialects.responses.response import new_response_id, to_response
 from gateway.dialects.responses.store import ResponseStore, owner_of
 from gateway.dialects.responses.stream import ResponsesStreamWriter
@@ -38,6 +39,7 @@ from gateway.identity.auth import Authenticator, client_address
 from gateway.identity.store.sql import Database
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.dialect import ErrorReply
+from gateway.prompts.apply import PromptTemplates
 
 log = logging.getLogger("gateway")
 
@@ -50,7 +52,10 @@ ORDERS = ("asc", "desc")
 
 class ResponsesApi:
     def __init__(self, auth: Authenticator, database: Callable[[], Database],
-                 retention: timedelta, log_line: LogLine | None = None) -> None:
+                 retention: timedelta, log_line: LogLine | None = None,
+                 prompts: PromptTemplates | None = None) -> None:
+        # Stored prompt templates (gateway/prompts/), for the `prompt` parameter.
+        self.prompts = prompts
         # The request log's line for the calls that make no upstream call (retrieve, delete, input_items).
         self._log_line = log_line
         self.auth = auth
@@ -73,6 +78,13 @@ class ResponsesApi:
 
     async def _read(self, raw: bytes, principal: Principal | None) -> ResponsesTurn:
         body = parse(raw)
+        template: TemplateUse | None = None
+        if body.get("prompt") is not None:
+            if self.prompts is None:
+                raise InvalidRequest("'prompt': saved prompts are not configured on this gateway.", param="prompt")
+            version, rendered = await self.prompts.rendered(body["prompt"])
+            body, template = with_template(body, version, rendered)
+            required(body, templated=True)
         history: list[dict[str, Any]] = []
         previous = body.get("previous_response_id")
         if previous:
@@ -81,7 +93,7 @@ class ResponsesApi:
                 raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
                                code="previous_response_not_found")
             history = found
-        request = read(body, history, builtin_tools=True)
+        request = read(body, history, builtin_tools=True, template=template)
         return ResponsesTurn(request, body, history, principal, new_response_id(), int(time.time()))
 
     async def _unary_body(self, turn: ResponsesTurn, body: bytes | memoryview) -> bytes:
@@ -182,9 +194,11 @@ class ResponsesDialect:
         self.turn: ResponsesTurn | None = None
 
     async def read(self, raw: bytes, ctx: RequestContext) -> dict[str, Any]:
-        self.turn = await self._api._read(raw, ctx.principal)
-        ctx.dialect = self.turn
-        return self.turn.request.chat
+        turn = self.turn = await self._api._read(raw, ctx.principal)
+        ctx.dialect = turn
+        if turn.request.template is not None:
+            ctx.template_id, ctx.template_version = turn.request.template.template_id, turn.request.template.version
+        return turn.request.chat
 
     async def unary(self, reply: JSONReply, ctx: RequestContext) -> ASGIApp:
         assert self.turn is not None, "read before it is answered"

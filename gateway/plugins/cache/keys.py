@@ -19,11 +19,10 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import InvalidRequest
+from gateway.core.fingerprint import answer_material
 from gateway.pipeline.context import RequestContext
 
 HEADER = "x-gateway-cache"
-# Body fields that never change the answer.
-IGNORED = frozenset({"stream", "stream_options", "user", "store", "metadata"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +74,7 @@ def scope(ctx: RequestContext, shared: bool) -> str:
 
 
 def cache_key(ctx: RequestContext, shared: bool, body: dict[str, Any] | None = None) -> str:
-    fields = {k: v for k, v in (ctx.body if body is None else body).items() if k not in IGNORED}
-    material = {"v": 1, "endpoint": ctx.endpoint.value, "model": ctx.model, "scope": scope(ctx, shared),
-                "body": fields}
+    # The ledger's fingerprint (gateway/core/fingerprint.py) is the same material without the scope.
+    material = answer_material(ctx.endpoint.value, ctx.model, ctx.body if body is None else body)
+    material["scope"] = scope(ctx, shared)
     return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -29,11 +29,12 @@ import orjson
 from pydantic import Field
 
 from gateway.core.errors import GatewayError
+from gateway.core.fingerprint import IGNORED
 from gateway.core.types import Endpoint
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Plugin, PluginConfig, Services
 from gateway.plugins.cache.exact import complete, entry_cost, hit
-from gateway.plugins.cache.keys import HEADER, IGNORED, directives, scope
+from gateway.plugins.cache.keys import HEADER, directives, scope
 
 log = logging.getLogger("gateway.plugins")
 

@@ -19,12 +19,12 @@ from urllib.parse import quote
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, StreamTranslator, Usage
 from gateway.pipeline.context import RequestContext
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.anthropic.errors import map_error as anthropic_error
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
-from gateway.providers.base import StreamTranslator, json_post, unsupported_endpoint, upstream_model
+from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.gemini import GeminiProvider, model_id
 from gateway.providers.gemini.errors import map_error as gemini_error
 from gateway.providers.gemini.request import to_gemini

@@ -1,0 +1,29 @@
+"""A request's fingerprint: what makes two requests the same answer, as a hash, never the body.
+
+The response cache's key (gateway/plugins/cache/keys.py) is this material plus the caller's scope;
+the ledger keeps the fingerprint alone, so that exact repeats can be counted afterwards (by team or
+key, as the cache would scope them) without the ledger ever holding a prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+# Body fields that never change the answer.
+IGNORED = frozenset({"stream", "stream_options", "user", "store", "metadata"})
+
+
+def answer_material(endpoint: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"v": 1, "endpoint": endpoint, "model": model, "body": {k: v for k, v in body.items() if k not in IGNORED}}
+
+
+def fingerprint(endpoint: str, model: str, body: dict[str, Any]) -> str | None:
+    """SHA-256 of the answer's material, in hex; None for a body JSON cannot hold."""
+    try:
+        return hashlib.sha256(orjson.dumps(answer_material(endpoint, model, body),
+                                           option=orjson.OPT_SORT_KEYS)).hexdigest()
+    except orjson.JSONEncodeError:
+        return None
