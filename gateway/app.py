@@ -19,7 +19,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
 from admin.complexity_api import ComplexityApi, complexity_routes
@@ -41,7 +40,7 @@ from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, M
 from gateway.core.types import Endpoint
 from gateway.db.connect import postgres_dsn
 from gateway.dialects.anthropic.count_tokens import count_tokens_endpoint
-from gateway.dialects.anthropic.endpoint import messages_endpoint
+from gateway.dialects.anthropic.endpoint import MESSAGES
 from gateway.dialects.responses.adapters import adapter_chooser
 from gateway.dialects.responses.endpoint import ResponsesApi
 from gateway.edge.front import Front, Handler
@@ -124,7 +123,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     )
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
-    responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
+    responses = ResponsesApi(auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
                              log_line=request_log.plain if request_log is not None else None, prompts=prompts)
     created = int(time.time())
 
@@ -163,12 +162,6 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
             await observability.stop()
             await access.close()
             await throttle.close()
-
-    def proxied(endpoint: Endpoint) -> Handler:
-        async def handler(request: Request) -> ASGIApp:
-            return await proxy.handle(request, endpoint)
-
-        return handler
 
     def model_object(name: str) -> dict[str, object]:
         return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
@@ -214,10 +207,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
                      "/v1/moderations": Endpoint.MODERATIONS, "/v1/rerank": Endpoint.RERANK}  # fmt: skip
     # The endpoints of other APIs, by the name logs, metrics and the ledger give them.
     dialects = {"/v1/messages": "messages", "/v1/responses": "responses"}
-    api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
-    api["/v1/messages"] = messages_endpoint(proxy)
+    api: dict[str, Handler] = {path: proxy.handler(endpoint) for path, endpoint in api_endpoints.items()}
+    api["/v1/messages"] = proxy.handler(Endpoint.CHAT, lambda: MESSAGES)
     api["/v1/messages/count_tokens"] = count_tokens_endpoint(proxy)
-    api["/v1/responses"] = responses.create
+    api["/v1/responses"] = proxy.handler(Endpoint.CHAT, responses.dialect)
 
     async def record_shed(request_id: str, path: str, error: GatewayError) -> None:
         # Requests shed for overload never reach the proxy; they are still one ledger row each.

@@ -53,6 +53,17 @@ NO_LIMITS = Limits()
 
 
 @dataclass(slots=True, frozen=True)
+class RequestOutcome:
+    """How a request ended, built once when it finishes: what settling its reservation needs."""
+
+    status: int
+    cancelled: bool = False
+    usage: Usage | None = None
+    # None when no price is known for the deployment that served it.
+    cost_usd: Decimal | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class BudgetUsage:
     """One budget's state once a request settled, as the limiter knows it: metrics and alerts read it.
 

@@ -1,27 +1,37 @@
 """The seams where later stages join the request path, each with a do-nothing default.
 
-`Admission` reserves capacity (rate limits, budgets) before the upstream call and settles it
-after; a `Recorder` sees every finished request once (the ledger, metrics, logs). Both are
-built in the app factory and handed to the proxy. A `PluginRun` is one request's pass through
-its plugins (gateway/plugins/runner.py), as the request path calls it: named here so that the
-request's types never import the plugins.
+`Admission` reserves capacity (rate limits, budgets) before the upstream call and returns the
+reservation; the request's exchange hands it back to `settle` with how the request ended. A
+`Recorder` sees every finished request once (the ledger, metrics, logs). Both are built in the
+app factory and handed to the proxy. A `PluginRun` is one request's pass through its plugins
+(gateway/plugins/runner.py), as the request path calls it: named here so that the request's
+types never import the plugins.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from gateway.core.types import StreamTranslator
+from gateway.core.types import BudgetUsage, RequestOutcome, StreamTranslator
 from gateway.pipeline.context import RequestContext
 
 
+class Reserved(Protocol):
+    # Headers every response to the request carries (the x-ratelimit-* set).
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
 class Admission(Protocol):
-    async def admit(self, ctx: RequestContext) -> None:
-        """Reserve what the request may use; raise a GatewayError (429, 503) to refuse it."""
+    async def admit(self, ctx: RequestContext) -> Any:
+        """What was reserved (a `Reserved`; None when nothing was), to be settled once the request
+        ends; raise a GatewayError (429, 503) to refuse it."""
         ...
 
-    async def settle(self, ctx: RequestContext) -> None:
-        """Replace the reservation by what was really used. Called once for every admitted request."""
+    async def settle(self, reservation: Any, outcome: RequestOutcome) -> Sequence[BudgetUsage]:
+        """Replace the reservation by what was really used; the budgets it counted against, as they
+        stand after it. Called once for every reservation."""
         ...
 
 
@@ -35,8 +45,8 @@ class AdmitAll:
     async def admit(self, ctx: RequestContext) -> None:
         return None
 
-    async def settle(self, ctx: RequestContext) -> None:
-        return None
+    async def settle(self, reservation: Any, outcome: RequestOutcome) -> Sequence[BudgetUsage]:
+        return ()
 
 
 class PluginRun(Protocol):
@@ -44,10 +54,8 @@ class PluginRun(Protocol):
     state: dict[str, Any]
 
     async def before(self, ctx: RequestContext) -> Any:
-        """None to go on to the upstream; else the ASGI response a plugin answered with (a cache hit).
-
-        Typed `Any` because a replayed stream is the proxy's own stream response, which this module
-        cannot name without importing the proxy (and, through it, the plugins)."""
+        """None to go on to the upstream; else the ASGI response a plugin answered with (a cache hit:
+        a `JSONReply`, or a `ReplayCall` for a stream)."""
         ...
 
     async def after(self, ctx: RequestContext, body: bytes) -> bytes:

@@ -21,7 +21,7 @@ from gateway.core.errors import InvalidRequest, ModelNotFound
 from gateway.pipeline.context import RequestContext
 from gateway.routing.breaker import CircuitListener
 from gateway.routing.classifier import Embedder, ExemplarClassifier
-from gateway.routing.complexity import choose
+from gateway.routing.complexity import Choice, choose
 from gateway.routing.health import Health
 from gateway.routing.plan import Plan, Stage
 from gateway.routing.request import RouteRequest
@@ -131,11 +131,12 @@ class Router:
         """The attempts for this request, tried in order until one answers."""
         group = self.group(ctx.model)
         above: list[ModelGroup] = []
+        choice: Choice | None = None
         if group.complexity is not None:
-            group, above = self._tier(ctx, group)
+            choice, group, above = self._tier(ctx, group)
         strategy_name, tag = self._overrides(ctx, group)
         request = RouteRequest.from_context(ctx, self.options.prefix_chars)
-        stages = self.stages(group, ctx, request, fallback=False, strategy=strategy_name)
+        stages = self.stages(group, request, fallback=False, strategy=strategy_name)
         seen = {stage.group.name for stage in stages}
         for higher in above:  # a tiered request falls back up its tiers, after the tier's own chain
             if higher.name not in seen:
@@ -143,12 +144,11 @@ class Router:
                 stages.append(Stage(higher, self._strategy(higher, strategy_name), True))
         if tag is not None and not any(tag in d.tags or tag == d.region for s in stages for d in s.group.deployments):
             raise InvalidRequest(f"No deployment of `{ctx.model}` carries the tag {tag!r}.", param=HEADER_TAG)
-        return Plan(self, ctx, request, stages, tag, self.clock() + self.deadline_s)
+        return Plan(self, ctx.model, request, stages, tag, self.clock() + self.deadline_s, choice)
 
     def stages(
         self,
         group: ModelGroup,
-        ctx: RequestContext,
         request: RouteRequest,
         *,
         fallback: bool,
@@ -165,15 +165,14 @@ class Router:
                 stages.append(Stage(chained, self._strategy(chained, strategy), True))
         return stages
 
-    def _tier(self, ctx: RequestContext, route: ModelGroup) -> tuple[ModelGroup, list[ModelGroup]]:
-        """The `complexity` stage: the tier's group for this request, and the groups of the tiers above it."""
+    def _tier(self, ctx: RequestContext, route: ModelGroup) -> tuple[Choice, ModelGroup, list[ModelGroup]]:
+        """The `complexity` stage: its choice, the tier's group, and the groups of the tiers above it."""
         assert route.complexity is not None
         choice = choose(route.complexity, ctx.model, ctx.body, ctx.request_headers, ctx.complexity_reading)
-        ctx.complexity_tier, ctx.complexity_score = choice.tier.name, choice.score
         tiers = route.complexity.tiers
         ctx.complexity_top = self.group(tiers[-1].model)
         index = tiers.index(choice.tier)
-        return self.group(choice.tier.model), [self.group(t.model) for t in tiers[index + 1:]]
+        return choice, self.group(choice.tier.model), [self.group(t.model) for t in tiers[index + 1:]]
 
     # resolution and checks
 

@@ -58,11 +58,11 @@ class AzureProvider:
                 f"?api-version={version}")
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._openai.parse_response(ctx, body)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._openai.parse_response(ctx, deployment, body)
 
-    def stream_translator(self, ctx: RequestContext) -> AzureStreamTranslator | BinaryRelay:
-        inner = self._openai.stream_translator(ctx)
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> AzureStreamTranslator | BinaryRelay:
+        inner = self._openai.stream_translator(ctx, deployment)
         return inner if isinstance(inner, BinaryRelay) else AzureStreamTranslator(inner)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:

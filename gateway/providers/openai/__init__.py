@@ -91,7 +91,7 @@ class OpenAIProvider:
         timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
         return _Target(f"{deployment.base_url}/{endpoint.value}", headers, timeout_s, connect_s)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         text_format = TEXT_FORMATS.get(str(ctx.body.get("response_format"))) if ctx.upload is not None else None
         if text_format is not None:
             ctx.response_headers["content-type"] = text_format
@@ -100,7 +100,7 @@ class OpenAIProvider:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             raise UpstreamError(
-                f"deployment {ctx.deployment.id if ctx.deployment else ''} returned a body that is not JSON",
+                f"deployment {deployment.id} returned a body that is not JSON",
                 status=502,
                 type="server_error",
                 code="bad_upstream_response",
@@ -113,7 +113,7 @@ class OpenAIProvider:
         # No usage at all (some self-hosted servers): estimated, and the ledger row says so.
         return body, estimated_usage(ctx.body, ctx.endpoint, completion_tokens(parsed))
 
-    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator | BinaryRelay:
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> OpenAIStreamTranslator | BinaryRelay:
         if ctx.endpoint is Endpoint.SPEECH:
             return BinaryRelay(speech_usage(ctx.body))
         return OpenAIStreamTranslator(

@@ -32,11 +32,11 @@ class VLLMProvider:
     def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
         return self._openai.build_call(ctx, deployment)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._openai.parse_response(ctx, body)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._openai.parse_response(ctx, deployment, body)
 
-    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator | BinaryRelay:
-        return self._openai.stream_translator(ctx)
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> OpenAIStreamTranslator | BinaryRelay:
+        return self._openai.stream_translator(ctx, deployment)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_openai_error(status, headers, body, deployment_id)
