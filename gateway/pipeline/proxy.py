@@ -60,7 +60,7 @@ from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.dialect import OPENAI, Dialect, Reader
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
+from gateway.pipeline.hooks import Admission, AdmitAll, PluginsBefore, Recorder
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
 from gateway.providers.base import Provider
@@ -213,9 +213,12 @@ class Proxy:
             self.router.group(ctx.model)  # an unknown model is a 404 before anything else happens
             self.auth.check_model(ctx.principal, ctx.model)  # a model outside the key's allowed ones: 403
             ctx.plugins = self.plugins.start(ctx.principal) if self.plugins is not None else None
-            if ctx.plugins is not None and (answered := await ctx.plugins.before(ctx)) is not None:
-                ctx.status = 200  # a plugin answered (a cache hit): no upstream call
-                return answered
+            if ctx.plugins is not None:
+                before = await ctx.plugins.before(ctx)
+                _place(ctx, before)
+                if before.reply is not None:
+                    ctx.status = 200  # a plugin answered (a cache hit): no upstream call
+                    return before.reply
             reservation = await self.admission.admit(ctx)
             if reservation is not None:
                 exchange.reservation = reservation
@@ -380,7 +383,9 @@ class Proxy:
             if ctx.complexity_top is not None:
                 ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
         if ctx.plugins is not None:
-            await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
+            found = await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
+            ctx.guardrails = list(found.decisions)
+            ctx.tags.update(found.tags)
         try:
             if reservation is not None:
                 outcome = RequestOutcome(ctx.status, ctx.cancelled, ctx.usage, ctx.cost_usd)
@@ -525,6 +530,17 @@ def _model_named(raw: bytes) -> str:
         return ""
     model = body.get("model") if isinstance(body, dict) else None
     return model if isinstance(model, str) else ""
+
+
+def _place(ctx: RequestContext, before: PluginsBefore) -> None:
+    """What the plugins' `before` hooks gave back, where the rest of the request and its record read it."""
+    ctx.body = before.body
+    ctx.redacted_body = before.redacted
+    ctx.guardrails.extend(before.decisions)
+    ctx.response_headers.update(before.headers)
+    if before.cache_hit:  # served from the cache: no tokens used, nothing owed, the saving noted
+        ctx.cache_hit = True
+        ctx.usage, ctx.cost_usd, ctx.saved_usd = None, None, before.saved_usd
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:
