@@ -63,7 +63,7 @@ from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.hooks import Admission, AdmitAll, PluginsBefore, Recorder
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
-from gateway.providers.base import Provider
+from gateway.providers.base import Provider, TextAnswers
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
 from gateway.routing.router import Router
@@ -198,7 +198,10 @@ class Proxy:
                     request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
                 )
                 if self.prompts is not None and endpoint is Endpoint.CHAT and read is None and b'"prompt"' in raw:
-                    raw = await self.prompts.apply(raw, ctx)  # a prompt template, rendered before anything else
+                    # A prompt template, rendered before anything else; the record names its version.
+                    raw, template = await self.prompts.apply(raw)
+                    if template is not None:
+                        ctx.template_id, ctx.template_version = template.template_id, template.version
                 if read is None:
                     ctx.body = parse_body(raw, endpoint)
                 else:
@@ -223,7 +226,9 @@ class Proxy:
             if reservation is not None:
                 exchange.reservation = reservation
                 ctx.response_headers.update(reservation.headers)
-            await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
+            reading = await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
+            if reading is not None:
+                ctx.complexity_classified, ctx.complexity_reading = True, reading.score
         except GatewayError:
             # Refused requests are requests too: they are recorded like any other, under the model
             # they asked for when the body said one before it was refused.
@@ -249,6 +254,9 @@ class Proxy:
                     if response.status != 200:
                         raise provider.map_error(response.status, response.headers, response.body, deployment.id or "")
                     body, ctx.usage = provider.parse_response(ctx, deployment, response.body)
+                    if ctx.upload is not None and isinstance(provider, TextAnswers):
+                        if (kind := provider.answer_type(ctx)) is not None:  # a transcript as text
+                            ctx.response_headers["content-type"] = kind
                 except GatewayError as error:
                     trace.end(error.code or error.type)
                     attempt.failed(error)
@@ -293,6 +301,7 @@ class Proxy:
         plan = self.router.plan(ctx)
         if plan.complexity is not None:
             ctx.complexity_tier, ctx.complexity_score = plan.complexity.tier.name, plan.complexity.score
+            ctx.complexity_top = plan.top
         return plan
 
     @staticmethod
