@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import subprocess
 import sys
@@ -14,8 +15,11 @@ import httpx
 import openai
 import orjson
 import pytest
+import yaml
+from redis.asyncio import Redis
 
 from tests.dbs import REDIS_URL, create_pg_database, drop_pg_database, redis_prefix
+from tests.privacy.scan import holding
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
 
@@ -154,3 +158,37 @@ def test_the_privacy_page_exports_and_erases_for_an_admin(gw: Gateway) -> None:
     finally:
         ui.close()
     assert _export(gw, user=user)[0]["counts"]["ledger"] == 0
+
+
+def test_after_an_erasure_the_id_is_in_no_table_and_no_redis_key(gw: Gateway) -> None:
+    """What the gateway itself wrote, not rows a test seeded: chat with a tag naming the user, stored
+    Responses API answers under `user` and under `safety_identifier`, cached answers."""
+    user = f"fay-{secrets.token_hex(4)}@example.com"
+    client = openai.OpenAI(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+    for i in range(2):
+        client.chat.completions.create(model="gpt-test", user=user, extra_headers={"x-gateway-tags": f"who={user}"},
+                                       messages=[{"role": "user", "content": f"scan {i}"}])
+    client.responses.create(model="gpt-test", input="remember me", user=user)
+    client.responses.create(model="gpt-test", input="and me", extra_body={"safety_identifier": user})
+    _wait_ledger(gw, user, 4)
+
+    settings = yaml.safe_load(gw.config.read_text())["settings"]
+    dsn = settings.get("database_url")
+    sqlite = None if dsn else Path(settings["data_dir"]) / "gateway.db"
+
+    async def scan() -> list[str]:
+        if "redis_url" not in settings:
+            return await holding(user, dsn=dsn, sqlite=sqlite)
+        redis = Redis.from_url(settings["redis_url"])
+        try:
+            return await holding(user, dsn=dsn, sqlite=sqlite, redis=redis, prefix=settings["redis_prefix"])
+        finally:
+            await redis.aclose()
+
+    before = asyncio.run(scan())
+    assert any(place.startswith("ledger_requests") for place in before), before
+    assert any(place.startswith("responses") for place in before), before
+    with _admin(gw) as admin:
+        erased = admin.post("/erase", json={"user": user}).json()
+    assert erased["counts"]["ledger"] == 4 and erased["counts"]["responses"] == 2, erased
+    assert asyncio.run(scan()) == []

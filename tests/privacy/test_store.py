@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import orjson
 
 from gateway.accounting.ledger.postgres import PostgresSink
@@ -20,6 +19,7 @@ from gateway.plugins.cache.stores import RedisStore
 from gateway.privacy.service import build_privacy
 from gateway.privacy.subject import Subject
 from tests.privacy.conftest import Stores
+from tests.privacy.scan import holding
 
 DAYS = 20
 
@@ -82,39 +82,9 @@ async def _export(stores: Stores, subject: Subject) -> tuple[dict[str, Any], lis
 
 async def _everywhere(stores: Stores, needle: str) -> list[str]:
     """Every table (every partition) and every Redis key and value under the prefix that holds `needle`."""
-    found: list[str] = []
     dsn = postgres_dsn(stores.settings)
-    if dsn is not None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            tables = [r["relname"] for r in await conn.fetch(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind = 'r'")]
-            assert any(t.startswith("ledger_requests_") for t in tables)
-            for table in tables:
-                hits = await conn.fetchval(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE $1', f"%{needle}%")
-                if hits:
-                    found.append(f"{table}: {hits}")
-        finally:
-            await conn.close()
-    else:
-        import sqlite3
-
-        conn2 = sqlite3.connect(sqlite_path(stores.settings))
-        try:
-            tables = [r[0] for r in conn2.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            for table in tables:
-                hits = sum(needle in repr(row) for row in conn2.execute(f'SELECT * FROM "{table}"'))
-                if hits:
-                    found.append(f"{table}: {hits}")
-        finally:
-            conn2.close()
-    async for name in stores.redis.scan_iter(match=f"{stores.settings.redis_prefix}:*"):
-        value = await stores.redis.get(name) if await stores.redis.type(name) == b"string" else b""
-        members = await stores.redis.smembers(name) if await stores.redis.type(name) == b"set" else set()
-        if needle.encode() in name or needle.encode() in (value or b"") or any(needle.encode() in m for m in members):
-            found.append(f"redis {name!r}")
-    return found
+    return await holding(needle, dsn=dsn, sqlite=sqlite_path(stores.settings) if dsn is None else None,
+                         redis=stores.redis, prefix=stores.settings.redis_prefix)
 
 
 async def _totals(stores: Stores) -> tuple[Decimal, Decimal, int]:
