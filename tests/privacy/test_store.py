@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 from gateway.accounting.ledger.postgres import PostgresSink
 from gateway.accounting.ledger.row import EPOCH, LedgerRow
@@ -20,6 +25,7 @@ from gateway.privacy.service import build_privacy
 from gateway.privacy.subject import Subject
 from tests.privacy.conftest import Stores
 from tests.privacy.scan import holding
+from tests.procs import MASTER_KEY
 
 DAYS = 20
 
@@ -176,3 +182,26 @@ async def test_retention_sweeps_the_audit_log_and_old_rollup_days(stores: Stores
     # As the ledger's own retention: today and the 10 days before it are kept.
     assert days_before >= DAYS and len(days_after) == 11
     assert min(days_after) == (today - timedelta(days=10)).isoformat()
+
+
+async def test_db_maintain_applies_the_audit_log_and_rollup_retention(stores: Stores, tmp_path: Path) -> None:
+    await _write(stores, _rows("x", "y", "k-maintain", datetime.now(UTC).date()))
+    today = datetime.now(UTC).date()
+    async with stores.store.db.transaction() as tx:
+        await tx.execute("INSERT INTO audit_log (at, actor, action, target_type, target_id, details) "
+                         "VALUES ($1, 'test', 'ancient', 'x', 'y', $2)", datetime.now(UTC) - timedelta(days=40), {})
+    config = tmp_path / "gateway.yaml"
+    settings = {"data_dir": stores.settings.data_dir, "audit_retention_days": 30, "ledger_daily_retention_days": 5}
+    if (dsn := postgres_dsn(stores.settings)) is not None:
+        settings["database_url"] = dsn
+    config.write_text(yaml.safe_dump({"settings": settings, "models": []}))
+    # In a thread: the command opens the same database, and this test's loop must stay free meanwhile.
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "gateway", "db", "maintain", "--config", str(config)],
+        env={"GATEWAY_MASTER_KEY": MASTER_KEY, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "rows of audit_log past its retention" in done.stdout and "rows of ledger_daily" in done.stdout
+    async with stores.store.db.reader() as tx:
+        days = {str(r["day"]) for r in await tx.fetch("SELECT DISTINCT day FROM ledger_daily")}
+        ancient = await tx.fetch("SELECT id FROM audit_log WHERE action = 'ancient'")
+    assert ancient == [] and min(days) == (today - timedelta(days=5)).isoformat()
