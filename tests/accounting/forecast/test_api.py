@@ -122,13 +122,20 @@ async def test_a_budget_projected_to_run_out_is_forecast_exported_and_alerted_on
         metrics = (await http.get("/metrics")).text
     assert f'llm_gateway_budget_projected_overrun{{id="{tight["id"]}",scope="team"}} 1.0' in metrics
     assert f'llm_gateway_budget_projected_overrun{{id="{loose["id"]}",scope="team"}} 0.0' in metrics
+    projected = [line for line in metrics.splitlines()
+                 if line.startswith(f'llm_gateway_budget_projected_usd{{id="{tight["id"]}",scope="team"}} ')]
+    assert projected and float(projected[0].rsplit(" ", 1)[1]) == pytest.approx(float(t["projected_usd"]))
 
 
 def test_the_forecasts_page_draws_each_budget(gw: Gateway) -> None:
     from tests.admin_ui.conftest import Session
 
-    team = httpx.post(gw.base + "/admin/api/teams", headers=ADMIN,
-                      json={"name": f"page-{gw.port}", "budget_usd": "7", "budget_period": "weekly"}).json()
+    today = datetime.now(UTC).date()
+    teams = {period: httpx.post(gw.base + "/admin/api/teams", headers=ADMIN, json={
+        "name": f"page-{period}-{gw.port}", "budget_usd": "7", "budget_period": period}).json()
+        for period in ("weekly", "monthly")}
+    for team in teams.values():
+        asyncio.run(seed(gw, team["id"], history(today)))
     ui = Session(gw.base)
     try:
         assert ui.sign_in("", MASTER_KEY).status_code == 303
@@ -136,7 +143,13 @@ def test_the_forecasts_page_draws_each_budget(gw: Gateway) -> None:
     finally:
         ui.close()
     assert page.status_code == 200
-    card = page.text.split(f'data-forecast="team:{team["id"]}"', 1)[1].split("</section>", 1)[0]
-    # A weekly period is named like 2026-W49; the chart has its budget line and its projection.
-    assert "<svg" in card and 'class="budget"' in card and 'class="projected"' in card and "-W" in card
+    cards = {period: page.text.split(f'data-forecast="team:{team["id"]}"', 1)[1].split("</section>", 1)[0]
+             for period, team in teams.items()}
+    for period, card in cards.items():
+        # The budget line, the projection, and the spend so far (none when the period starts today:
+        # today is projected in full).
+        assert "<svg" in card and 'class="budget"' in card and 'class="projected"' in card
+        starts_today = today.weekday() == 0 if period == "weekly" else today.day == 1
+        assert ('class="actual"' in card) is not starts_today, period
+    assert "-W" in cards["weekly"]  # a weekly period is named like 2026-W49
     assert 'href="/admin/forecasts"' in page.text
