@@ -45,6 +45,11 @@ def test_scores_order_easy_ordinary_and_hard_prompts() -> None:
     deep = {"model": "auto", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}] * 5
             + [{"role": "user", "content": "Find the invoice."}]}
     assert score(deep) > base
+    # So do length, code, maths and words that ask for reasoning.
+    assert score(chat("Find the invoice. " + "It was sent in March to the Lisbon office. " * 8)) > base
+    assert score(chat("Find the invoice with a SQL query in Python.")) > base
+    assert score(chat("Find the invoice whose total solves the equation 3 * 7 = x.")) > base
+    assert score(chat("Find the invoice and analyse step by step why it was late.")) > base
 
 
 def test_the_hint_header_moves_the_score_and_bad_hints_are_400() -> None:
@@ -227,3 +232,13 @@ def test_metrics_count_what_the_top_tier_would_have_cost(tiered: Gateway) -> Non
     assert grew["llm_gateway_complexity_cost_usd_total"] == pytest.approx((tokens_in * 1 + tokens_out * 2) / 10**6)
     assert grew["llm_gateway_complexity_top_tier_cost_usd_total"] == pytest.approx(
         (tokens_in * 10 + tokens_out * 40) / 10**6)
+
+
+def test_responses_api_requests_are_scored_on_their_input_in_every_shape(tiered: Gateway) -> None:
+    client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
+    shapes = [HARD, [{"role": "user", "content": HARD}],
+              [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": HARD}]}]]
+    ids = [client.responses.with_raw_response.create(model="strict", input=shape).headers["x-request-id"]
+           for shape in shapes]
+    rows = ledger_rows(tiered, ids)
+    assert [rows[i]["complexity_tier"] for i in ids] == ["large"] * 3
