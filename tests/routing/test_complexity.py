@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -11,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from admin.ui.formats import count, usd
 from gateway.config.file import Config, ConfigError
 from gateway.config.routing import ComplexityOptions
 from gateway.core.errors import InvalidRequest
@@ -174,22 +174,29 @@ def test_the_report_shows_spend_by_tier_and_the_all_top_tier_cost(tiered: Gatewa
 
 def test_the_models_page_shows_each_tier_and_the_saving(tiered: Gateway) -> None:
     client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
-    client.chat.completions.create(model="strict", messages=[{"role": "user", "content": "Hi!"}])
+    request_id = client.chat.completions.with_raw_response.create(
+        model="strict", messages=[{"role": "user", "content": "Hi!"}]).headers["x-request-id"]
+    ledger_rows(tiered, [request_id])  # written: the page and the API below both count it
+    report = httpx.get(tiered.base + "/admin/api/routing/complexity", params={"model": "strict"},
+                       headers={"authorization": f"Bearer {MASTER_KEY}"}).json()
     ui = Session(tiered.base)
     try:
         assert ui.sign_in("", MASTER_KEY).status_code == 303
-        deadline = time.monotonic() + 30
-        while True:
-            html = ui.http.get("/admin/models").text
-            table = html.split('data-complexity="strict"', 1)[1].split("</table>", 1)[0]
-            if "saved" in table:
-                break
-            assert time.monotonic() < deadline, table
-            time.sleep(0.2)
+        html = ui.http.get("/admin/models").text
     finally:
         ui.close()
+    table = html.split('data-complexity="strict"', 1)[1].split("</table>", 1)[0]
     assert [t for t in ("small", "medium", "large") if f'data-tier="{t}"' in table] == ["small", "medium", "large"]
-    assert "at the top tier&#39;s price" in table or "at the top tier's price" in table
+    caption = table.split("</caption>", 1)[0]
+    assert "at the top tier's price" in caption.replace("&#39;", "'") and "saved" in caption
+    assert usd(report["total"]["top_tier_cost_usd"]) in caption and usd(report["total"]["saved_usd"]) in caption
+    # Each tier's requests, spend and top-tier cost are the admin API's, as the page formats them.
+    assert any(tier["tier"] == "small" and tier["requests"] >= 1 for tier in report["data"])
+    for tier in (t for t in report["data"] if t["tier"] is not None):  # None: refused before a tier was chosen
+        row = table.split(f'data-tier="{tier["tier"]}"', 1)[1].split("</tr>", 1)[0]
+        cells = [c.split("<", 1)[0] for c in row.split('<td class="num">')[1:]]
+        assert cells[1] == count(tier["requests"]) and cells[3] == usd(tier["cost_usd"]), row
+        assert cells[4] == usd(tier["top_tier_cost_usd"]), row
 
 
 def test_metrics_count_requests_and_spend_by_tier(tiered: Gateway) -> None:
