@@ -87,6 +87,8 @@ def test_an_end_users_requests_are_exported_then_erased_through_the_admin_api(gw
     manifest, records = _export(gw, user=user)
     assert manifest["subject"] == {"kind": "user", "id": user}
     assert manifest["counts"]["ledger"] == 3
+    # What is not searched is said, so nobody assumes it was.
+    assert set(manifest["not_searched"]) == {"request_logs", "in_process_cache", "semantic_cache", "ledger_spill"}
     # Redis holds the cache (Postgres variant): the three answers are attributed to the user.
     redis_backed = "redis_url" in gw.config.read_text()
     assert manifest["counts"]["cache"] == (3 if redis_backed else 0)
