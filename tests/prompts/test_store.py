@@ -57,3 +57,15 @@ async def test_concurrent_versions_and_label_moves_are_serialised(store: SqlStor
     assert sorted(m["previous_version"] or 0 for m in moved) == sorted(c["from"] or 0 for c in chain)
     label = (await prompts.get(template.id)).labels["production"]
     assert (label["version"], label["previous_version"]) == (chain[-1]["to"], chain[-1]["from"])
+
+
+async def test_concurrent_rollbacks_go_back_and_forth(store: SqlStore) -> None:
+    prompts = PromptStore(store.db)
+    template = await prompts.create("rollbacks", draft(1), "t")
+    await prompts.add_version(template.id, draft(2), "t")
+    await prompts.set_label(template.id, "production", 1, "t")
+    await prompts.set_label(template.id, "production", 2, "t")
+    # Each rollback reads where the label was under the lock it moves it under: 2 -> 1 -> 2.
+    await asyncio.gather(*(prompts.rollback(template.id, "production", f"r{n}") for n in range(2)))
+    label = (await prompts.get(template.id)).labels["production"]
+    assert (label["version"], label["previous_version"]) == (2, 1)
