@@ -377,7 +377,8 @@ class _BudgetGauges:
 def exported_names(metrics: GatewayMetrics) -> set[str]:
     """The sample names a scrape can carry for these metrics (`_total`, `_bucket`, `_sum`, `_count`)."""
     names: set[str] = set()
-    for metric in (*metrics.all(), metrics.team_names):
+    collectors: list[MetricWrapperBase | TeamNames] = [*metrics.all(), metrics.team_names]
+    for metric in collectors:
         for family in metric.describe():
             if family.type == "counter":
                 names.add(family.name + "_total")

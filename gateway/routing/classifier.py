@@ -70,7 +70,7 @@ def band_middles(tiers: list[Tier]) -> dict[str, float]:
 def last_user_text(body: dict[str, Any]) -> str | None:
     """The text of the last user message (its text parts joined), or None."""
     messages = body.get("messages")
-    for message in reversed(messages if isinstance(messages, list) else ()):
+    for message in reversed(messages if isinstance(messages, list) else []):
         if isinstance(message, dict) and message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):

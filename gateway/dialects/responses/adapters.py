@@ -23,15 +23,15 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InvalidRequest, UpstreamError
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, StreamTranslator, Usage
 from gateway.dialects.responses.backend.request import to_responses
 from gateway.dialects.responses.backend.response import from_responses, usage_of
 from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
 from gateway.dialects.responses.turn import ResponsesTurn
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.text import output_text_parts
-from gateway.providers.base import Provider, StreamTranslator, json_post, unsupported_endpoint, upstream_model
-from gateway.providers.openai import map_openai_error
+from gateway.providers.base import Provider, json_post, unsupported_endpoint, upstream_model
+from gateway.providers.errors import map_openai_error
 from gateway.upstream.client import UpstreamCall
 
 JSON = dict[str, Any]
@@ -155,14 +155,14 @@ class NativeResponses:
         body = native_body(turn, ctx, upstream_model(deployment, ctx.model))
         return native_call(deployment, body, ctx.request_id, self.settings)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         turn = _turn(ctx)
-        response = echoed(_json_object(body, ctx), turn)
+        response = echoed(_json_object(body, deployment), turn)
         turn.response = response
         turn.relayed = orjson.dumps(response)
         return turn.relayed, usage_of(response.get("usage"))
 
-    def stream_translator(self, ctx: RequestContext) -> NativeStream:
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> NativeStream:
         return NativeStream(_turn(ctx))
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
@@ -249,12 +249,12 @@ class ChatViaResponses:
         body = to_responses(ctx.body, upstream_model(deployment, ctx.model))
         return native_call(deployment, body, ctx.request_id, self.settings)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        response = _json_object(body, ctx)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        response = _json_object(body, deployment)
         completion = from_responses(response, int(time.time()))
         return orjson.dumps(completion), usage_of(response.get("usage"))
 
-    def stream_translator(self, ctx: RequestContext) -> StreamTranslator:
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> StreamTranslator:
         return ResponsesEventTranslator(ctx.client_wants_usage, int(time.time()), ctx.model)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
@@ -266,12 +266,12 @@ def _turn(ctx: RequestContext) -> ResponsesTurn:
     return ctx.dialect
 
 
-def _json_object(body: bytes, ctx: RequestContext) -> JSON:
+def _json_object(body: bytes, deployment: Deployment) -> JSON:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict):
-        raise UpstreamError(f"deployment {ctx.deployment.id if ctx.deployment else ''} returned a body that is not "
+        raise UpstreamError(f"deployment {deployment.id} returned a body that is not "
                             f"a JSON object", status=502, type="server_error", code="bad_upstream_response")
     return parsed

@@ -323,8 +323,8 @@ def _reasoning(reasoning: Any) -> JSON:
 
 def _echo(body: JSON, template: TemplateUse | None) -> JSON:
     """What the `response` object repeats from the request, with the API's defaults filled in."""
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
-    text = body.get("text") if isinstance(body.get("text"), dict) else {}
+    reasoning = given if isinstance(given := body.get("reasoning"), dict) else {}
+    text = shaped if isinstance(shaped := body.get("text"), dict) else {}
     instructions: Any = body.get("instructions")
     if template is not None:
         # As OpenAI echoes a saved prompt: its messages, in order, as the instructions.
