@@ -119,6 +119,11 @@ async def test_an_erased_end_user_is_nowhere_and_the_rollups_still_add_up(stores
     before = await _totals(stores)
     assert before[0] == before[1]
     assert await _everywhere(stores, user)
+    if stores.postgres:  # one row a day, each in its own day partition
+        async with stores.store.db.reader() as tx:
+            held = await tx.fetch("SELECT DISTINCT tableoid::regclass::text AS p FROM ledger_requests "
+                                  "WHERE end_user = $1", user)
+        assert len(held) == DAYS and all(r["p"].startswith("ledger_requests_") for r in held), held
 
     erasure = await build_privacy(stores.settings, stores.store.db).erase(Subject("user", user), "tester")
     assert erasure.counts == {"ledger": DAYS, "ledger_tags": DAYS, "responses": 2, "cache": 2}
