@@ -44,26 +44,19 @@ class Batcher:
         # A script's SHA -> its code in batch_v1.lua's calls table.
         self.codes = codes
         self._calls: list[_Call] = []
-        self._gathering = False
         # Script calls sent, and how many limiter calls they carried (for the benchmarks).
         self.sent = 0
         self.carried = 0
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> asyncio.Future[Any]:
-        if not self._gathering:
-            # The first call of an iteration goes at once (no wait at concurrency 1); the calls
-            # made after it in the same iteration gather behind it.
-            self._gathering = True
-            asyncio.get_running_loop().call_soon(self._send)
-            self.sent += 1
-            self.carried += 1
-            return self.channel.submit(script, keys, args)
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._calls:
+            loop.call_soon(self._send)
         self._calls.append(_Call(script, keys, args, future))
         return future
 
     def _send(self) -> None:
-        self._gathering = False
         calls = [c for c in self._calls if not c.future.done()]
         self._calls = []
         if not calls:
