@@ -1,7 +1,5 @@
 """The limits in Redis: one EVALSHA of `lua/admit_v1.lua` per request, settled by `settle_v2.lua`;
 `renew_v1.lua` extends the parallel-slot leases of every request in flight, one call per interval.
-On a single Redis the admits and settles made in one event-loop iteration travel as one call of
-`batch_v1.lua` (batch.py).
 
 The scripts are versioned files, loaded once at start (SCRIPT LOAD), called by SHA, and loaded
 again when Redis answers NOSCRIPT (after a restart or failover). On a single Redis the calls go
@@ -40,7 +38,6 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ClusterError, MovedError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as NodeGone
 
-from gateway.accounting.limits.batch import Batcher, batch_script
 from gateway.accounting.limits.checks import Check, Outcome, Unavailable, hash_tag
 from gateway.accounting.limits.resp import ReplyError, Script, ScriptChannel
 
@@ -98,11 +95,6 @@ class RedisBackend:
         self._settle = Script(script_text(SETTLE_SCRIPT))
         self._renew = Script(script_text(RENEW_SCRIPT))
         self._channel = None if cluster else ScriptChannel(url, timeout_s=timeout_s)
-        # On a single Redis the admits and settles of one event-loop iteration go as one call.
-        self._batcher = None
-        if self._channel is not None:
-            batch = batch_script(script_text, {"admit_v1": ADMIT_SCRIPT, "settle_v2": SETTLE_SCRIPT})
-            self._batcher = Batcher(self._channel, batch, {self._admit.sha: "a", self._settle.sha: "s"})
         scripts = (self._admit, self._settle, self._renew) if cluster else ()
         self._on_cluster = {s.sha: self.client.register_script(s.text) for s in scripts}
         # Slot maps learnt since start, and the refresh in flight that calls which failed wait on.
@@ -120,8 +112,6 @@ class RedisBackend:
         await self._bounded(self.client.script_load(self._admit.text))
         await self._bounded(self.client.script_load(self._settle.text))
         await self._bounded(self.client.script_load(self._renew.text))
-        if self._batcher is not None:
-            await self._bounded(self.client.script_load(self._batcher.script.text))
         if self._channel is not None:
             await self._mapped(self._channel.connect())
 
@@ -191,11 +181,8 @@ class RedisBackend:
         return [member.decode() for reply in replies for member in reply.split()]
 
     def _run(self, script: Script, keys: list[str], args: list[Any]) -> Awaitable[Any]:
-        # The channel keeps its own time.
-        if self._batcher is not None and script is not self._renew:
-            return self._mapped(self._batcher.run(script, keys, args))
         if self._channel is not None:
-            return self._mapped(self._channel.run(script, keys, args))
+            return self._mapped(self._channel.run(script, keys, args))  # the channel keeps its own time
         return self._bounded(self._on_cluster_call(script, keys, args))
 
     async def _on_cluster_call(self, script: Script, keys: list[str], args: list[Any]) -> Any:

@@ -305,39 +305,6 @@ class ScriptChannel:
         await self._load(script)
         return await self._call(command)
 
-    def submit(self, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> asyncio.Future[Any]:
-        """`run` without a task of its own: the reply's future. On an open connection the call is
-        written (or joins this iteration's write) before this returns, so calls submitted one
-        after the other run in that order."""
-        conn = self._conn
-        if conn is None or conn.closed is not None:
-            return asyncio.ensure_future(self.run(script, keys, args))
-        command = encode(["EVALSHA", script.sha, len(keys), *keys, *args])
-        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        conn.send(command).add_done_callback(partial(self._answered, answer, script, command))
-        return answer
-
-    def _answered(
-        self, answer: asyncio.Future[Any], script: Script, command: bytes, reply: asyncio.Future[Any]
-    ) -> None:
-        if reply.cancelled():
-            _pass_on(answer, reply)
-            return
-        exc = reply.exception()  # read even when nobody waits any more, so nothing logs it
-        if answer.done():
-            return
-        if exc is None:
-            answer.set_result(reply.result())
-        elif isinstance(exc, ReplyError) and str(exc).startswith("NOSCRIPT"):
-            again = asyncio.ensure_future(self._load_and_call(script, command))
-            again.add_done_callback(partial(_pass_on, answer))
-        else:
-            answer.set_exception(exc)
-
-    async def _load_and_call(self, script: Script, command: bytes) -> Any:
-        await self._load(script)
-        return await self._call(command)
-
     @property
     def stalls_in_row(self) -> int:
         """Connections closed because Redis stopped answering, since the last reply."""
@@ -428,20 +395,6 @@ class ScriptChannel:
         if self._conn is not None:
             self._conn.abort(ConnectionError("the limits' Redis channel is closed"))
             self._conn = None
-
-
-def _pass_on(answer: asyncio.Future[Any], done: asyncio.Future[Any]) -> None:
-    if done.cancelled():
-        if not answer.done():
-            answer.set_exception(ConnectionError("the limits' Redis channel is closed"))
-        return
-    exc = done.exception()
-    if answer.done():
-        return
-    if exc is None:
-        answer.set_result(done.result())
-    else:
-        answer.set_exception(exc)
 
 
 def _keep_alive(sock: Any) -> None:

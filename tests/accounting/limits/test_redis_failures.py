@@ -81,10 +81,9 @@ async def test_scripts_are_loaded_once_called_by_sha_and_reloaded_after_script_f
     with private_redis.client() as client:
         stats = client.info("commandstats")
     assert "cmdstat_eval" not in stats  # the script text is never sent with a call
-    # The four scripts at start (admit, settle, renew, and the batch of admits and settles); after
-    # the flush, admit and settle met NOSCRIPT once each and were loaded again (one call at a time
-    # goes as itself, not as a batch; nothing was held long enough for a lease renewal).
-    assert stats["cmdstat_script|load"]["calls"] == 6
+    # The three scripts at start; after the flush, admit and settle met NOSCRIPT once each and
+    # were loaded again (nothing was held long enough for a lease renewal).
+    assert stats["cmdstat_script|load"]["calls"] == 5
     assert stats["cmdstat_evalsha"]["failed_calls"] == 2
     assert stats["cmdstat_evalsha"]["calls"] == 6 + 6 + 2  # admits, settles, the two refused by NOSCRIPT
     assert limiter.stats.redis_failures == 0
