@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -20,7 +19,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp
 
 from admin.api import AdminApi, admin_routes
 from admin.complexity_api import ComplexityApi, complexity_routes
@@ -42,7 +40,7 @@ from gateway.core.errors import GatewayError, InternalError, MethodNotAllowed, M
 from gateway.core.types import Endpoint
 from gateway.db.connect import postgres_dsn
 from gateway.dialects.anthropic.count_tokens import count_tokens_endpoint
-from gateway.dialects.anthropic.endpoint import messages_endpoint
+from gateway.dialects.anthropic.endpoint import MESSAGES
 from gateway.dialects.responses.adapters import adapter_chooser
 from gateway.dialects.responses.endpoint import ResponsesApi
 from gateway.edge.front import Front, Handler
@@ -50,17 +48,17 @@ from gateway.edge.request_id import RequestIdMiddleware
 from gateway.edge.responses import error_response, json_response
 from gateway.identity.access import Access
 from gateway.identity.auth import KeyAuth, check_master_key, client_address
-from gateway.identity.store.sql import SqlStore
 from gateway.identity.throttle import build_throttle
 from gateway.observability.alerts.forecast import ForecastWatcher
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.setup import build_observability
 from gateway.pipeline.proxy import ClientTimeouts, Proxy
+from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.registry import build_plugins
 from gateway.privacy.service import build_privacy
 from gateway.prompts.apply import PromptTemplates
 from gateway.prompts.store import PromptStore
-from gateway.providers.registry import provider_classes
+from gateway.providers.registry import probe_for, provider_classes
 from gateway.routing.router import Router
 from gateway.upstream.client import UpstreamClient
 
@@ -73,8 +71,13 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     observability = build_observability(config, settings)
     upstream = UpstreamClient(settings.upstream_max_connections)
     prices = PriceBook(load_price_table())
+    providers = {name: cls(settings) for name, cls in provider_classes().items()}
+    # A complexity model's embedding classifier calls the gateway's own /v1/embeddings (bound below).
+    classifier_embed = SelfEmbedder(master_key.get_secret_value(), purpose="complexity-routing") if any(
+        g.complexity is not None and g.complexity.classifier is not None for g in config.models) else None
     router = Router(config.models, config.routing, prices=prices, workers=settings.workers,
-                    default_deadline_s=settings.upstream_timeout_s, on_circuit=observability.circuit_listener)
+                    default_deadline_s=settings.upstream_timeout_s, on_circuit=observability.circuit_listener,
+                    probe_for=probe_for(providers), embed=classifier_embed)
     limiter = build_limiter(config, settings, prices, group_name=lambda model: router.group(model).name)
     # The cost ledger (gateway/accounting/ledger/): a Recorder on the request path, a writer task in the lifespan.
     ledger = build_ledger(settings) if settings.ledger_enabled else None
@@ -90,7 +93,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     # The limiter owns the spend counters: the admin API reads them through it (a SpendReader).
     admin = AdminApi(access, auth, limiter, settings.key_rotation_grace_s, ServedModels.of(config.models))
     # Budget forecasts (gateway/accounting/forecast.py): the admin API's, and a watcher for gauges and alerts.
-    forecasts = Forecasts(lambda: cast(SqlStore, access.store), postgres=postgres_dsn(settings) is not None,
+    forecasts = Forecasts(lambda: access.store, postgres=postgres_dsn(settings) is not None,
                           timezone=settings.limits_timezone)
     forecast_watcher = ForecastWatcher(
         forecasts, interval_s=settings.forecast_interval_s, metrics=observability.metrics,
@@ -98,10 +101,12 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         claims=observability.alerter.claims if observability.alerter is not None else None,
         key_labels=settings.metrics_key_labels, timeout_s=settings.alert_timeout_s,
     )
+    # Stored prompt templates (gateway/prompts/): Chat Completions' `prompt` field and the Responses API's.
+    prompts = PromptTemplates(lambda: PromptStore(access.store.db))
     proxy = Proxy(
         auth=auth,
         router=router,
-        providers={name: cls(settings) for name, cls in provider_classes().items()},
+        providers=providers,
         upstream=upstream,
         max_body_bytes=settings.max_body_bytes,
         prices=prices,
@@ -109,7 +114,7 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         recorders=[*observability.recorders, *([ledger] if ledger is not None else [])],
         tracer=observability.tracer,
         plugins=plugins,
-        prompts=PromptTemplates(lambda: PromptStore(cast(SqlStore, access.store).db)),
+        prompts=prompts,
         choose_adapter=adapter_chooser(settings),
         timeouts=ClientTimeouts(
             settings.client_body_timeout_s, settings.client_body_idle_s, settings.client_send_timeout_s
@@ -118,8 +123,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     )
     # OpenAI's Responses API: create goes through the proxy; stored responses live in the key store's database.
     request_log = next((r for r in observability.recorders if isinstance(r, RequestLogRecorder)), None)
-    responses = ResponsesApi(proxy, auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
-                             log_line=request_log.plain if request_log is not None else None)
+    responses = ResponsesApi(auth, lambda: access.store.db, timedelta(days=settings.responses_retention_days),
+                             log_line=request_log.plain if request_log is not None else None, prompts=prompts)
     created = int(time.time())
 
     @asynccontextmanager
@@ -144,6 +149,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         finally:
             await forecast_watcher.stop()
             await router.close()
+            if classifier_embed is not None:
+                await classifier_embed.close()
             await upstream.close()
             await limiter.close()
             await plugins.close()
@@ -155,12 +162,6 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
             await observability.stop()
             await access.close()
             await throttle.close()
-
-    def proxied(endpoint: Endpoint) -> Handler:
-        async def handler(request: Request) -> ASGIApp:
-            return await proxy.handle(request, endpoint)
-
-        return handler
 
     def model_object(name: str) -> dict[str, object]:
         return {"id": name, "object": "model", "created": created, "owned_by": "gateway"}
@@ -206,10 +207,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
                      "/v1/moderations": Endpoint.MODERATIONS, "/v1/rerank": Endpoint.RERANK}  # fmt: skip
     # The endpoints of other APIs, by the name logs, metrics and the ledger give them.
     dialects = {"/v1/messages": "messages", "/v1/responses": "responses"}
-    api: dict[str, Handler] = {path: proxied(endpoint) for path, endpoint in api_endpoints.items()}
-    api["/v1/messages"] = messages_endpoint(proxy)
+    api: dict[str, Handler] = {path: proxy.handler(endpoint) for path, endpoint in api_endpoints.items()}
+    api["/v1/messages"] = proxy.handler(Endpoint.CHAT, lambda: MESSAGES)
     api["/v1/messages/count_tokens"] = count_tokens_endpoint(proxy)
-    api["/v1/responses"] = responses.create
+    api["/v1/responses"] = proxy.handler(Endpoint.CHAT, responses.dialect)
 
     async def record_shed(request_id: str, path: str, error: GatewayError) -> None:
         # Requests shed for overload never reach the proxy; they are still one ledger row each.
@@ -221,10 +222,10 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
     complexity = ComplexityApi(router, prices, lambda: access.store.db, postgres_dsn(settings) is not None,
                                admin.authorize)
     forecast_api = ForecastApi(forecasts, admin.authorize)
-    privacy_api = PrivacyApi(lambda: build_privacy(settings, cast(SqlStore, access.store).db), admin.authorize)
-    prompts_api = PromptsApi(lambda: cast(SqlStore, access.store).db, postgres_dsn(settings) is not None,
+    privacy_api = PrivacyApi(lambda: build_privacy(settings, access.store.db), admin.authorize)
+    prompts_api = PromptsApi(lambda: access.store.db, postgres_dsn(settings) is not None,
                              admin.authorize)
-    recommendations = RecommendationsApi(router, prices, lambda: cast(SqlStore, access.store),
+    recommendations = RecommendationsApi(router, prices, lambda: access.store,
                                          postgres_dsn(settings) is not None, admin.authorize)
     routes = [
         Route("/", root, methods=["GET"]),  # HEAD too
@@ -271,6 +272,8 @@ def create_app(config: Config, settings: Settings, *, demo: bool = False) -> Fro
         on_shed=record_shed, gauge=observability.metrics.inflight if observability.metrics is not None else None,
     )
     plugins.bind(front)  # plugins that call the gateway itself (the semantic cache's embeddings)
+    if classifier_embed is not None:
+        classifier_embed.bind(front)
     return front
 
 

@@ -109,17 +109,23 @@ def main() -> int:
              f"cost {held_out['cost_vs_all_large']:.3f} of all-large.", "", "Every threshold pair, whole set:", "",
              "| small max | medium max | small | medium | large | under-routed | large→small | over-routed "
              "| cost vs all-large |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        s = r["shares"]
-        lines.append(f"| {r['small_max']} | {r['medium_max']} | {s['small']:.1%} | {s['medium']:.1%} | "
-                     f"{s['large']:.1%} | {r['under_routed']:.1%} | {r['severe_of_large']:.1%} | "
-                     f"{r['over_routed']:.1%} | {r['cost_vs_all_large']:.3f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out + ".json").write_text(json.dumps(result, indent=2) + "\n")
-        Path(args.out + ".md").write_text(text)
+    lines += [f"| {r['small_max']} | {r['medium_max']} | {cells(r)}" for r in rows]
+    publish("\n".join(lines) + "\n", result, args.out)
     return 0
+
+
+def cells(r: dict[str, Any]) -> str:
+    """An evaluated row's table cells: shares, under-, severe and over-routing, cost."""
+    s = r["shares"]
+    return (f"{s['small']:.1%} | {s['medium']:.1%} | {s['large']:.1%} | {r['under_routed']:.1%} | "
+            f"{r['severe_of_large']:.1%} | {r['over_routed']:.1%} | {r['cost_vs_all_large']:.3f} |")
+
+
+def publish(text: str, result: dict[str, Any], out: str | None) -> None:
+    print(text)
+    if out:
+        Path(out + ".json").write_text(json.dumps(result, indent=2) + "\n")
+        Path(out + ".md").write_text(text)
 
 
 if __name__ == "__main__":

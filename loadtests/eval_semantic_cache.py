@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from minilm import MiniLM, check
+from minilm import checked_embedder
 
 from gateway.accounting.pricing import PriceBook
 from gateway.config.settings import Settings
@@ -79,18 +79,7 @@ async def run(threshold: float, items: list[dict[str, Any]], embed: Any) -> dict
 
 
 async def main_async(thresholds: list[float]) -> list[dict[str, Any]]:
-    model = MiniLM.from_package()
-    worst = check(model)
-    if worst > 0.001:
-        raise SystemExit(f"the NumPy MiniLM is off by {worst:.4f} from the published scores")
-    memo: dict[str, list[float]] = {}
-
-    async def embed(model_name: str, texts: list[str]) -> list[list[float]]:
-        for text in texts:
-            if text not in memo:
-                memo[text] = model.encode([text])[0]
-        return [memo[t] for t in texts]
-
+    embed = checked_embedder()
     items = yaml.safe_load(PAIRS.read_text())
     return [await run(t, items, embed) for t in thresholds]
 

@@ -145,3 +145,16 @@ class Gateway:
 
 def deployment(upstream: FakeUpstream, **extra: Any) -> dict[str, Any]:
     return {"provider": "openai", "base_url": upstream.url, "model": "fake-gpt", **extra}
+
+
+def ledger_rows(gw: Gateway, request_ids: list[str], seconds: float = 30) -> dict[str, dict[str, Any]]:
+    """The ledger rows of these requests, by request id, once all are written (the writer batches)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = httpx.get(gw.base + "/admin/api/ledger/requests", params={"limit": 200},
+                         headers={"authorization": f"Bearer {MASTER_KEY}"}, timeout=30).json()["data"]
+        found = {r["request_id"]: r for r in rows if r["request_id"] in request_ids}
+        if len(found) == len(request_ids):
+            return found
+        assert time.monotonic() < deadline, f"ledger rows never arrived: {sorted(set(request_ids) - set(found))}"
+        time.sleep(0.1)

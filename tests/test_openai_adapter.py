@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from gateway.core.errors import ContextLengthExceeded, InvalidRequest, RateLimited, UpstreamError, UpstreamTimeout
-from gateway.providers.openai import OpenAIStreamTranslator, map_openai_error
+from gateway.providers.errors import map_openai_error
+from gateway.providers.openai.stream import OpenAIStreamTranslator
 
 
 def event(data: dict | str) -> bytes:

@@ -126,6 +126,9 @@ TEAM_BURN_6H = 'sum by (team) (rate(llm_gateway_cost_usd_total{team=~"$team"}[6h
 FORECAST = f"{SPENT} + {TEAM_BURN_6H} * clamp_min({PERIOD_END} - time(), 0)"
 # `cached_prompt` tokens are part of `prompt`: a total counts prompt and completion only.
 TOKENS = f'llm_gateway_tokens_total{{type!="cached_prompt", {SEL}}}'
+# Complexity models (gateway/routing/complexity.py): spend as routed, and the same tokens at the top tier's price.
+TIER_COST = f"llm_gateway_complexity_cost_usd_total{{{MODEL_SEL}}}"
+TOP_TIER_COST = f"llm_gateway_complexity_top_tier_cost_usd_total{{{MODEL_SEL}}}"
 
 
 def cost() -> dict[str, Any]:
@@ -153,12 +156,21 @@ def cost() -> dict[str, Any]:
         panel("timeseries", "Complexity models: requests by tier (per s)",
               [(f"sum by (model, tier) (rate(llm_gateway_complexity_requests_total{{{MODEL_SEL}}}[{RATE}]))",
                 "{{model}} {{tier}}")],
-              description="Requests to a `complexity` model, by the tier its score chose. The admin UI's Models page "
-                          "shows what sending them all to the top tier would have cost."),
+              description="Requests to a `complexity` model, by the tier its score chose."),
         panel("bargauge", "Complexity models: spend by tier in range",
-              [(f"sort_desc(sum by (model, tier) (increase(llm_gateway_complexity_cost_usd_total{{{MODEL_SEL}}}"
-                f"[$__range])))", "{{model}} {{tier}}")], "currencyUSD", displayMode="gradient",
-              orientation="horizontal"),
+              [(f"sort_desc(sum by (model, tier) (increase({TIER_COST}[$__range])))", "{{model}} {{tier}}")],
+              "currencyUSD", displayMode="gradient", orientation="horizontal"),
+        panel("bargauge", "Complexity models: spend against all on the top tier, in range",
+              [(f"sum by (model) (increase({TIER_COST}[$__range]))", "{{model}} as routed"),
+               (f"sum by (model) (increase({TOP_TIER_COST}[$__range]))", "{{model}} all on the top tier")],
+              "currencyUSD", displayMode="gradient", orientation="horizontal",
+              description="What the requests cost as routed, and what the same tokens would have cost at the top "
+                          "tier's price (an estimate: a stronger model may write more, or fewer, tokens). Both count "
+                          "only requests whose cost is known."),
+        panel("stat", "Complexity models: saved by routing in range",
+              [(f"1 - sum by (model) (increase({TIER_COST}[$__range])) / "
+                f"sum by (model) (increase({TOP_TIER_COST}[$__range]))", "{{model}}")], "percentunit",
+              description="The share of the all-on-the-top-tier cost that routing by complexity did not spend."),
         row("Budgets (teams with a budget)"),
         panel("bargauge", "Budget used this period", [(named(f"100 * {SPENT} / {LIMIT}"), TEAM_LEGEND)], "percent",
               displayMode="lcd", orientation="horizontal", min=0, max=100),

@@ -89,10 +89,10 @@ class Forecasts:
                 break
         keys: dict[str, tuple[str, Limits]] = {}
         after = None
-        while page := await store.list_keys(include_revoked=False, after=after, limit=PAGE):
-            keys |= {k.id: (k.name, k.limits) for k in page if _budgeted(k.limits)}
-            after = page[-1].id
-            if len(page) < PAGE:
+        while key_page := await store.list_keys(include_revoked=False, after=after, limit=PAGE):
+            keys |= {k.id: (k.name, k.limits) for k in key_page if _budgeted(k.limits)}
+            after = key_page[-1].id
+            if len(key_page) < PAGE:
                 break
         return teams, keys
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from gateway.config.file import Deployment, Price
+from gateway.config.file import Deployment, ModelGroup, Price
 from gateway.core.types import Usage
 
 MILLION = Decimal(1_000_000)
@@ -42,6 +42,18 @@ class PriceBook:
             return None
         return charge(price, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) + units_charge(
             price, usage)
+
+    def cost_on(self, group: ModelGroup, usage: Usage) -> Decimal | None:
+        """What `usage` would have cost on `group`: at its first deployment with a known price.
+
+        The counterfactual of complexity routing (the same tokens, the top tier's price): an
+        estimate, since a stronger model may well have written more, or fewer, tokens.
+        """
+        for deployment in group.deployments:
+            cost = self.cost(deployment, group.name, usage)
+            if cost is not None:
+                return cost
+        return None
 
 
 def units_charge(price: Price, usage: Usage) -> Decimal:

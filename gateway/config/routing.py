@@ -6,6 +6,8 @@ other config class, so `gateway.config.file` can import it without a cycle.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -63,12 +65,29 @@ class Tier(_Strict):
     max_score: float | None = Field(default=None, ge=0, le=1)
 
 
+class ClassifierOptions(_Strict):
+    """An embedding classifier beside the feature score (gateway/routing/classifier.py): the last
+    user text is embedded by `embedding_model` (a model this gateway serves, called through the
+    gateway itself) and compared with labelled exemplars; its reading counts `weight` of the score."""
+
+    embedding_model: str = Field(min_length=1)
+    # Texts labelled with the smallest tier that should serve them, by tier name.
+    exemplars: dict[str, list[str]] = Field(min_length=1)
+    method: Literal["centroid", "knn"] = "centroid"
+    k: int = Field(default=5, ge=1)
+    weight: float = Field(default=0.5, ge=0, le=1)
+    # Past this, the request is routed on the feature score alone.
+    timeout_s: float = Field(default=1.0, gt=0)
+
+
 class ComplexityOptions(_Strict):
     """A model name that stands for tiers, lowest first (gateway/routing/complexity.py)."""
 
     tiers: list[Tier] = Field(min_length=2)
     # Whether a request may pin a tier with the x-gateway-tier header.
     allow_tier_header: bool = False
+    # Off unless configured: the features alone score the request.
+    classifier: ClassifierOptions | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> ComplexityOptions:
@@ -82,4 +101,10 @@ class ComplexityOptions(_Strict):
             raise ValueError("max_score must rise from tier to tier")
         if self.tiers[-1].max_score is not None:
             raise ValueError("the last tier takes every higher score: leave its max_score out")
+        if self.classifier is not None:
+            unknown = sorted(set(self.classifier.exemplars) - set(names))
+            if unknown:
+                raise ValueError(f"classifier exemplars name tiers that do not exist: {', '.join(unknown)}")
+            if not any(self.classifier.exemplars.values()):
+                raise ValueError("the classifier needs at least one exemplar")
         return self

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Endpoint(StrEnum):
@@ -53,6 +53,17 @@ NO_LIMITS = Limits()
 
 
 @dataclass(slots=True, frozen=True)
+class RequestOutcome:
+    """How a request ended, built once when it finishes: what settling its reservation needs."""
+
+    status: int
+    cancelled: bool = False
+    usage: Usage | None = None
+    # None when no price is known for the deployment that served it.
+    cost_usd: Decimal | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class BudgetUsage:
     """One budget's state once a request settled, as the limiter knows it: metrics and alerts read it.
 
@@ -66,6 +77,26 @@ class BudgetUsage:
     budget_usd: Decimal
     period_start: datetime | None = None
     period_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """What a key or team has spent in its current budget period: the limiter knows, the admin API shows."""
+
+    spent_usd: Decimal
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    # Anything else the limiter can tell (requests in the current minute, requests in flight...).
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class ReportedLoad:
+    """How busy an inference server says it is (one read of a vLLM replica's /metrics, say)."""
+
+    waiting: float
+    running: float
+    kv_usage: float  # 0..1, the fullest engine's
 
 
 @dataclass(slots=True, frozen=True)
@@ -120,3 +151,22 @@ class Usage:
             # DeepSeek reports its cache hits under a name of its own.
             cached_tokens=int(details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0),
         )
+
+
+class StreamTranslator(Protocol):
+    """Turns upstream stream bytes into OpenAI SSE bytes, noting usage on the way.
+
+    Adapters make one per streamed request (gateway/providers/base.py), plugins may wrap it
+    (gateway/plugins/stream.py), and the relay feeds it (gateway/edge/relay.py).
+    """
+
+    # Read-only: a translator may keep them as attributes or compute them (an estimate, say).
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def done(self) -> bool: ...
+
+    def feed(self, data: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...

@@ -12,9 +12,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+import asyncpg.pool
 import orjson
 
 from gateway.config.settings import Settings
+
+# A connection of its own, or one borrowed from a pool (a proxy with the same methods).
+PgConnection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 SQLITE_FILE = "gateway.db"
 # How long a writer waits for another process's write to finish before giving up.

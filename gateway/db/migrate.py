@@ -18,6 +18,8 @@ from pathlib import Path
 
 import asyncpg
 
+from gateway.db.connect import PgConnection
+
 log = logging.getLogger("gateway.db")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -73,7 +75,7 @@ def _check_unchanged(migration: Migration, recorded_checksum: str) -> None:
         log.warning("migration %s was edited after it was applied; the edit has no effect", migration.file)
 
 
-async def migrate_postgres(conn: asyncpg.Connection, directory: Path | None = None) -> list[str]:
+async def migrate_postgres(conn: PgConnection, directory: Path | None = None) -> list[str]:
     """Apply what is pending; return the files applied now."""
     migrations = load_migrations(directory or MIGRATIONS_DIR / "postgres")
     applied_now: list[str] = []

@@ -76,7 +76,8 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._await_headers()
-        self.scope.setdefault("extensions", {})[ABORT] = self.transport.abort  # type: ignore[typeddict-item]
+        # uvicorn's scope type wants every extension to be a dict; this one is the callable itself.
+        self.scope.setdefault("extensions", {})[ABORT] = self.transport.abort  # type: ignore[assignment]
 
     def on_headers_complete(self) -> None:
         self._stop_waiting()

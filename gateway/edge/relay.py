@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from starlette.types import Message, Receive, Send
 
-from gateway.providers.base import StreamTranslator
+from gateway.core.types import StreamTranslator
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),

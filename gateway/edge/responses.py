@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -49,25 +48,3 @@ class JSONReply:
             headers += [(name.encode(), value.encode()) for name, value in self.headers.items()]
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
-
-
-class FinishingReply(JSONReply):
-    """A JSON answer with its request's accounting still to do: `then` runs once it has been sent,
-    so the client does not wait for it. Whoever holds one and does not send it calls `then` itself."""
-
-    __slots__ = ("then",)
-
-    def __init__(self, body: bytes, status: int, headers: dict[str, str] | None,
-                 then: Callable[[], Awaitable[None]]) -> None:  # fmt: skip
-        super().__init__(body, status, headers)
-        self.then = then
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            await self.then()
-
-    def replaced(self, body: bytes, headers: dict[str, str]) -> FinishingReply:
-        """The same answer in another shape (another API's body), still finishing once sent."""
-        return FinishingReply(body, self.status, headers, self.then)

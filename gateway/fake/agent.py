@@ -60,8 +60,8 @@ def _fit(schema: Any, text: list[str | None], depth: int) -> Any:
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "null")
     if kind == "object" or (kind is None and isinstance(schema.get("properties"), dict)):
-        properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        required = schema.get("required") if isinstance(schema.get("required"), list) else []
+        properties = given if isinstance(given := schema.get("properties"), dict) else {}
+        required = listed if isinstance(listed := schema.get("required"), list) else []
         # Required properties only: an optional one filled with a stand-in (a working directory, a
         # shell) would change what the client does with the call.
         return {name: _fit(properties[name], text, depth + 1) for name in properties if name in required}

@@ -159,7 +159,8 @@ class ResponsesFake:
 def _stream(response: JSON, output: JSON, pieces: list[str], arguments: list[str]) -> Stream:
     """The documented events; `error_after` ends with `error` and `response.failed`."""
     started = {**response, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
-    head = [("response.created", {"response": started}), ("response.in_progress", {"response": started})]
+    head: list[tuple[str, JSON]] = [("response.created", {"response": started}),
+                                    ("response.in_progress", {"response": started})]
     where = {"item_id": output["id"], "output_index": 0}
     tail: list[tuple[str, JSON]] = []
     if output["type"] == "function_call":

@@ -8,7 +8,7 @@ from gateway.config.settings import Settings
 from gateway.identity.invalidation import Invalidation, PollInvalidation, RedisInvalidation
 from gateway.identity.keycache import KeyCache
 from gateway.identity.store import open_store
-from gateway.identity.store.base import Store
+from gateway.identity.store.sql import SqlStore
 
 log = logging.getLogger("gateway")
 
@@ -16,7 +16,7 @@ log = logging.getLogger("gateway")
 class Access:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._store: Store | None = None
+        self._store: SqlStore | None = None
         self._cache: KeyCache | None = None
         self._invalidation: Invalidation | None = None
 
@@ -46,7 +46,7 @@ class Access:
         return self._store is not None
 
     @property
-    def store(self) -> Store:
+    def store(self) -> SqlStore:
         assert self._store is not None, "Access.start() has not run"
         return self._store
 

@@ -84,9 +84,10 @@ class RedisInvalidation:
     def __init__(self, url: str, prefix: str, *, cluster: bool = False) -> None:
         self.channel = f"{prefix}:auth:invalidate"
         self._url = url
-        timeouts = {"socket_timeout": REDIS_TIMEOUT_S, "socket_connect_timeout": REDIS_TIMEOUT_S}
+        timeout_s = REDIS_TIMEOUT_S
         self._publisher: aioredis.Redis | aioredis.RedisCluster = (
-            aioredis.RedisCluster.from_url(url, **timeouts) if cluster else aioredis.Redis.from_url(url, **timeouts)
+            aioredis.RedisCluster.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s) if cluster
+            else aioredis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         )
         self._healthy = False
         self._task: asyncio.Task[None] | None = None

@@ -66,8 +66,10 @@ class MemoryCounter:
 
 class RedisCounter:
     def __init__(self, url: str, prefix: str, *, timeout_s: float, cluster: bool = False) -> None:
-        options = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
-        self.client = RedisCluster.from_url(url, **options) if cluster else Redis.from_url(url, **options)
+        self.client = (
+            RedisCluster.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s) if cluster
+            else Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        )
         self.prefix = prefix
         text = resources.files("gateway.identity").joinpath("lua", SCRIPT).read_text()
         self._script = self.client.register_script(text)

@@ -106,6 +106,19 @@ class GatewayMetrics:
             f"{p}_complexity_cost_usd_total", "What requests to a complexity model cost, by tier, in US dollars.",
             ["model", "tier"], registry=r,
         )
+        # The same requests priced at the top tier (same tokens): what routing saved, against `complexity_cost`.
+        self.complexity_top_tier_cost = Counter(
+            f"{p}_complexity_top_tier_cost_usd_total",
+            "What the same requests to a complexity model would have cost on its top tier (the same tokens at "
+            "the top tier's price), by the tier that served them, in US dollars.",
+            ["model", "tier"], registry=r,
+        )
+        self.complexity_classifier = Counter(
+            f"{p}_complexity_classifier_total",
+            "Requests to a complexity model with an embedding classifier, by whether its reading was used "
+            "(`used`) or the features alone decided (`features_only`: no text, or the embeddings failed or were slow).",
+            ["model", "outcome"], registry=r,
+        )
         # Budget forecasts (gateway/observability/alerts/forecast.py): teams, and keys with metrics_key_labels.
         self.budget_projected = Gauge(
             f"{p}_budget_projected_usd", "Projected spend at the end of the budget period, in US dollars.",
@@ -364,7 +377,8 @@ class _BudgetGauges:
 def exported_names(metrics: GatewayMetrics) -> set[str]:
     """The sample names a scrape can carry for these metrics (`_total`, `_bucket`, `_sum`, `_count`)."""
     names: set[str] = set()
-    for metric in (*metrics.all(), metrics.team_names):
+    collectors: list[MetricWrapperBase | TeamNames] = [*metrics.all(), metrics.team_names]
+    for metric in collectors:
         for family in metric.describe():
             if family.type == "counter":
                 names.add(family.name + "_total")

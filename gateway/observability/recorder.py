@@ -97,8 +97,14 @@ class MetricsRecorder:
         if ctx.complexity_tier is not None:
             # Tier names come from the config: the label is bounded.
             m.complexity_requests.labels(model, ctx.complexity_tier).inc()
+            if ctx.complexity_classified:
+                outcome = "used" if ctx.complexity_reading is not None else "features_only"
+                m.complexity_classifier.labels(model, outcome).inc()
             if ctx.cost_usd is not None and usage is not None:
                 m.complexity_cost.labels(model, ctx.complexity_tier).inc(float(ctx.cost_usd))
+                # Counted only beside a known cost, so the two counters compare like for like.
+                if ctx.top_tier_cost_usd is not None:
+                    m.complexity_top_tier_cost.labels(model, ctx.complexity_tier).inc(float(ctx.top_tier_cost_usd))
 
         # Every attempt but the last failed and was followed by another (the router's retries and
         # fallbacks alike); ids come from the config, so the label is bounded.

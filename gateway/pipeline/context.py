@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from gateway.config.file import Deployment
+from gateway.config.file import Deployment, ModelGroup
 from gateway.core.types import BudgetUsage, Endpoint, GuardrailDecision, Principal, Usage
 from gateway.core.upload import Upload
 
 if TYPE_CHECKING:
-    from gateway.plugins.runner import PluginRun
+    from gateway.pipeline.hooks import PluginRun
 
 
 @dataclass(slots=True)
@@ -42,13 +42,10 @@ class RequestContext:
     first_byte_at: float | None = None
     finished: float | None = None
     cancelled: bool = False
-    admitted: bool = False
     # The key whose in-process parallel slot this request holds (taken before its body is read).
     slot_key: str | None = None
     # Headers every response to this request carries, e.g. the x-ratelimit-* set.
     response_headers: dict[str, str] = field(default_factory=dict)
-    # What admission reserved, handed back to it at settle (gateway/accounting/limits: a `Reservation`).
-    reservation: object | None = None
     # For the ledger: the client's `user` field, its x-gateway-tags, and how the answer was made.
     user: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
@@ -59,7 +56,7 @@ class RequestContext:
     attempted: list[str] = field(default_factory=list)
     # The request's headers, for routing overrides (x-gateway-strategy, x-gateway-deployment-tag).
     request_headers: Mapping[str, str] = field(default_factory=dict)
-    # Set by the limiter at settle: each budget this request counted against, as it stands after it.
+    # What settling its reservation returned: each budget this request counted against, as it stands after it.
     budgets: list[BudgetUsage] = field(default_factory=list)
     # Plugins (gateway/plugins/): this request's run (None: no plugin applies), what guardrails
     # decided (kinds and counts, never the text), what a cache hit saved, and a masked copy of the
@@ -71,6 +68,13 @@ class RequestContext:
     # Set by the router's `complexity` stage (gateway/routing/complexity.py): the tier and its score.
     complexity_tier: str | None = None
     complexity_score: float | None = None
+    # Where the model has an embedding classifier: its reading (None when the features alone
+    # decided: no text to read, or the embeddings failed or were slow).
+    complexity_classified: bool = False
+    complexity_reading: float | None = None
+    # The top tier's group, and what this request's usage would have cost there (set at finish).
+    complexity_top: ModelGroup | None = None
+    top_tier_cost_usd: Decimal | None = None
     # The prompt template version the request was rendered from (gateway/prompts/).
     template_id: str | None = None
     template_version: int | None = None

@@ -1,11 +1,16 @@
 """The request path, top to bottom.
 
-    auth -> read and check the body -> route -> admit (limits) -> provider adapter -> upstream
-         -> relay -> finish (settle limits, record: ledger, metrics)
+    auth (a Principal) -> read and check the body (the dialect's neutral body) -> plugins, before
+         (None, or their answer) -> admit (a reservation) -> route (a Plan, giving Attempts)
+         -> provider adapter (an UpstreamCall; the body and its Usage, or a StreamTranslator)
+         -> upstream -> relay (in the client's dialect) -> finish (settle the reservation with
+         a RequestOutcome, which returns the budgets; record: ledger, metrics, logs)
 
-A good answer is sent before `finish` runs (a unary one by `FinishingReply`, a stream after its
-last event): settling the limits and recording are not part of the client's wait. Every other
-outcome is finished before its error is raised.
+Each request is served inside one `Exchange` (exchange.py), whose end finishes it, once, however
+it ended. A good answer is sent before that (unless the ledger is durable: then the row is on disk
+first): settling the limits and recording are not part of the client's wait. A refusal or a
+failure is finished before its error is sent. The request's `Dialect` (dialect.py) reads its body
+and writes its answer and errors.
 
 Each step lives in its own module; this one only says the order. Limits, plugins and the
 ledger hook in at the marked places as they arrive.
@@ -18,14 +23,12 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from time import perf_counter
 from typing import Any
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.accounting.ledger.labels import TAGS_HEADER, client_user, parse_tags
 from gateway.accounting.pricing import PriceBook
@@ -38,19 +41,29 @@ from gateway.core.errors import (
     UpstreamUnreachable,
     sse_error_event,
 )
-from gateway.core.types import MULTIPART_ENDPOINTS, SSE_ENDPOINTS, Endpoint, Principal
+from gateway.core.types import (
+    MULTIPART_ENDPOINTS,
+    SSE_ENDPOINTS,
+    Endpoint,
+    Principal,
+    RequestOutcome,
+    StreamTranslator,
+)
 from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
+from gateway.edge.front import Handler
 from gateway.edge.multipart import read_upload
 from gateway.edge.protocol import ABORT
 from gateway.edge.relay import SSE_HEADERS, BoundedSend, ClientStalled, DisconnectWatcher, pump
-from gateway.edge.responses import FinishingReply, send_error
+from gateway.edge.responses import JSONReply, send_error
 from gateway.identity.auth import Authenticator, client_address
 from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
+from gateway.pipeline.dialect import OPENAI, Dialect, Reader
+from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
-from gateway.providers.base import Provider, StreamTranslator
+from gateway.providers.base import Provider
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
 from gateway.routing.router import Router
@@ -58,9 +71,6 @@ from gateway.upstream.client import UpstreamCall, UpstreamClient, UpstreamRespon
 
 log = logging.getLogger("gateway")
 
-# Raw body -> OpenAI request body (another API's reader, given the context with its caller known);
-# raises GatewayError on bad input.
-BodyAdapter = Callable[[bytes, RequestContext], dict[str, Any] | Awaitable[dict[str, Any]]]
 # The adapter that serves one request on one deployment: the deployment's provider, or a dialect's
 # adapter around it (gateway/dialects/responses/adapters.py: Responses relayed natively, chat sent to
 # a Responses-only deployment). May raise GatewayError when the deployment cannot serve the request.
@@ -131,14 +141,48 @@ class Proxy:
         provider = self.providers[deployment.provider]
         return provider if self.choose_adapter is None else self.choose_adapter(ctx, deployment, provider)
 
-    async def handle(
-        self, request: Request, endpoint: Endpoint, adapt: BodyAdapter | None = None, api: str = ""
-    ) -> Response | FinishingReply | StreamCall:
-        """`adapt` reads another API's request body into OpenAI's (the inbound /v1/messages and
-        /v1/responses), and `api` names that API in logs, metrics and the ledger."""
-        ctx = RequestContext(request.scope["state"]["request_id"], endpoint, perf_counter(), api=api)
+    def handler(self, endpoint: Endpoint, dialect: Callable[[], Dialect] | None = None) -> Handler:
+        """The front door's handler for one endpoint; `dialect` makes each request's dialect (OpenAI's
+        by default): the inbound /v1/messages and /v1/responses read and write their own API."""
+
+        async def handle(request: Request) -> ASGIApp:
+            return ExchangeCall(self, request, endpoint, OPENAI if dialect is None else dialect())
+
+        return handle
+
+    async def serve(self, request: Request, endpoint: Endpoint, dialect: Dialect, send: Send) -> None:
+        """One request, from its body to its record. The exchange finishes it once, however it ends."""
+        scope, receive = request.scope, request.receive
+        ctx = RequestContext(scope["state"]["request_id"], endpoint, perf_counter(), api=dialect.api)
         ctx.response_headers["x-request-id"] = ctx.request_id
         ctx.request_headers = request.headers
+        try:
+            async with Exchange(ctx, self.finish) as exchange:
+                answered = await self._admit(exchange, request, endpoint, dialect.read)
+                if ctx.stream or endpoint is Endpoint.SPEECH:
+                    # Speech is relayed like a stream: its audio reaches the client as the upstream makes it.
+                    if answered is not None and self.durable is not None:
+                        await exchange.finish()
+                    await dialect.stream(answered or StreamCall(self, exchange), ctx)(scope, receive, send)
+                    return
+                if answered is None:
+                    reply = await self._unary(ctx)
+                else:
+                    assert isinstance(answered, JSONReply), "a plugin answers a unary request as a whole"
+                    reply = answered
+                if self.durable is not None:
+                    await exchange.finish()  # the row on disk first, then the answer
+                await (await dialect.unary(reply, ctx))(scope, receive, send)
+        except GatewayError as error:
+            # Finished (and recorded) on the way out of the exchange; now the client hears why.
+            await dialect.error(error, ctx.request_id)(scope, receive, send)
+
+    async def _admit(
+        self, exchange: Exchange, request: Request, endpoint: Endpoint, read: Reader | None
+    ) -> ASGIApp | None:
+        """Auth, the body, the model, the plugins' `before`, admission (its reservation kept by the
+        exchange). None to go upstream; a plugin's answer (a cache hit) when one answered."""
+        ctx = exchange.ctx
         raw = b""
         try:
             ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
@@ -153,12 +197,12 @@ class Proxy:
                 raw = await read_body(
                     request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
                 )
-                if self.prompts is not None and endpoint is Endpoint.CHAT and adapt is None and b'"prompt"' in raw:
+                if self.prompts is not None and endpoint is Endpoint.CHAT and read is None and b'"prompt"' in raw:
                     raw = await self.prompts.apply(raw, ctx)  # a prompt template, rendered before anything else
-                if adapt is None:
+                if read is None:
                     ctx.body = parse_body(raw, endpoint)
                 else:
-                    adapted = adapt(raw, ctx)
+                    adapted = read(raw, ctx)
                     ctx.body = await adapted if inspect.isawaitable(adapted) else adapted
             ctx.model = ctx.body["model"]
             ctx.user = client_user(ctx.body)
@@ -170,38 +214,29 @@ class Proxy:
             self.auth.check_model(ctx.principal, ctx.model)  # a model outside the key's allowed ones: 403
             ctx.plugins = self.plugins.start(ctx.principal) if self.plugins is not None else None
             if ctx.plugins is not None and (answered := await ctx.plugins.before(ctx)) is not None:
-                return await self._answered(ctx, answered)  # a plugin answered (a cache hit): no upstream call
-            await self.admission.admit(ctx)
-            ctx.admitted = True
-        except GatewayError as error:
-            # Refused requests are requests too: they are finished (and recorded) like any other,
-            # under the model they asked for when the body said one before it was refused.
-            ctx.status, ctx.error_type = error.status, error.type
+                ctx.status = 200  # a plugin answered (a cache hit): no upstream call
+                return answered
+            reservation = await self.admission.admit(ctx)
+            if reservation is not None:
+                exchange.reservation = reservation
+                ctx.response_headers.update(reservation.headers)
+            await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
+        except GatewayError:
+            # Refused requests are requests too: they are recorded like any other, under the model
+            # they asked for when the body said one before it was refused.
             if not ctx.model and raw:
                 ctx.model = _model_named(raw)
             elif ctx.principal is None and endpoint not in MULTIPART_ENDPOINTS:
                 # Refused at authentication, before its body was read: named from a small body that comes at once.
                 ctx.model = _model_named(await body_if_here(request))[:MAX_LOGGED_MODEL]
-            error.extra_headers.update(ctx.response_headers)
-            await self.finish(ctx)
             raise
-        except BaseException as exc:
-            # The client left while sending its body, or a bug: still finished, still recorded.
-            ctx.cancelled = isinstance(exc, ClientDisconnect | asyncio.CancelledError)
-            await self.finish(ctx)
-            raise
-        if ctx.stream or endpoint is Endpoint.SPEECH:
-            # Speech is relayed like a stream: its audio reaches the client as the upstream makes it.
-            return StreamCall(self, ctx)
-        return await self._unary(ctx)
+        return None
 
-    async def _unary(self, ctx: RequestContext) -> FinishingReply:
-        plan: Plan | None = None
-        answered = False
+    async def _unary(self, ctx: RequestContext) -> JSONReply:
+        plan = self._plan(ctx)
         try:
-            plan = self.router.plan(ctx)
             while (attempt := await plan.next()) is not None:
-                deployment = attempt.deployment
+                deployment = self._attempting(ctx, plan, attempt)
                 ctx.upstream_started = perf_counter()
                 trace = self.tracer.start_attempt(ctx, deployment)
                 try:
@@ -210,7 +245,7 @@ class Proxy:
                     ctx.first_byte_at = perf_counter()
                     if response.status != 200:
                         raise provider.map_error(response.status, response.headers, response.body, deployment.id or "")
-                    body, ctx.usage = provider.parse_response(ctx, response.body)
+                    body, ctx.usage = provider.parse_response(ctx, deployment, response.body)
                 except GatewayError as error:
                     trace.end(error.code or error.type)
                     attempt.failed(error)
@@ -220,31 +255,18 @@ class Proxy:
                 if ctx.plugins is not None:
                     body = await ctx.plugins.after(ctx, body)
                 ctx.status = 200
-                answered = True
-                if self.durable is not None:
-                    await self.finish(ctx)  # the row on disk first, then the answer
-                    return FinishingReply(body, 200, ctx.response_headers, _nothing)
-                return FinishingReply(body, 200, ctx.response_headers, partial(self.finish, ctx))
+                return JSONReply(body, 200, ctx.response_headers)
             raise plan.error()
-        except GatewayError as error:
-            ctx.status, ctx.error_type = error.status, error.type
-            error.extra_headers.update(ctx.response_headers)
-            raise
-        except asyncio.CancelledError:
-            ctx.cancelled = True  # the server cut it (the drain ran out)
-            raise
         finally:
-            if plan is not None:
-                plan.close()
-            if not answered:
-                await self.finish(ctx)
+            plan.close()
 
     async def open_stream(self, ctx: RequestContext) -> OpenStream:
         """Open the upstream stream and wait for its first bytes: until then, a failure is an HTTP
         error and the router may try elsewhere; from the first byte on, the stream is the client's."""
-        plan = self.router.plan(ctx)
+        plan = self._plan(ctx)
         try:
             while (attempt := await plan.next()) is not None:
+                self._attempting(ctx, plan, attempt)
                 ctx.upstream_started = perf_counter()
                 trace = self.tracer.start_attempt(ctx, attempt.deployment)
                 try:
@@ -257,12 +279,28 @@ class Proxy:
                 trace.end()
                 attempt.first_byte()
                 ctx.first_byte_at = perf_counter()
-                translator = provider.stream_translator(ctx)
+                translator = provider.stream_translator(ctx, attempt.deployment)
                 return OpenStream(stream, attempt.watch(chunks, translator), first, translator)
             raise plan.error()
         except BaseException:
             plan.close()
             raise
+
+    def _plan(self, ctx: RequestContext) -> Plan:
+        plan = self.router.plan(ctx)
+        if plan.complexity is not None:
+            ctx.complexity_tier, ctx.complexity_score = plan.complexity.tier.name, plan.complexity.score
+        return plan
+
+    @staticmethod
+    def _attempting(ctx: RequestContext, plan: Plan, attempt: Attempt) -> Deployment:
+        """What the request's record and response say of the attempt the plan returned."""
+        ctx.deployment = attempt.deployment
+        ctx.attempts = attempt.number
+        ctx.attempted = plan.attempted
+        ctx.fallback = attempt.fallback
+        ctx.response_headers.update(attempt.headers())
+        return attempt.deployment
 
     async def _send(self, call: UpstreamCall, plan: Plan) -> UpstreamResponse:
         remaining = plan.remaining()
@@ -301,16 +339,12 @@ class Proxy:
             raise
         return stream, chunks, first
 
-    async def _answered(self, ctx: RequestContext, response: Response | StreamCall) -> Response | StreamCall:
-        ctx.status = response.status_code if isinstance(response, Response) else 200  # a replayed stream
-        await self.finish(ctx)
-        return response
-
     async def refused(self, request_id: str, endpoint: Endpoint, error: GatewayError, api: str = "") -> None:
-        """A request turned away before `handle` saw it (overload shedding): finished all the same."""
+        """A request turned away before `serve` saw it (overload shedding): finished all the same."""
         ctx = RequestContext(request_id, endpoint, perf_counter(), api=api)
         ctx.status, ctx.error_type = error.status, error.type
-        await self.finish(ctx)
+        async with Exchange(ctx, self.finish):
+            pass  # nothing was reserved: the exchange only records it
 
     def _take_slot(self, ctx: RequestContext, principal: Principal) -> None:
         cap = principal.key_limits.max_parallel
@@ -333,8 +367,8 @@ class Proxy:
             else:
                 del self._slots[key]
 
-    async def finish(self, ctx: RequestContext) -> None:
-        """Every request ends here exactly once: good, failed, refused or cancelled."""
+    async def finish(self, ctx: RequestContext, reservation: Any) -> None:
+        """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it."""
         self._give_slot(ctx)
         ctx.finished = perf_counter()
         if ctx.upload is not None:
@@ -343,11 +377,14 @@ class Proxy:
             ctx.status = 499 if ctx.cancelled else 500
         if ctx.usage is not None and ctx.deployment is not None:
             ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+            if ctx.complexity_top is not None:
+                ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
         if ctx.plugins is not None:
             await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
         try:
-            if ctx.admitted:
-                await self.admission.settle(ctx)
+            if reservation is not None:
+                outcome = RequestOutcome(ctx.status, ctx.cancelled, ctx.usage, ctx.cost_usd)
+                ctx.budgets = list(await self.admission.settle(reservation, outcome))
         finally:
             # A settle that fails (or is cancelled) must not cost the request its ledger row,
             # nor one recorder's bug the others' record (or the client its finished answer).
@@ -360,13 +397,29 @@ class Proxy:
             await self.durable()
 
 
+class ExchangeCall:
+    """The ASGI app the front door runs for one API request: the proxy serves it in one exchange."""
+
+    __slots__ = ("dialect", "endpoint", "proxy", "request")
+
+    def __init__(self, proxy: Proxy, request: Request, endpoint: Endpoint, dialect: Dialect) -> None:
+        self.proxy = proxy
+        self.request = request
+        self.endpoint = endpoint
+        self.dialect = dialect
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.proxy.serve(self.request, self.endpoint, self.dialect, send)
+
+
 class StreamCall:
     """The ASGI response of a streamed request: it owns the stream from opening to the last byte."""
 
-    def __init__(self, proxy: Proxy, ctx: RequestContext) -> None:
+    def __init__(self, proxy: Proxy, exchange: Exchange) -> None:
         self.proxy = proxy
-        self.ctx = ctx
-        self.ended = False
+        self.exchange = exchange
+        self.ctx = exchange.ctx
+        self.closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
@@ -401,7 +454,8 @@ class StreamCall:
                 # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 tail = sse_error_event(error)
             if self.proxy.durable is not None:
-                await self._end(opened)  # the row on disk first, then the stream's last frame
+                await self._close(opened)
+                await self.exchange.finish()  # the row on disk first, then the stream's last frame
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         except ClientStalled:
             # Nothing more can reach a client that does not read: drop the connection, buffer and all.
@@ -418,18 +472,16 @@ class StreamCall:
                 raise
         finally:
             watcher.stop()
-            await self._end(opened)
+            await self._close(opened)
 
-    async def _end(self, opened: OpenStream | None) -> None:
-        """Close the upstream and finish the request, once."""
-        if self.ended:
+    async def _close(self, opened: OpenStream | None) -> None:
+        """Close the upstream, once, and take the stream's usage (the exchange then finishes it)."""
+        if opened is None or self.closed:
             return
-        self.ended = True
-        if opened is not None:
-            opened.stream.close()
-            await opened.chunks.aclose()  # type: ignore[attr-defined]
-            self.ctx.usage = opened.translator.usage
-        await self.proxy.finish(self.ctx)
+        self.closed = True
+        opened.stream.close()
+        await opened.chunks.aclose()  # type: ignore[attr-defined]
+        self.ctx.usage = opened.translator.usage
 
     async def _cut(self, send: BoundedSend, started: bool) -> bool:
         """The server cancelled the stream (the drain after SIGTERM ran out): tell the client in-band
@@ -454,10 +506,6 @@ class StreamCall:
 
 
 DONE = b"data: [DONE]\n\n"
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _binary_headers(upstream: dict[str, str]) -> list[tuple[bytes, bytes]]:

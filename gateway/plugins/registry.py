@@ -1,22 +1,19 @@
-"""Plugin names -> classes: the built-ins, then installed packages' entry points.
+"""Plugin names -> classes, and the configured plugins built.
 
-A third-party package declares, in its pyproject.toml:
-
-    [project.entry-points."llm_gateway.plugins"]
-    shout = "sample_plugin:ShoutPlugin"
-
-and its class (a `gateway.plugins.base.Plugin` subclass) is then usable by that name in the
-config's `plugins:` section. Entry points are read when the app is built, never at import.
+The built-ins are below; third-party plugins (`gateway.plugins.base.Plugin` subclasses) arrive through
+the `llm_gateway.plugins` entry points, read by the one loader (gateway/config/entry_points.py)
+when the app is built, and are then usable by name in the config's `plugins:` section.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
+from importlib.metadata import EntryPoint
+from typing import TYPE_CHECKING, TypeGuard
 
 from gateway.accounting.pricing import PriceBook
+from gateway.config.entry_points import load_named
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
 from gateway.db.redis import open_redis
@@ -45,23 +42,13 @@ log = logging.getLogger("gateway.plugins")
 
 
 def plugin_classes(found: Iterable[EntryPoint] | None = None) -> dict[str, type[Plugin]]:
-    """A plugin cannot take a built-in's name; one that fails to import is left out with a warning,
-    and a config that names it then fails at start-up with "unknown plugin"."""
-    classes = dict(BUILTINS)
-    for entry in entry_points(group=GROUP) if found is None else found:
-        if entry.name in classes:
-            log.warning("plugin %r (%s) ignored: the name is taken", entry.name, entry.value)
-            continue
-        try:
-            loaded = entry.load()
-        except Exception as exc:  # any import-time failure of third-party code
-            log.warning("plugin %r (%s) failed to load: %s", entry.name, entry.value, type(exc).__name__)
-            continue
-        if not (isinstance(loaded, type) and issubclass(loaded, Plugin)):
-            log.warning("plugin %r (%s) is not a Plugin subclass; ignored", entry.name, entry.value)
-            continue
-        classes[entry.name] = loaded
-    return classes
+    """The built-ins, then every entry point that loads and is a `Plugin` subclass."""
+    return load_named(GROUP, BUILTINS, _is_plugin_class, what="plugin", wanted="a Plugin subclass", log=log,
+                      found=found)
+
+
+def _is_plugin_class(loaded: object) -> TypeGuard[type[Plugin]]:
+    return isinstance(loaded, type) and issubclass(loaded, Plugin)
 
 
 def build_plugins(

@@ -1,8 +1,8 @@
-"""A cached answer replayed to a streaming client, as the ASGI response the proxy gives streams.
+"""A cached answer replayed to a streaming client, as an ASGI response.
 
-It is a `StreamCall`, so what wraps the proxy's streams (the inbound `/v1/messages`, which turns
-OpenAI chunks into Anthropic events) wraps it the same way. Everything is known up front: the
-whole stream goes out in one body message. Imported lazily by the runner (the proxy imports it).
+The request's dialect wraps it as it wraps a relayed stream (the inbound `/v1/messages` turns its
+OpenAI chunks into Anthropic events). Everything is known up front: the whole stream goes out in
+one body message.
 """
 
 from __future__ import annotations
@@ -10,15 +10,12 @@ from __future__ import annotations
 from starlette.types import Receive, Scope, Send
 
 from gateway.edge.relay import SSE_HEADERS
-from gateway.pipeline.context import RequestContext
-from gateway.pipeline.proxy import StreamCall
 
 
-class ReplayCall(StreamCall):
-    status_code = 200
+class ReplayCall:
+    __slots__ = ("body", "headers")
 
-    def __init__(self, ctx: RequestContext, body: bytes, headers: dict[str, str]) -> None:
-        self.ctx = ctx
+    def __init__(self, body: bytes, headers: dict[str, str]) -> None:
         self.body = body
         self.headers = headers
 

@@ -58,17 +58,9 @@ class ResponsesFilteredStream:
     def usage(self) -> Usage | None:
         return self.inner.usage
 
-    @usage.setter
-    def usage(self, value: Usage | None) -> None:
-        self.inner.usage = value
-
     @property
     def done(self) -> bool:
         return self.inner.done
-
-    @done.setter
-    def done(self, value: bool) -> None:
-        self.inner.done = value
 
     def body(self, usage: Usage | None) -> dict[str, Any]:
         return self._final if self._final is not None else {}

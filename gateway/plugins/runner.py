@@ -17,26 +17,23 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 from pydantic import ValidationError
-from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from gateway.config.file import ConfigError
 from gateway.config.plugins import PluginEntry, PluginsSection
 from gateway.core.errors import GatewayError
-from gateway.core.types import Principal
+from gateway.core.types import Principal, StreamTranslator
+from gateway.edge.responses import JSONReply
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginFailed, Services, overrides
 from gateway.plugins.cache.embed import SelfEmbedder
+from gateway.plugins.replay_call import ReplayCall
 from gateway.plugins.responses_stream import ResponsesEvents, ResponsesFilteredStream
 from gateway.plugins.stream import Assembler, FilteredStream, replay
-from gateway.providers.base import StreamTranslator
-
-if TYPE_CHECKING:
-    from gateway.plugins.replay_call import ReplayCall
 
 log = logging.getLogger("gateway.plugins")
 
@@ -143,7 +140,7 @@ class PluginRun:
         # What a plugin keeps between its hooks for this request, under its id.
         self.state: dict[str, Any] = {}
 
-    async def before(self, ctx: RequestContext) -> Response | ReplayCall | None:
+    async def before(self, ctx: RequestContext) -> JSONReply | ReplayCall | None:
         """None to go on to the upstream; a response when a plugin answered (a cache hit)."""
         for bound in self.chain.befores:
             try:
@@ -243,13 +240,11 @@ class PluginRun:
             for d in ctx.guardrails:
                 metrics.guardrail_decision(d.plugin, d.kind.partition(":")[0], d.action, d.where)
 
-    def _respond(self, ctx: RequestContext, answer: Answer) -> Response | ReplayCall:
+    def _respond(self, ctx: RequestContext, answer: Answer) -> JSONReply | ReplayCall:
         headers = {**ctx.response_headers, **answer.headers}
         if ctx.stream:
-            from gateway.plugins.replay_call import ReplayCall  # it is a proxy StreamCall: import cycle
-
-            return ReplayCall(ctx, replay(answer.body, ctx.endpoint, ctx.client_wants_usage), headers)
-        return Response(orjson.dumps(answer.body), headers=headers, media_type="application/json")
+            return ReplayCall(replay(answer.body, ctx.endpoint, ctx.client_wants_usage), headers)
+        return JSONReply(orjson.dumps(answer.body), 200, headers)
 
 
 def _build(

@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, StreamTranslator, Usage
 from gateway.plugins.base import ChunkHook
-from gateway.providers.base import StreamTranslator
 
 DONE = b"data: [DONE]\n\n"
 # (position in the chain, hook) -> True if the hook is to be dropped (its failure was skipped);
@@ -126,17 +125,9 @@ class FilteredStream:
     def usage(self) -> Usage | None:
         return self.inner.usage
 
-    @usage.setter
-    def usage(self, value: Usage | None) -> None:
-        self.inner.usage = value
-
     @property
     def done(self) -> bool:
         return self.inner.done
-
-    @done.setter
-    def done(self, value: bool) -> None:
-        self.inner.done = value
 
     def feed(self, data: bytes) -> bytes:
         return self._events(self.inner.feed(data), final=False)

@@ -9,18 +9,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
 from gateway.config.file import ConfigError, KnownProviders, load_config
+from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
-from gateway.privacy.subject import subject_of
+from gateway.privacy.subject import Subject, subject_of
 
 ACTOR = "cli"
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     privacy = commands.add_parser("privacy", help="export or erase one end user's or key's data")
     actions = privacy.add_subparsers(dest="privacy_command", required=True)
     for name, text in (("export", "write everything held about the subject as JSON Lines"),
@@ -67,7 +68,7 @@ def privacy_command(args: argparse.Namespace, known_providers: KnownProviders) -
     return 0
 
 
-async def _export(settings, subject, out: IO[bytes]) -> None:  # type: ignore[no-untyped-def]
+async def _export(settings: Settings, subject: Subject, out: IO[bytes]) -> None:
     from gateway.identity.store import open_store
     from gateway.privacy.service import build_privacy
 
@@ -79,7 +80,7 @@ async def _export(settings, subject, out: IO[bytes]) -> None:  # type: ignore[no
         await store.close()
 
 
-async def _erase(settings, subject):  # type: ignore[no-untyped-def]
+async def _erase(settings: Settings, subject: Subject) -> dict[str, Any]:
     from gateway.identity.store import open_store
     from gateway.privacy.service import build_privacy
 

@@ -1,4 +1,7 @@
-"""A Chat Completions request that names a template: `prompt: {id, version, variables}`.
+"""A request that names a template: `prompt: {id, version, variables}`.
+
+Chat Completions (`apply`, below) and the Responses API (gateway/dialects/responses/prompt.py) both
+resolve and render through `PromptTemplates.rendered`; each puts the messages where its API reads them.
 
     {"prompt": {"id": "tmpl_…", "version": "3" | "production" | omitted, "variables": {"name": "Ada"}},
      "messages": [...optional, appended after the template's...], "model": "...optional if the version pins one"}
@@ -45,20 +48,24 @@ class PromptTemplates:
             return raw
         if not isinstance(body, dict) or "prompt" not in body:
             return raw
-        ref = body.pop("prompt")
-        if not isinstance(ref, dict) or not isinstance(ref.get("id"), str) or set(ref) - {"id", "version", "variables"}:
-            raise InvalidRequest("'prompt' must be {id, version, variables}.", param="prompt")
-        version = await self.resolve(ref["id"], ref.get("version"))
+        version, rendered = await self.rendered(body.pop("prompt"))
         messages = body.get("messages", [])
         if not isinstance(messages, list):
             raise InvalidRequest("Invalid value for 'messages'.", param="messages")
-        body["messages"] = [*render(version.messages, version.variables, ref.get("variables")), *messages]
+        body["messages"] = [*rendered, *messages]
         if not body.get("model") and version.model:
             body["model"] = version.model
         for name, value in version.params.items():
             body.setdefault(name, value)
         ctx.template_id, ctx.template_version = version.template_id, version.version
         return orjson.dumps(body)
+
+    async def rendered(self, ref: Any) -> tuple[Version, list[dict[str, str]]]:
+        """The version a `prompt: {id, version, variables}` reference names, and its messages rendered."""
+        if not isinstance(ref, dict) or not isinstance(ref.get("id"), str) or set(ref) - {"id", "version", "variables"}:
+            raise InvalidRequest("'prompt' must be {id, version, variables}.", param="prompt")
+        version = await self.resolve(ref["id"], ref.get("version"))
+        return version, render(version.messages, version.variables, ref.get("variables"))
 
     async def resolve(self, template_id: str, ref: Any) -> Version:
         if ref is None:

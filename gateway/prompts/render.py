@@ -45,14 +45,18 @@ def render(messages: list[dict[str, str]], declared: list[str], values: Any) -> 
         if name not in declared:
             raise InvalidRequest(f"The template declares no variable '{name}' (it declares: "
                                  f"{', '.join(declared) or 'none'}).", param=f"prompt.variables.{name}")
+    text: dict[str, str] = {}
     for name in declared:
         if name not in values:
             raise InvalidRequest(f"Missing template variable '{name}'.", param=f"prompt.variables.{name}")
         value = values[name]
+        if isinstance(value, dict) and value.get("type") == "input_text":
+            value = value.get("text")  # the Responses API's form of a text variable
         if isinstance(value, bool) or not isinstance(value, str | int | float) or len(str(value)) > MAX_VALUE_CHARS:
-            raise InvalidRequest(f"Template variable '{name}' must be a string (or a number) of at most "
-                                 f"{MAX_VALUE_CHARS} characters.", param=f"prompt.variables.{name}")
-    text = {name: str(value) for name, value in values.items()}
+            raise InvalidRequest(f"Template variable '{name}' must be a string (or a number, or an input_text "
+                                 f"part) of at most {MAX_VALUE_CHARS} characters: templates render text only.",
+                                 param=f"prompt.variables.{name}")
+        text[name] = str(value)
     # One pass per message: a value that itself looks like {{x}} is left as the client wrote it.
     return [{"role": m["role"], "content": PLACEHOLDER.sub(lambda match: text[match.group(1)], m["content"])}
             for m in messages]

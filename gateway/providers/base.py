@@ -6,26 +6,17 @@ the small part that knows URLs, headers and auth. It performs no I/O: `gateway.u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
 from gateway.config.file import Deployment
+from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InvalidRequest
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, StreamTranslator, Usage
 from gateway.pipeline.context import RequestContext
 from gateway.upstream.client import UpstreamCall
-
-
-class StreamTranslator(Protocol):
-    """Turns upstream stream bytes into OpenAI SSE bytes, noting usage on the way."""
-
-    usage: Usage | None
-    done: bool
-
-    def feed(self, data: bytes) -> bytes: ...
-
-    def finish(self) -> bytes: ...
 
 
 class Provider(Protocol):
@@ -33,13 +24,17 @@ class Provider(Protocol):
 
     def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall: ...
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         """The OpenAI-format body for the client, and the usage it reports."""
         ...
 
-    def stream_translator(self, ctx: RequestContext) -> StreamTranslator: ...
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> StreamTranslator: ...
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError: ...
+
+
+# What the registry holds: an adapter class (or any callable) that takes the process settings.
+ProviderClass = Callable[[Settings], Provider]
 
 
 @runtime_checkable

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from gateway.config.file import Deployment
 from gateway.core.errors import InvalidRequest, UpstreamError
-from gateway.pipeline.context import RequestContext
 
 # Every field of OpenAI's chat request. A translator maps some, rejects some and drops the
 # rest; fields outside this set are not OpenAI's, so they are the client's provider-specific
@@ -262,14 +262,13 @@ def reject_logprobs(body: dict[str, Any], provider: str) -> None:
                              param="logprobs", code="unsupported_parameter")
 
 
-def load_upstream_json(ctx: RequestContext, body: bytes) -> dict[str, Any]:
+def load_upstream_json(body: bytes, deployment: Deployment) -> dict[str, Any]:
     """An upstream's JSON answer; anything else is the upstream's fault (502), not the client's."""
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict):
-        deployment = ctx.deployment.id if ctx.deployment is not None else ""
-        raise UpstreamError(f"deployment {deployment} returned a body that is not a JSON object", status=502,
+        raise UpstreamError(f"deployment {deployment.id} returned a body that is not a JSON object", status=502,
                             type="server_error", code="bad_upstream_response")
     return parsed

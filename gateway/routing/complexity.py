@@ -12,9 +12,10 @@
 Each request gets a score in [0, 1] from cheap features of its body (no model is called): how
 long the prompt is, how deep the conversation, code and math in it, tools and structured output,
 words that ask for reasoning, and the caller's hint (`x-gateway-complexity: low | medium | high`
-or a number in [0, 1]). It goes to the first tier whose `max_score` is at least the score, then
+or a number in [0, 1]); where configured, an embedding classifier's reading is blended in
+(classifier.py). It goes to the first tier whose `max_score` is at least the score, then
 through that group's own fallbacks, then up the higher tiers. The weights are fixed and small in
-number on purpose: they are read, argued with and evaluated (loadtests/bench_complexity.py), not
+number on purpose: they are read, argued with and evaluated (loadtests/eval_complexity.py), not
 learned.
 """
 
@@ -128,18 +129,23 @@ def score_of(f: Features) -> float:
     return max(0.0, min(1.0, length + depth + code + maths + reasoning + extras - simple))
 
 
-def score(body: dict[str, Any], hint: str | None = None) -> float:
+def score(body: dict[str, Any], hint: str | None = None, reading: float | None = None, weight: float = 0.0) -> float:
+    """The features' score, blended with the embedding classifier's `reading` (classifier.py) at `weight`."""
     value = score_of(features(body))
+    if reading is not None:
+        value = (1 - weight) * value + weight * reading
     if hint is not None:
         # The caller knows its task: its hint counts as much as everything else together.
         value = (value + _hint(hint)) / 2
     return round(value, 4)
 
 
-def choose(options: ComplexityOptions, model: str, body: dict[str, Any], headers: Any) -> Choice:
+def choose(options: ComplexityOptions, model: str, body: dict[str, Any], headers: Any,
+           reading: float | None = None) -> Choice:
     """The tier for this request: pinned by header where allowed, else the first whose max_score covers it."""
     pinned = headers.get(HEADER_TIER)
-    value = score(body, headers.get(HEADER_HINT))
+    weight = options.classifier.weight if options.classifier is not None else 0.0
+    value = score(body, headers.get(HEADER_HINT), reading, weight)
     if pinned is not None:
         if not options.allow_tier_header:
             raise InvalidRequest(f"The model `{model}` does not allow choosing its tier by header.", param=HEADER_TIER)

@@ -10,14 +10,14 @@ Without a scrape, the load is the local in-flight count.
 
 from __future__ import annotations
 
-from gateway.providers.vllm import VLLMLoad
+from gateway.core.types import ReportedLoad
 
 # KV use below the knee costs nothing; from there to full it adds up to KV_WEIGHT requests.
 KV_KNEE = 0.8
 KV_WEIGHT = 4.0
 
 
-def pressure(load: VLLMLoad) -> float:
+def pressure(load: ReportedLoad) -> float:
     """The reported load beyond the requests themselves, in units of requests."""
     return load.waiting + KV_WEIGHT * max(0.0, (load.kv_usage - KV_KNEE) / (1 - KV_KNEE))
 
@@ -25,7 +25,7 @@ def pressure(load: VLLMLoad) -> float:
 class LoadBoard:
     def __init__(self) -> None:
         self._inflight: dict[str, int] = {}
-        self._reported: dict[str, tuple[VLLMLoad, int]] = {}  # id -> (scrape, in flight then)
+        self._reported: dict[str, tuple[ReportedLoad, int]] = {}  # id -> (scrape, in flight then)
 
     def started(self, deployment_id: str) -> None:
         self._inflight[deployment_id] = self._inflight.get(deployment_id, 0) + 1
@@ -36,14 +36,14 @@ class LoadBoard:
     def inflight(self, deployment_id: str) -> int:
         return self._inflight.get(deployment_id, 0)
 
-    def report(self, deployment_id: str, load: VLLMLoad | None) -> None:
+    def report(self, deployment_id: str, load: ReportedLoad | None) -> None:
         """A fresh scrape, or None when the replica could not be read (its figures are dropped)."""
         if load is None:
             self._reported.pop(deployment_id, None)
         else:
             self._reported[deployment_id] = (load, self.inflight(deployment_id))
 
-    def reported(self, deployment_id: str) -> VLLMLoad | None:
+    def reported(self, deployment_id: str) -> ReportedLoad | None:
         entry = self._reported.get(deployment_id)
         return entry[0] if entry else None
 

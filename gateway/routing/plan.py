@@ -1,6 +1,8 @@
 """One request's way through its groups: which deployment to try next, when, and when to stop.
 
-The proxy asks `next()` for an attempt, makes the call, and reports how it went on the attempt.
+The router returns a `Plan`; the proxy asks it `next()` for an `Attempt` (the deployment to call,
+its number, whether a fallback group serves it, the response headers that say so), makes the
+call, and reports how it went on the attempt. The plan writes nothing into the request's context.
 A round tries each available deployment of a group once; `retries` more rounds follow, each after
 an exponential backoff with jitter; then the next group of the chain (the group's fallbacks).
 Deployments cooling down after a 429 or over their caps are passed over while anything else can
@@ -20,9 +22,9 @@ from typing import TYPE_CHECKING, Protocol
 from gateway.config.file import Deployment, ModelGroup
 from gateway.core.errors import GatewayError, RateLimited, ServiceUnavailable, UpstreamTimeout
 from gateway.core.types import Usage
-from gateway.pipeline.context import RequestContext
 from gateway.routing.backoff import backoff_s, cool_down_s
 from gateway.routing.breaker import CircuitState
+from gateway.routing.complexity import Choice
 from gateway.routing.outcomes import DEADLINE_CODE, Outcome, classify
 from gateway.routing.request import RouteRequest
 from gateway.routing.strategies import Strategy
@@ -38,7 +40,8 @@ HEADER_FALLBACK = "x-gateway-fallback"
 class UsageSource(Protocol):
     """Where a stream's usage is known once it has ended (its translator)."""
 
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None: ...
 
 
 @dataclass(slots=True)
@@ -52,14 +55,15 @@ class Plan:
     def __init__(
         self,
         router: Router,
-        ctx: RequestContext,
+        model: str,
         request: RouteRequest,
         stages: list[Stage],
         tag: str | None,
         deadline: float,
+        complexity: Choice | None = None,
     ) -> None:
         self._router = router
-        self._ctx = ctx
+        self._model = model
         self._request = request
         self._stages = deque(stages)
         self._stage = self._stages.popleft()
@@ -76,6 +80,10 @@ class Plan:
         self._capped_until = math.inf  # the earliest free slot of a capped or cooling deployment
         self._deadline_passed = False
         self.current: Attempt | None = None
+        # The deployment ids tried, in order (the last one served, if any did).
+        self.attempted: list[str] = []
+        # The `complexity` stage's choice (gateway/routing/complexity.py) when the model is tiered.
+        self.complexity = complexity
 
     def remaining(self) -> float:
         return self.deadline - self._router.clock()
@@ -83,7 +91,7 @@ class Plan:
     async def next(self) -> Attempt | None:
         """The next attempt, after any backoff; None when the request has nowhere left to go."""
         router = self._router
-        while not self._done and self._ctx.attempts < router.options.max_attempts:
+        while not self._done and len(self.attempted) < router.options.max_attempts:
             now = router.clock()
             if now >= self.deadline:
                 self._deadline_passed = True
@@ -109,7 +117,7 @@ class Plan:
         """Why the request could not be served, once `next()` has returned None."""
         if self._error is not None:
             return self._error
-        model = self._ctx.model
+        model = self._model
         now = self._router.clock()
         if self._capped_until < math.inf:
             return RateLimited(
@@ -182,26 +190,20 @@ class Plan:
         """Leave the chain for a special-purpose group (larger context, content policy)."""
         if group_name in self._entered:
             return False
-        self._stages = deque(self._router.stages(self._router.group(group_name), self._ctx, self._request,
+        self._stages = deque(self._router.stages(self._router.group(group_name), self._request,
                                                  fallback=True))
         return self._advance()
 
     def _start(self, deployment: Deployment, now: float) -> Attempt:
-        router, ctx = self._router, self._ctx
+        router = self._router
         record = router.health.of(deployment)
         key = deployment.id or ""
         probe = record.breaker.acquire(now)
         record.caps.spend(self._request.expected_tokens, now)
         router.health.load.started(key)
         self._tried.add(key)
-        ctx.deployment = deployment
-        ctx.attempts += 1
-        ctx.attempted.append(key)
-        ctx.fallback = self._stage.fallback
-        ctx.response_headers[HEADER_DEPLOYMENT] = key
-        ctx.response_headers[HEADER_ATTEMPTS] = str(ctx.attempts)
-        ctx.response_headers[HEADER_FALLBACK] = "true" if ctx.fallback else "false"
-        self.current = Attempt(self, deployment, probe, now)
+        self.attempted.append(key)
+        self.current = Attempt(self, deployment, probe, now, len(self.attempted), self._stage.fallback)
         return self.current
 
     def _failed(self, attempt: Attempt, error: GatewayError, outcome: Outcome) -> None:
@@ -223,13 +225,23 @@ class Plan:
 class Attempt:
     """One call to one deployment; exactly one of succeeded, failed or abandon ends it."""
 
-    def __init__(self, plan: Plan, deployment: Deployment, probe: bool, started: float) -> None:
+    def __init__(self, plan: Plan, deployment: Deployment, probe: bool, started: float, number: int,
+                 fallback: bool) -> None:  # fmt: skip
         self.plan = plan
         self.deployment = deployment
         self.probe = probe
         self.started = started
+        # 1 for the request's first attempt.
+        self.number = number
+        # A fallback group, not the group of the model asked for, serves it.
+        self.fallback = fallback
         self.first_token_s: float | None = None
         self.ended = False
+
+    def headers(self) -> dict[str, str]:
+        """What the response says about the way it was served."""
+        return {HEADER_DEPLOYMENT: self.deployment.id or "", HEADER_ATTEMPTS: str(self.number),
+                HEADER_FALLBACK: "true" if self.fallback else "false"}  # fmt: skip
 
     def first_byte(self) -> None:
         """A stream has answered: from here on it belongs to the client, and there is no fallback."""

@@ -20,11 +20,12 @@ from gateway.config.routing import RoutingOptions
 from gateway.core.errors import InvalidRequest, ModelNotFound
 from gateway.pipeline.context import RequestContext
 from gateway.routing.breaker import CircuitListener
-from gateway.routing.complexity import choose
+from gateway.routing.classifier import Embedder, ExemplarClassifier
+from gateway.routing.complexity import Choice, choose
 from gateway.routing.health import Health
 from gateway.routing.plan import Plan, Stage
 from gateway.routing.request import RouteRequest
-from gateway.routing.scraper import LoadScraper
+from gateway.routing.scraper import LoadScraper, ProbeFor, no_probes
 from gateway.routing.strategies import STRATEGIES, Signals, Strategy
 from gateway.upstream.client import UpstreamClient
 
@@ -47,6 +48,8 @@ class Router:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         on_circuit: CircuitListener | None = None,
+        probe_for: ProbeFor = no_probes,
+        embed: Embedder | None = None,
     ) -> None:
         self.options = options or RoutingOptions()
         self.clock = clock
@@ -78,10 +81,15 @@ class Router:
         self._check(groups)
         signals = Signals(self.health, prices or PriceBook({}), self.rng, self.options)
         self._strategies: dict[str, Strategy] = {name: cls(signals) for name, cls in STRATEGIES.items()}
-        self.scraper = LoadScraper(self.deployments(), self.health.load, self.options.metrics_interval_s)
+        self.scraper = LoadScraper(self.deployments(), self.health.load, self.options.metrics_interval_s, probe_for)
+        # Complexity models with an embedding classifier, by name (none without an embedder).
+        self._classifiers = {
+            g.name: ExemplarClassifier(g.complexity.classifier, g.complexity.tiers, embed)
+            for g in groups if embed is not None and g.complexity is not None and g.complexity.classifier is not None
+        }
 
     def start(self, upstream: UpstreamClient) -> None:
-        """Begin reading vLLM replicas' load (a no-op when no deployment exposes metrics)."""
+        """Begin reading replicas' load (a no-op when no deployment has a load probe)."""
         self.scraper.start(upstream)
 
     async def close(self) -> None:
@@ -111,15 +119,24 @@ class Router:
             )
         return group
 
+    async def classify(self, ctx: RequestContext) -> None:
+        """Before planning: a complexity model's embedding classifier reads the request (never raises)."""
+        if self._classifiers:
+            classifier = self._classifiers.get(self.group(ctx.model).name)
+            if classifier is not None:
+                ctx.complexity_classified = True
+                ctx.complexity_reading = await classifier.reading(ctx.body)
+
     def plan(self, ctx: RequestContext) -> Plan:
         """The attempts for this request, tried in order until one answers."""
         group = self.group(ctx.model)
         above: list[ModelGroup] = []
+        choice: Choice | None = None
         if group.complexity is not None:
-            group, above = self._tier(ctx, group)
+            choice, group, above = self._tier(ctx, group)
         strategy_name, tag = self._overrides(ctx, group)
         request = RouteRequest.from_context(ctx, self.options.prefix_chars)
-        stages = self.stages(group, ctx, request, fallback=False, strategy=strategy_name)
+        stages = self.stages(group, request, fallback=False, strategy=strategy_name)
         seen = {stage.group.name for stage in stages}
         for higher in above:  # a tiered request falls back up its tiers, after the tier's own chain
             if higher.name not in seen:
@@ -127,12 +144,11 @@ class Router:
                 stages.append(Stage(higher, self._strategy(higher, strategy_name), True))
         if tag is not None and not any(tag in d.tags or tag == d.region for s in stages for d in s.group.deployments):
             raise InvalidRequest(f"No deployment of `{ctx.model}` carries the tag {tag!r}.", param=HEADER_TAG)
-        return Plan(self, ctx, request, stages, tag, self.clock() + self.deadline_s)
+        return Plan(self, ctx.model, request, stages, tag, self.clock() + self.deadline_s, choice)
 
     def stages(
         self,
         group: ModelGroup,
-        ctx: RequestContext,
         request: RouteRequest,
         *,
         fallback: bool,
@@ -149,14 +165,14 @@ class Router:
                 stages.append(Stage(chained, self._strategy(chained, strategy), True))
         return stages
 
-    def _tier(self, ctx: RequestContext, route: ModelGroup) -> tuple[ModelGroup, list[ModelGroup]]:
-        """The `complexity` stage: the tier's group for this request, and the groups of the tiers above it."""
+    def _tier(self, ctx: RequestContext, route: ModelGroup) -> tuple[Choice, ModelGroup, list[ModelGroup]]:
+        """The `complexity` stage: its choice, the tier's group, and the groups of the tiers above it."""
         assert route.complexity is not None
-        choice = choose(route.complexity, ctx.model, ctx.body, ctx.request_headers)
-        ctx.complexity_tier, ctx.complexity_score = choice.tier.name, choice.score
+        choice = choose(route.complexity, ctx.model, ctx.body, ctx.request_headers, ctx.complexity_reading)
         tiers = route.complexity.tiers
+        ctx.complexity_top = self.group(tiers[-1].model)
         index = tiers.index(choice.tier)
-        return self.group(choice.tier.model), [self.group(t.model) for t in tiers[index + 1:]]
+        return choice, self.group(choice.tier.model), [self.group(t.model) for t in tiers[index + 1:]]
 
     # resolution and checks
 
@@ -215,6 +231,10 @@ class Router:
                 if target is not None and target.complexity is not None:
                     raise ConfigError(f"config error: models[{group.name}]: tier {tier.name!r} names another "
                                       f"complexity model, {tier.model!r}; a tier names a model with deployments")
+            classifier = group.complexity.classifier if group.complexity else None
+            if classifier is not None:
+                references.append((f"models[{group.name}].complexity.classifier.embedding_model",
+                                   classifier.embedding_model))
         for where, name in references:
             if name not in known:
                 raise ConfigError(f"config error: {where}: no model group named {name!r}")

@@ -102,9 +102,11 @@ def models(fast: FakeUpstream, slow_embed: FakeUpstream, slow_stream: FakeUpstre
         {"name": "broken", "deployments": [refused()], "fallbacks": ["chat"]},
         {"name": "down", "deployments": [refused()]},
         {"name": "unpriced", "deployments": [deployment(fast, model="fake-model-with-no-price")]},
-        # A complexity model (gateway/routing/complexity.py): its tier panels need a request or two.
+        # A complexity model (gateway/routing/complexity.py): its tier panels need a request or two, and
+        # a top tier dearer than the one they go to, or the saving panel shows zero.
+        {"name": "premium", "deployments": [deployment(fast, price={k: "4000" for k in price})]},
         {"name": "tiered", "complexity": {"tiers": [{"name": "small", "model": "chat", "max_score": 0.5},
-                                                    {"name": "large", "model": "flaky"}]}},
+                                                    {"name": "large", "model": "premium"}]}},
     ]  # fmt: skip
 
 

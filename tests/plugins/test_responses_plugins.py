@@ -101,3 +101,15 @@ def test_a_native_stream_goes_through_the_chunk_hooks(plugin_gateway: Gateway, t
     assert [e.sequence_number for e in events] == list(range(len(events)))
     assert client.responses.retrieve(final.id).output_text == MASKED_ANSWER
     assert "content:response:deny:masked:2" in ledger_row(plugin_gateway, request_id)["tags"]
+
+
+def test_a_masked_native_turn_sends_the_history_once(plugin_gateway: Gateway, tenants: Tenants,
+                                                    upstream: FakeUpstream) -> None:
+    client = client_for(plugin_gateway, tenants.alpha)
+    first = client.responses.create(model="chat-native", input="hello there", extra_headers=NO_STORE)
+    request_id = rid()
+    client.responses.create(model="chat-native", previous_response_id=first.id, input=PII_TEXT,
+                            extra_headers={"x-request-id": request_id, **NO_STORE})
+    [sent] = upstream.requests(request_id)
+    said = [str(item.get("content")) for item in sent["body"]["input"] if item.get("role") == "user"]
+    assert said == ["hello there", MASKED]

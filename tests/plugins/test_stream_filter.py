@@ -14,7 +14,7 @@ from gateway.core.types import Endpoint
 from gateway.fake.behaviour import Behaviour
 from gateway.fake.replies import chat, completion
 from gateway.plugins.stream import Assembler, FilteredStream, replay
-from gateway.providers.openai import OpenAIStreamTranslator
+from gateway.providers.openai.stream import OpenAIStreamTranslator
 
 
 def upstream_bytes(endpoint: Endpoint, content: str, n: int = 1, usage: bool = True) -> bytes:

@@ -7,8 +7,9 @@ import pytest
 
 from gateway.core.errors import RateLimited
 from gateway.core.types import Endpoint, Usage
-from gateway.providers.azure import DEFAULT_API_VERSION, AzureStreamTranslator
-from gateway.providers.openai import OpenAIStreamTranslator
+from gateway.providers.azure import DEFAULT_API_VERSION
+from gateway.providers.azure.stream import AzureStreamTranslator
+from gateway.providers.openai.stream import OpenAIStreamTranslator
 from tests.providers.calls import KEY, adapter, context, deployment
 from tests.providers.helpers import data_frames, fixture, openai_events, split_feed
 

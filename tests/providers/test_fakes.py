@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.fake.providers import start_fake
-from gateway.providers.vllm import parse_metrics
+from gateway.providers.vllm.metrics import parse_metrics
 from tests.providers.helpers import openai_events
 
 KEY = "provider-key-123"

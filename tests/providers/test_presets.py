@@ -17,7 +17,7 @@ from gateway.config.file import ConfigError, config_from_dict
 from gateway.config.settings import Settings
 from gateway.core.types import Endpoint, Usage
 from gateway.providers import PROVIDERS
-from gateway.providers.presets import PRESETS
+from gateway.providers.openai.presets import PRESETS
 from tests.procs import MASTER_KEY, Gateway
 from tests.providers.calls import context
 from tests.providers.procs import ProviderFake

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from gateway.core.errors import ContextLengthExceeded
-from gateway.providers.vllm import VLLMLoad, health_call, metrics_call, parse_health, parse_metrics
+from gateway.core.types import ReportedLoad
+from gateway.providers.vllm.metrics import health_call, metrics_call, parse_health, parse_metrics
 from tests.providers.calls import KEY, adapter, context, deployment
 
 NEW = """# HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -25,17 +26,17 @@ vllm:generation_tokens_total{model_name="m"} 1234.0
 
 
 def test_metrics_new_names_summed_over_engines_fullest_cache() -> None:
-    assert parse_metrics(NEW) == VLLMLoad(waiting=5.0, running=5.0, kv_usage=0.75)
+    assert parse_metrics(NEW) == ReportedLoad(waiting=5.0, running=5.0, kv_usage=0.75)
 
 
 def test_metrics_old_kv_cache_name() -> None:
     old = NEW.replace("kv_cache_usage_perc", "gpu_cache_usage_perc")
-    assert parse_metrics(old) == VLLMLoad(waiting=5.0, running=5.0, kv_usage=0.75)
+    assert parse_metrics(old) == ReportedLoad(waiting=5.0, running=5.0, kv_usage=0.75)
 
 
 def test_metrics_prefers_the_new_name_while_both_are_exported() -> None:
     both = NEW + 'vllm:gpu_cache_usage_perc{engine="0",model_name="m"} 0.1\n'
-    assert parse_metrics(both) == VLLMLoad(waiting=5.0, running=5.0, kv_usage=0.75)
+    assert parse_metrics(both) == ReportedLoad(waiting=5.0, running=5.0, kv_usage=0.75)
 
 
 @pytest.mark.parametrize("text", ["", "not prometheus {{{", "# TYPE other gauge\nother 1\n"])

@@ -15,6 +15,7 @@ from gateway.config.file import ModelGroup, config_from_dict
 from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.context import RequestContext
+from gateway.routing.plan import Attempt
 from gateway.routing.router import Router
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -84,6 +85,8 @@ class Run:
     tried: list[str]
     error: GatewayError | None
     ctx: RequestContext
+    # The last attempt the plan returned: what the proxy would tell the client and the ledger.
+    last: Attempt | None = None
 
 
 async def drive(r: Router, ctx: RequestContext, script: Script, clock: FakeClock,
@@ -91,8 +94,10 @@ async def drive(r: Router, ctx: RequestContext, script: Script, clock: FakeClock
     """The proxy's unary loop, with the upstream call replaced by the script."""
     plan = r.plan(ctx)
     tried: list[str] = []
+    last: Attempt | None = None
     try:
         while (attempt := await plan.next()) is not None:
+            last = attempt
             key = attempt.deployment.id or ""
             tried.append(key)
             if on_attempt:
@@ -101,8 +106,8 @@ async def drive(r: Router, ctx: RequestContext, script: Script, clock: FakeClock
             answer = script.answer(key)
             if answer is None:
                 attempt.succeeded(Usage(prompt_tokens=10, completion_tokens=5))
-                return Run(tried, None, ctx)
+                return Run(tried, None, ctx, last)
             attempt.failed(answer)
-        return Run(tried, plan.error(), ctx)
+        return Run(tried, plan.error(), ctx, last)
     finally:
         plan.close()

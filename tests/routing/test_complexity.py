@@ -18,7 +18,7 @@ from gateway.routing.complexity import choose, score, tier_for
 from gateway.routing.router import Router
 from tests.admin_ui.conftest import Session
 from tests.dbs import create_pg_database, drop_pg_database
-from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
+from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment, ledger_rows
 
 TIERS = {"tiers": [{"name": "small", "model": "small-group", "max_score": 0.1},
                    {"name": "medium", "model": "medium-group", "max_score": 0.3},
@@ -125,18 +125,6 @@ def tiered(request: pytest.FixtureRequest, upstream: FakeUpstream, tmp_path_fact
         drop_pg_database(dsn)
 
 
-def _rows(gw: Gateway, request_ids: list[str]) -> dict[str, dict[str, Any]]:
-    deadline = time.monotonic() + 30
-    while True:
-        rows = httpx.get(gw.base + "/admin/api/ledger/requests", params={"limit": 100},
-                         headers={"authorization": f"Bearer {MASTER_KEY}"}).json()["data"]
-        found = {r["request_id"]: r for r in rows if r["request_id"] in request_ids}
-        if len(found) == len(request_ids):
-            return found
-        assert time.monotonic() < deadline, "the ledger rows never arrived"
-        time.sleep(0.1)
-
-
 def test_requests_go_to_their_tier_and_the_ledger_records_it(tiered: Gateway) -> None:
     client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
     easy = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "Hi!"}])
@@ -150,7 +138,7 @@ def test_requests_go_to_their_tier_and_the_ledger_records_it(tiered: Gateway) ->
                                        extra_headers={"x-gateway-tier": "large"})
     assert refused.value.body["param"] == "x-gateway-tier"  # type: ignore[index]
     ids = [r.headers["x-request-id"] for r in (easy, hard, pinned)]
-    rows = _rows(tiered, ids)
+    rows = ledger_rows(tiered, ids)
     assert [rows[i]["complexity_tier"] for i in ids] == ["small", "large", "medium"]
     assert rows[ids[0]]["complexity_score"] < rows[ids[1]]["complexity_score"]
     assert all(rows[i]["requested_model"] == "auto" for i in ids)
@@ -162,7 +150,7 @@ def test_the_report_shows_spend_by_tier_and_the_all_top_tier_cost(tiered: Gatewa
     ids = [client.chat.completions.with_raw_response.create(
         model="strict", messages=[{"role": "user", "content": text}]).headers["x-request-id"]
         for text in ("Hi!", "Thanks!", HARD)]
-    rows = _rows(tiered, ids)
+    rows = ledger_rows(tiered, ids)
     admin = {"authorization": f"Bearer {MASTER_KEY}"}
     report = httpx.get(tiered.base + "/admin/api/routing/complexity", params={"model": "strict"}, headers=admin).json()
     by_tier = {t["tier"]: t for t in report["data"]}
@@ -214,3 +202,28 @@ def test_metrics_count_requests_and_spend_by_tier(tiered: Gateway) -> None:
     assert counted() == before + 1
     text = httpx.get(tiered.base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
     assert 'llm_gateway_complexity_cost_usd_total{model="strict",tier="large"}' in text
+
+
+def test_metrics_count_what_the_top_tier_would_have_cost(tiered: Gateway) -> None:
+    client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
+
+    def counters() -> dict[str, float]:
+        text = httpx.get(tiered.base + "/metrics", headers={"authorization": f"Bearer {MASTER_KEY}"}).text
+        out = {}
+        for name in ("llm_gateway_complexity_cost_usd_total", "llm_gateway_complexity_top_tier_cost_usd_total"):
+            line = [x for x in text.splitlines() if x.startswith(name + '{model="strict",tier="small"}')]
+            out[name] = float(line[0].rsplit(" ", 1)[1]) if line else 0.0
+        return out
+
+    before = counters()
+    request_id = client.chat.completions.with_raw_response.create(
+        model="strict", messages=[{"role": "user", "content": "Hi!"}]).headers["x-request-id"]
+    row = ledger_rows(tiered, [request_id])[request_id]
+    assert row["complexity_tier"] == "small"
+    tokens_in, tokens_out = Decimal(row["prompt_tokens"]), Decimal(row["completion_tokens"])
+    after = counters()
+    # Served on the small tier at its price; counted beside it at the large tier's, for the same tokens.
+    grew = {name: Decimal(str(after[name] - before[name])) for name in after}
+    assert grew["llm_gateway_complexity_cost_usd_total"] == pytest.approx((tokens_in * 1 + tokens_out * 2) / 10**6)
+    assert grew["llm_gateway_complexity_top_tier_cost_usd_total"] == pytest.approx(
+        (tokens_in * 10 + tokens_out * 40) / 10**6)

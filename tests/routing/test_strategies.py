@@ -6,8 +6,7 @@ from collections import Counter
 from typing import Any
 
 from gateway.core.errors import UpstreamError
-from gateway.core.types import Usage
-from gateway.providers.vllm import VLLMLoad
+from gateway.core.types import ReportedLoad, Usage
 from gateway.routing.latency import LatencyStats
 from tests.routing.harness import FakeClock, Script, context, drive, router
 
@@ -65,9 +64,9 @@ async def test_least_busy_reads_vllm_queues_and_what_was_sent_since() -> None:
     clock = FakeClock()
     r = router(group("least-busy"), clock)
     board = r.health.load
-    board.report("d1", VLLMLoad(waiting=4, running=8, kv_usage=0.9))
-    board.report("d2", VLLMLoad(waiting=0, running=8, kv_usage=0.5))
-    board.report("d3", VLLMLoad(waiting=1, running=2, kv_usage=0.1))
+    board.report("d1", ReportedLoad(waiting=4, running=8, kv_usage=0.9))
+    board.report("d2", ReportedLoad(waiting=0, running=8, kv_usage=0.5))
+    board.report("d3", ReportedLoad(waiting=1, running=2, kv_usage=0.1))
     assert (await drive(r, context("g"), Script({}), clock)).tried == ["d3"]
     # Requests sent to d3 since its scrape count on top of what it reported.
     for _ in range(10):

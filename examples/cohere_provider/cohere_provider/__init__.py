@@ -42,13 +42,13 @@ class CohereProvider:
         return json_post(deployment, f"{deployment.base_url}/chat", headers, body, self._default_timeout,
                          self._default_connect)  # fmt: skip
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        model = upstream_model(ctx.deployment, ctx.model) if ctx.deployment is not None else ctx.model
-        reply, usage = from_cohere(load_upstream_json(ctx, body), model, int(time.time()))
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        model = upstream_model(deployment, ctx.model)
+        reply, usage = from_cohere(load_upstream_json(body, deployment), model, int(time.time()))
         return orjson.dumps(reply), usage
 
-    def stream_translator(self, ctx: RequestContext) -> CohereStreamTranslator:
-        model = upstream_model(ctx.deployment, ctx.model) if ctx.deployment is not None else ctx.model
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> CohereStreamTranslator:
+        model = upstream_model(deployment, ctx.model)
         return CohereStreamTranslator(ctx.client_wants_usage, int(time.time()), model)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import ContextLengthExceeded, GatewayError
-from gateway.providers.openai import map_openai_error, scrub
+from gateway.providers.errors import map_openai_error, scrub
 
 # [unverified] Cohere words context overflows as "too many tokens" in a 400.
 _CONTEXT = re.compile(r"too many tokens|context (length|window)", re.IGNORECASE)

@@ -31,8 +31,7 @@ from gateway.accounting.limits.periods import Period, current_period
 from gateway.accounting.limits.scopes import Scope, ScopeKind, scope_base, scopes_for
 from gateway.config.file import Price
 from gateway.core.errors import GatewayError, QuotaExceeded, RateLimited, ServiceUnavailable
-from gateway.core.types import BudgetPeriod, BudgetUsage, Limits, Principal
-from gateway.identity.store.base import Spend
+from gateway.core.types import BudgetPeriod, BudgetUsage, Limits, Principal, RequestOutcome, Spend
 from gateway.pipeline.context import RequestContext
 
 log = logging.getLogger("gateway.limits")
@@ -81,7 +80,8 @@ class LimiterStats:
 class _Budget(NamedTuple):
     """A key's or team's budget among a reservation's checks: reported once the request settles."""
 
-    index: int
+    # Its check's position among the reservation's (`index` would hide the tuple's own method).
+    position: int
     scope: Literal["key", "team"]
     id: str
     budget_usd: Decimal
@@ -96,6 +96,8 @@ class Reservation:
     tokens: int
     micro_usd: int
     budgets: Sequence[_Budget] = ()
+    # The x-ratelimit-* headers every response to the request carries.
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _Planned(NamedTuple):
@@ -144,11 +146,13 @@ class Limiter:
         if self.fallback is not None:
             await self.fallback.close()
 
-    async def admit(self, ctx: RequestContext) -> None:
+    async def admit(self, ctx: RequestContext) -> Reservation | None:
+        """What was reserved (None: no limit applies), to hand back to `settle`; a refusal carries
+        the rate-limit headers too."""
         group = self.group_name(ctx.model) if self.model_limits or self.model_prices else ctx.model
         scopes = scopes_for(self.options.prefix, ctx.principal, group, self.model_limits.get(group))
         if not scopes:
-            return
+            return None
         now = self.clock()
         tokens = micro = 0
         if any(s.limits.tpm is not None or s.limits.budget_usd is not None for s in scopes):
@@ -161,20 +165,19 @@ class Limiter:
         checks = [p.check for p in planned]
         member = os.urandom(8).hex()
         backend, outcomes = await self._reserve(checks, _ms(now), member)
-        ctx.response_headers.update(rate_limit_headers(zip(checks, outcomes, strict=True)))
+        headers = rate_limit_headers(zip(checks, outcomes, strict=True))
         if not all(o.ok for o in outcomes):
-            raise self._refusal(planned, outcomes, now)
+            error = self._refusal(planned, outcomes, now)
+            error.extra_headers.update(headers)
+            raise error
         self.stats.admitted += 1
-        ctx.reservation = Reservation(backend, checks, member, tokens, micro, _budgets(planned, ctx.principal))
         self.leases.hold(backend, checks, member)
+        return Reservation(backend, checks, member, tokens, micro, _budgets(planned, ctx.principal), headers)
 
-    async def settle(self, ctx: RequestContext) -> None:
-        reservation = ctx.reservation
-        if not isinstance(reservation, Reservation):
-            return
-        ctx.reservation = None
+    async def settle(self, reservation: Reservation, outcome: RequestOutcome) -> list[BudgetUsage]:
+        """Replace the reservation by what was used; each budget it counted against, as it now stands."""
         self.leases.release(reservation.backend, reservation.member)
-        tokens, micro = self._used(ctx, reservation)
+        tokens, micro = _used(outcome, reservation)
         # Only what changes a counter, and the budgets (their counters are reported): a request
         # that used what it reserved leaves its RPM and TPM buckets alone.
         positions = []
@@ -187,19 +190,21 @@ class Limiter:
                 checks.append(check)
                 deltas.append(delta)
         if not any(deltas) and not reservation.budgets:
-            return
+            return []
         try:
             counters = await reservation.backend.adjust(checks, deltas, _ms(self.clock()), reservation.member)
         except Unavailable as exc:
             # What stays reserved errs toward refusing; parallel slots come back at their lease.
             self.stats.settle_failures += 1
             self._went_down(exc)
-            return
+            return []
         # Each key's and team's budget as it stands now, for the budget gauges and alerts.
         spent = dict(zip(positions, counters, strict=True))
+        budgets = []
         for b in reservation.budgets:
             start, end = self._period_utc(b.period)
-            ctx.budgets.append(BudgetUsage(b.scope, b.id, _usd_of(spent[b.index]), b.budget_usd, start, end))
+            budgets.append(BudgetUsage(b.scope, b.id, _usd_of(spent[b.position]), b.budget_usd, start, end))
+        return budgets
 
     async def current(self, scope: Literal["key", "team"], id: str, limits: Limits) -> Spend | None:
         """What a key or team has spent in its current budget period, requests in flight included
@@ -309,17 +314,6 @@ class Limiter:
             self.stats.redis_down = False
             log.warning("limits: Redis answers again; limits are shared again")
 
-    def _used(self, ctx: RequestContext, reservation: Reservation) -> tuple[int, int]:
-        """Tokens and micro-USD the request really used."""
-        if ctx.usage is not None:
-            micro = estimate.to_micro(ctx.cost_usd) if ctx.cost_usd is not None else 0
-            return _cap(ctx.usage.prompt_tokens + ctx.usage.completion_tokens), _cap(micro)
-        if ctx.status == 200 or ctx.cancelled:
-            # Served (or cut off mid-answer) without a usage report: the reservation stands.
-            return reservation.tokens, reservation.micro_usd
-        # Refused or failed before or at the upstream: nothing was used.
-        return 0, 0
-
     def _refusal(self, planned: Sequence[_Planned], outcomes: Sequence[Outcome], now: float) -> GatewayError:
         refused = [(p, o) for p, o in zip(planned, outcomes, strict=True) if not o.ok]
         for p, _ in refused:
@@ -355,6 +349,18 @@ class Limiter:
         return RateLimited(
             f"Too many parallel requests for {label}: Limit {check.limit}. {wait}", retry_after=retry_ms / 1000
         )
+
+
+def _used(outcome: RequestOutcome, reservation: Reservation) -> tuple[int, int]:
+    """Tokens and micro-USD the request really used."""
+    if outcome.usage is not None:
+        micro = estimate.to_micro(outcome.cost_usd) if outcome.cost_usd is not None else 0
+        return _cap(outcome.usage.prompt_tokens + outcome.usage.completion_tokens), _cap(micro)
+    if outcome.status == 200 or outcome.cancelled:
+        # Served (or cut off mid-answer) without a usage report: the reservation stands.
+        return reservation.tokens, reservation.micro_usd
+    # Refused or failed before or at the upstream: nothing was used.
+    return 0, 0
 
 
 def _budgets(planned: Sequence[_Planned], principal: Principal | None) -> tuple[_Budget, ...]:

@@ -1,59 +1,52 @@
 """`POST /v1/messages`: Anthropic's Messages API in front of the normal proxy path.
 
-The request is translated into an OpenAI chat request and handed to `Proxy.handle`, so auth
+The request is read into an OpenAI chat request and served by the proxy, so auth
 (`x-api-key` works), limits, routing, every provider adapter and accounting apply unchanged;
 the answer, the stream and the errors are translated back into Anthropic's shapes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core.errors import GatewayError
-from gateway.core.types import Endpoint
 from gateway.dialects.anthropic.request import to_openai
 from gateway.dialects.anthropic.response import error_from_gateway, error_from_openai, to_message
 from gateway.dialects.anthropic.stream import MessagesStreamTranslator
-from gateway.edge.responses import FinishingReply
-from gateway.pipeline.proxy import Proxy, StreamCall
+from gateway.edge.responses import JSONReply
+from gateway.pipeline.context import RequestContext
 
 _REPLACED = frozenset({"content-length", "content-type"})
 
 
-def messages_endpoint(proxy: Proxy) -> Callable[[Request], Awaitable[Response | FinishingReply | MessagesStream]]:
-    async def messages(request: Request) -> Response | FinishingReply | MessagesStream:
-        request_id = request.scope["state"]["request_id"]
-        try:
-            answer = await proxy.handle(request, Endpoint.CHAT, adapt=_read, api="messages")
-        except GatewayError as error:
-            headers = {**error.headers(), "request-id": request_id}
-            return Response(error_from_gateway(error, request_id), status_code=error.status, headers=headers,
-                            media_type="application/json")
-        if isinstance(answer, StreamCall):
-            return MessagesStream(answer, request_id)
-        headers = {k: v for k, v in (answer.headers or {}).items() if k not in _REPLACED}
-        headers["request-id"] = request_id
-        try:
-            body = orjson.dumps(to_message(_completion(answer.body)))
-        except BaseException:
-            if isinstance(answer, FinishingReply):
-                await answer.then()  # it will not be sent: finish the request here
-            raise
-        if isinstance(answer, FinishingReply):
-            return answer.replaced(body, headers)
-        return Response(body, headers=headers, media_type="application/json")  # a cache hit, already finished
+class MessagesDialect:
+    """Anthropic's Messages API: read into a chat request, the answer and errors written back."""
 
-    return messages
+    api = "messages"
+
+    @staticmethod
+    def read(raw: bytes, ctx: RequestContext) -> dict[str, Any]:
+        return to_openai(raw)
+
+    async def unary(self, reply: JSONReply, ctx: RequestContext) -> ASGIApp:
+        headers = {k: v for k, v in (reply.headers or {}).items() if k not in _REPLACED}
+        headers["request-id"] = ctx.request_id
+        return JSONReply(orjson.dumps(to_message(_completion(reply.body))), reply.status, headers)
+
+    def stream(self, app: ASGIApp, ctx: RequestContext) -> ASGIApp:
+        return MessagesStream(app, ctx.model, ctx.request_id)
+
+    def error(self, error: GatewayError, request_id: str) -> ASGIApp:
+        headers = {**error.headers(), "request-id": request_id}
+        return Response(error_from_gateway(error, request_id), status_code=error.status, headers=headers,
+                        media_type="application/json")
 
 
-def _read(raw: bytes, ctx: object) -> dict[str, Any]:
-    return to_openai(raw)
+MESSAGES = MessagesDialect()
 
 
 def _completion(body: bytes | memoryview) -> dict[str, Any]:
@@ -65,12 +58,13 @@ def _completion(body: bytes | memoryview) -> dict[str, Any]:
 class MessagesStream:
     """Runs the proxy's stream and rewrites what it sends: OpenAI chunks become Anthropic events."""
 
-    def __init__(self, call: StreamCall, request_id: str) -> None:
+    def __init__(self, call: ASGIApp, model: str, request_id: str) -> None:
         self.call = call
+        self.model = model
         self.request_id = request_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        translator = MessagesStreamTranslator(self.call.ctx.model)
+        translator = MessagesStreamTranslator(self.model)
         status = 200
 
         async def translated(message: Message) -> None:

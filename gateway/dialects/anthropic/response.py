@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import GatewayError
+from gateway.providers.anthropic.errors import error_type as anthropic_error_type
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -16,18 +17,6 @@ STOP_REASONS = {
     "content_filter": "refusal",
 }
 
-# Anthropic's error type for each status the gateway answers with.
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-}
 
 
 def stop_reason(finish_reason: Any) -> str:
@@ -91,7 +80,9 @@ def to_message(completion: dict[str, Any]) -> dict[str, Any]:
 
 
 def error_type(status: int) -> str:
-    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+    """Anthropic's error type for a status the gateway answers with; its 503 (overloaded or
+    unavailable) is what Anthropic says with 529."""
+    return anthropic_error_type(529 if status == 503 else status)
 
 
 def error_body(status: int, message: str, request_id: str | None = None) -> bytes:

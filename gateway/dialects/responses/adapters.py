@@ -23,15 +23,15 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InvalidRequest, UpstreamError
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, StreamTranslator, Usage
 from gateway.dialects.responses.backend.request import to_responses
 from gateway.dialects.responses.backend.response import from_responses, usage_of
 from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
 from gateway.dialects.responses.turn import ResponsesTurn
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.text import output_text_parts
-from gateway.providers.base import Provider, StreamTranslator, json_post, unsupported_endpoint, upstream_model
-from gateway.providers.openai import map_openai_error
+from gateway.providers.base import Provider, json_post, unsupported_endpoint, upstream_model
+from gateway.providers.errors import map_openai_error
 from gateway.upstream.client import UpstreamCall
 
 JSON = dict[str, Any]
@@ -117,13 +117,29 @@ def replayable(items: list[JSON]) -> list[JSON]:
 def native_body(turn: ResponsesTurn, ctx: RequestContext, model: str) -> JSON:
     body = {k: v for k, v in turn.body.items() if k not in _NOT_RELAYED}
     body["model"] = model
-    items: list[Any] = turn.request.input_items
+    template = turn.request.template
+    if template is not None:
+        template.refuse_native()
     if any(d.where == "request" and d.action == "masked" for d in ctx.guardrails):
-        # A guardrail rewrote the neutral request: send what it left, not what the client wrote.
-        items = to_responses(ctx.body, model)["input"]
-        body.pop("instructions", None)  # it is the first (system) message of the rewritten input
-    body["input"] = replayable(turn.history) + items if turn.history else items
+        # A guardrail rewrote the neutral request: send what it left, not what the client wrote
+        # (all of it: the instructions, a template's messages and the history are in it too).
+        body.pop("instructions", None)
+        body["input"] = to_responses(ctx.body, model)["input"]
+        return body
+    # A stored prompt's messages come after the instructions and before the conversation, as on chat.
+    before = [*(template.items if template is not None else ()), *replayable(turn.history)]
+    body["input"] = [*before, *turn.request.input_items]
     return body
+
+
+def echoed(response: JSON, turn: ResponsesTurn) -> JSON:
+    """A native answer as this gateway's client sees it: the upstream was sent the history (not
+    `previous_response_id`) and a stored prompt's messages (not the `prompt`)."""
+    response["previous_response_id"] = turn.request.previous_response_id
+    if turn.request.template is not None:
+        response["prompt"] = turn.request.echo["prompt"]
+        response["instructions"] = turn.request.echo["instructions"]
+    return response
 
 
 class NativeResponses:
@@ -139,16 +155,14 @@ class NativeResponses:
         body = native_body(turn, ctx, upstream_model(deployment, ctx.model))
         return native_call(deployment, body, ctx.request_id, self.settings)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         turn = _turn(ctx)
-        response = _json_object(body, ctx)
-        # The client continues from its own id; the upstream was sent the history instead.
-        response["previous_response_id"] = turn.request.previous_response_id
+        response = echoed(_json_object(body, deployment), turn)
         turn.response = response
         turn.relayed = orjson.dumps(response)
         return turn.relayed, usage_of(response.get("usage"))
 
-    def stream_translator(self, ctx: RequestContext) -> NativeStream:
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> NativeStream:
         return NativeStream(_turn(ctx))
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
@@ -216,8 +230,7 @@ class NativeStream:
                     continue
                 response = data.get("response") if isinstance(data, dict) else None
                 if isinstance(response, dict):
-                    response["previous_response_id"] = self.turn.request.previous_response_id
-                    self.turn.response = response
+                    self.turn.response = echoed(response, self.turn)
                     self.usage = usage_of(response.get("usage"))
                     self.done = True
 
@@ -236,12 +249,12 @@ class ChatViaResponses:
         body = to_responses(ctx.body, upstream_model(deployment, ctx.model))
         return native_call(deployment, body, ctx.request_id, self.settings)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        response = _json_object(body, ctx)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        response = _json_object(body, deployment)
         completion = from_responses(response, int(time.time()))
         return orjson.dumps(completion), usage_of(response.get("usage"))
 
-    def stream_translator(self, ctx: RequestContext) -> StreamTranslator:
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> StreamTranslator:
         return ResponsesEventTranslator(ctx.client_wants_usage, int(time.time()), ctx.model)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
@@ -253,12 +266,12 @@ def _turn(ctx: RequestContext) -> ResponsesTurn:
     return ctx.dialect
 
 
-def _json_object(body: bytes, ctx: RequestContext) -> JSON:
+def _json_object(body: bytes, deployment: Deployment) -> JSON:
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         parsed = None
     if not isinstance(parsed, dict):
-        raise UpstreamError(f"deployment {ctx.deployment.id if ctx.deployment else ''} returned a body that is not "
+        raise UpstreamError(f"deployment {deployment.id} returned a body that is not "
                             f"a JSON object", status=502, type="server_error", code="bad_upstream_response")
     return parsed

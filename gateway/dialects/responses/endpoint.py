@@ -6,7 +6,7 @@
     GET    /v1/responses/{id}/input_items     the items its turn took as input, paged
 
 `create` reads the body into a neutral chat request (with the conversation a
-`previous_response_id` stands for) and hands it to `Proxy.handle`, so auth, limits, routing,
+`previous_response_id` stands for) and hands it to the proxy (`ResponsesDialect`), so auth, limits, routing,
 plugins and accounting apply as on chat. A deployment that speaks the Responses API natively gets
 the client's request relayed and answers in the API's own shape (adapters.py); any other answers
 in chat's, which is written back here as a `response` object or event stream. A stored response
@@ -27,17 +27,19 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.core.errors import GatewayError, InvalidRequest, NotFound
-from gateway.core.types import Endpoint, Principal
-from gateway.dialects.responses.request import parse, read
+from gateway.core.types import Principal
+from gateway.dialects.responses.prompt import TemplateUse, with_template
+from gateway.dialects.responses.request import parse, read, required
 from gateway.dialects.responses.response import new_response_id, to_response
 from gateway.dialects.responses.store import ResponseStore, owner_of
 from gateway.dialects.responses.stream import ResponsesStreamWriter
 from gateway.dialects.responses.turn import ResponsesTurn
-from gateway.edge.responses import FinishingReply, json_response
+from gateway.edge.responses import JSONReply, json_response
 from gateway.identity.auth import Authenticator, client_address
 from gateway.identity.store.sql import Database
 from gateway.pipeline.context import RequestContext
-from gateway.pipeline.proxy import Proxy, StreamCall
+from gateway.pipeline.dialect import ErrorReply
+from gateway.prompts.apply import PromptTemplates
 
 log = logging.getLogger("gateway")
 
@@ -49,9 +51,11 @@ ORDERS = ("asc", "desc")
 
 
 class ResponsesApi:
-    def __init__(self, proxy: Proxy, auth: Authenticator, database: Callable[[], Database],
-                 retention: timedelta, log_line: LogLine | None = None) -> None:
-        self.proxy = proxy
+    def __init__(self, auth: Authenticator, database: Callable[[], Database],
+                 retention: timedelta, log_line: LogLine | None = None,
+                 prompts: PromptTemplates | None = None) -> None:
+        # Stored prompt templates (gateway/prompts/), for the `prompt` parameter.
+        self.prompts = prompts
         # The request log's line for the calls that make no upstream call (retrieve, delete, input_items).
         self._log_line = log_line
         self.auth = auth
@@ -68,32 +72,19 @@ class ResponsesApi:
 
     # POST /v1/responses
 
-    async def create(self, request: Request) -> ASGIApp:
-        turns: list[ResponsesTurn] = []
-
-        async def read_turn(raw: bytes, ctx: RequestContext) -> dict[str, Any]:
-            turn = await self._read(raw, ctx.principal)
-            ctx.dialect = turn
-            turns.append(turn)
-            return turn.request.chat
-
-        answer = await self.proxy.handle(request, Endpoint.CHAT, adapt=read_turn, api="responses")
-        turn = turns[0]
-        if isinstance(answer, StreamCall):
-            return ResponsesStream(answer, turn, self._save)
-        headers = {k: v for k, v in (answer.headers or {}).items() if k not in _REPLACED}
-        try:
-            body = await self._unary_body(turn, answer.body)
-        except BaseException:
-            if isinstance(answer, FinishingReply):
-                await answer.then()  # it will not be sent: finish the request here
-            raise
-        if isinstance(answer, FinishingReply):
-            return answer.replaced(body, headers)
-        return Response(body, headers=headers, media_type="application/json")  # a cache hit, already finished
+    def dialect(self) -> ResponsesDialect:
+        """One `create` call's dialect: it keeps the turn it reads for the answer it writes."""
+        return ResponsesDialect(self)
 
     async def _read(self, raw: bytes, principal: Principal | None) -> ResponsesTurn:
         body = parse(raw)
+        template: TemplateUse | None = None
+        if body.get("prompt") is not None:
+            if self.prompts is None:
+                raise InvalidRequest("'prompt': saved prompts are not configured on this gateway.", param="prompt")
+            version, rendered = await self.prompts.rendered(body["prompt"])
+            body, template = with_template(body, version, rendered)
+            required(body, templated=True)
         history: list[dict[str, Any]] = []
         previous = body.get("previous_response_id")
         if previous:
@@ -102,7 +93,7 @@ class ResponsesApi:
                 raise NotFound(f"Previous response with id '{previous}' not found.", param="previous_response_id",
                                code="previous_response_not_found")
             history = found
-        request = read(body, history, builtin_tools=True)
+        request = read(body, history, builtin_tools=True, template=template)
         return ResponsesTurn(request, body, history, principal, new_response_id(), int(time.time()))
 
     async def _unary_body(self, turn: ResponsesTurn, body: bytes | memoryview) -> bytes:
@@ -192,11 +183,41 @@ def _not_found(response_id: str) -> NotFound:
     return NotFound(f"Response with id '{response_id}' not found.", param="response_id")
 
 
+class ResponsesDialect:
+    """The Responses API on `create`: the body (with the conversation a `previous_response_id`
+    stands for) read into a chat request, the answer written back and stored."""
+
+    api = "responses"
+
+    def __init__(self, api: ResponsesApi) -> None:
+        self._api = api
+        self.turn: ResponsesTurn | None = None
+
+    async def read(self, raw: bytes, ctx: RequestContext) -> dict[str, Any]:
+        turn = self.turn = await self._api._read(raw, ctx.principal)
+        ctx.dialect = turn
+        if turn.request.template is not None:
+            ctx.template_id, ctx.template_version = turn.request.template.template_id, turn.request.template.version
+        return turn.request.chat
+
+    async def unary(self, reply: JSONReply, ctx: RequestContext) -> ASGIApp:
+        assert self.turn is not None, "read before it is answered"
+        headers = {k: v for k, v in (reply.headers or {}).items() if k not in _REPLACED}
+        return JSONReply(await self._api._unary_body(self.turn, reply.body), reply.status, headers)
+
+    def stream(self, app: ASGIApp, ctx: RequestContext) -> ASGIApp:
+        assert self.turn is not None, "read before it is answered"
+        return ResponsesStream(app, self.turn, self._api._save)
+
+    def error(self, error: GatewayError, request_id: str) -> ASGIApp:
+        return ErrorReply(error, request_id)
+
+
 class ResponsesStream:
     """Runs the proxy's stream and rewrites what it sends: chat chunks become Responses events
     (a native upstream's events pass as they are); the response is stored before its last event."""
 
-    def __init__(self, call: StreamCall, turn: ResponsesTurn,
+    def __init__(self, call: ASGIApp, turn: ResponsesTurn,
                  save: Callable[[ResponsesTurn], Awaitable[None]]) -> None:
         self.call = call
         self.turn = turn

@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.core.errors import InvalidRequest
 from gateway.dialects.responses.items import to_messages
+from gateway.dialects.responses.prompt import TemplateUse
 from gateway.edge.body import load_json
 
 JSON = dict[str, Any]
@@ -41,7 +42,6 @@ EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh"})
 REFUSED_FIELDS = {
     "background": "background mode is not supported by this gateway; send the request without it",
     "conversation": "conversations are not supported by this gateway; use previous_response_id",
-    "prompt": "saved prompts are not supported by this gateway; send instructions and input",
 }
 
 
@@ -62,6 +62,8 @@ class ResponsesRequest:
     namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
     # Built-in tools (`web_search`, ...) by their place in `tools`: only a native upstream runs them.
     builtin_tools: tuple[tuple[int, str], ...] = ()
+    # The stored template a `prompt` named, rendered (prompt.py).
+    template: TemplateUse | None = None
 
     def refuse_builtin_tools(self) -> None:
         """For a model served through Chat Completions: a 400 naming the first built-in tool."""
@@ -78,15 +80,18 @@ def builtin_tool_error(i: int, kind: str) -> InvalidRequest:
 
 
 def parse(raw: bytes) -> JSON:
-    """The body as a JSON object whose top-level fields have the right types."""
+    """The body as a JSON object whose top-level fields have the right types.
+
+    A body that names a stored `prompt` may leave out `model` and `input` (the template can give
+    both): `required` checks them once the template is rendered in.
+    """
     if not raw:
         raise InvalidRequest("The request body is empty; send a JSON object.")
     body = load_json(raw)  # refused (400) when it nests deeper than the gateway's limit
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    if body.get("model") is not None and not isinstance(body["model"], str):
+        raise InvalidRequest("Invalid type for 'model': expected a string.", param="model")
     for name, kinds, expected in _TOP_LEVEL:
         value = body.get(name)
         if value is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds)):
@@ -94,13 +99,20 @@ def parse(raw: bytes) -> JSON:
     for name, reason in REFUSED_FIELDS.items():
         if body.get(name):
             raise InvalidRequest(f"'{name}': {reason}.", param=name)
-    if "input" not in body or body["input"] is None:
+    return body if body.get("prompt") is not None else required(body)
+
+
+def required(body: JSON, *, templated: bool = False) -> JSON:
+    if not body.get("model"):
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    if body.get("input") is None and not templated:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
     return body
 
 
 _TOP_LEVEL: tuple[tuple[str, tuple[type, ...], str], ...] = (
     ("input", (str, list), "a string or an array of input items"),
+    ("prompt", (dict,), "an object"),
     ("instructions", (str,), "a string"),
     ("tools", (list,), "an array of tools"),
     ("tool_choice", (str, dict), "a string or an object"),
@@ -123,8 +135,10 @@ _TOP_LEVEL: tuple[tuple[str, tuple[type, ...], str], ...] = (
 
 
 def input_items(body: JSON) -> list[JSON]:
-    """The request's `input` as items: a string is one user message."""
-    value = body["input"]
+    """The request's `input` as items: a string is one user message (none: a template gives them all)."""
+    value = body.get("input")
+    if value is None:
+        return []
     if isinstance(value, str):
         return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": value}]}]
     items = []
@@ -134,8 +148,10 @@ def input_items(body: JSON) -> list[JSON]:
     return items
 
 
-def read(body: JSON, history: Sequence[JSON] = (), *, builtin_tools: bool = False) -> ResponsesRequest:
-    """The neutral chat request for a parsed body; `history` holds the items of earlier turns.
+def read(body: JSON, history: Sequence[JSON] = (), *, builtin_tools: bool = False,
+         template: TemplateUse | None = None) -> ResponsesRequest:
+    """The neutral chat request for a parsed body; `history` holds the items of earlier turns, and
+    `template` the stored prompt the body named, rendered (its messages come before the history).
 
     Built-in tools are refused unless `builtin_tools`: then they are left out of the chat request
     and listed, for the adapter that knows which upstream serves the request to refuse or relay.
@@ -145,7 +161,9 @@ def read(body: JSON, history: Sequence[JSON] = (), *, builtin_tools: bool = Fals
         raise builtin_tool_error(*builtins[0])
     flat_names = {pair: flat for flat, pair in namespaced.items()}
     items = input_items(body)
-    messages = to_messages(list(history), flat_names, "previous_response_id") if history else []
+    messages = [*template.messages] if template is not None else []
+    if history:
+        messages += to_messages(list(history), flat_names, "previous_response_id")
     messages += to_messages(items, flat_names)
     instructions = body.get("instructions")
     if instructions:
@@ -178,6 +196,9 @@ def read(body: JSON, history: Sequence[JSON] = (), *, builtin_tools: bool = Fals
         chat.update(_tool_choice(body["tool_choice"], tools, flat_names))
     chat.update(_text(body.get("text")))
     chat.update(_reasoning(body.get("reasoning")))
+    if template is not None:
+        for name, value in template.chat_params.items():
+            chat.setdefault(name, value)
     return ResponsesRequest(
         chat=chat,
         model=body["model"],
@@ -185,9 +206,10 @@ def read(body: JSON, history: Sequence[JSON] = (), *, builtin_tools: bool = Fals
         store=body.get("store") is not False,
         previous_response_id=body.get("previous_response_id"),
         input_items=items,
-        echo=_echo(body),
+        echo=_echo(body, template),
         namespaced=namespaced,
         builtin_tools=tuple(builtins),
+        template=template,
     )
 
 
@@ -299,12 +321,18 @@ def _reasoning(reasoning: Any) -> JSON:
     return {"reasoning_effort": effort}
 
 
-def _echo(body: JSON) -> JSON:
+def _echo(body: JSON, template: TemplateUse | None) -> JSON:
     """What the `response` object repeats from the request, with the API's defaults filled in."""
-    reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
-    text = body.get("text") if isinstance(body.get("text"), dict) else {}
+    reasoning = given if isinstance(given := body.get("reasoning"), dict) else {}
+    text = shaped if isinstance(shaped := body.get("text"), dict) else {}
+    instructions: Any = body.get("instructions")
+    if template is not None:
+        # As OpenAI echoes a saved prompt: its messages, in order, as the instructions.
+        own = [{"type": "message", "role": "system", "content": instructions}] if instructions else []
+        instructions = [*own, *template.items]
     return {
-        "instructions": body.get("instructions"),
+        "instructions": instructions,
+        "prompt": template.echo if template is not None else None,
         "max_output_tokens": body.get("max_output_tokens"),
         "metadata": body.get("metadata") or {},
         "parallel_tool_calls": body.get("parallel_tool_calls", True),

@@ -24,19 +24,8 @@ from gateway.fake.providers.base import (
     sse_event,
 )
 from gateway.fake.replies import JSON, WireError, reply_pieces
+from gateway.providers.anthropic.errors import error_type
 
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
 MESSAGES = {
     "invalid_request_error": "Invalid request (fake anthropic).",
     "authentication_error": "invalid x-api-key",
@@ -60,10 +49,6 @@ COUNT_FIELDS = frozenset({"model", "messages", "system", "tools", "tool_choice",
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 
-def error_kind(status: int) -> str:
-    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
-
-
 class AnthropicFake(ProviderApp):
     def __init__(self, behaviour: Behaviour = DEFAULT_BEHAVIOUR, require_key: str | None = None) -> None:
         super().__init__(behaviour, require_key)
@@ -78,7 +63,7 @@ class AnthropicFake(ProviderApp):
         return None
 
     def error(self, status: int, message: str | None = None, behaviour: Behaviour | None = None) -> Answer:
-        kind = error_kind(status)
+        kind = error_type(status)
         body = {"type": "error", "error": {"type": kind, "message": message or MESSAGES[kind]},
                 "request_id": "req_fake_error"}
         answer = json_answer(status, body, behaviour)

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from gateway.core.errors import ServiceUnavailable
-from gateway.core.types import NO_LIMITS, Limits
+from gateway.core.types import NO_LIMITS, Limits, Spend
 
 # The fields an update may change; anything else is a programming error.
 TEAM_FIELDS = frozenset({"name", "rpm", "tpm", "max_parallel", "budget_usd", "budget_period", "metadata"})
@@ -142,17 +141,6 @@ class Store(Protocol):
     async def last_change(self) -> int:
         """The id of the newest audit row (0 if none): it moves whenever anything changed."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class Spend:
-    """What a key or team has spent in its current budget period."""
-
-    spent_usd: Decimal
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-    # Anything else the limiter can tell (requests in the current minute, requests in flight...).
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class SpendReader(Protocol):

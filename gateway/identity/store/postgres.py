@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.db.connect import create_pg_pool, describe_db_error
+from gateway.db.connect import PgConnection, create_pg_pool, describe_db_error
 from gateway.db.migrate import migrate_postgres
 from gateway.identity.store.base import Conflict, StoreUnavailable, UnknownReference
 
@@ -40,7 +40,7 @@ def _translate(exc: BaseException) -> BaseException:
 
 
 class _PgTx:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: PgConnection) -> None:
         self._conn = conn
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:

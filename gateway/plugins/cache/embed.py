@@ -1,7 +1,8 @@
 """Embeddings for plugins from the gateway itself: a POST to its own `/v1/embeddings`, in process.
 
 The call goes through the whole app (auth with the master key, limits, routing, the ledger, which
-tags it `gateway.purpose=semantic-cache`), over an ASGI transport instead of a socket.
+tags it `gateway.purpose=semantic-cache`, or the caller's purpose: `complexity-routing` for the
+router's classifier), over an ASGI transport instead of a socket.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from starlette.types import ASGIApp
 
 from gateway.core.errors import UpstreamError
 
-TAGS = "gateway.purpose=semantic-cache"
+PURPOSE = "semantic-cache"
 
 
 class SelfEmbedder:
-    def __init__(self, master_key: str, timeout_s: float = 30.0) -> None:
-        self._auth = {"Authorization": f"Bearer {master_key}", "x-gateway-tags": TAGS}
+    def __init__(self, master_key: str, timeout_s: float = 30.0, purpose: str = PURPOSE) -> None:
+        self._auth = {"Authorization": f"Bearer {master_key}", "x-gateway-tags": f"gateway.purpose={purpose}"}
         self._timeout = timeout_s
         self._client: httpx.AsyncClient | None = None
 

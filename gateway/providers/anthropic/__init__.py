@@ -73,12 +73,12 @@ class AnthropicProvider:
         return json_post(deployment, f"{deployment.base_url}/{path}", headers, body, self._default_timeout,
                          self._default_connect)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        message = load_upstream_json(ctx, body)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        message = load_upstream_json(body, deployment)
         reply, usage = from_anthropic(message, int(time.time()), json_mode(ctx.body))
         return orjson.dumps(reply), usage
 
-    def stream_translator(self, ctx: RequestContext) -> AnthropicStreamTranslator:
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> AnthropicStreamTranslator:
         return AnthropicStreamTranslator(ctx.client_wants_usage, int(time.time()), ctx.model, json_mode(ctx.body))
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:

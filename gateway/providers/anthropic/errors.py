@@ -12,8 +12,22 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import ContextLengthExceeded, GatewayError, RateLimited, UpstreamError, UpstreamTimeout
-from gateway.providers.openai import map_openai_error, retry_after_seconds, scrub
+from gateway.providers.errors import map_openai_error, retry_after_seconds, scrub
 
+# Anthropic's error type for each HTTP status it answers with: the one table of that vocabulary,
+# read by this adapter and written by the `/v1/messages` dialect and the fake Anthropic.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 # "prompt is too long: 208310 tokens > 200000 maximum", "input length and `max_tokens` exceed context limit"
 _CONTEXT = re.compile(r"prompt is too long|exceed(s|ed)? (the )?context|context (window|limit)", re.IGNORECASE)
 
@@ -29,6 +43,11 @@ def parse_envelope(body: bytes) -> tuple[str | None, str]:
         return None, ""
     kind, message = error.get("type"), error.get("message")
     return (kind if isinstance(kind, str) else None), (message if isinstance(message, str) else "")
+
+
+def error_type(status: int) -> str:
+    """Anthropic's error type for an HTTP status."""
+    return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
 def overloaded(message: str, headers: dict[str, str] | None = None) -> UpstreamError:

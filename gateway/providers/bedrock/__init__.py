@@ -82,12 +82,12 @@ class BedrockProvider:
         return UpstreamCall(method="POST", url=url, headers=headers, body=body, timeout_s=timeout_s,
                             connect_timeout_s=connect_s, deployment_id=deployment.id or "", exact_url=True)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        response = load_upstream_json(ctx, body)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        response = load_upstream_json(body, deployment)
         reply, usage = from_converse(response, f"chatcmpl-{ctx.request_id}", ctx.model, int(time.time()))
         return orjson.dumps(reply), usage
 
-    def stream_translator(self, ctx: RequestContext) -> BedrockStreamTranslator:
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> BedrockStreamTranslator:
         return BedrockStreamTranslator(ctx.client_wants_usage, f"chatcmpl-{ctx.request_id}", ctx.model,
                                        int(time.time()),
                                        estimate=lambda deltas: estimated_usage(ctx.body, ctx.endpoint, deltas))

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import ContextLengthExceeded, GatewayError, RateLimited, UpstreamError, UpstreamTimeout
-from gateway.providers.openai import map_openai_error, scrub
+from gateway.providers.errors import map_openai_error, scrub
 
 # "Input is too long for requested model.", "...prompt is too long...", "too many input tokens"
 _CONTEXT = re.compile(r"input is too long|prompt is too long|too many (input )?tokens|context (window|length)",

@@ -58,7 +58,8 @@ class BedrockStreamTranslator:
         out: list[bytes] = []
         try:
             for message in self._buffer:
-                out.append(self._on_message(message.headers, message.payload))
+                # botocore-stubs types `headers` as int; botocore gives the parsed header dict.
+                out.append(self._on_message(message.headers, message.payload))  # type: ignore[arg-type]
                 if self.done or self._error is not None:
                     break
         except ParserError:

@@ -56,17 +56,17 @@ class GeminiProvider:
         url = f"{deployment.base_url}/models/{quote(model, safe='.-_')}:{method}"
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        response = load_upstream_json(ctx, body)
-        model = model_id(ctx.deployment, ctx.model) if ctx.deployment is not None else ctx.model
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        response = load_upstream_json(body, deployment)
+        model = model_id(deployment, ctx.model)
         if ctx.endpoint is Endpoint.EMBEDDINGS:
             reply, usage = from_gemini_embeddings(response, ctx.body, model)
             return orjson.dumps(reply), usage
         answer, chat_usage = from_gemini(response, model, int(time.time()))
         return orjson.dumps(answer), chat_usage
 
-    def stream_translator(self, ctx: RequestContext) -> GeminiStreamTranslator:
-        model = model_id(ctx.deployment, ctx.model) if ctx.deployment is not None else ctx.model
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> GeminiStreamTranslator:
+        model = model_id(deployment, ctx.model)
         return GeminiStreamTranslator(ctx.client_wants_usage, int(time.time()), model)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import ContextLengthExceeded, GatewayError, RateLimited
-from gateway.providers.openai import map_openai_error, retry_after_seconds, scrub
+from gateway.providers.errors import map_openai_error, retry_after_seconds, scrub
 
 # "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576)."
 _CONTEXT = re.compile(r"exceeds the maximum number of tokens|input token count|context (window|length)",

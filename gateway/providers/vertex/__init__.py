@@ -19,12 +19,12 @@ from urllib.parse import quote
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, StreamTranslator, Usage
 from gateway.pipeline.context import RequestContext
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.anthropic.errors import map_error as anthropic_error
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
-from gateway.providers.base import StreamTranslator, json_post, unsupported_endpoint, upstream_model
+from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.gemini import GeminiProvider, model_id
 from gateway.providers.gemini.errors import map_error as gemini_error
 from gateway.providers.gemini.request import to_gemini
@@ -95,17 +95,16 @@ class VertexProvider:
                    "X-Request-Id": ctx.request_id}
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
-    def _adapter(self, ctx: RequestContext) -> GeminiProvider | AnthropicProvider:
-        deployment = ctx.deployment
-        if deployment is not None and publisher(deployment, model_id(deployment, ctx.model)) == "anthropic":
+    def _adapter(self, ctx: RequestContext, deployment: Deployment) -> GeminiProvider | AnthropicProvider:
+        if publisher(deployment, model_id(deployment, ctx.model)) == "anthropic":
             return self._anthropic
         return self._gemini
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._adapter(ctx).parse_response(ctx, body)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._adapter(ctx, deployment).parse_response(ctx, deployment, body)
 
-    def stream_translator(self, ctx: RequestContext) -> StreamTranslator:
-        return self._adapter(ctx).stream_translator(ctx)
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> StreamTranslator:
+        return self._adapter(ctx, deployment).stream_translator(ctx, deployment)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         # Claude's own errors come in Anthropic's envelope; Vertex's (auth, quota) in Google's.

@@ -20,7 +20,7 @@ from gateway.core.errors import InvalidRequest
 from gateway.core.types import Endpoint, Principal, Usage
 from gateway.pipeline.context import RequestContext
 from gateway.providers.estimate import completion_tokens, count_deltas
-from gateway.providers.openai import OpenAIStreamTranslator
+from gateway.providers.openai.stream import OpenAIStreamTranslator
 
 
 def test_tags_parse_and_reject() -> None:

@@ -12,6 +12,7 @@ import itertools
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -19,13 +20,14 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from gateway.accounting.limits import Limiter, LimiterOptions
+from gateway.accounting.limits import Limiter, LimiterOptions, Reservation
 from gateway.accounting.limits.checks import Backend
 from gateway.accounting.limits.memory import MemoryBackend
 from gateway.accounting.limits.redis_backend import RedisBackend, connect
 from gateway.accounting.pricing import charge
 from gateway.config.file import Price
-from gateway.core.types import Endpoint, Limits, Principal, Usage
+from gateway.core.errors import GatewayError
+from gateway.core.types import BudgetUsage, Endpoint, Limits, Principal, RequestOutcome, Usage
 from gateway.pipeline.context import RequestContext
 from tests.accounting.limits.servers import PrivateCluster
 
@@ -151,17 +153,51 @@ def key(key_limits: Limits | None = None, team_limits: Limits | None = None, *, 
     )  # fmt: skip
 
 
-def request(principal: Principal | None, body: dict[str, Any] | None = None) -> RequestContext:
+@dataclass
+class Held:
+    """A request as the proxy holds it around the limiter: the context admission reads, what
+    admission returned (or the refusal's headers), and how the request ended, which settle is given."""
+
+    ctx: RequestContext
+    reservation: Reservation | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    budgets: list[BudgetUsage] = field(default_factory=list)
+    status: int = 0
+    cancelled: bool = False
+    usage: Usage | None = None
+    cost_usd: Decimal | None = None
+
+
+def request(principal: Principal | None, body: dict[str, Any] | None = None) -> Held:
     ctx = RequestContext("req", Endpoint.CHAT, 0.0)
     ctx.principal = principal
     ctx.body = dict(body or BODY)
     ctx.model = ctx.body["model"]
-    return ctx
+    return Held(ctx)
 
 
-def served(ctx: RequestContext, prompt: int, completion: int) -> RequestContext:
-    """What the proxy fills in after a good answer, before settle."""
-    ctx.status = 200
-    ctx.usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
-    ctx.cost_usd = charge(PRICE, prompt, completion)
-    return ctx
+async def admit_held(limiter: Limiter, held: Held) -> None:
+    """`limiter.admit` as the proxy calls it: the reservation kept, its headers (or a refusal's) seen."""
+    try:
+        held.reservation = await limiter.admit(held.ctx)
+    except GatewayError as error:
+        held.response_headers.update(error.extra_headers)
+        raise
+    if held.reservation is not None:
+        held.response_headers.update(held.reservation.headers)
+
+
+async def settle_held(limiter: Limiter, held: Held) -> None:
+    """`limiter.settle` as the proxy's exchange calls it: once, with how the request ended."""
+    reservation, held.reservation = held.reservation, None
+    if reservation is not None:
+        outcome = RequestOutcome(held.status, held.cancelled, held.usage, held.cost_usd)
+        held.budgets = list(await limiter.settle(reservation, outcome))
+
+
+def served(held: Held, prompt: int, completion: int) -> Held:
+    """What the proxy knows after a good answer, before settle."""
+    held.status = 200
+    held.usage = Usage(prompt_tokens=prompt, completion_tokens=completion)
+    held.cost_usd = charge(PRICE, prompt, completion)
+    return held

@@ -23,7 +23,7 @@ from gateway.accounting.limits.redis_backend import RedisBackend
 from gateway.accounting.limits.resp import Script, ScriptChannel
 from gateway.core.errors import ServiceUnavailable
 from gateway.core.types import Limits
-from tests.accounting.limits.conftest import FakeClock, key, request
+from tests.accounting.limits.conftest import FakeClock, admit_held, key, request, settle_held
 from tests.accounting.limits.servers import PrivateRedis
 
 TIMEOUT_S = 0.3
@@ -62,10 +62,10 @@ def closed_limiter(url: str) -> Limiter:
 async def admit(limiter: Limiter, principal: object) -> str:
     ctx = request(principal)  # type: ignore[arg-type]
     try:
-        await asyncio.wait_for(limiter.admit(ctx), 10)
+        await asyncio.wait_for(admit_held(limiter, ctx), 10)
     except ServiceUnavailable:
         return "503"
-    await limiter.settle(ctx)
+    await settle_held(limiter, ctx)
     return "ok"
 
 

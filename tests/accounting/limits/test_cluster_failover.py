@@ -24,7 +24,7 @@ from gateway.config.file import Config
 from gateway.config.settings import Settings
 from gateway.core.errors import ServiceUnavailable
 from gateway.core.types import Limits
-from tests.accounting.limits.conftest import FakeClock, key, request
+from tests.accounting.limits.conftest import FakeClock, admit_held, key, request
 from tests.accounting.limits.servers import PrivateCluster
 
 # A silent master is failed after a second, so the takeover comes within seconds.
@@ -62,18 +62,18 @@ async def test_a_hung_master_back_within_a_moment_is_asked_again_within_the_rech
     principal = key(Limits(rpm=1000), key_id="recheck")
     await limiter.start()
     try:
-        await limiter.admit(request(principal))
+        await admit_held(limiter, request(principal))
         node = replicated_cluster.master_of("{lrecheck:k:recheck}")
         node.pause()
         try:
             with pytest.raises(ServiceUnavailable):
-                await limiter.admit(request(principal))
+                await admit_held(limiter, request(principal))
         finally:
             node.resume()
         failed_at = time.monotonic()
         await asyncio.sleep(2 * CLUSTER_RECHECK_S)
         assert time.monotonic() - failed_at < 0.9, "this machine stalled; the check below would prove nothing"
-        await limiter.admit(request(principal))  # asked Redis again: no 503
+        await admit_held(limiter, request(principal))  # asked Redis again: no 503
         assert not limiter.stats.redis_down
     finally:
         await limiter.close()

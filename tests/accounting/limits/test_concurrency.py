@@ -12,15 +12,24 @@ from decimal import Decimal
 from gateway.accounting.limits import Limiter
 from gateway.core.errors import QuotaExceeded, RateLimited
 from gateway.core.types import Limits
-from gateway.pipeline.context import RequestContext
-from tests.accounting.limits.conftest import BODY_MICRO, BODY_TOKENS, MODEL, key, request, served
+from tests.accounting.limits.conftest import (
+    BODY_MICRO,
+    BODY_TOKENS,
+    MODEL,
+    Held,
+    admit_held,
+    key,
+    request,
+    served,
+    settle_held,
+)
 
 MakeLimiter = Callable[..., Awaitable[Limiter]]
 REQUESTS = 200
 PROCESSES = 4
 
 
-async def _race(limiters: list[Limiter], principal: object, settle: Callable[[RequestContext], object]) -> list[str]:
+async def _race(limiters: list[Limiter], principal: object, settle: Callable[[Held], object]) -> list[str]:
     """REQUESTS requests at once, spread over the limiters; each admitted one is settled a moment later."""
     outcomes: list[str] = []
 
@@ -28,14 +37,14 @@ async def _race(limiters: list[Limiter], principal: object, settle: Callable[[Re
         limiter = limiters[n % len(limiters)]
         ctx = request(principal)  # type: ignore[arg-type]
         try:
-            await limiter.admit(ctx)
+            await admit_held(limiter, ctx)
         except (QuotaExceeded, RateLimited) as error:
             outcomes.append(error.type)
             return
         outcomes.append("admitted")
         await asyncio.sleep(random.uniform(0, 0.005))  # the upstream call
         settle(ctx)
-        await limiter.settle(ctx)
+        await settle_held(limiter, ctx)
 
     await asyncio.gather(*(one(n) for n in range(REQUESTS)))
     return outcomes
@@ -80,12 +89,12 @@ async def test_200_concurrent_requests_cannot_take_more_tokens_than_the_tpm_limi
     tpm = 10_000
     principal = key(team_limits=Limits(tpm=tpm))
     limiters = [await make_limiter() for _ in range(PROCESSES)]
-    held: list[RequestContext] = []
+    held: list[Held] = []
 
     async def one(n: int) -> str:
         ctx = request(principal)
         try:
-            await limiters[n % PROCESSES].admit(ctx)
+            await admit_held(limiters[n % PROCESSES], ctx)
         except RateLimited as error:
             return error.type
         held.append(ctx)

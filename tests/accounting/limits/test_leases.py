@@ -18,7 +18,7 @@ from gateway.accounting.limits.checks import Backend, Kind
 from gateway.accounting.limits.redis_backend import RedisBackend
 from gateway.core.errors import RateLimited
 from gateway.core.types import Limits
-from tests.accounting.limits.conftest import MODEL, PRICE, FakeClock, key, request, served
+from tests.accounting.limits.conftest import MODEL, PRICE, FakeClock, admit_held, key, request, served, settle_held
 from tests.accounting.limits.servers import PrivateRedis
 
 MakeLimiter = Callable[..., Awaitable[Limiter]]
@@ -27,7 +27,7 @@ LEASE_S = 30
 
 async def _refused(limiter: Limiter, principal: object) -> bool:
     try:
-        await limiter.admit(request(principal))  # type: ignore[arg-type]
+        await admit_held(limiter, request(principal))  # type: ignore[arg-type]
     except RateLimited as error:
         assert "parallel" in error.message
         return True
@@ -39,7 +39,7 @@ async def test_a_renewed_slot_outlives_its_first_lease(make_limiter: MakeLimiter
     other = await make_limiter(lease_s=LEASE_S)
     principal = key(Limits(max_parallel=1))
     running = request(principal)
-    await holder.admit(running)
+    await admit_held(holder, running)
     clock.advance(20)
     assert await holder.leases.renew() == 1
     clock.advance(20)  # 40 s after admission, 20 s after the renewal
@@ -52,9 +52,9 @@ async def test_a_settled_slot_is_not_renewed_back(make_limiter: MakeLimiter) -> 
     limiter = await make_limiter(lease_s=LEASE_S)
     principal = key(Limits(max_parallel=1))
     done = request(principal)
-    await limiter.admit(done)
+    await admit_held(limiter, done)
     reservation = done.reservation
-    await limiter.settle(served(done, 1, 1))
+    await settle_held(limiter, served(done, 1, 1))
     assert limiter.leases.held() == 0
     assert await limiter.leases.renew() == 0
 
@@ -70,7 +70,7 @@ async def test_a_lapsed_slot_is_not_revived_and_is_counted(make_limiter: MakeLim
     stalled = await make_limiter(lease_s=LEASE_S)
     other = await make_limiter(lease_s=LEASE_S)
     principal = key(Limits(max_parallel=1))
-    await stalled.admit(request(principal))
+    await admit_held(stalled, request(principal))
     clock.advance(LEASE_S + 0.001)  # no renewal reached the store for a whole lease
     assert not await _refused(other, principal)  # the slot went to someone else
     assert await stalled.leases.renew() == 0
@@ -80,10 +80,10 @@ async def test_a_lapsed_slot_is_not_revived_and_is_counted(make_limiter: MakeLim
 
 async def test_only_the_parallel_slots_are_kept(make_limiter: MakeLimiter) -> None:
     limiter = await make_limiter(lease_s=LEASE_S)
-    await limiter.admit(request(key(Limits(rpm=10, tpm=10_000))))
+    await admit_held(limiter, request(key(Limits(rpm=10, tpm=10_000))))
     assert limiter.leases.held() == 0
     # Key and team each with a parallel cap: two slots for one request.
-    await limiter.admit(request(key(Limits(max_parallel=2), Limits(max_parallel=5))))
+    await admit_held(limiter, request(key(Limits(max_parallel=2), Limits(max_parallel=5))))
     assert limiter.leases.held() == 2
     assert await limiter.leases.renew() == 2
 
@@ -120,7 +120,7 @@ async def test_the_keeper_holds_a_long_request_and_a_dead_process_frees_it_withi
     holder = await real_time_limiters()
     other = await real_time_limiters()
     principal = key(Limits(max_parallel=1))
-    await holder.admit(request(principal))
+    await admit_held(holder, request(principal))
     for _ in range(5):  # 2.5 leases
         await asyncio.sleep(REAL_LEASE_S / 2)
         assert await _refused(other, principal)
@@ -152,7 +152,7 @@ async def test_a_renewal_is_one_redis_call_for_every_request_in_flight(
     try:
         for n in range(30):
             principal = key(Limits(max_parallel=100), Limits(max_parallel=100), key_id=f"key-{n % 3}")
-            await limiter.admit(request(principal))
+            await admit_held(limiter, request(principal))
         with private_redis.client() as client:
             client.config_resetstat()
             assert await limiter.leases.renew() == 60

@@ -18,7 +18,7 @@ from gateway.accounting.limits.memory import MemoryBackend
 from gateway.accounting.limits.redis_backend import RedisBackend
 from gateway.core.errors import RateLimited, ServiceUnavailable
 from gateway.core.types import Limits
-from tests.accounting.limits.conftest import FakeClock, key, request
+from tests.accounting.limits.conftest import FakeClock, admit_held, key, request, settle_held
 from tests.accounting.limits.servers import PrivateCluster, PrivateRedis
 from tests.procs import free_port
 
@@ -56,13 +56,13 @@ async def limiters(private_redis: PrivateRedis, clock: FakeClock) -> AsyncIterat
 async def _admit(limiter: Limiter, principal: object) -> str:
     ctx = request(principal)  # type: ignore[arg-type]
     try:
-        await asyncio.wait_for(limiter.admit(ctx), HANG_S)
+        await asyncio.wait_for(admit_held(limiter, ctx), HANG_S)
     except ServiceUnavailable as error:
         assert (error.status, error.code) == (503, "limits_unavailable")
         return "503"
     except RateLimited:
         return "429"
-    await limiter.settle(ctx)
+    await settle_held(limiter, ctx)
     return "ok"
 
 
@@ -147,9 +147,9 @@ async def test_a_settle_that_cannot_reach_redis_is_counted_not_raised(
 ) -> None:
     limiter = limiters["closed"]
     ctx = request(key(Limits(max_parallel=5)))
-    await limiter.admit(ctx)
+    await admit_held(limiter, ctx)
     private_redis.stop()
-    await asyncio.wait_for(limiter.settle(ctx), HANG_S)
+    await asyncio.wait_for(settle_held(limiter, ctx), HANG_S)
     assert limiter.stats.settle_failures == 1
 
 

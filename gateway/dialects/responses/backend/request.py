@@ -53,7 +53,7 @@ def to_responses(chat: JSON, model: str) -> JSON:
         out["tools"] = [_tool(tool, f"tools[{i}]") for i, tool in enumerate(chat["tools"])]
     if chat.get("tool_choice") is not None:
         out["tool_choice"] = _tool_choice(chat["tool_choice"])
-    text = _text(chat.get("response_format"), chat.get("verbosity"))
+    text = text_config(chat.get("response_format"), chat.get("verbosity"))
     if text:
         out["text"] = text
     if chat.get("reasoning_effort") is not None:
@@ -154,7 +154,8 @@ def _tool_choice(choice: Any) -> Any:
     raise InvalidRequest("Invalid value for 'tool_choice'.", param="tool_choice")
 
 
-def _text(response_format: Any, verbosity: Any) -> JSON:
+def text_config(response_format: Any, verbosity: Any) -> JSON:
+    """Chat's `response_format` (and `verbosity`) as the Responses API's `text`."""
     text: JSON = {}
     if isinstance(verbosity, str):
         text["verbosity"] = verbosity

@@ -51,9 +51,9 @@ def finish_reason(response: JSON, called: bool) -> str:
 
 def failure(response: JSON) -> UpstreamError:
     """A response that failed upstream, as the gateway's error."""
-    error = response.get("error") if isinstance(response.get("error"), dict) else {}
-    message = error.get("message") if isinstance(error.get("message"), str) else "The upstream response failed."
-    code = error.get("code") if isinstance(error.get("code"), str) else None
+    error = given if isinstance(given := response.get("error"), dict) else {}
+    message = text if isinstance(text := error.get("message"), str) else "The upstream response failed."
+    code = named if isinstance(named := error.get("code"), str) else None
     if code == "rate_limit_exceeded":
         return UpstreamError(message, status=429, type="requests", code=code)
     return UpstreamError(message, status=502, type="server_error", code=code or "upstream_failed")

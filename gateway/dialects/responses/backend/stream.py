@@ -65,7 +65,7 @@ class ResponsesEventTranslator(EventStreamTranslator):
             return b""
         k = len(self._calls)
         self._calls[str(item.get("id") or k)] = k
-        arguments = item.get("arguments") if isinstance(item.get("arguments"), str) else ""
+        arguments = given if isinstance(given := item.get("arguments"), str) else ""
         return self._role() + self.writer.tool_call_start(k, str(item.get("call_id") or ""),
                                                           str(item.get("name") or ""), arguments)
 
@@ -77,16 +77,16 @@ class ResponsesEventTranslator(EventStreamTranslator):
         return self.writer.tool_call_arguments(k, delta)
 
     def _finished(self, data: JSON) -> bytes:
-        response = data.get("response") if isinstance(data.get("response"), dict) else {}
+        response = given if isinstance(given := data.get("response"), dict) else {}
         self.usage = usage_of(response.get("usage"))
         return self._role() + self.writer.finish(finish_reason(response, bool(self._calls))) + self.end()
 
     def _failed(self, data: JSON) -> bytes:
-        response = data.get("response") if isinstance(data.get("response"), dict) else {}
+        response = given if isinstance(given := data.get("response"), dict) else {}
         self.fail(failure({**response, "status": "failed"}))
         return b""
 
-    def _error(self, data: JSON) -> bytes:
+    def _error_event(self, data: JSON) -> bytes:
         self.fail(failure({"error": data}))
         return b""
 
@@ -101,5 +101,5 @@ _HANDLERS: dict[str, Callable[[ResponsesEventTranslator, JSON], bytes]] = {
     "response.completed": ResponsesEventTranslator._finished,
     "response.incomplete": ResponsesEventTranslator._finished,
     "response.failed": ResponsesEventTranslator._failed,
-    "error": ResponsesEventTranslator._error,
+    "error": ResponsesEventTranslator._error_event,
 }

@@ -1,63 +1,24 @@
-"""vLLM's OpenAI-compatible server, plus what it says about its own load.
+"""What a vLLM server says about itself: `/health`, and the load figures of its `/metrics` page.
 
-Requests, responses and streams are OpenAI's (the `openai` adapter's code). Errors are too,
-except that `code` is an integer and, before v0.10.1, the envelope was flat; the OpenAI error
-mapping reads both.
-
-For the router: `health_call` / `metrics_call` describe the requests (sent by
-gateway.upstream.client, like any other), `parse_health` / `parse_metrics` read the answers.
-`/metrics` is Prometheus text; the KV-cache gauge was renamed from `vllm:gpu_cache_usage_perc`
-to `vllm:kv_cache_usage_perc` (the old name is gone from new releases), so both are read.
+`/metrics` is Prometheus text; the KV-cache gauge was renamed from `vllm:gpu_cache_usage_perc` to
+`vllm:kv_cache_usage_perc` (the old name is gone from new releases), so both are read. The requests
+are described here and sent by gateway.upstream.client, like any other.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config.file import Deployment
-from gateway.config.settings import Settings
-from gateway.core.errors import GatewayError
-from gateway.core.types import Usage
-from gateway.pipeline.context import RequestContext
-from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
-from gateway.providers.units import BinaryRelay
+from gateway.core.types import ReportedLoad
 from gateway.upstream.client import UpstreamCall
 
 WAITING = "vllm:num_requests_waiting"
 RUNNING = "vllm:num_requests_running"
 KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")  # new name first
 PROBE_TIMEOUT_S = 2.0
-
-
-@dataclass(slots=True, frozen=True)
-class VLLMLoad:
-    """One read of a replica's /metrics, summed over its engines (data parallelism)."""
-
-    waiting: float
-    running: float
-    kv_usage: float  # 0..1, the fullest engine's
-
-
-class VLLMProvider:
-    name = "vllm"
-
-    def __init__(self, settings: Settings) -> None:
-        self._openai = OpenAIProvider(settings)
-
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        return self._openai.build_call(ctx, deployment)
-
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._openai.parse_response(ctx, body)
-
-    def stream_translator(self, ctx: RequestContext) -> OpenAIStreamTranslator | BinaryRelay:
-        return self._openai.stream_translator(ctx)
-
-    def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
-        return map_openai_error(status, headers, body, deployment_id)
 
 
 def server_root(deployment: Deployment) -> str:
@@ -84,8 +45,9 @@ def parse_health(status: int) -> bool:
     return status == 200
 
 
-def parse_metrics(text: str) -> VLLMLoad | None:
-    """The load figures of a /metrics page; None when it has none of them (not vLLM, or broken)."""
+def parse_metrics(text: str) -> ReportedLoad | None:
+    """The load figures of a /metrics page, summed over its engines (data parallelism); None when it
+    has none of them (not vLLM, or broken)."""
     waiting = running = 0.0
     kv: dict[str, float] = {}
     seen = False
@@ -109,4 +71,4 @@ def parse_metrics(text: str) -> VLLMLoad | None:
     if not seen:
         return None
     kv_usage = kv.get(KV_CACHE[0], kv.get(KV_CACHE[1], 0.0))
-    return VLLMLoad(waiting=waiting, running=running, kv_usage=min(max(kv_usage, 0.0), 1.0))
+    return ReportedLoad(waiting=waiting, running=running, kv_usage=min(max(kv_usage, 0.0), 1.0))

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import orjson
-
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
 from gateway.core.types import Endpoint, Usage
 from gateway.pipeline.context import RequestContext
+from gateway.providers.azure.stream import AzureStreamTranslator
 from gateway.providers.base import ask_for_stream_usage, json_post, unsupported_endpoint, upstream_model
-from gateway.providers.openai import OpenAIProvider, OpenAIStreamTranslator, map_openai_error
+from gateway.providers.errors import map_openai_error
+from gateway.providers.openai import OpenAIProvider
 from gateway.providers.units import BinaryRelay
 from gateway.upstream.client import UpstreamCall
 
@@ -58,64 +58,14 @@ class AzureProvider:
                 f"?api-version={version}")
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
-    def parse_response(self, ctx: RequestContext, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._openai.parse_response(ctx, body)
+    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._openai.parse_response(ctx, deployment, body)
 
-    def stream_translator(self, ctx: RequestContext) -> AzureStreamTranslator | BinaryRelay:
-        inner = self._openai.stream_translator(ctx)
+    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> AzureStreamTranslator | BinaryRelay:
+        inner = self._openai.stream_translator(ctx, deployment)
         return inner if isinstance(inner, BinaryRelay) else AzureStreamTranslator(inner)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         # Azure's envelope is OpenAI's (its 429s carry `code: "429"` and no type; content
         # filtering is a 400 with `code: "content_filter"`): the OpenAI mapping fits.
         return map_openai_error(status, headers, body, deployment_id)
-
-
-class AzureStreamTranslator:
-    """OpenAI's translator, minus the chunks that carry only content-filter results."""
-
-    __slots__ = ("_inner", "_watching")
-
-    def __init__(self, inner: OpenAIStreamTranslator) -> None:
-        self._inner = inner
-        # Azure sends the filter-only chunk first; once content flows, bytes pass untouched.
-        self._watching = True
-
-    @property
-    def usage(self) -> Usage | None:
-        return self._inner.usage
-
-    @property
-    def done(self) -> bool:
-        return self._inner.done
-
-    def feed(self, data: bytes) -> bytes:
-        out = self._inner.feed(data)
-        return self._drop_filter_only(out) if self._watching and out else out
-
-    def finish(self) -> bytes:
-        out = self._inner.finish()
-        return self._drop_filter_only(out) if self._watching and out else out
-
-    def _drop_filter_only(self, out: bytes) -> bytes:
-        if b"prompt_filter_results" not in out:
-            if b'"delta"' in out:
-                self._watching = False
-            return out
-        kept = []
-        for event in out.split(b"\n\n"):
-            if event and not _filter_only(event):
-                kept.append(event)
-        if any(b'"delta"' in event for event in kept):
-            self._watching = False
-        return b"\n\n".join(kept) + b"\n\n" if kept else b""
-
-
-def _filter_only(event: bytes) -> bool:
-    if b"prompt_filter_results" not in event:
-        return False
-    try:
-        chunk = orjson.loads(event.partition(b"data:")[2].strip())
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(chunk, dict) and not chunk.get("choices") and chunk.get("usage") is None
