@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import inspect
 import json
 import os
 import secrets
@@ -44,6 +45,9 @@ async def _child(concurrency: int, seconds: float, url: str) -> dict[str, float]
     from gateway.core.types import BudgetPeriod, Endpoint, Limits, Principal, Usage
     from gateway.pipeline.context import RequestContext
 
+    outcome_api = "outcome" in inspect.signature(Limiter.settle).parameters
+    if outcome_api:
+        from gateway.core.types import RequestOutcome
     price = Price(input_per_mtok=Decimal("0.15"), output_per_mtok=Decimal("0.60"))
     limiter = Limiter(RedisBackend(url, timeout_s=1.0), options=LimiterOptions(prefix="lc:" + secrets.token_hex(4)),
                       model_prices={"m": price})  # fmt: skip
@@ -59,10 +63,14 @@ async def _child(concurrency: int, seconds: float, url: str) -> dict[str, float]
         while running:
             ctx = RequestContext("r", Endpoint.CHAT, 0.0)
             ctx.principal, ctx.body, ctx.model = principal, dict(BODY), "m"
-            await limiter.admit(ctx)
+            reservation = await limiter.admit(ctx)
             await asyncio.sleep(0)  # the upstream call
-            ctx.status, ctx.usage, ctx.cost_usd = 200, Usage(prompt_tokens=5, completion_tokens=7), Decimal("5E-6")
-            await limiter.settle(ctx)
+            usage = Usage(prompt_tokens=5, completion_tokens=7)
+            if outcome_api:
+                await limiter.settle(reservation, RequestOutcome(200, usage=usage, cost_usd=Decimal("5E-6")))
+            else:  # trees before the Exchange (main before 7c37a81): settle reads the context
+                ctx.status, ctx.usage, ctx.cost_usd = 200, usage, Decimal("5E-6")
+                await limiter.settle(ctx)
             done += 1
 
     server = redis.Redis.from_url(url)
@@ -159,7 +167,8 @@ def main() -> None:
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [f"# Limiter script calls, {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}", "",
              f"loadtests/bench_limiter_calls.py: {args.rounds} rounds of {args.seconds:g} s per cell, medians; "
-             f"a private redis-server; load average at the end {load}.", "",
+             f"a private redis-server; load average at the end {load}. Trees: "
+             + ", ".join(f"`{name}` {path}" for name, path in trees.items()) + ".", "",
              "| tree | concurrency | Redis on | admit+settle pairs/s | worker CPU µs/pair | Redis CPU µs/pair "
              "| Redis µs per EVALSHA | batched write: CPU µs | its wall µs |",
              "|---|--:|---|--:|--:|--:|--:|--:|--:|"]  # fmt: skip
