@@ -4,7 +4,7 @@
 
 Each scenario is a daily spend series with a weekly shape (weekdays busy, weekends at ~40%): flat,
 with noise, with a slow trend, with a step change to 2x ten days before the forecast. Eight weeks of
-history, then the total of the next 7, 14 and 28 days is projected (gateway/accounting/forecast.py)
+history, then the total of the next 3, 10 and 28 days is projected (gateway/accounting/forecast.py)
 and compared with what the series really did, over 200 seeds each. Reported: the median and 90th
 percentile of the relative error, how often the 80% interval held the truth, and the same error for
 a naive forecast (the last 28 days' mean per day), the baseline the weekday model has to beat.

@@ -12,8 +12,10 @@ from typing import Any
 
 import orjson
 
-# Body fields that never change the answer.
-IGNORED = frozenset({"stream", "stream_options", "user", "store", "metadata"})
+# Body fields that never change the answer. The end user's id (`user`, or its successor
+# `safety_identifier`) is one: left in, the cache would not share an answer between two users and
+# the ledger's fingerprint would be a hash of the id with the prompt, which an erasure leaves.
+IGNORED = frozenset({"stream", "stream_options", "user", "safety_identifier", "store", "metadata"})
 
 
 def answer_material(endpoint: str, model: str, body: dict[str, Any]) -> dict[str, Any]:

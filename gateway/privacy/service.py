@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 # What the manifest says about places the gateway does not search, so nobody assumes it did.
 NOT_KEPT = {
     "request_logs": "The gateway keeps no request log store: its log lines go to stdout (they carry the key's "
-                    "prefix and team, never the end user or the prompt); erase them where they are shipped.",
+                    "prefix and team, never the end user; the prompt only with GATEWAY_LOG_PROMPTS=true); erase "
+                    "them where they are shipped.",
     "in_process_cache": "Answers cached in a worker's memory (no redis_url) cannot be attributed; they "
                         "expire within the cache's ttl_s.",
+    "semantic_cache": "The semantic cache keeps its answers in each worker's memory, unattributed; they "
+                      "expire within its ttl_s.",
     "ledger_spill": "Ledger rows waiting in spill files (the database was away) are written later; run "
                     "erase again once `pending_spill_files` is 0.",
 }

@@ -181,17 +181,24 @@ class PromptStore:
                                         "WHERE template_id = $1", template_id)
         return None if row is None or row["version"] is None else int(row["version"])
 
-    async def set_label(self, template_id: str, label: str, number: int, actor: str, *,
-                        action: str = "prompt.label") -> dict[str, Any]:
+    async def set_label(self, template_id: str, label: str, number: int | None, actor: str) -> dict[str, Any]:
+        """The label moves to version `number`; None moves it back to where it pointed before its
+        last move (a rollback), read under the same lock, so concurrent rollbacks go back and forth."""
         label = check_label(label)
         now = datetime.now(UTC)
         async with self.db.transaction() as tx:
             await self._template_row(tx, template_id, lock=True)
+            old = await tx.fetchrow("SELECT version, previous_version FROM prompt_template_labels "
+                                    "WHERE template_id = $1 AND label = $2", template_id, label)
+            action = "prompt.label" if number is not None else "prompt.rollback"
+            if number is None:
+                if old is None or old["previous_version"] is None:
+                    raise Conflict(f"Label '{label}' has not been moved: there is nothing to roll back to.",
+                                   param="label")
+                number = int(old["previous_version"])
             if not await tx.fetchrow("SELECT 1 AS x FROM prompt_template_versions WHERE template_id = $1 "
                                      "AND version = $2", template_id, number):
                 raise NotFound(f"Template '{template_id}' has no version {number}.", param="version")
-            old = await tx.fetchrow("SELECT version FROM prompt_template_labels WHERE template_id = $1 AND label = $2",
-                                    template_id, label)
             previous = None if old is None else int(old["version"])
             await tx.execute(
                 "INSERT INTO prompt_template_labels (template_id, label, version, previous_version, updated_at, "
@@ -204,12 +211,7 @@ class PromptStore:
                 "previous_version": previous}
 
     async def rollback(self, template_id: str, label: str, actor: str) -> dict[str, Any]:
-        async with self.db.reader() as tx:
-            row = await tx.fetchrow("SELECT previous_version FROM prompt_template_labels WHERE template_id = $1 "
-                                    "AND label = $2", template_id, check_label(label))
-        if row is None or row["previous_version"] is None:
-            raise Conflict(f"Label '{label}' has not been moved: there is nothing to roll back to.", param="label")
-        return await self.set_label(template_id, label, int(row["previous_version"]), actor, action="prompt.rollback")
+        return await self.set_label(template_id, label, None, actor)
 
     async def diff(self, template_id: str, a: int, b: int) -> str:
         old, new = await self.version(template_id, a), await self.version(template_id, b)

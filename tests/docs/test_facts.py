@@ -163,3 +163,19 @@ def _paragraphs_with_loose_figures(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", [p for p in PAGES if "<!--figures " in p.read_text()], ids=lambda p: p.name)
 def test_every_figure_of_a_measured_page_is_from_a_file_or_says_what_it_is(page: Path) -> None:
     assert _paragraphs_with_loose_figures(page) == []
+
+
+def test_the_readme_measured_figures_are_read_from_their_result_files() -> None:
+    """Each figure (a number with a decimal point) of the README's `## Measured` bullets is in a
+    result file the bullet names, so a figure cannot drift from the committed measurement."""
+    measured = (REPO / "README.md").read_text().split("## Measured", 1)[1].split("\n## ", 1)[0]
+    cited_anywhere: set[str] = set()
+    for bullet in re.split(r"\n- ", measured)[1:]:
+        names = set(_RESULT.findall(bullet)) | set(re.findall(r"`([a-z0-9.\-]+\.md)`", bullet))
+        assert names, bullet
+        cited_anywhere |= names
+        text = "".join((REPO / "loadtests" / "results" / name).read_text() for name in sorted(names))
+        missing = [n for n in re.findall(r"\d+\.\d+", bullet) if n not in text]
+        assert not missing, f"{missing} are in no result file that this bullet names: {bullet}"
+    # The evaluations issue 22 asks the README to quote: complexity routing and forecasts.
+    assert {"complexity-2026-12-07.md", "forecast-2026-12-07.md"} <= cited_anywhere

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import subprocess
 import sys
@@ -14,8 +15,11 @@ import httpx
 import openai
 import orjson
 import pytest
+import yaml
+from redis.asyncio import Redis
 
 from tests.dbs import REDIS_URL, create_pg_database, drop_pg_database, redis_prefix
+from tests.privacy.scan import holding
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
 
@@ -50,6 +54,20 @@ def _export(gw: Gateway, **subject: str) -> tuple[dict[str, Any], list[dict[str,
     return lines[0], lines[1:]
 
 
+async def _scan(gw: Gateway, needle: str) -> list[str]:
+    """Where the gateway's database (and Redis, when it has one) still holds `needle`."""
+    settings = yaml.safe_load(gw.config.read_text())["settings"]
+    dsn = settings.get("database_url")
+    sqlite = None if dsn else Path(settings["data_dir"]) / "gateway.db"
+    if "redis_url" not in settings:
+        return await holding(needle, dsn=dsn, sqlite=sqlite)
+    redis = Redis.from_url(settings["redis_url"])
+    try:
+        return await holding(needle, dsn=dsn, sqlite=sqlite, redis=redis, prefix=settings["redis_prefix"])
+    finally:
+        await redis.aclose()
+
+
 def _wait_ledger(gw: Gateway, user: str, count: int) -> None:
     deadline = time.monotonic() + 30
     while _export(gw, user=user)[0]["counts"]["ledger"] < count:
@@ -69,6 +87,8 @@ def test_an_end_users_requests_are_exported_then_erased_through_the_admin_api(gw
     manifest, records = _export(gw, user=user)
     assert manifest["subject"] == {"kind": "user", "id": user}
     assert manifest["counts"]["ledger"] == 3
+    # What is not searched is said, so nobody assumes it was.
+    assert set(manifest["not_searched"]) == {"request_logs", "in_process_cache", "semantic_cache", "ledger_spill"}
     # Redis holds the cache (Postgres variant): the three answers are attributed to the user.
     redis_backed = "redis_url" in gw.config.read_text()
     assert manifest["counts"]["cache"] == (3 if redis_backed else 0)
@@ -130,6 +150,10 @@ def test_the_cli_exports_and_erases_a_key(gw: Gateway, tmp_path: Path) -> None:
     result = orjson.loads(done.stdout)
     assert result["counts"]["ledger"] == 1 and result["replacement_key_id"].startswith("erased-")
     assert _export(gw, key=key["id"])[0]["counts"]["ledger"] == 0
+    # The key's use names it nowhere; its own record (the credential and its audit trail) stays, as
+    # docs/privacy.md says.
+    left = asyncio.run(_scan(gw, key["id"]))
+    assert {place.split(":")[0] for place in left} == {"api_keys", "api_key_secrets", "audit_log"}, left
 
 
 def test_the_privacy_page_exports_and_erases_for_an_admin(gw: Gateway) -> None:
@@ -154,3 +178,24 @@ def test_the_privacy_page_exports_and_erases_for_an_admin(gw: Gateway) -> None:
     finally:
         ui.close()
     assert _export(gw, user=user)[0]["counts"]["ledger"] == 0
+
+
+def test_after_an_erasure_the_id_is_in_no_table_and_no_redis_key(gw: Gateway) -> None:
+    """What the gateway itself wrote, not rows a test seeded: chat with a tag naming the user, stored
+    Responses API answers under `user` and under `safety_identifier`, cached answers."""
+    user = f"fay-{secrets.token_hex(4)}@example.com"
+    client = openai.OpenAI(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+    for i in range(2):
+        client.chat.completions.create(model="gpt-test", user=user, extra_headers={"x-gateway-tags": f"who={user}"},
+                                       messages=[{"role": "user", "content": f"scan {i}"}])
+    client.responses.create(model="gpt-test", input="remember me", user=user)
+    client.responses.create(model="gpt-test", input="and me", extra_body={"safety_identifier": user})
+    _wait_ledger(gw, user, 4)
+
+    before = asyncio.run(_scan(gw, user))
+    assert any(place.startswith("ledger_requests") for place in before), before
+    assert any(place.startswith("responses") for place in before), before
+    with _admin(gw) as admin:
+        erased = admin.post("/erase", json={"user": user}).json()
+    assert erased["counts"]["ledger"] == 4 and erased["counts"]["responses"] == 2, erased
+    assert asyncio.run(_scan(gw, user)) == []

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
+import yaml
 
 from gateway.accounting.ledger.postgres import PostgresSink
 from gateway.accounting.ledger.row import EPOCH, LedgerRow
@@ -20,6 +24,8 @@ from gateway.plugins.cache.stores import RedisStore
 from gateway.privacy.service import build_privacy
 from gateway.privacy.subject import Subject
 from tests.privacy.conftest import Stores
+from tests.privacy.scan import holding
+from tests.procs import MASTER_KEY
 
 DAYS = 20
 
@@ -82,39 +88,9 @@ async def _export(stores: Stores, subject: Subject) -> tuple[dict[str, Any], lis
 
 async def _everywhere(stores: Stores, needle: str) -> list[str]:
     """Every table (every partition) and every Redis key and value under the prefix that holds `needle`."""
-    found: list[str] = []
     dsn = postgres_dsn(stores.settings)
-    if dsn is not None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            tables = [r["relname"] for r in await conn.fetch(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind = 'r'")]
-            assert any(t.startswith("ledger_requests_") for t in tables)
-            for table in tables:
-                hits = await conn.fetchval(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE $1', f"%{needle}%")
-                if hits:
-                    found.append(f"{table}: {hits}")
-        finally:
-            await conn.close()
-    else:
-        import sqlite3
-
-        conn2 = sqlite3.connect(sqlite_path(stores.settings))
-        try:
-            tables = [r[0] for r in conn2.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            for table in tables:
-                hits = sum(needle in repr(row) for row in conn2.execute(f'SELECT * FROM "{table}"'))
-                if hits:
-                    found.append(f"{table}: {hits}")
-        finally:
-            conn2.close()
-    async for name in stores.redis.scan_iter(match=f"{stores.settings.redis_prefix}:*"):
-        value = await stores.redis.get(name) if await stores.redis.type(name) == b"string" else b""
-        members = await stores.redis.smembers(name) if await stores.redis.type(name) == b"set" else set()
-        if needle.encode() in name or needle.encode() in (value or b"") or any(needle.encode() in m for m in members):
-            found.append(f"redis {name!r}")
-    return found
+    return await holding(needle, dsn=dsn, sqlite=sqlite_path(stores.settings) if dsn is None else None,
+                         redis=stores.redis, prefix=stores.settings.redis_prefix)
 
 
 async def _totals(stores: Stores) -> tuple[Decimal, Decimal, int]:
@@ -143,6 +119,11 @@ async def test_an_erased_end_user_is_nowhere_and_the_rollups_still_add_up(stores
     before = await _totals(stores)
     assert before[0] == before[1]
     assert await _everywhere(stores, user)
+    if stores.postgres:  # one row a day, each in its own day partition
+        async with stores.store.db.reader() as tx:
+            held = await tx.fetch("SELECT DISTINCT tableoid::regclass::text AS p FROM ledger_requests "
+                                  "WHERE end_user = $1", user)
+        assert len(held) == DAYS and all(r["p"].startswith("ledger_requests_") for r in held), held
 
     erasure = await build_privacy(stores.settings, stores.store.db).erase(Subject("user", user), "tester")
     assert erasure.counts == {"ledger": DAYS, "ledger_tags": DAYS, "responses": 2, "cache": 2}
@@ -206,3 +187,26 @@ async def test_retention_sweeps_the_audit_log_and_old_rollup_days(stores: Stores
     # As the ledger's own retention: today and the 10 days before it are kept.
     assert days_before >= DAYS and len(days_after) == 11
     assert min(days_after) == (today - timedelta(days=10)).isoformat()
+
+
+async def test_db_maintain_applies_the_audit_log_and_rollup_retention(stores: Stores, tmp_path: Path) -> None:
+    await _write(stores, _rows("x", "y", "k-maintain", datetime.now(UTC).date()))
+    today = datetime.now(UTC).date()
+    async with stores.store.db.transaction() as tx:
+        await tx.execute("INSERT INTO audit_log (at, actor, action, target_type, target_id, details) "
+                         "VALUES ($1, 'test', 'ancient', 'x', 'y', $2)", datetime.now(UTC) - timedelta(days=40), {})
+    config = tmp_path / "gateway.yaml"
+    settings = {"data_dir": stores.settings.data_dir, "audit_retention_days": 30, "ledger_daily_retention_days": 5}
+    if (dsn := postgres_dsn(stores.settings)) is not None:
+        settings["database_url"] = dsn
+    config.write_text(yaml.safe_dump({"settings": settings, "models": []}))
+    # In a thread: the command opens the same database, and this test's loop must stay free meanwhile.
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "gateway", "db", "maintain", "--config", str(config)],
+        env={"GATEWAY_MASTER_KEY": MASTER_KEY, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "rows of audit_log past its retention" in done.stdout and "rows of ledger_daily" in done.stdout
+    async with stores.store.db.reader() as tx:
+        days = {str(r["day"]) for r in await tx.fetch("SELECT DISTINCT day FROM ledger_daily")}
+        ancient = await tx.fetch("SELECT id FROM audit_log WHERE action = 'ancient'")
+    assert ancient == [] and min(days) == (today - timedelta(days=5)).isoformat()

@@ -159,5 +159,33 @@ def test_the_prompts_pages_show_versions_side_by_side_and_move_labels(gw: Gatewa
         assert refused.status_code == 404 and "no version 9" in refused.text
         page = ui.http.get(f"/admin/prompts/{tid}").text
         assert 'data-label="staging"' in page
+        compare_and_count(gw, ui, tid)
     finally:
         ui.close()
+
+
+def compare_and_count(gw: Gateway, ui: Any, tid: str) -> None:
+    """Any two versions diffed from the page's own form; each version's requests side by side."""
+    with _api(gw) as api:
+        api.post(f"/prompts/{tid}/versions", json={"messages": [V1[0], {"role": "user", "content": "Bye {{name}}"}],
+                                                   "variables": ["name"]})
+    page = ui.http.get(f"/admin/prompts/{tid}").text
+    form = page.split('id="diff-versions"', 1)[1].split("</form>", 1)[0]
+    assert form.count('<option value="3"') == 2 and 'name="from"' in form and 'name="to"' in form
+    assert "Diff v2 → v3" in page  # the newest two, until others are chosen
+    chosen = ui.http.get(f"/admin/prompts/{tid}", params={"from": "1", "to": "3"}).text
+    text = chosen.split('id="diff"', 1)[1].replace("&#123;", "{").replace("&#125;", "}")
+    assert "-[user] Greet {{name}} from {{city}}" in text and "+[user] Bye {{name}}" in text
+    client = openai.OpenAI(base_url=gw.url, api_key=MASTER_KEY, max_retries=0)
+    for version, values in (("1", {"name": "A", "city": "B"}), ("3", {"name": "A"}), ("3", {"name": "B"})):
+        client.chat.completions.create(model="gpt-test", messages=[],
+                                       extra_body={"prompt": {"id": tid, "version": version, "variables": values}})
+    deadline = time.monotonic() + 30
+    while True:
+        page = ui.http.get(f"/admin/prompts/{tid}").text
+        rows = {v: page.split(f'<tr data-version="{v}">', 1)[1].split("</tr>", 1)[0] for v in (1, 2, 3)}
+        if '<td class="num">2</td>' in rows[3]:
+            break
+        assert time.monotonic() < deadline, rows
+        time.sleep(0.2)
+    assert '<td class="num">1</td>' in rows[1] and '<td class="num">0</td>' in rows[2]

@@ -48,7 +48,7 @@ def router(models: list[dict[str, Any]], clock: FakeClock | None = None, seed: i
 
 def _with_urls(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for model in models:
-        for d in model["deployments"]:
+        for d in model.get("deployments", []):
             d.setdefault("base_url", "http://127.0.0.1:9/v1")
     return models
 

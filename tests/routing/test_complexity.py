@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -11,6 +10,7 @@ import httpx
 import openai
 import pytest
 
+from admin.ui.formats import count, usd
 from gateway.config.file import Config, ConfigError
 from gateway.config.routing import ComplexityOptions
 from gateway.core.errors import InvalidRequest
@@ -45,6 +45,11 @@ def test_scores_order_easy_ordinary_and_hard_prompts() -> None:
     deep = {"model": "auto", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}] * 5
             + [{"role": "user", "content": "Find the invoice."}]}
     assert score(deep) > base
+    # So do length, code, maths and words that ask for reasoning.
+    assert score(chat("Find the invoice. " + "It was sent in March to the Lisbon office. " * 8)) > base
+    assert score(chat("Find the invoice with a SQL query in Python.")) > base
+    assert score(chat("Find the invoice whose total solves the equation 3 * 7 = x.")) > base
+    assert score(chat("Find the invoice and analyse step by step why it was late.")) > base
 
 
 def test_the_hint_header_moves_the_score_and_bad_hints_are_400() -> None:
@@ -169,22 +174,29 @@ def test_the_report_shows_spend_by_tier_and_the_all_top_tier_cost(tiered: Gatewa
 
 def test_the_models_page_shows_each_tier_and_the_saving(tiered: Gateway) -> None:
     client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
-    client.chat.completions.create(model="strict", messages=[{"role": "user", "content": "Hi!"}])
+    request_id = client.chat.completions.with_raw_response.create(
+        model="strict", messages=[{"role": "user", "content": "Hi!"}]).headers["x-request-id"]
+    ledger_rows(tiered, [request_id])  # written: the page and the API below both count it
+    report = httpx.get(tiered.base + "/admin/api/routing/complexity", params={"model": "strict"},
+                       headers={"authorization": f"Bearer {MASTER_KEY}"}).json()
     ui = Session(tiered.base)
     try:
         assert ui.sign_in("", MASTER_KEY).status_code == 303
-        deadline = time.monotonic() + 30
-        while True:
-            html = ui.http.get("/admin/models").text
-            table = html.split('data-complexity="strict"', 1)[1].split("</table>", 1)[0]
-            if "saved" in table:
-                break
-            assert time.monotonic() < deadline, table
-            time.sleep(0.2)
+        html = ui.http.get("/admin/models").text
     finally:
         ui.close()
+    table = html.split('data-complexity="strict"', 1)[1].split("</table>", 1)[0]
     assert [t for t in ("small", "medium", "large") if f'data-tier="{t}"' in table] == ["small", "medium", "large"]
-    assert "at the top tier&#39;s price" in table or "at the top tier's price" in table
+    caption = table.split("</caption>", 1)[0]
+    assert "at the top tier's price" in caption.replace("&#39;", "'") and "saved" in caption
+    assert usd(report["total"]["top_tier_cost_usd"]) in caption and usd(report["total"]["saved_usd"]) in caption
+    # Each tier's requests, spend and top-tier cost are the admin API's, as the page formats them.
+    assert any(tier["tier"] == "small" and tier["requests"] >= 1 for tier in report["data"])
+    for tier in (t for t in report["data"] if t["tier"] is not None):  # None: refused before a tier was chosen
+        row = table.split(f'data-tier="{tier["tier"]}"', 1)[1].split("</tr>", 1)[0]
+        cells = [c.split("<", 1)[0] for c in row.split('<td class="num">')[1:]]
+        assert cells[1] == count(tier["requests"]) and cells[3] == usd(tier["cost_usd"]), row
+        assert cells[4] == usd(tier["top_tier_cost_usd"]), row
 
 
 def test_metrics_count_requests_and_spend_by_tier(tiered: Gateway) -> None:
@@ -227,3 +239,13 @@ def test_metrics_count_what_the_top_tier_would_have_cost(tiered: Gateway) -> Non
     assert grew["llm_gateway_complexity_cost_usd_total"] == pytest.approx((tokens_in * 1 + tokens_out * 2) / 10**6)
     assert grew["llm_gateway_complexity_top_tier_cost_usd_total"] == pytest.approx(
         (tokens_in * 10 + tokens_out * 40) / 10**6)
+
+
+def test_responses_api_requests_are_scored_on_their_input_in_every_shape(tiered: Gateway) -> None:
+    client = openai.OpenAI(base_url=tiered.url, api_key=MASTER_KEY, max_retries=0)
+    shapes = [HARD, [{"role": "user", "content": HARD}],
+              [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": HARD}]}]]
+    ids = [client.responses.with_raw_response.create(model="strict", input=shape).headers["x-request-id"]
+           for shape in shapes]
+    rows = ledger_rows(tiered, ids)
+    assert [rows[i]["complexity_tier"] for i in ids] == ["large"] * 3

@@ -14,6 +14,8 @@ from gateway.core.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
+from gateway.pipeline.context import RequestContext
+from gateway.routing.router import Router
 from tests.routing.harness import FakeClock, Script, context, drive, router
 
 
@@ -226,3 +228,34 @@ async def test_a_deployment_barred_for_the_request_costs_no_backoff() -> None:
     run = await drive(r, context("a"), Script({"a1": [missing], "a2": [missing]}), clock)
     assert run.tried == ["a1", "a2", "b1"]
     assert clock.sleeps == []
+
+
+def tier_of(r: Router, ctx: RequestContext) -> str | None:
+    plan = r.plan(ctx)
+    plan.close()
+    return plan.complexity.tier.name if plan.complexity is not None else None
+
+
+async def test_a_tiered_request_falls_back_through_its_tiers_own_chain_then_up_the_tiers() -> None:
+    clock = FakeClock()
+    models = [
+        {"name": "small", "deployments": [{"id": "s1"}], "fallbacks": ["spare"]},
+        {"name": "spare", "deployments": [{"id": "p1"}]},
+        {"name": "medium", "deployments": [{"id": "m1"}]},
+        {"name": "large", "deployments": [{"id": "l1"}]},
+        {"name": "auto", "complexity": {"tiers": [{"name": "s", "model": "small", "max_score": 0.1},
+                                                  {"name": "m", "model": "medium", "max_score": 0.3},
+                                                  {"name": "l", "model": "large"}]}},
+    ]
+    r = router(models, clock, retries=0)
+    down = Script({"s1": [err500()], "p1": [err500()], "m1": [err500()]})
+    assert tier_of(r, context("auto")) == "s"
+    run = await drive(r, context("auto"), down, clock)
+    assert run.error is None and run.tried == ["s1", "p1", "m1", "l1"]
+    assert run.last is not None and run.last.fallback is True
+    # A request scored for the top tier has nowhere higher to go.
+    hard = {"model": "auto", "messages": [{"role": "user", "content": "Prove, step by step, why the integral "
+                                           "converges; analyse the trade-offs of each proof in depth."}]}
+    assert tier_of(r, context("auto", body=hard)) == "l"
+    run = await drive(r, context("auto", body=hard), Script({"l1": [err500()]}), clock)
+    assert run.tried == ["l1"] and run.error is not None

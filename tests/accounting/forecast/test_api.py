@@ -51,8 +51,8 @@ def history(today: date) -> list[tuple[date, Decimal]]:
     return [(day, Decimal(WEEK[day.weekday()])) for day in (today - timedelta(days=i) for i in range(56, -1, -1))]
 
 
-async def seed(gw: Gateway, team_id: str, days: list[tuple[date, Decimal]]) -> None:
-    rows = [(d, team_id, "key_x", "gpt-test", "openai", 10, 0, 1000, 100, 0, 0, str(v), 0) for d, v in days]
+async def seed(gw: Gateway, team_id: str, days: list[tuple[date, Decimal]], key_id: str = "key_x") -> None:
+    rows = [(d, team_id, key_id, "gpt-test", "openai", 10, 0, 1000, 100, 0, 0, str(v), 0) for d, v in days]
     dsn = gw.dsn  # type: ignore[attr-defined]
     if dsn is not None:
         conn = await asyncpg.connect(dsn)
@@ -79,11 +79,14 @@ async def test_a_budget_projected_to_run_out_is_forecast_exported_and_alerted_on
                                                            "budget_period": "monthly"})).json()
         loose = (await http.post("/admin/api/teams", json={"name": f"loose-{gw.port}", "budget_usd": "1000000",
                                                            "budget_period": "monthly"})).json()
+        key = (await http.post("/admin/api/keys", json={"name": f"tight-key-{gw.port}", "budget_usd": "5",
+                                                        "budget_period": "monthly"})).json()
         days = history(today)
         await seed(gw, tight["id"], days)
         await seed(gw, loose["id"], days)
+        await seed(gw, f"keys-team-{gw.port}", days, key_id=key["id"])
         found = {f["id"]: f for f in (await http.get("/admin/api/forecasts")).json()["data"]}
-    t, ok = found[tight["id"]], found[loose["id"]]
+    t, ok, k = found[tight["id"]], found[loose["id"]], found[key["id"]]
     first = today.replace(day=1)
     spent = sum((v for d, v in days if d >= first), Decimal(0))
     assert Decimal(t["spent_usd"]) == spent
@@ -97,11 +100,15 @@ async def test_a_budget_projected_to_run_out_is_forecast_exported_and_alerted_on
     assert t["runs_out_before_period_end"] is True and t["runs_out_on"] == today.isoformat()
     assert ok["runs_out_before_period_end"] is False and ok["runs_out_on"] is None
     assert [d for d, _ in t["history"]][-1] == today.isoformat()
+    # A key's budget is forecast from its own rows of the rollup, as a team's.
+    assert k["scope"] == "key" and k["spent_usd"] == t["spent_usd"] and k["projected_usd"] == t["projected_usd"]
+    assert k["runs_out_before_period_end"] is True
 
     async with asyncio.timeout(30):  # a bound for a hung test, not a timing assertion
         while True:
             receiver.arrived.clear()  # before looking, so a post that lands meanwhile still wakes us
-            if [a for a in receiver.received if a["budget_forecast"]["id"] == tight["id"]]:
+            ids = {a["budget_forecast"]["id"] for a in receiver.received}
+            if {tight["id"], key["id"]} <= ids:
                 break
             await receiver.arrived.wait()
     alerts = receiver.received
@@ -110,17 +117,25 @@ async def test_a_budget_projected_to_run_out_is_forecast_exported_and_alerted_on
     assert not [a for a in alerts if a["budget_forecast"]["id"] == loose["id"]]
     await asyncio.sleep(2)  # several more rounds of the watcher: the claim holds, nothing more is posted
     assert len([a for a in receiver.received if a["budget_forecast"]["id"] == tight["id"]]) == 1
+    assert len([a for a in receiver.received if a["budget_forecast"]["id"] == key["id"]]) == 1
     async with httpx.AsyncClient(base_url=gw.base, headers=ADMIN) as http:
         metrics = (await http.get("/metrics")).text
     assert f'llm_gateway_budget_projected_overrun{{id="{tight["id"]}",scope="team"}} 1.0' in metrics
     assert f'llm_gateway_budget_projected_overrun{{id="{loose["id"]}",scope="team"}} 0.0' in metrics
+    projected = [line for line in metrics.splitlines()
+                 if line.startswith(f'llm_gateway_budget_projected_usd{{id="{tight["id"]}",scope="team"}} ')]
+    assert projected and float(projected[0].rsplit(" ", 1)[1]) == pytest.approx(float(t["projected_usd"]))
 
 
 def test_the_forecasts_page_draws_each_budget(gw: Gateway) -> None:
     from tests.admin_ui.conftest import Session
 
-    team = httpx.post(gw.base + "/admin/api/teams", headers=ADMIN,
-                      json={"name": f"page-{gw.port}", "budget_usd": "7", "budget_period": "weekly"}).json()
+    today = datetime.now(UTC).date()
+    teams = {period: httpx.post(gw.base + "/admin/api/teams", headers=ADMIN, json={
+        "name": f"page-{period}-{gw.port}", "budget_usd": "7", "budget_period": period}).json()
+        for period in ("weekly", "monthly")}
+    for team in teams.values():
+        asyncio.run(seed(gw, team["id"], history(today)))
     ui = Session(gw.base)
     try:
         assert ui.sign_in("", MASTER_KEY).status_code == 303
@@ -128,7 +143,13 @@ def test_the_forecasts_page_draws_each_budget(gw: Gateway) -> None:
     finally:
         ui.close()
     assert page.status_code == 200
-    card = page.text.split(f'data-forecast="team:{team["id"]}"', 1)[1].split("</section>", 1)[0]
-    # A weekly period is named like 2026-W49; the chart has its budget line and its projection.
-    assert "<svg" in card and 'class="budget"' in card and 'class="projected"' in card and "-W" in card
+    cards = {period: page.text.split(f'data-forecast="team:{team["id"]}"', 1)[1].split("</section>", 1)[0]
+             for period, team in teams.items()}
+    for period, card in cards.items():
+        # The budget line, the projection, and the spend so far (none when the period starts today:
+        # today is projected in full).
+        assert "<svg" in card and 'class="budget"' in card and 'class="projected"' in card
+        starts_today = today.weekday() == 0 if period == "weekly" else today.day == 1
+        assert ('class="actual"' in card) is not starts_today, period
+    assert "-W" in cards["weekly"]  # a weekly period is named like 2026-W49
     assert 'href="/admin/forecasts"' in page.text
