@@ -11,9 +11,13 @@ types never import the plugins.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
-from gateway.core.types import BudgetUsage, RequestOutcome, StreamTranslator
+from starlette.types import ASGIApp
+
+from gateway.core.types import BudgetUsage, GuardrailDecision, RequestOutcome, StreamTranslator
 from gateway.pipeline.context import RequestContext
 
 
@@ -49,13 +53,41 @@ class AdmitAll:
         return ()
 
 
+@dataclass(frozen=True, slots=True)
+class PluginsBefore:
+    """What the request's `before` hooks gave back, for the proxy to place."""
+
+    # None to go on to the upstream; else the ASGI response a plugin answered with (a cache hit:
+    # a `JSONReply`, or a `ReplayCall` for a stream).
+    reply: ASGIApp | None = None
+    # The body as the hooks left it (the one the request came with when none changed it).
+    body: dict[str, Any] = field(default_factory=dict)
+    decisions: tuple[GuardrailDecision, ...] = ()
+    redacted: dict[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    cache_hit: bool = False
+    saved_usd: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PluginFindings:
+    """What the request's plugins found, handed over once it finished: every decision, and the
+    tags that carry them (and a cache hit's saving) into the ledger row."""
+
+    decisions: tuple[GuardrailDecision, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
 class PluginRun(Protocol):
     # What a plugin keeps between its hooks for this request, under its id.
     state: dict[str, Any]
 
-    async def before(self, ctx: RequestContext) -> Any:
-        """None to go on to the upstream; else the ASGI response a plugin answered with (a cache hit:
-        a `JSONReply`, or a `ReplayCall` for a stream)."""
+    async def before(self, ctx: RequestContext) -> PluginsBefore:
+        """The hooks in order, each seeing the body the one before it left."""
+        ...
+
+    def decided(self, decision: GuardrailDecision) -> None:
+        """A decision a hook could not return (a refusal, a stream's chunks, `after`)."""
         ...
 
     async def after(self, ctx: RequestContext, body: bytes) -> bytes:
@@ -66,6 +98,7 @@ class PluginRun(Protocol):
         """The stream's translator, behind the chunk hooks."""
         ...
 
-    async def finish(self, ctx: RequestContext) -> None:
-        """Every request, once, before it is recorded: a streamed answer's `after`, or `on_error`."""
+    async def finish(self, ctx: RequestContext) -> PluginFindings:
+        """Every request, once, before it is recorded: a streamed answer's `after`, or `on_error`;
+        what the plugins found."""
         ...

@@ -60,10 +60,10 @@ from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.dialect import OPENAI, Dialect, Reader
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.hooks import Admission, AdmitAll, Recorder
+from gateway.pipeline.hooks import Admission, AdmitAll, PluginsBefore, Recorder
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
-from gateway.providers.base import Provider
+from gateway.providers.base import Provider, TextAnswers
 from gateway.routing.outcomes import DEADLINE_CODE
 from gateway.routing.plan import Attempt, Plan
 from gateway.routing.router import Router
@@ -198,7 +198,10 @@ class Proxy:
                     request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
                 )
                 if self.prompts is not None and endpoint is Endpoint.CHAT and read is None and b'"prompt"' in raw:
-                    raw = await self.prompts.apply(raw, ctx)  # a prompt template, rendered before anything else
+                    # A prompt template, rendered before anything else; the record names its version.
+                    raw, template = await self.prompts.apply(raw)
+                    if template is not None:
+                        ctx.template_id, ctx.template_version = template.template_id, template.version
                 if read is None:
                     ctx.body = parse_body(raw, endpoint)
                 else:
@@ -213,14 +216,19 @@ class Proxy:
             self.router.group(ctx.model)  # an unknown model is a 404 before anything else happens
             self.auth.check_model(ctx.principal, ctx.model)  # a model outside the key's allowed ones: 403
             ctx.plugins = self.plugins.start(ctx.principal) if self.plugins is not None else None
-            if ctx.plugins is not None and (answered := await ctx.plugins.before(ctx)) is not None:
-                ctx.status = 200  # a plugin answered (a cache hit): no upstream call
-                return answered
+            if ctx.plugins is not None:
+                before = await ctx.plugins.before(ctx)
+                _place(ctx, before)
+                if before.reply is not None:
+                    ctx.status = 200  # a plugin answered (a cache hit): no upstream call
+                    return before.reply
             reservation = await self.admission.admit(ctx)
             if reservation is not None:
                 exchange.reservation = reservation
                 ctx.response_headers.update(reservation.headers)
-            await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
+            reading = await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
+            if reading is not None:
+                ctx.complexity_classified, ctx.complexity_reading = True, reading.score
         except GatewayError:
             # Refused requests are requests too: they are recorded like any other, under the model
             # they asked for when the body said one before it was refused.
@@ -246,6 +254,9 @@ class Proxy:
                     if response.status != 200:
                         raise provider.map_error(response.status, response.headers, response.body, deployment.id or "")
                     body, ctx.usage = provider.parse_response(ctx, deployment, response.body)
+                    if ctx.upload is not None and isinstance(provider, TextAnswers):
+                        if (kind := provider.answer_type(ctx)) is not None:  # a transcript as text
+                            ctx.response_headers["content-type"] = kind
                 except GatewayError as error:
                     trace.end(error.code or error.type)
                     attempt.failed(error)
@@ -290,6 +301,7 @@ class Proxy:
         plan = self.router.plan(ctx)
         if plan.complexity is not None:
             ctx.complexity_tier, ctx.complexity_score = plan.complexity.tier.name, plan.complexity.score
+            ctx.complexity_top = plan.top
         return plan
 
     @staticmethod
@@ -380,7 +392,9 @@ class Proxy:
             if ctx.complexity_top is not None:
                 ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
         if ctx.plugins is not None:
-            await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
+            found = await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
+            ctx.guardrails = list(found.decisions)
+            ctx.tags.update(found.tags)
         try:
             if reservation is not None:
                 outcome = RequestOutcome(ctx.status, ctx.cancelled, ctx.usage, ctx.cost_usd)
@@ -525,6 +539,17 @@ def _model_named(raw: bytes) -> str:
         return ""
     model = body.get("model") if isinstance(body, dict) else None
     return model if isinstance(model, str) else ""
+
+
+def _place(ctx: RequestContext, before: PluginsBefore) -> None:
+    """What the plugins' `before` hooks gave back, where the rest of the request and its record read it."""
+    ctx.body = before.body
+    ctx.redacted_body = before.redacted
+    ctx.guardrails.extend(before.decisions)
+    ctx.response_headers.update(before.headers)
+    if before.cache_hit:  # served from the cache: no tokens used, nothing owed, the saving noted
+        ctx.cache_hit = True
+        ctx.usage, ctx.cost_usd, ctx.saved_usd = None, None, before.saved_usd
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:

@@ -3,9 +3,11 @@
 A plugin overrides only the hooks it needs; the runner looks once, when the config is loaded,
 at which hooks a class overrides, and never calls the others. The points on the request path:
 
-    before(ctx)        after auth and route, before limits and the upstream: may change
-                       `ctx.body`, refuse with a `GatewayError`, or answer itself (an `Answer`:
-                       a cache hit), in which case no upstream call is made
+    before(ctx)        after auth and route, before limits and the upstream: returns a `Before`
+                       (the new body, its findings) or None; may refuse with a `GatewayError`, or
+                       answer itself (`Before(answer=...)`: a cache hit), in which case no
+                       upstream call is made. The older form (change `ctx.body` in place, return
+                       an `Answer` or None) is still accepted.
     on_chunk(ctx)      a stream is starting: a `ChunkHook` that sees the text of every chunk, per
                        choice, and returns what may be sent now (it may change or hold back text)
     after(ctx, answer) the whole answer: for a unary call before it is sent (change it and set
@@ -13,15 +15,17 @@ at which hooks a class overrides, and never calls the others. The points on the 
     on_error(ctx)      the request failed (`ctx.status`, `ctx.error_type`); for recording only
 
 Every hook sees the typed `RequestContext`: `ctx.principal` (key and team), `ctx.model`,
-`ctx.body`, `ctx.endpoint`, `ctx.tags`. What a plugin decides goes on `ctx.guardrails` (for the
-ledger row and metrics), never with the text that triggered it.
+`ctx.body`, `ctx.endpoint`, `ctx.tags`, and writes nothing into it: what a plugin changes or finds
+it returns (`Before`) or states with `decide`, and the runner hands it to the proxy, which alone
+records it (the ledger row, metrics), never with the text that triggered it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -78,6 +82,25 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Before:
+    """What a `before` hook gives back instead of writing into the context; the runner takes it."""
+
+    # The request body as it goes on (None: unchanged); a new dict, the one it got left as it was.
+    body: dict[str, Any] | None = None
+    # The plugin answers the request itself: no limits, no upstream.
+    answer: Answer | None = None
+    # What it found and did (for the ledger row and metrics; never the text).
+    decisions: tuple[GuardrailDecision, ...] = ()
+    # A masked copy of the body for logs, when the upstream gets the body as it is.
+    redacted: dict[str, Any] | None = None
+    # Headers the response carries (x-gateway-cache: miss).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # The answer came from a cache: nothing used, nothing owed, and what the stored answer cost.
+    cache_hit: bool = False
+    saved_usd: Decimal | None = None
+
+
 class ChunkHook(Protocol):
     """One stream's text filter. `index` is the choice; text comes in order for each choice."""
 
@@ -103,7 +126,7 @@ class Plugin:
         # The entry's `id:` (the name by default): how metrics, logs and the ledger name it.
         self.id = self.name
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | Answer | None:
         return None
 
     def on_chunk(self, ctx: RequestContext) -> ChunkHook | None:
@@ -121,10 +144,20 @@ class Plugin:
     async def close(self) -> None:
         return None
 
+    def decision(self, kind: str, action: str, *, where: str = "request", count: int = 1,
+                 score: float | None = None) -> GuardrailDecision:
+        return GuardrailDecision(self.id, kind, action, where, count, score)
+
     def decide(self, ctx: RequestContext, kind: str, action: str, *, where: str = "request",
                count: int = 1, score: float | None = None) -> None:
-        """Record a decision for the ledger row and metrics (never the text that caused it)."""
-        ctx.guardrails.append(GuardrailDecision(self.id, kind, action, where, count, score))
+        """State a decision for the ledger row and metrics (never the text that caused it), from a
+        hook that cannot return it (a refusal, a stream's chunks, `after`): the request's plugin
+        run keeps it and hands it to the proxy."""
+        decision = self.decision(kind, action, where=where, count=count, score=score)
+        if ctx.plugins is not None:
+            ctx.plugins.decided(decision)
+        else:  # a context built by hand, with no run (a test calling a hook directly)
+            ctx.guardrails.append(decision)
 
 
 class Refused(InvalidRequest):

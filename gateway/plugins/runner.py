@@ -26,10 +26,11 @@ from starlette.types import ASGIApp
 from gateway.config.file import ConfigError
 from gateway.config.plugins import PluginEntry, PluginsSection
 from gateway.core.errors import GatewayError
-from gateway.core.types import Principal, StreamTranslator
+from gateway.core.types import GuardrailDecision, Principal, StreamTranslator
 from gateway.edge.responses import JSONReply
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginFailed, Services, overrides
+from gateway.pipeline.hooks import PluginFindings, PluginsBefore
+from gateway.plugins.base import Answer, Before, ChunkHook, Plugin, PluginFailed, Services, overrides
 from gateway.plugins.cache.embed import SelfEmbedder
 from gateway.plugins.replay_call import ReplayCall
 from gateway.plugins.responses_stream import ResponsesEvents, ResponsesFilteredStream
@@ -131,7 +132,7 @@ class Plugins:
 class PluginRun:
     """One request's pass through its chain."""
 
-    __slots__ = ("chain", "plugins", "state", "stream")
+    __slots__ = ("chain", "decisions", "plugins", "state", "stream")
 
     def __init__(self, plugins: Plugins, chain: Chain) -> None:
         self.plugins = plugins
@@ -139,12 +140,19 @@ class PluginRun:
         self.stream: FilteredStream | ResponsesFilteredStream | None = None
         # What a plugin keeps between its hooks for this request, under its id.
         self.state: dict[str, Any] = {}
+        # Every decision the request's plugins returned or stated, in order.
+        self.decisions: list[GuardrailDecision] = []
 
-    async def before(self, ctx: RequestContext) -> JSONReply | ReplayCall | None:
-        """None to go on to the upstream; a response when a plugin answered (a cache hit)."""
+    def decided(self, decision: GuardrailDecision) -> None:
+        self.decisions.append(decision)
+
+    async def before(self, ctx: RequestContext) -> PluginsBefore:
+        """The `before` hooks in order; what they gave back, for the proxy to place. A hook that
+        returns a new body hands it to the next one (through `ctx.body`, which hooks read)."""
+        headers: dict[str, str] = {}
         for bound in self.chain.befores:
             try:
-                answer = await bound.plugin.before(ctx)
+                given = await bound.plugin.before(ctx)
             except GatewayError:
                 raise
             except Exception as exc:
@@ -152,9 +160,20 @@ class PluginRun:
                 if error is not None:
                     raise error from None
                 continue
-            if answer is not None:
-                return self._respond(ctx, answer)
-        return None
+            if given is None:
+                continue
+            if isinstance(given, Answer):  # the older form: an answer, the body changed in place
+                given = Before(answer=given)
+            self.decisions.extend(given.decisions)
+            headers.update(given.headers)
+            if given.body is not None:
+                ctx.body = given.body
+            if given.redacted is not None:
+                ctx.redacted_body = given.redacted
+            if given.answer is not None:
+                return PluginsBefore(self._respond(ctx, given.answer, headers), ctx.body, tuple(self.decisions),
+                                     ctx.redacted_body, headers, given.cache_hit, given.saved_usd)
+        return PluginsBefore(None, ctx.body, tuple(self.decisions), ctx.redacted_body, headers)
 
     async def after(self, ctx: RequestContext, body: bytes) -> bytes:
         """A unary answer before it is sent: what the `after` hooks make of it."""
@@ -207,8 +226,9 @@ class PluginRun:
         if error is not None:
             raise error  # in the relay: the stream ends with an in-band error event
 
-    async def finish(self, ctx: RequestContext) -> None:
-        """Every request, once, before it is recorded: a streamed answer's `after`, or `on_error`."""
+    async def finish(self, ctx: RequestContext) -> PluginFindings:
+        """Every request, once, before it is recorded: a streamed answer's `after`, or `on_error`;
+        what the plugins found, for the proxy to record."""
         failed = ctx.status >= 400 or ctx.error_type is not None or ctx.cancelled
         if failed:
             for bound in self.chain.errors:
@@ -223,25 +243,31 @@ class PluginRun:
                     await bound.plugin.after(ctx, answer)
                 except Exception as exc:
                     self.plugins.failed(bound, "after", exc)
-        self._note(ctx)
+        return self._findings(ctx)
 
-    def _note(self, ctx: RequestContext) -> None:
-        """Decisions into metrics, and into the ledger row's tags (kinds and counts, never text)."""
+    def _findings(self, ctx: RequestContext) -> PluginFindings:
+        """Decisions counted in metrics, and the ledger row's tags (kinds and counts, never text)."""
+        tags: dict[str, str] = {}
         if ctx.saved_usd is not None:
-            ctx.tags[SAVED_TAG] = str(ctx.saved_usd)
-        if not ctx.guardrails:
-            return
-        ctx.tags[GUARDRAILS_TAG] = ";".join(
+            tags[SAVED_TAG] = str(ctx.saved_usd)
+        # A hook that still appends to `ctx.guardrails` itself (the older form) is counted too; what
+        # the proxy placed there from this run is not counted twice.
+        ours = {id(d) for d in self.decisions}
+        decisions = (*(d for d in ctx.guardrails if id(d) not in ours), *self.decisions)
+        if not decisions:
+            return PluginFindings((), tags)
+        tags[GUARDRAILS_TAG] = ";".join(
             f"{d.plugin}:{d.where}:{d.kind}:{d.action}:{d.count}" + (f":{d.score}" if d.score is not None else "")
-            for d in ctx.guardrails
+            for d in decisions
         )
         metrics = self.plugins.services.metrics
         if metrics is not None:
-            for d in ctx.guardrails:
+            for d in decisions:
                 metrics.guardrail_decision(d.plugin, d.kind.partition(":")[0], d.action, d.where)
+        return PluginFindings(decisions, tags)
 
-    def _respond(self, ctx: RequestContext, answer: Answer) -> JSONReply | ReplayCall:
-        headers = {**ctx.response_headers, **answer.headers}
+    def _respond(self, ctx: RequestContext, answer: Answer, found: dict[str, str]) -> JSONReply | ReplayCall:
+        headers = {**ctx.response_headers, **found, **answer.headers}
         if ctx.stream:
             return ReplayCall(replay(answer.body, ctx.endpoint, ctx.client_wants_usage), headers)
         return JSONReply(orjson.dumps(answer.body), 200, headers)

@@ -24,7 +24,6 @@ from typing import Any
 import orjson
 
 from gateway.core.errors import InvalidRequest, NotFound
-from gateway.pipeline.context import RequestContext
 from gateway.prompts.render import render
 from gateway.prompts.store import DEFAULT_LABEL, PromptStore, Version
 
@@ -39,15 +38,16 @@ class PromptTemplates:
         self._versions: OrderedDict[tuple[str, int], Version] = OrderedDict()
         self._labels: dict[tuple[str, str], tuple[int, float]] = {}
 
-    async def apply(self, raw: bytes, ctx: RequestContext) -> bytes:
-        """The body with the template rendered in; unchanged when it names none (or is not JSON:
-        the ordinary checks then say what is wrong with it)."""
+    async def apply(self, raw: bytes) -> tuple[bytes, Version | None]:
+        """The body with the template rendered in, and the template version it was rendered from;
+        unchanged (and None) when it names none (or is not JSON: the ordinary checks then say
+        what is wrong with it)."""
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return raw
+            return raw, None
         if not isinstance(body, dict) or "prompt" not in body:
-            return raw
+            return raw, None
         version, rendered = await self.rendered(body.pop("prompt"))
         messages = body.get("messages", [])
         if not isinstance(messages, list):
@@ -57,8 +57,7 @@ class PromptTemplates:
             body["model"] = version.model
         for name, value in version.params.items():
             body.setdefault(name, value)
-        ctx.template_id, ctx.template_version = version.template_id, version.version
-        return orjson.dumps(body)
+        return orjson.dumps(body), version
 
     async def rendered(self, ref: Any) -> tuple[Version, list[dict[str, str]]]:
         """The version a `prompt: {id, version, variables}` reference names, and its messages rendered."""

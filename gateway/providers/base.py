@@ -33,6 +33,14 @@ class Provider(Protocol):
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError: ...
 
 
+@runtime_checkable
+class TextAnswers(Protocol):
+    """An adapter whose answer to an upload may be plain text (a transcript as text, SRT or VTT):
+    the content type it goes to the client with, or None for JSON."""
+
+    def answer_type(self, ctx: RequestContext) -> str | None: ...
+
+
 # What the registry holds: an adapter class (or any callable) that takes the process settings.
 ProviderClass = Callable[[Settings], Provider]
 

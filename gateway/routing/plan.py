@@ -61,6 +61,7 @@ class Plan:
         tag: str | None,
         deadline: float,
         complexity: Choice | None = None,
+        top: ModelGroup | None = None,
     ) -> None:
         self._router = router
         self._model = model
@@ -84,6 +85,8 @@ class Plan:
         self.attempted: list[str] = []
         # The `complexity` stage's choice (gateway/routing/complexity.py) when the model is tiered.
         self.complexity = complexity
+        # And the top tier's group: what the request would have cost there is recorded beside it.
+        self.top = top
 
     def remaining(self) -> float:
         return self.deadline - self._router.clock()

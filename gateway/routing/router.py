@@ -13,6 +13,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from gateway.accounting.pricing import PriceBook
 from gateway.config.file import ConfigError, Deployment, ModelGroup
@@ -33,6 +34,14 @@ HEADER_STRATEGY = "x-gateway-strategy"
 HEADER_TAG = "x-gateway-deployment-tag"
 MAX_WILDCARD_GROUPS = 1024
 DEFAULT_DEADLINE_S = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What a complexity model's embedding classifier made of a request: its score, or None when
+    the features alone decide (no text to read, or the embeddings failed or were slow)."""
+
+    score: float | None
 
 
 class Router:
@@ -119,21 +128,23 @@ class Router:
             )
         return group
 
-    async def classify(self, ctx: RequestContext) -> None:
-        """Before planning: a complexity model's embedding classifier reads the request (never raises)."""
+    async def classify(self, ctx: RequestContext) -> Reading | None:
+        """Before planning: what a complexity model's embedding classifier made of the request
+        (None when the model has none); never raises."""
         if self._classifiers:
             classifier = self._classifiers.get(self.group(ctx.model).name)
             if classifier is not None:
-                ctx.complexity_classified = True
-                ctx.complexity_reading = await classifier.reading(ctx.body)
+                return Reading(await classifier.reading(ctx.body))
+        return None
 
     def plan(self, ctx: RequestContext) -> Plan:
         """The attempts for this request, tried in order until one answers."""
         group = self.group(ctx.model)
         above: list[ModelGroup] = []
         choice: Choice | None = None
+        top: ModelGroup | None = None
         if group.complexity is not None:
-            choice, group, above = self._tier(ctx, group)
+            choice, group, above, top = self._tier(ctx, group)
         strategy_name, tag = self._overrides(ctx, group)
         request = RouteRequest.from_context(ctx, self.options.prefix_chars)
         stages = self.stages(group, request, fallback=False, strategy=strategy_name)
@@ -144,7 +155,7 @@ class Router:
                 stages.append(Stage(higher, self._strategy(higher, strategy_name), True))
         if tag is not None and not any(tag in d.tags or tag == d.region for s in stages for d in s.group.deployments):
             raise InvalidRequest(f"No deployment of `{ctx.model}` carries the tag {tag!r}.", param=HEADER_TAG)
-        return Plan(self, ctx.model, request, stages, tag, self.clock() + self.deadline_s, choice)
+        return Plan(self, ctx.model, request, stages, tag, self.clock() + self.deadline_s, choice, top)
 
     def stages(
         self,
@@ -165,14 +176,17 @@ class Router:
                 stages.append(Stage(chained, self._strategy(chained, strategy), True))
         return stages
 
-    def _tier(self, ctx: RequestContext, route: ModelGroup) -> tuple[Choice, ModelGroup, list[ModelGroup]]:
-        """The `complexity` stage: its choice, the tier's group, and the groups of the tiers above it."""
+    def _tier(
+        self, ctx: RequestContext, route: ModelGroup
+    ) -> tuple[Choice, ModelGroup, list[ModelGroup], ModelGroup]:
+        """The `complexity` stage: its choice, the tier's group, the groups of the tiers above it,
+        and the top tier's group."""
         assert route.complexity is not None
         choice = choose(route.complexity, ctx.model, ctx.body, ctx.request_headers, ctx.complexity_reading)
         tiers = route.complexity.tiers
-        ctx.complexity_top = self.group(tiers[-1].model)
         index = tiers.index(choice.tier)
-        return choice, self.group(choice.tier.model), [self.group(t.model) for t in tiers[index + 1:]]
+        above = [self.group(t.model) for t in tiers[index + 1:]]
+        return choice, self.group(choice.tier.model), above, self.group(tiers[-1].model)
 
     # resolution and checks
 

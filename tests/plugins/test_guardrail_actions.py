@@ -1,5 +1,6 @@
 """The guardrails' remaining actions, called directly on a context: content masking on input,
-clamping max_tokens, completions and embeddings bodies, and answers that are not text."""
+clamping max_tokens, completions and embeddings bodies, and answers that are not text. A hook
+that changes the body returns the new one (a `Before`) and leaves the client's as it was."""
 
 from __future__ import annotations
 
@@ -30,25 +31,29 @@ async def test_content_masked_on_input() -> None:
     plugin = ContentRules({"deny_patterns": [r"\bACME-\d{4}\b"], "input": "mask"}, SERVICES)
     ctx = ctx_for(Endpoint.CHAT, {"messages": [{"role": "user", "content": [
         {"type": "text", "text": "ticket ACME-1234 and ACME-99"}, {"type": "image_url", "image_url": {"url": "x"}}]}]})
-    await plugin.before(ctx)
-    assert ctx.body["messages"][0]["content"][0]["text"] == "ticket [REDACTED] and ACME-99"
-    assert [(d.kind, d.action, d.count) for d in ctx.guardrails] == [("deny", "masked", 1)]
+    given = await plugin.before(ctx)
+    assert given is not None and given.body is not None
+    assert given.body["messages"][0]["content"][0]["text"] == "ticket [REDACTED] and ACME-99"
+    assert ctx.body["messages"][0]["content"][0]["text"] == "ticket ACME-1234 and ACME-99"
+    assert [(d.kind, d.action, d.count) for d in given.decisions] == [("deny", "masked", 1)]
 
 
 async def test_max_tokens_clamped() -> None:
     plugin = RequestLimits({"max_tokens": 100, "clamp_max_tokens": True}, SERVICES)
     ctx = ctx_for(Endpoint.CHAT, {"messages": [], "max_completion_tokens": 5000})
-    await plugin.before(ctx)
-    assert ctx.body["max_completion_tokens"] == 100
-    assert [(d.kind, d.action) for d in ctx.guardrails] == [("max_tokens", "clamped")]
+    given = await plugin.before(ctx)
+    assert given is not None and given.body is not None and given.body["max_completion_tokens"] == 100
+    assert ctx.body["max_completion_tokens"] == 5000
+    assert [(d.kind, d.action) for d in given.decisions] == [("max_tokens", "clamped")]
 
 
 @pytest.mark.parametrize(("endpoint", "field"), [(Endpoint.COMPLETIONS, "prompt"), (Endpoint.EMBEDDINGS, "input")])
 async def test_pii_on_completions_and_embeddings(endpoint: Endpoint, field: str) -> None:
     plugin = PiiRedactor({"mode": "mask"}, SERVICES)
     ctx = ctx_for(endpoint, {field: ["call 415 555 2671", [1, 2, 3]]})
-    await plugin.before(ctx)
-    assert ctx.body[field] == ["call [PHONE]", [1, 2, 3]]
+    given = await plugin.before(ctx)
+    assert given is not None and given.body is not None and given.body[field] == ["call [PHONE]", [1, 2, 3]]
+    assert ctx.body[field] == ["call 415 555 2671", [1, 2, 3]]
 
 
 async def test_pii_refusal_names_kinds_not_values() -> None:

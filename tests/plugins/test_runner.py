@@ -14,7 +14,7 @@ from gateway.config.settings import Settings
 from gateway.core.errors import InvalidRequest
 from gateway.core.types import Endpoint, Principal
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, Plugin, PluginFailed, Services
+from gateway.plugins.base import Answer, Before, Plugin, PluginFailed, Services
 from gateway.plugins.cache.keys import cache_key, directives
 from gateway.plugins.cache.stores import MemoryStore
 from gateway.plugins.registry import BUILTINS
@@ -33,6 +33,16 @@ class Mark(Plugin):
         return None
 
 
+class Tag(Plugin):
+    """The value form: returns a new body with its id in `order`, and a decision."""
+
+    name = "tag"
+
+    async def before(self, ctx: RequestContext) -> Before | None:
+        body = {**ctx.body, "order": [*ctx.body.get("order", ()), self.id]}
+        return Before(body=body, decisions=(self.decision("tag", "flagged"),), headers={"x-tag": self.id})
+
+
 class Fails(Plugin):
     name = "fails"
 
@@ -40,7 +50,7 @@ class Fails(Plugin):
         raise KeyError("a value from the request")
 
 
-CLASSES: dict[str, type[Plugin]] = {"mark": Mark, "fails": Fails, **BUILTINS}
+CLASSES: dict[str, type[Plugin]] = {"mark": Mark, "tag": Tag, "fails": Fails, **BUILTINS}
 
 
 def plugins(section: dict[str, Any]) -> Plugins:
@@ -71,8 +81,25 @@ SECTION = {
 async def test_global_then_team_then_key(team: str | None, key: str, order: list[str]) -> None:
     ctx = ctx_for(team, key)
     run = plugins(SECTION).start(ctx.principal)
-    assert run is not None and await run.before(ctx) is None
+    assert run is not None and (await run.before(ctx)).reply is None
     assert ctx.body["order"] == order
+
+
+async def test_returned_bodies_and_findings_go_down_the_chain_and_back_to_the_proxy() -> None:
+    """A hook's returned body is what the next hook sees (the older in-place form mixes with it);
+    the client's body is left as it was, and the findings come back as values, not in the context."""
+    ctx = ctx_for()
+    sent = ctx.body
+    run = plugins({"global": [{"name": "tag", "id": "a"}, {"name": "mark", "id": "b"},
+                              {"name": "tag", "id": "c"}]}).start(ctx.principal)
+    assert run is not None
+    before = await run.before(ctx)
+    assert before.reply is None and before.body["order"] == ["a", "b", "c"] and "order" not in sent
+    assert [d.plugin for d in before.decisions] == ["a", "c"] and dict(before.headers) == {"x-tag": "c"}
+    assert not ctx.guardrails and "x-tag" not in ctx.response_headers
+    found = await run.finish(ctx)
+    assert [d.plugin for d in found.decisions] == ["a", "c"] and found.tags["gateway.guardrails"].startswith("a:")
+    assert not ctx.tags
 
 
 def test_nothing_applies_means_no_run_and_chains_are_shared() -> None:
@@ -96,7 +123,7 @@ async def test_a_failure_fails_or_is_skipped_as_configured() -> None:
         await run.before(ctx)
     assert caught.value.status == 500 and "a value" not in caught.value.message
     run = plugins({"on_failure": "skip", "global": [{"name": "fails"}, {"name": "mark"}]}).start(ctx.principal)
-    assert run is not None and await run.before(ctx) is None
+    assert run is not None and (await run.before(ctx)).reply is None
     assert ctx.body["order"] == ["mark"]
 
 

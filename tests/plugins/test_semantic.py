@@ -15,6 +15,7 @@ from gateway.accounting.pricing import PriceBook
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
 from gateway.core.types import Endpoint, Principal
+from gateway.edge.responses import JSONReply
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Services
 from gateway.plugins.cache.semantic import Entry, Index, SemanticCache, normalised, similarity
@@ -93,18 +94,21 @@ async def test_paraphrase_hits_and_unrelated_question_misses_at_the_threshold() 
 
     ctx = context("how do I reset my password")
     ctx.plugins = plugins.start(ctx.principal)
-    assert ctx.plugins is not None and await ctx.plugins.before(ctx) is None
+    assert ctx.plugins is not None and (await ctx.plugins.before(ctx)).reply is None
     await ctx.plugins.chain.afters[0].plugin.after(ctx, Answer(body))
 
     paraphrase = context("how can I change my password")
     paraphrase.plugins = plugins.start(paraphrase.principal)
     assert paraphrase.plugins is not None
-    response = await paraphrase.plugins.before(paraphrase)
-    assert response is not None and response.headers["x-gateway-cache"] == "hit" and paraphrase.cache_hit
+    before = await paraphrase.plugins.before(paraphrase)
+    response = before.reply
+    assert isinstance(response, JSONReply) and response.headers["x-gateway-cache"] == "hit" and before.cache_hit
 
     for other in (context("what is the weather in Paris"), context("how can I change my password", team="team_b")):
         other.plugins = plugins.start(other.principal)
-        assert other.plugins is not None and await other.plugins.before(other) is None and not other.cache_hit
+        assert other.plugins is not None
+        missed = await other.plugins.before(other)
+        assert missed.reply is None and not missed.cache_hit and missed.headers["x-gateway-cache"] == "miss"
 
 
 def test_index_keeps_the_newest_and_skips_expired() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginConfig
+from gateway.plugins.base import Answer, Before, ChunkHook, Plugin, PluginConfig
 from gateway.plugins.text import rewrite_answer
 
 __all__ = ["StampPlugin"]
@@ -39,11 +39,10 @@ class StampPlugin(Plugin):
     Config = StampConfig
     config: StampConfig
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | None:
         if self.config.fail_in == "before":
             raise SampleFailure("asked to fail in before")
-        ctx.response_headers["x-sample-stamp"] = self.config.value
-        return None
+        return Before(headers={"x-sample-stamp": self.config.value})
 
     def on_chunk(self, ctx: RequestContext) -> ChunkHook | None:
         if self.config.shout or self.config.fail_in == "on_chunk":

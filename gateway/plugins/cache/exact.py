@@ -9,7 +9,8 @@
 Answers are stored in one normalised form, OpenAI's non-stream body, so a cached answer is
 replayed to a streaming client as chunks and a streamed answer serves a later non-stream call.
 A hit is `x-gateway-cache: hit` (with `x-gateway-cache-age`); the ledger row has `cache_hit`,
-no tokens and cost 0, and the cost the hit saved (the stored answer's) in `ctx.saved_usd`.
+no tokens and cost 0, and the cost the hit saved (the stored answer's), all returned to the proxy
+as a `Before` that it places on the request's record.
 Only complete answers are stored: a stream that failed or was cut short is not.
 """
 
@@ -23,11 +24,13 @@ from pydantic import Field
 
 from gateway.core.types import Endpoint
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, Plugin, PluginConfig, Services
+from gateway.plugins.base import Answer, Before, Plugin, PluginConfig, Services
 from gateway.plugins.cache.keys import HEADER, Directives, cache_key, directives
 from gateway.plugins.cache.stores import CacheStore, MemoryStore, RedisStore
 
 CACHEABLE_FINISH = frozenset({"stop", "length", "tool_calls", None})
+BYPASS = Before(headers={HEADER: "bypass"})
+MISS = Before(headers={HEADER: "miss"})
 
 
 class CacheConfig(PluginConfig):
@@ -49,15 +52,12 @@ def entry_cost(ctx: RequestContext, services: Services) -> Decimal | None:
     return None
 
 
-def hit(ctx: RequestContext, entry: dict[str, Any], now: float, extra: dict[str, str] | None = None) -> Answer:
-    """Mark the context as served from the cache: no tokens used, nothing owed, the saving noted."""
-    ctx.cache_hit = True
-    ctx.usage = None
-    ctx.cost_usd = None
+def hit(entry: dict[str, Any], now: float, extra: dict[str, str] | None = None) -> Before:
+    """The stored answer, served from the cache: no tokens used, nothing owed, the saving noted."""
     cost = entry.get("cost")
-    ctx.saved_usd = Decimal(cost) if cost is not None else None
     age = str(max(0, int(now - float(entry.get("at", now)))))
-    return Answer(entry["body"], headers={HEADER: "hit", "x-gateway-cache-age": age, **(extra or {})})
+    answer = Answer(entry["body"], headers={HEADER: "hit", "x-gateway-cache-age": age, **(extra or {})})
+    return Before(answer=answer, cache_hit=True, saved_usd=Decimal(cost) if cost is not None else None)
 
 
 def complete(answer: Answer) -> bool:
@@ -85,19 +85,17 @@ class ResponseCache(Plugin):
             return False
         return self.config.opt_in == "always" or wanted.opted_in
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | None:
         wanted = directives(ctx)
         if not self._applies(ctx, wanted):
             return None
         if not wanted.lookup:
-            ctx.response_headers[HEADER] = "bypass"
-            return None
+            return BYPASS
         raw = await self.store.get(cache_key(ctx, self.config.shared))
         self._count(ctx, raw is not None)
         if raw is None:
-            ctx.response_headers[HEADER] = "miss"
-            return None
-        return hit(ctx, orjson.loads(raw), self.services.clock())
+            return MISS
+        return hit(orjson.loads(raw), self.services.clock())
 
     async def after(self, ctx: RequestContext, answer: Answer) -> None:
         wanted = directives(ctx)

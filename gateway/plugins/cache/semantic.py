@@ -32,9 +32,9 @@ from gateway.core.errors import GatewayError
 from gateway.core.fingerprint import IGNORED
 from gateway.core.types import Endpoint
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, Plugin, PluginConfig, Services
-from gateway.plugins.cache.exact import complete, entry_cost, hit
-from gateway.plugins.cache.keys import HEADER, directives, scope
+from gateway.plugins.base import Answer, Before, Plugin, PluginConfig, Services
+from gateway.plugins.cache.exact import MISS, complete, entry_cost, hit
+from gateway.plugins.cache.keys import directives, scope
 
 log = logging.getLogger("gateway.plugins")
 
@@ -117,7 +117,7 @@ class SemanticCache(Plugin):
                     "history": ctx.body["messages"][:-1]}
         return hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | None:
         if ctx.endpoint is not Endpoint.CHAT or self.services.embed is None:
             return None
         # Where a guardrail masks in logs only, the masked text: the embedding call is logged like any other.
@@ -139,9 +139,8 @@ class SemanticCache(Plugin):
         now = self.services.clock()
         score, entry = self.index.best(where, vector, now)
         if entry is None or score < self.config.threshold:
-            ctx.response_headers.setdefault(HEADER, "miss")
-            return None
-        return hit(ctx, entry.value, now, {"x-gateway-cache-similarity": f"{score:.3f}"})
+            return MISS
+        return hit(entry.value, now, {"x-gateway-cache-similarity": f"{score:.3f}"})
 
     async def after(self, ctx: RequestContext, answer: Answer) -> None:
         found = ctx.plugins.state.get(self.id) if ctx.plugins is not None else None

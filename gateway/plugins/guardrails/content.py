@@ -14,13 +14,14 @@ A denied term in a request is refused (or masked before it leaves); in an answer
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import regex
 from pydantic import field_validator
 
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginConfig, Refused, Services
+from gateway.plugins.base import Answer, Before, ChunkHook, Plugin, PluginConfig, Refused, Services
 from gateway.plugins.patterns import Counts, Masker, Rule, literal_terms
 from gateway.plugins.text import request_texts, rewrite_answer, rewrite_request
 
@@ -62,20 +63,18 @@ class ContentRules(Plugin):
         rules = [Rule("deny", deny, REDACTED)] if deny is not None else []
         self.masker = Masker(rules, exempt=_union(self.config.allow, self.config.allow_patterns))
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | None:
         if self.config.input == "off" or not self.masker.rules:
             return None
-        if self.config.input == "mask":
-            counts: Counts = {}
-            rewrite_request(ctx.body, ctx.endpoint, lambda text: self.masker.mask(text, counts))
-            if counts:
-                self.decide(ctx, "deny", "masked", count=counts["deny"])
-            return None
         found = sum(self.masker.found(text).get("deny", 0) for _, text in request_texts(ctx.body, ctx.endpoint))
-        if found:
-            self.decide(ctx, "deny", "refused", count=found)
-            raise Refused("The request contains content this key's team does not allow.", code="content_rule")
-        return None
+        if not found:
+            return None
+        if self.config.input == "mask":  # a masked copy goes on; the body the client sent is left as it was
+            masked = copy.deepcopy(ctx.body)
+            rewrite_request(masked, ctx.endpoint, self.masker.mask)
+            return Before(body=masked, decisions=(self.decision("deny", "masked", count=found),))
+        self.decide(ctx, "deny", "refused", count=found)
+        raise Refused("The request contains content this key's team does not allow.", code="content_rule")
 
     def on_chunk(self, ctx: RequestContext) -> ChunkHook | None:
         if self.config.output == "off" or not self.masker.rules:

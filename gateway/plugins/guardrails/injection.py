@@ -25,7 +25,7 @@ import regex
 from pydantic import Field
 
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, Plugin, PluginConfig, Refused
+from gateway.plugins.base import Before, Plugin, PluginConfig, Refused
 from gateway.plugins.text import request_texts
 
 _I = regex.IGNORECASE
@@ -80,7 +80,7 @@ class InjectionGuard(Plugin):
     Config = InjectionConfig
     config: InjectionConfig
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | None:
         value, signals = score(list(request_texts(ctx.body, ctx.endpoint)), frozenset(self.config.roles))
         if value < self.config.threshold:
             return None
@@ -89,5 +89,4 @@ class InjectionGuard(Plugin):
             self.decide(ctx, kind, "refused", score=value)
             raise Refused("The request looks like a prompt-injection attempt and was refused.",
                           code="prompt_injection")
-        self.decide(ctx, kind, "flagged", score=value)
-        return None
+        return Before(decisions=(self.decision(kind, "flagged", score=value),))

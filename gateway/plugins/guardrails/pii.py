@@ -20,8 +20,9 @@ from typing import Any, Literal
 import regex
 from pydantic import field_validator
 
+from gateway.core.types import GuardrailDecision
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, ChunkHook, Plugin, PluginConfig, Refused, Services
+from gateway.plugins.base import Answer, Before, ChunkHook, Plugin, PluginConfig, Refused, Services
 from gateway.plugins.patterns import Counts, Masker, Rule
 from gateway.plugins.text import request_texts, rewrite_answer, rewrite_request
 
@@ -115,30 +116,27 @@ class PiiRedactor(Plugin):
         super().__init__(config, services)
         self.masker = build_masker(self.config)
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | None:
         mode = self.config.mode
-        if mode == "mask":
-            counts: Counts = {}
-            rewrite_request(ctx.body, ctx.endpoint, lambda text: self.masker.mask(text, counts))
-            self._decide(ctx, counts, "masked", "request")
-            return None
-        counts = {}
+        counts: Counts = {}
         for _, text in request_texts(ctx.body, ctx.endpoint):
             for kind, n in self.masker.found(text).items():
                 counts[kind] = counts.get(kind, 0) + n
         if not counts:
             return None
+        if mode == "mask":  # a masked copy goes on; the body the client sent is left as it was
+            masked = copy.deepcopy(ctx.body)
+            rewrite_request(masked, ctx.endpoint, self.masker.mask)
+            return Before(body=masked, decisions=self._decisions(counts, "masked", "request"))
         if mode == "refuse":
             self._decide(ctx, counts, "refused", "request")
             kinds = ", ".join(sorted(counts))
             raise Refused(f"The request contains personal data ({kinds}) and this key may not send it.",
                           code="pii_detected")
         # log_only: the upstream gets the request as it is; logs get a masked copy.
-        redacted = ctx.redacted_body if ctx.redacted_body is not None else copy.deepcopy(ctx.body)
+        redacted = copy.deepcopy(ctx.redacted_body if ctx.redacted_body is not None else ctx.body)
         rewrite_request(redacted, ctx.endpoint, self.masker.mask)
-        ctx.redacted_body = redacted
-        self._decide(ctx, counts, "logged", "request")
-        return None
+        return Before(redacted=redacted, decisions=self._decisions(counts, "logged", "request"))
 
     def on_chunk(self, ctx: RequestContext) -> ChunkHook | None:
         if self.config.response == "off":
@@ -157,3 +155,6 @@ class PiiRedactor(Plugin):
     def _decide(self, ctx: RequestContext, counts: Counts, action: str, where: str) -> None:
         for kind, n in sorted(counts.items()):
             self.decide(ctx, kind, action, where=where, count=n)
+
+    def _decisions(self, counts: Counts, action: str, where: str) -> tuple[GuardrailDecision, ...]:
+        return tuple(self.decision(kind, action, where=where, count=n) for kind, n in sorted(counts.items()))

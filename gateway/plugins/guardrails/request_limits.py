@@ -15,7 +15,7 @@ messages, prompt, input, stream, stream_options, user) are always allowed.
 from __future__ import annotations
 
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, Plugin, PluginConfig, Refused
+from gateway.plugins.base import Before, Plugin, PluginConfig, Refused
 from gateway.plugins.text import prompt_chars
 
 ALWAYS_ALLOWED = frozenset({"model", "messages", "prompt", "input", "stream", "stream_options", "user"})
@@ -34,9 +34,10 @@ class RequestLimits(Plugin):
     Config = RequestLimitsConfig
     config: RequestLimitsConfig
 
-    async def before(self, ctx: RequestContext) -> Answer | None:
+    async def before(self, ctx: RequestContext) -> Before | None:
         c = self.config
         body = ctx.body
+        clamped: dict[str, int] = {}
         if c.allowed_params is not None:
             allowed = ALWAYS_ALLOWED.union(c.allowed_params)
             for name in body:
@@ -49,8 +50,7 @@ class RequestLimits(Plugin):
                 value = body.get(name)
                 if isinstance(value, int) and value > c.max_tokens:
                     if c.clamp_max_tokens:
-                        body[name] = c.max_tokens
-                        self.decide(ctx, "max_tokens", "clamped")
+                        clamped[name] = c.max_tokens
                         continue
                     self.decide(ctx, "max_tokens", "refused")
                     raise Refused(f"'{name}' is {value}; this key may ask for at most {c.max_tokens}.",
@@ -58,7 +58,12 @@ class RequestLimits(Plugin):
         if c.max_prompt_chars is not None:
             size = prompt_chars(body, ctx.endpoint)
             if size > c.max_prompt_chars:
+                for _ in clamped:  # what was clamped before the refusal is recorded with it
+                    self.decide(ctx, "max_tokens", "clamped")
                 self.decide(ctx, "max_prompt_chars", "refused")
                 raise Refused(f"The prompt is {size} characters; this key may send at most {c.max_prompt_chars}.",
                               param="messages" if "messages" in body else None, code="prompt_too_large")
-        return None
+        if not clamped:
+            return None
+        decisions = tuple(self.decision("max_tokens", "clamped") for _ in clamped)
+        return Before(body={**body, **clamped}, decisions=decisions)

@@ -58,6 +58,9 @@ class AzureProvider:
                 f"?api-version={version}")
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
+    def answer_type(self, ctx: RequestContext) -> str | None:
+        return self._openai.answer_type(ctx)
+
     def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         return self._openai.parse_response(ctx, deployment, body)
 

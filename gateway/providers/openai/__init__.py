@@ -91,10 +91,11 @@ class OpenAIProvider:
         timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
         return _Target(f"{deployment.base_url}/{endpoint.value}", headers, timeout_s, connect_s)
 
+    def answer_type(self, ctx: RequestContext) -> str | None:
+        return TEXT_FORMATS.get(str(ctx.body.get("response_format"))) if ctx.upload is not None else None
+
     def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        text_format = TEXT_FORMATS.get(str(ctx.body.get("response_format"))) if ctx.upload is not None else None
-        if text_format is not None:
-            ctx.response_headers["content-type"] = text_format
+        if self.answer_type(ctx) is not None:
             return body, units_usage(ctx.endpoint, ctx.body, None)
         try:
             parsed = orjson.loads(body)

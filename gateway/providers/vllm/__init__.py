@@ -32,6 +32,9 @@ class VLLMProvider:
     def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
         return self._openai.build_call(ctx, deployment)
 
+    def answer_type(self, ctx: RequestContext) -> str | None:
+        return self._openai.answer_type(ctx)
+
     def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         return self._openai.parse_response(ctx, deployment, body)
 
