@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
+from gateway.core.request import ClientRequest
 from gateway.core.types import BudgetUsage, Endpoint, Principal, Usage
 from gateway.observability.bridge import StatsBridge
 from gateway.observability.labels import LabelPolicy
@@ -24,9 +25,10 @@ DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", mod
 TEAM = Principal(key_id="key_42", key_prefix="sk-abc", team_id="research")
 
 
-def finished(**fields: object) -> RequestContext:
+def finished(stream: bool = False, **fields: object) -> RequestContext:
     ctx = RequestContext("req_1", Endpoint.CHAT, started=100.0)
-    ctx.principal, ctx.model, ctx.deployment, ctx.attempts = TEAM, "gpt", DEPLOYMENT, 1
+    ctx.principal, ctx.deployment, ctx.attempts = TEAM, DEPLOYMENT, 1
+    ctx.request = ClientRequest("req_1", Endpoint.CHAT, "", TEAM, "gpt", {}, stream=stream)
     ctx.upstream_started, ctx.first_byte_at, ctx.finished = 100.002, 100.5, 100.501
     ctx.status = 200
     for name, value in fields.items():

@@ -17,6 +17,7 @@ from gateway.accounting.ledger.row import LedgerRow
 from gateway.accounting.ledger.spill import Spill
 from gateway.config.file import Deployment
 from gateway.core.errors import InvalidRequest
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal, Usage
 from gateway.pipeline.context import RequestContext
 from gateway.providers.estimate import completion_tokens, count_deltas
@@ -42,9 +43,9 @@ def test_client_user_is_clipped_and_optional() -> None:
 def finished_context(**changes: object) -> RequestContext:
     ctx = RequestContext("req_1", Endpoint.CHAT, started=100.0)
     ctx.principal = Principal(key_id="k1", key_prefix="sk-gw-abc", team_id="t1")
-    ctx.model = "public"
+    ctx.request = ClientRequest("req_1", Endpoint.CHAT, "", ctx.principal, "public", {}, stream=True)
     ctx.deployment = Deployment(provider="openai", base_url="http://x/v1", model="upstream-id", id="public/0")
-    ctx.attempts, ctx.status, ctx.stream = 1, 200, True
+    ctx.attempts, ctx.status = 1, 200
     ctx.usage = Usage(prompt_tokens=10, completion_tokens=20, cached_tokens=4)
     ctx.cost_usd = Decimal("0.00012")
     ctx.upstream_started, ctx.first_byte_at, ctx.finished = 100.001, 100.050, 100.500
@@ -72,7 +73,7 @@ def test_row_from_context() -> None:
 def test_row_of_a_refused_or_unpriced_request() -> None:
     refused = LedgerRow.from_context(finished_context(
         principal=None, deployment=None, usage=None, cost_usd=None, status=401, error_type="invalid_request_error",
-        upstream_started=None, first_byte_at=None, stream=False))  # fmt: skip
+        upstream_started=None, first_byte_at=None, request=None, named_model="public"))  # fmt: skip
     assert (refused.key_id, refused.provider, refused.upstream_ms, refused.ttft_ms) == (None, None, None, None)
     # Nothing was used: zero, not "unknown".
     assert refused.cost_usd == 0 and refused.is_error and refused.overhead_ms == refused.latency_ms

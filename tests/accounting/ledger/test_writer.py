@@ -17,6 +17,7 @@ from gateway.accounting.ledger.row import LedgerRow
 from gateway.accounting.ledger.spill import Spill
 from gateway.accounting.ledger.writer import Ledger, LedgerOptions
 from gateway.config.file import Deployment
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal, Usage
 from gateway.pipeline.context import RequestContext
 from tests.procs import free_port
@@ -27,7 +28,8 @@ DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:1/v1", mod
 def context(team: str) -> RequestContext:
     ctx = RequestContext("req_w_" + uuid.uuid4().hex, Endpoint.CHAT, perf_counter())
     ctx.principal = Principal(key_id="k-writer", key_prefix="sk-gw-writer", team_id=team)
-    ctx.model, ctx.deployment, ctx.status, ctx.attempts = "writer-model", DEPLOYMENT, 200, 1
+    ctx.request = ClientRequest(ctx.request_id, Endpoint.CHAT, "", ctx.principal, "writer-model", {})
+    ctx.deployment, ctx.status, ctx.attempts = DEPLOYMENT, 200, 1
     ctx.usage = Usage(prompt_tokens=3, completion_tokens=5)
     ctx.cost_usd = Decimal("0.000001")
     ctx.upstream_started = ctx.first_byte_at = ctx.finished = perf_counter()
