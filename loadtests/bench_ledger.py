@@ -48,6 +48,7 @@ from gateway.accounting.ledger.spill import Spill
 from gateway.accounting.ledger.sqlite import SQLiteSink
 from gateway.accounting.ledger.writer import Ledger, LedgerOptions
 from gateway.config.file import Deployment
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal, Usage
 from gateway.db.connect import open_sqlite
 from gateway.db.migrate import migrate_postgres, migrate_sqlite
@@ -67,7 +68,8 @@ def contexts(count: int) -> list[RequestContext]:
     for i in range(count):
         ctx = RequestContext(f"req_bench_{i:09d}_{secrets.token_hex(4)}", Endpoint.CHAT, now)
         ctx.principal = Principal(key_id=f"key-{i % 500}", key_prefix="sk-gw-bench", team_id=f"team-{i % 50}")
-        ctx.model, ctx.deployment, ctx.status, ctx.attempts = f"model-{i % 4}", DEPLOYMENT, 200, 1
+        ctx.request = ClientRequest(ctx.request_id, Endpoint.CHAT, "", ctx.principal, f"model-{i % 4}", {})
+        ctx.deployment, ctx.status, ctx.attempts = DEPLOYMENT, 200, 1
         ctx.usage = Usage(prompt_tokens=120 + i % 50, completion_tokens=30 + i % 20)
         ctx.cost_usd = Decimal("0.000036")
         ctx.upstream_started, ctx.first_byte_at, ctx.finished = now, now, now
