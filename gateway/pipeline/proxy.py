@@ -1,6 +1,7 @@
 """The request path, top to bottom.
 
-    auth (a Principal) -> read and check the body (the dialect's neutral body) -> plugins, before
+    auth (a Principal) -> read and check the body (the dialect's neutral body, then the one frozen
+         request value, a ClientRequest, which the stages below are handed) -> plugins, before
          (None, or their answer) -> admit (a reservation) -> route (a Plan, giving Attempts)
          -> provider adapter (an UpstreamCall; the body and its Usage, or a StreamTranslator)
          -> upstream -> relay (in the client's dialect) -> finish (settle the reservation with
