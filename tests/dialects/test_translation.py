@@ -7,10 +7,10 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.core.errors import InvalidRequest, RateLimited
+from gateway.core.errors import InvalidRequest, RateLimited, ServiceUnavailable, UpstreamUnreachable
 from gateway.core.types import Usage
 from gateway.dialects.anthropic.request import to_openai
-from gateway.dialects.anthropic.response import error_from_gateway, error_from_openai, to_message
+from gateway.dialects.anthropic.response import error_from_gateway, to_message
 from gateway.dialects.anthropic.stream import MessagesStreamTranslator
 from gateway.providers.anthropic.request import to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
@@ -132,10 +132,10 @@ def test_response() -> None:
 def test_errors_in_anthropics_shape() -> None:
     assert orjson.loads(error_from_gateway(RateLimited("slow down"), "req_1")) == {
         "type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}, "request_id": "req_1"}
-    body = orjson.dumps({"error": {"message": "The engine is overloaded", "type": "server_error"}})
-    assert orjson.loads(error_from_openai(503, body))["error"] == {"type": "overloaded_error",
-                                                                  "message": "The engine is overloaded"}
-    assert orjson.loads(error_from_openai(502, b"garbage"))["error"]["type"] == "api_error"
+    overloaded = ServiceUnavailable("The engine is overloaded")
+    assert orjson.loads(error_from_gateway(overloaded))["error"] == {"type": "overloaded_error",
+                                                                     "message": "The engine is overloaded"}
+    assert orjson.loads(error_from_gateway(UpstreamUnreachable("gone")))["error"]["type"] == "api_error"
 
 
 def _openai_stream() -> bytes:
