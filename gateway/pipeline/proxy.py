@@ -10,7 +10,8 @@ Each request is served inside one `Exchange` (exchange.py), whose end finishes i
 it ended. A good answer is sent before that (unless the ledger is durable: then the row is on disk
 first): settling the limits and recording are not part of the client's wait. A refusal or a
 failure is finished before its error is sent. The request's `Dialect` (dialect.py) reads its body
-and writes its answer and errors.
+(a `Read`, placed here) and writes its answer and errors; a stream is written by its writer, which
+the relay calls on the neutral stream.
 
 Each step lives in its own module; this one only says the order. Limits, plugins and the
 ledger hook in at the marked places as they arrive.
@@ -53,14 +54,15 @@ from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
 from gateway.edge.front import Handler
 from gateway.edge.multipart import read_upload
 from gateway.edge.protocol import ABORT
-from gateway.edge.relay import SSE_HEADERS, BoundedSend, ClientStalled, DisconnectWatcher, pump
-from gateway.edge.responses import JSONReply, send_error
+from gateway.edge.relay import BoundedSend, ClientStalled, DisconnectWatcher, StreamWriter, pump, sse_head
+from gateway.edge.responses import JSONReply
 from gateway.identity.auth import Authenticator, client_address
 from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
-from gateway.pipeline.dialect import OPENAI, Dialect, Reader
+from gateway.pipeline.dialect import OPENAI, Dialect, Read, Reader
 from gateway.pipeline.exchange import Exchange
 from gateway.pipeline.hooks import Admission, AdmitAll, PluginsBefore, Recorder
+from gateway.plugins.replay_call import ReplayCall
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
 from gateway.providers.base import Provider, TextAnswers
@@ -161,9 +163,14 @@ class Proxy:
                 answered = await self._admit(exchange, request, endpoint, dialect.read)
                 if ctx.stream or endpoint is Endpoint.SPEECH:
                     # Speech is relayed like a stream: its audio reaches the client as the upstream makes it.
-                    if answered is not None and self.durable is not None:
+                    writer = dialect.stream_writer(ctx)  # None: the neutral stream is the client's own
+                    if answered is None:
+                        await StreamCall(self, exchange, dialect, writer)(scope, receive, send)
+                        return
+                    assert isinstance(answered, ReplayCall), "a plugin answers a stream with a replay"
+                    if self.durable is not None:
                         await exchange.finish()
-                    await dialect.stream(answered or StreamCall(self, exchange), ctx)(scope, receive, send)
+                    await answered.written(writer)(scope, receive, send)
                     return
                 if answered is None:
                     reply = await self._unary(ctx)
@@ -205,8 +212,8 @@ class Proxy:
                 if read is None:
                     ctx.body = parse_body(raw, endpoint)
                 else:
-                    adapted = read(raw, ctx)
-                    ctx.body = await adapted if inspect.isawaitable(adapted) else adapted
+                    got = read(raw, ctx.principal)
+                    _read(ctx, await got if inspect.isawaitable(got) else got)
             ctx.model = ctx.body["model"]
             ctx.user = client_user(ctx.body)
             ctx.stream = endpoint in SSE_ENDPOINTS and ctx.body.get("stream") is True
@@ -427,12 +434,19 @@ class ExchangeCall:
 
 
 class StreamCall:
-    """The ASGI response of a streamed request: it owns the stream from opening to the last byte."""
+    """The ASGI response of a streamed request: it owns the stream from opening to the last byte.
 
-    def __init__(self, proxy: Proxy, exchange: Exchange) -> None:
+    The provider's translator (behind the plugins' chunk hooks) makes the neutral stream; the
+    dialect's writer, when it has one, writes it in the client's API; an error before the head is
+    the dialect's error.
+    """
+
+    def __init__(self, proxy: Proxy, exchange: Exchange, dialect: Dialect, writer: StreamWriter | None) -> None:
         self.proxy = proxy
         self.exchange = exchange
         self.ctx = exchange.ctx
+        self.dialect = dialect
+        self.writer = writer
         self.closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -450,23 +464,24 @@ class StreamCall:
             except GatewayError as error:
                 ctx.status, ctx.error_type = error.status, error.type
                 error.extra_headers.update(ctx.response_headers)
-                await send_error(send, error)
+                await self.dialect.error(error, ctx.request_id)(scope, receive, send)
                 return
             ctx.status = 200
-            head = SSE_HEADERS if ctx.stream else _binary_headers(opened.stream.headers)
-            headers = head + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            writer = self.writer
+            await send({"type": "http.response.start", "status": 200, "headers": self._head(opened)})
             started = True
             try:
-                await pump(send, opened.first, opened.chunks, opened.translator)
+                await pump(send, opened.first, opened.chunks, opened.translator, writer)
                 tail = opened.translator.finish()
+                if writer is not None:
+                    tail = await writer.feed(tail) + await writer.finish()
             except GatewayError as error:
                 ctx.error_type = error.type
                 if not ctx.stream:
                     # Audio has no in-band error: the response ends unfinished, which clients see.
                     return
                 # Headers are gone: the error travels in-band, and the stream closes cleanly.
-                tail = sse_error_event(error)
+                tail = sse_error_event(error) if writer is None else await writer.error(error)
             if self.proxy.durable is not None:
                 await self._close(opened)
                 await self.exchange.finish()  # the row on disk first, then the stream's last frame
@@ -482,11 +497,19 @@ class StreamCall:
         except asyncio.CancelledError:
             if watcher.absorb():
                 ctx.cancelled = True
-            elif not await self._cut(send, started):
+            elif not await self._cut(scope, receive, send, started):
                 raise
         finally:
             watcher.stop()
             await self._close(opened)
+
+    def _head(self, opened: OpenStream) -> list[tuple[bytes, bytes]]:
+        headers = self.ctx.response_headers
+        if self.writer is not None:
+            headers = {**headers, **self.writer.headers}
+        if self.ctx.stream:
+            return sse_head(headers)
+        return _binary_headers(opened.stream.headers) + [(k.encode(), v.encode()) for k, v in headers.items()]
 
     async def _close(self, opened: OpenStream | None) -> None:
         """Close the upstream, once, and take the stream's usage (the exchange then finishes it)."""
@@ -497,7 +520,7 @@ class StreamCall:
         await opened.chunks.aclose()  # type: ignore[attr-defined]
         self.ctx.usage = opened.translator.usage
 
-    async def _cut(self, send: BoundedSend, started: bool) -> bool:
+    async def _cut(self, scope: Scope, receive: Receive, send: BoundedSend, started: bool) -> bool:
         """The server cancelled the stream (the drain after SIGTERM ran out): tell the client in-band
         and end the stream properly. False if this cancellation is not one to absorb."""
         task = asyncio.current_task()
@@ -510,10 +533,12 @@ class StreamCall:
         log.info("request %s: stream cut at the end of the drain", ctx.request_id)
         try:
             if started:
-                await send({"type": "http.response.body", "body": sse_error_event(error) + DONE, "more_body": False})
+                writer = self.writer
+                body = sse_error_event(error) + DONE if writer is None else await writer.error(error)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
             else:
                 ctx.status, ctx.error_type = error.status, error.type
-                await send_error(send, error)
+                await self.dialect.error(error, ctx.request_id)(scope, receive, send)
         except (ClientStalled, OSError):
             pass  # the client is gone or not reading: nothing more to tell it
         return True
@@ -539,6 +564,14 @@ def _model_named(raw: bytes) -> str:
         return ""
     model = body.get("model") if isinstance(body, dict) else None
     return model if isinstance(model, str) else ""
+
+
+def _read(ctx: RequestContext, read: Read) -> None:
+    """What the dialect's reader gave back: the body, its own state for the adapters that serve it,
+    and the template it rendered for the record."""
+    ctx.body, ctx.dialect = read.body, read.state
+    if read.template_id is not None:
+        ctx.template_id, ctx.template_version = read.template_id, read.template_version
 
 
 def _place(ctx: RequestContext, before: PluginsBefore) -> None:
