@@ -3,8 +3,9 @@
     auth (a Principal) -> read and check the body (the dialect's neutral body) -> plugins, before
          (None, or their answer) -> admit (a reservation) -> route (a Plan, giving Attempts)
          -> provider adapter (an UpstreamCall; the body and its Usage, or a StreamTranslator)
-         -> upstream -> relay (in the client's dialect) -> finish (settle the reservation with
-         a RequestOutcome, which returns the budgets; record: ledger, metrics, logs)
+         -> upstream -> relay (in the client's dialect) -> finish (a RequestOutcome: the plugins'
+         closing hooks, then settle, which returns the budgets; then one RequestRecord for every
+         recorder: ledger, metrics, logs, traces, alerts)
 
 Each request is served inside one `Exchange` (exchange.py), whose end finishes it, once, however
 it ended. A good answer is sent before that (unless the ledger is durable: then the row is on disk
@@ -23,6 +24,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from time import perf_counter
 from typing import Any
 
@@ -44,6 +46,7 @@ from gateway.core.errors import (
 from gateway.core.types import (
     MULTIPART_ENDPOINTS,
     SSE_ENDPOINTS,
+    BudgetUsage,
     Endpoint,
     Principal,
     RequestOutcome,
@@ -60,7 +63,8 @@ from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.dialect import OPENAI, Dialect, Reader
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.hooks import Admission, AdmitAll, PluginsBefore, Recorder
+from gateway.pipeline.hooks import NO_FINDINGS, Admission, AdmitAll, PluginFindings, PluginsBefore, Recorder
+from gateway.pipeline.record import RequestRecord
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
 from gateway.providers.base import Provider, TextAnswers
@@ -380,31 +384,38 @@ class Proxy:
                 del self._slots[key]
 
     async def finish(self, ctx: RequestContext, reservation: Any) -> None:
-        """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it."""
+        """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it.
+
+        The outcome is built once: the plugins' closing hooks are told it, settle takes it; then
+        the request's record is built once, and it alone goes to every recorder."""
         self._give_slot(ctx)
-        ctx.finished = perf_counter()
+        finished = perf_counter()
         if ctx.upload is not None:
             ctx.upload.close()
-        if not ctx.status:
-            ctx.status = 499 if ctx.cancelled else 500
-        if ctx.usage is not None and ctx.deployment is not None:
-            ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+        usage, deployment = ctx.usage, ctx.deployment
+        cost = top_cost = None
+        if usage is not None and deployment is not None:
+            cost = self.prices.cost(deployment, ctx.model, usage)
             if ctx.complexity_top is not None:
-                ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
+                top_cost = self.prices.cost_on(ctx.complexity_top, usage)
+        status = ctx.status or (499 if ctx.cancelled else 500)
+        outcome = RequestOutcome(status, ctx.cancelled, usage, cost, ctx.error_type)
+        # For the plugins' closing hooks: `ctx.outcome`, and `ctx.status` as the older form reads it.
+        ctx.status, ctx.outcome = status, outcome
+        found = NO_FINDINGS
         if ctx.plugins is not None:
-            found = await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
-            ctx.guardrails = list(found.decisions)
-            ctx.tags.update(found.tags)
+            found = await ctx.plugins.finish(ctx, outcome)  # a stream's `after` hooks, or `on_error`; never raises
+        budgets: Sequence[BudgetUsage] = ()
         try:
             if reservation is not None:
-                outcome = RequestOutcome(ctx.status, ctx.cancelled, ctx.usage, ctx.cost_usd)
-                ctx.budgets = list(await self.admission.settle(reservation, outcome))
+                budgets = await self.admission.settle(reservation, outcome)
         finally:
             # A settle that fails (or is cancelled) must not cost the request its ledger row,
             # nor one recorder's bug the others' record (or the client its finished answer).
+            record = _record(ctx, outcome, finished, top_cost, found, budgets)
             for recorder in self.recorders:
                 try:
-                    recorder.record(ctx)
+                    recorder.record(record)
                 except Exception:
                     log.exception("recorder %s failed on request %s", type(recorder).__name__, ctx.request_id)
         if self.durable is not None:
@@ -541,6 +552,35 @@ def _model_named(raw: bytes) -> str:
     return model if isinstance(model, str) else ""
 
 
+def _record(
+    ctx: RequestContext,
+    outcome: RequestOutcome,
+    finished: float,
+    top_cost: Decimal | None,
+    found: PluginFindings,
+    budgets: Sequence[BudgetUsage],
+) -> RequestRecord:
+    """The finished request's record, from what the stages returned (placed on the context), its
+    outcome, what its plugins found and the budgets settle returned. Positional, in field order."""
+    principal = ctx.principal
+    return RequestRecord(
+        ctx.request_id, ctx.endpoint, ctx.endpoint_name,
+        ctx.started, finished, ctx.upstream_started, ctx.first_byte_at,
+        principal.key_id if principal is not None else None,
+        principal.key_prefix if principal is not None else None,
+        principal.team_id if principal is not None else None,
+        ctx.user, ctx.model, ctx.stream,
+        ctx.deployment, ctx.attempts, ctx.attempted, ctx.fallback,
+        outcome.status, outcome.error_type, outcome.cancelled, outcome.usage, outcome.cost_usd, top_cost,
+        ctx.cache_hit, ctx.saved_usd,
+        {**ctx.tags, **found.tags} if found.tags else ctx.tags,
+        found.decisions, budgets,
+        ctx.complexity_tier, ctx.complexity_score, ctx.complexity_classified, ctx.complexity_reading,
+        ctx.template_id, ctx.template_version,
+        ctx.body, ctx.redacted_body, ctx.upload is not None,
+    )  # fmt: skip
+
+
 def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     """What the plugins' `before` hooks gave back, where the rest of the request and its record read it."""
     ctx.body = before.body
@@ -549,7 +589,7 @@ def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     ctx.response_headers.update(before.headers)
     if before.cache_hit:  # served from the cache: no tokens used, nothing owed, the saving noted
         ctx.cache_hit = True
-        ctx.usage, ctx.cost_usd, ctx.saved_usd = None, None, before.saved_usd
+        ctx.usage, ctx.saved_usd = None, before.saved_usd
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:

@@ -12,7 +12,7 @@ from gateway.config.file import ConfigError, config_from_dict
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
 from gateway.core.errors import InvalidRequest
-from gateway.core.types import Endpoint, Principal
+from gateway.core.types import Endpoint, Principal, RequestOutcome
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Before, Plugin, PluginFailed, Services
 from gateway.plugins.cache.keys import cache_key, directives
@@ -97,7 +97,7 @@ async def test_returned_bodies_and_findings_go_down_the_chain_and_back_to_the_pr
     assert before.reply is None and before.body["order"] == ["a", "b", "c"] and "order" not in sent
     assert [d.plugin for d in before.decisions] == ["a", "c"] and dict(before.headers) == {"x-tag": "c"}
     assert not ctx.guardrails and "x-tag" not in ctx.response_headers
-    found = await run.finish(ctx)
+    found = await run.finish(ctx, RequestOutcome(200))
     assert [d.plugin for d in found.decisions] == ["a", "c"] and found.tags["gateway.guardrails"].startswith("a:")
     assert not ctx.tags
 
