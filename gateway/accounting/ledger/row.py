@@ -6,7 +6,6 @@ formatting; conversions for a database or the spill file happen in the writer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -58,7 +57,7 @@ class LedgerRow:
     # What the gateway itself added: total latency minus the upstream's.
     overhead_ms: float = 0.0
     cache_hit: bool = False
-    tags: Mapping[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
     # A `complexity` model's tier for this request and the score that chose it (gateway/routing/complexity.py).
     complexity_tier: str | None = None
     complexity_score: float | None = None
@@ -83,7 +82,7 @@ class LedgerRow:
             end = finished if record.stream or record.first_byte_at is None else record.first_byte_at
             spent = max(0.0, (end - record.upstream_started) * 1000.0)
             upstream, overhead = spent, latency - spent
-        deployment, usage, model = record.deployment, record.usage, record.model
+        deployment, usage, model, tags = record.deployment, record.usage, record.model, record.tags
         return cls(
             # perf_counter is the request path's clock; the wall clock is read once, here.
             time_ns() // 1000 - int((now - started) * 1_000_000),
@@ -114,7 +113,7 @@ class LedgerRow:
             upstream,
             overhead,
             record.cache_hit,
-            record.tags,
+            tags if isinstance(tags, dict) else dict(tags),  # the proxy's is a dict: not copied
             record.complexity_tier,
             record.complexity_score,
             record.template_id,
