@@ -386,8 +386,9 @@ class Proxy:
     async def finish(self, ctx: RequestContext, reservation: Any) -> None:
         """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it.
 
-        The outcome is built once: the plugins' closing hooks are told it, settle takes it; then
-        the request's record is built once, and it alone goes to every recorder."""
+        How it ended is built once as a `RequestOutcome`: the plugins' closing hooks are told it,
+        settle takes it. Then the request's `RequestRecord` is built once, and it alone goes to
+        every recorder."""
         self._give_slot(ctx)
         finished = perf_counter()
         if ctx.upload is not None:
@@ -398,21 +399,22 @@ class Proxy:
             cost = self.prices.cost(deployment, ctx.model, usage)
             if ctx.complexity_top is not None:
                 top_cost = self.prices.cost_on(ctx.complexity_top, usage)
-        status = ctx.status or (499 if ctx.cancelled else 500)
-        outcome = RequestOutcome(status, ctx.cancelled, usage, cost, ctx.error_type)
-        # For the plugins' closing hooks: `ctx.outcome`, and `ctx.status` as the older form reads it.
-        ctx.status, ctx.outcome = status, outcome
+        status = ctx.status = ctx.status or (499 if ctx.cancelled else 500)  # as the older `on_error` reads it
         found = NO_FINDINGS
-        if ctx.plugins is not None:
-            found = await ctx.plugins.finish(ctx, outcome)  # a stream's `after` hooks, or `on_error`; never raises
+        outcome: RequestOutcome | None = None
+        if ctx.plugins is not None or reservation is not None:
+            # Built for those who take it (a frozen value costs about a microsecond a request).
+            outcome = ctx.outcome = RequestOutcome(status, ctx.cancelled, usage, cost, ctx.error_type)
+            if ctx.plugins is not None:
+                found = await ctx.plugins.finish(ctx, outcome)  # a stream's `after` hooks, or `on_error`; never raises
         budgets: Sequence[BudgetUsage] = ()
         try:
-            if reservation is not None:
+            if reservation is not None and outcome is not None:
                 budgets = await self.admission.settle(reservation, outcome)
         finally:
             # A settle that fails (or is cancelled) must not cost the request its ledger row,
             # nor one recorder's bug the others' record (or the client its finished answer).
-            record = _record(ctx, outcome, finished, top_cost, found, budgets)
+            record = _record(ctx, status, cost, top_cost, finished, found, budgets)
             for recorder in self.recorders:
                 try:
                     recorder.record(record)
@@ -554,14 +556,15 @@ def _model_named(raw: bytes) -> str:
 
 def _record(
     ctx: RequestContext,
-    outcome: RequestOutcome,
-    finished: float,
+    status: int,
+    cost: Decimal | None,
     top_cost: Decimal | None,
+    finished: float,
     found: PluginFindings,
     budgets: Sequence[BudgetUsage],
 ) -> RequestRecord:
-    """The finished request's record, from what the stages returned (placed on the context), its
-    outcome, what its plugins found and the budgets settle returned. Positional, in field order."""
+    """The finished request's record, from what the stages returned (placed on the context), how it
+    ended, what its plugins found and the budgets settle returned. Positional, in field order."""
     principal = ctx.principal
     return RequestRecord(
         ctx.request_id, ctx.endpoint, ctx.endpoint_name,
@@ -571,7 +574,7 @@ def _record(
         principal.team_id if principal is not None else None,
         ctx.user, ctx.model, ctx.stream,
         ctx.deployment, ctx.attempts, ctx.attempted, ctx.fallback,
-        outcome.status, outcome.error_type, outcome.cancelled, outcome.usage, outcome.cost_usd, top_cost,
+        status, ctx.error_type, ctx.cancelled, ctx.usage, cost, top_cost,
         ctx.cache_hit, ctx.saved_usd,
         {**ctx.tags, **found.tags} if found.tags else ctx.tags,
         found.decisions, budgets,
