@@ -74,8 +74,9 @@ class RequestContext:
     template_version: int | None = None
     # A dialect's own state for this request (gateway/dialects/responses: the turn being answered).
     dialect: object | None = None
-    # How the request ended, placed by the proxy once it has finished, before the plugins' `after`
-    # (a stream's) and `on_error` hooks run; the recorders get a `RequestRecord` instead.
+    # How the request ended, placed by the proxy once it has finished (for a request with plugins
+    # or a reservation), before the plugins' `after` (a stream's) and `on_error` hooks run; the
+    # recorders get a `RequestRecord` instead.
     outcome: RequestOutcome | None = None
 
     @property

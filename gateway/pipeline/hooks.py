@@ -2,10 +2,10 @@
 
 `Admission` reserves capacity (rate limits, budgets) before the upstream call and returns the
 reservation; the request's exchange hands it back to `settle` with how the request ended. A
-`Recorder` gets every finished request's `RequestRecord` once (the ledger, metrics, logs). Both are built in the
-app factory and handed to the proxy. A `PluginRun` is one request's pass through its plugins
-(gateway/plugins/runner.py), as the request path calls it: named here so that the request's
-types never import the plugins.
+`Recorder` gets every finished request's `RequestRecord` once (the ledger, metrics, logs). Both
+are built in the app factory and handed to the proxy. A `PluginRun` is one request's pass through
+its plugins (gateway/plugins/runner.py), as the request path calls it: named here so that the
+request's types never import the plugins.
 """
 
 from __future__ import annotations
