@@ -3,8 +3,9 @@
     auth (a Principal) -> read and check the body (the dialect's neutral body) -> plugins, before
          (None, or their answer) -> admit (a reservation) -> route (a Plan, giving Attempts)
          -> provider adapter (an UpstreamCall; the body and its Usage, or a StreamTranslator)
-         -> upstream -> relay (in the client's dialect) -> finish (settle the reservation with
-         a RequestOutcome, which returns the budgets; record: ledger, metrics, logs)
+         -> upstream -> relay (in the client's dialect) -> finish (a RequestOutcome: the plugins'
+         closing hooks, then settle, which returns the budgets; then one RequestRecord for every
+         recorder: ledger, metrics, logs, traces, alerts)
 
 Each request is served inside one `Exchange` (exchange.py), whose end finishes it, once, however
 it ended. A good answer is sent before that (unless the ledger is durable: then the row is on disk
@@ -24,6 +25,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from time import perf_counter
 from typing import Any
 
@@ -45,6 +47,7 @@ from gateway.core.errors import (
 from gateway.core.types import (
     MULTIPART_ENDPOINTS,
     SSE_ENDPOINTS,
+    BudgetUsage,
     Endpoint,
     Principal,
     RequestOutcome,
@@ -61,7 +64,8 @@ from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.dialect import OPENAI, Dialect, Read, Reader
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.hooks import Admission, AdmitAll, PluginsBefore, Recorder
+from gateway.pipeline.hooks import NO_FINDINGS, Admission, AdmitAll, PluginFindings, PluginsBefore, Recorder
+from gateway.pipeline.record import RequestRecord
 from gateway.plugins.replay_call import ReplayCall
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
@@ -387,31 +391,40 @@ class Proxy:
                 del self._slots[key]
 
     async def finish(self, ctx: RequestContext, reservation: Any) -> None:
-        """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it."""
+        """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it.
+
+        How it ended is built once as a `RequestOutcome`: the plugins' closing hooks are told it,
+        settle takes it. Then the request's `RequestRecord` is built once, and it alone goes to
+        every recorder."""
         self._give_slot(ctx)
-        ctx.finished = perf_counter()
+        finished = perf_counter()
         if ctx.upload is not None:
             ctx.upload.close()
-        if not ctx.status:
-            ctx.status = 499 if ctx.cancelled else 500
-        if ctx.usage is not None and ctx.deployment is not None:
-            ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+        usage, deployment = ctx.usage, ctx.deployment
+        cost = top_cost = None
+        if usage is not None and deployment is not None:
+            cost = self.prices.cost(deployment, ctx.model, usage)
             if ctx.complexity_top is not None:
-                ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
-        if ctx.plugins is not None:
-            found = await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
-            ctx.guardrails = list(found.decisions)
-            ctx.tags.update(found.tags)
+                top_cost = self.prices.cost_on(ctx.complexity_top, usage)
+        status = ctx.status = ctx.status or (499 if ctx.cancelled else 500)  # as the older `on_error` reads it
+        found = NO_FINDINGS
+        outcome: RequestOutcome | None = None
+        if ctx.plugins is not None or reservation is not None:
+            # Built for those who take it (a frozen value costs about a microsecond a request).
+            outcome = ctx.outcome = RequestOutcome(status, ctx.cancelled, usage, cost, ctx.error_type)
+            if ctx.plugins is not None:
+                found = await ctx.plugins.finish(ctx, outcome)  # a stream's `after` hooks, or `on_error`; never raises
+        budgets: Sequence[BudgetUsage] = ()
         try:
-            if reservation is not None:
-                outcome = RequestOutcome(ctx.status, ctx.cancelled, ctx.usage, ctx.cost_usd)
-                ctx.budgets = list(await self.admission.settle(reservation, outcome))
+            if reservation is not None and outcome is not None:
+                budgets = await self.admission.settle(reservation, outcome)
         finally:
             # A settle that fails (or is cancelled) must not cost the request its ledger row,
             # nor one recorder's bug the others' record (or the client its finished answer).
+            record = _record(ctx, status, cost, top_cost, finished, found, budgets)
             for recorder in self.recorders:
                 try:
-                    recorder.record(ctx)
+                    recorder.record(record)
                 except Exception:
                     log.exception("recorder %s failed on request %s", type(recorder).__name__, ctx.request_id)
         if self.durable is not None:
@@ -574,6 +587,36 @@ def _read(ctx: RequestContext, read: Read) -> None:
         ctx.template_id, ctx.template_version = read.template_id, read.template_version
 
 
+def _record(
+    ctx: RequestContext,
+    status: int,
+    cost: Decimal | None,
+    top_cost: Decimal | None,
+    finished: float,
+    found: PluginFindings,
+    budgets: Sequence[BudgetUsage],
+) -> RequestRecord:
+    """The finished request's record, from what the stages returned (placed on the context), how it
+    ended, what its plugins found and the budgets settle returned. Positional, in field order."""
+    principal = ctx.principal
+    return RequestRecord(
+        ctx.request_id, ctx.endpoint, ctx.endpoint_name,
+        ctx.started, finished, ctx.upstream_started, ctx.first_byte_at,
+        principal.key_id if principal is not None else None,
+        principal.key_prefix if principal is not None else None,
+        principal.team_id if principal is not None else None,
+        ctx.user, ctx.model, ctx.stream,
+        ctx.deployment, ctx.attempts, ctx.attempted, ctx.fallback,
+        status, ctx.error_type, ctx.cancelled, ctx.usage, cost, top_cost,
+        ctx.cache_hit, ctx.saved_usd,
+        {**ctx.tags, **found.tags} if found.tags else ctx.tags,
+        found.decisions, budgets,
+        ctx.complexity_tier, ctx.complexity_score, ctx.complexity_classified, ctx.complexity_reading,
+        ctx.template_id, ctx.template_version,
+        ctx.body, ctx.redacted_body, ctx.upload is not None,
+    )  # fmt: skip
+
+
 def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     """What the plugins' `before` hooks gave back, where the rest of the request and its record read it."""
     ctx.body = before.body
@@ -582,7 +625,7 @@ def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     ctx.response_headers.update(before.headers)
     if before.cache_hit:  # served from the cache: no tokens used, nothing owed, the saving noted
         ctx.cache_hit = True
-        ctx.usage, ctx.cost_usd, ctx.saved_usd = None, None, before.saved_usd
+        ctx.usage, ctx.saved_usd = None, before.saved_usd
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:
