@@ -48,11 +48,10 @@ from gateway.accounting.ledger.spill import Spill
 from gateway.accounting.ledger.sqlite import SQLiteSink
 from gateway.accounting.ledger.writer import Ledger, LedgerOptions
 from gateway.config.file import Deployment
-from gateway.core.request import ClientRequest
-from gateway.core.types import Endpoint, Principal, Usage
+from gateway.core.types import Endpoint, Usage
 from gateway.db.connect import open_sqlite
 from gateway.db.migrate import migrate_postgres, migrate_sqlite
-from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BASELINE = "ledger-off"
@@ -61,21 +60,18 @@ TARGET_ROWS_PER_S = 20_000
 DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:1/v1", model="bench-up", id="bench/0")
 
 
-def contexts(count: int) -> list[RequestContext]:
+def records(count: int) -> list[RequestRecord]:
     """Finished requests as the proxy hands them to recorders: 50 teams, 500 keys, 4 models."""
     now = time.perf_counter()
-    out = []
-    for i in range(count):
-        ctx = RequestContext(f"req_bench_{i:09d}_{secrets.token_hex(4)}", Endpoint.CHAT, now)
-        ctx.principal = Principal(key_id=f"key-{i % 500}", key_prefix="sk-gw-bench", team_id=f"team-{i % 50}")
-        ctx.request = ClientRequest(ctx.request_id, Endpoint.CHAT, "", ctx.principal, f"model-{i % 4}", {})
-        ctx.deployment, ctx.status, ctx.attempts = DEPLOYMENT, 200, 1
-        ctx.usage = Usage(prompt_tokens=120 + i % 50, completion_tokens=30 + i % 20)
-        ctx.cost_usd = Decimal("0.000036")
-        ctx.upstream_started, ctx.first_byte_at, ctx.finished = now, now, now
-        ctx.tags = {"feature": "bench"}
-        out.append(ctx)
-    return out
+    return [
+        RequestRecord(
+            f"req_bench_{i:09d}_{secrets.token_hex(4)}", Endpoint.CHAT, Endpoint.CHAT.value, now, now, now, now,
+            f"key-{i % 500}", "sk-gw-bench", f"team-{i % 50}", None, f"model-{i % 4}", False, DEPLOYMENT, 1,
+            status=200, usage=Usage(prompt_tokens=120 + i % 50, completion_tokens=30 + i % 20),
+            cost_usd=Decimal("0.000036"), tags={"feature": "bench"},
+        )
+        for i in range(count)
+    ]
 
 
 async def sink_rate(sink: Sink, rows: list[LedgerRow], batch: int) -> dict[str, Any]:
@@ -92,29 +88,29 @@ async def sink_rate(sink: Sink, rows: list[LedgerRow], batch: int) -> dict[str, 
     return {"rows": len(rows), "batch": batch, "seconds": round(seconds, 3), "rows_per_s": round(len(rows) / seconds)}
 
 
-async def ledger_rate(sink: Sink, spill_dir: Path, ctxs: list[RequestContext], batch: int) -> dict[str, Any]:
+async def ledger_rate(sink: Sink, spill_dir: Path, done: list[RequestRecord], batch: int) -> dict[str, Any]:
     """Rows recorded in bursts of 1000 (yielding between, as requests would), timed until all are written."""
     ledger = Ledger(sink, Spill(spill_dir), LedgerOptions(batch_size=batch, flush_s=0.05,
-                                                         queue_size=len(ctxs) + 1))  # fmt: skip
+                                                         queue_size=len(done) + 1))  # fmt: skip
     await ledger.start()
     record_s = 0.0
     started = time.perf_counter()
-    for i in range(0, len(ctxs), 1000):
+    for i in range(0, len(done), 1000):
         t0 = time.perf_counter()
-        for ctx in ctxs[i : i + 1000]:
-            ledger.record(ctx)
+        for record in done[i : i + 1000]:
+            ledger.record(record)
         record_s += time.perf_counter() - t0
         await asyncio.sleep(0)
     while True:  # polled: the writer keeps no event for "all written"
-        if ledger.stats.written + ledger.stats.spilled >= len(ctxs):
+        if ledger.stats.written + ledger.stats.spilled >= len(done):
             break
         await asyncio.sleep(0.01)
     seconds = time.perf_counter() - started
     await ledger.stop()
     stats = ledger.status()
     return {
-        "rows": len(ctxs), "batch": batch, "seconds": round(seconds, 3), "rows_per_s": round(len(ctxs) / seconds),
-        "record_us_per_row": round(1e6 * record_s / len(ctxs), 2), "written": stats["written"],
+        "rows": len(done), "batch": batch, "seconds": round(seconds, 3), "rows_per_s": round(len(done) / seconds),
+        "record_us_per_row": round(1e6 * record_s / len(done), 2), "written": stats["written"],
         "spilled": stats["spilled"],
     }  # fmt: skip
 
@@ -127,13 +123,12 @@ async def writer_throughput(args: argparse.Namespace, workdir: Path) -> dict[str
             await migrate_postgres(conn)
         finally:
             await conn.close()
-        ctxs = contexts(args.rows)
-        rows = [LedgerRow.from_context(ctx) for ctx in ctxs]
+        rows = [LedgerRow.from_record(record) for record in records(args.rows)]
         pg = {
             "sink": await sink_rate(PostgresSink(dsn, premake_days=2, retention_days=0), rows, args.batch),
             # Fresh request ids: the same rows again would be (correctly) skipped as replays.
             "ledger": await ledger_rate(PostgresSink(dsn, premake_days=2, retention_days=0), workdir / "spill-pg",
-                                        contexts(args.rows), args.batch),
+                                        records(args.rows), args.batch),
         }
     finally:
         await drop_database(dsn)

@@ -8,6 +8,7 @@ key, as the cache would scope them) without the ledger ever holding a prompt.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -18,11 +19,11 @@ import orjson
 IGNORED = frozenset({"stream", "stream_options", "user", "safety_identifier", "store", "metadata"})
 
 
-def answer_material(endpoint: str, model: str, body: dict[str, Any]) -> dict[str, Any]:
+def answer_material(endpoint: str, model: str, body: Mapping[str, Any]) -> dict[str, Any]:
     return {"v": 1, "endpoint": endpoint, "model": model, "body": {k: v for k, v in body.items() if k not in IGNORED}}
 
 
-def fingerprint(endpoint: str, model: str, body: dict[str, Any]) -> str | None:
+def fingerprint(endpoint: str, model: str, body: Mapping[str, Any]) -> str | None:
     """SHA-256 of the answer's material, in hex; None for a body JSON cannot hold."""
     try:
         return hashlib.sha256(orjson.dumps(answer_material(endpoint, model, body),

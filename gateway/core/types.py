@@ -54,13 +54,16 @@ NO_LIMITS = Limits()
 
 @dataclass(slots=True, frozen=True)
 class RequestOutcome:
-    """How a request ended, built once when it finishes: what settling its reservation needs."""
+    """How a request ended, built once when it finishes: what settling its reservation needs, and
+    what the plugins' `after` (a stream's) and `on_error` hooks are told of it."""
 
+    # Never 0: 499 for a client that left, 500 when nothing else said.
     status: int
     cancelled: bool = False
     usage: Usage | None = None
     # None when no price is known for the deployment that served it.
     cost_usd: Decimal | None = None
+    error_type: str | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Protocol
 
 from starlette.types import Message, Receive, Send
 
+from gateway.core.errors import GatewayError
 from gateway.core.types import StreamTranslator
 
 SSE_HEADERS = [
@@ -15,6 +17,37 @@ SSE_HEADERS = [
     # Tells nginx-like proxies in front of us not to buffer the frames.
     (b"x-accel-buffering", b"no"),
 ]
+
+
+def sse_head(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """A stream's response headers: the event stream's own, then the request's."""
+    return SSE_HEADERS + [(k.encode(), v.encode()) for k, v in headers.items()]
+
+
+class StreamWriter(Protocol):
+    """The neutral stream (chat.completion.chunk SSE, as the provider's translator and the plugins'
+    chunk hooks leave it) written in the client's API, once its head is sent: a dialect's writer
+    (gateway/pipeline/dialect.py). OpenAI's own endpoints have none: their stream is the neutral one.
+
+    Its methods are coroutines because writing may wait on something before the bytes go out (the
+    Responses writer stores the response before its terminal event reaches the client).
+    """
+
+    # Headers the stream's head carries besides the relay's (Anthropic's `request-id`).
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def feed(self, data: bytes) -> bytes:
+        """The next bytes of the neutral stream, written (empty while an event is incomplete)."""
+        ...
+
+    async def finish(self) -> bytes:
+        """The neutral stream has ended, after its [DONE] or cut before it: the closing events."""
+        ...
+
+    async def error(self, error: GatewayError) -> bytes:
+        """The stream failed after its head: the error, in-band, as this API ends a failed stream."""
+        ...
 
 
 class ClientStalled(Exception):
@@ -80,13 +113,33 @@ class DisconnectWatcher:
 
 
 async def pump(
-    send: Send, first: bytes, chunks: AsyncIterator[bytes], translator: StreamTranslator
+    send: Send,
+    first: bytes,
+    chunks: AsyncIterator[bytes],
+    translator: StreamTranslator,
+    writer: StreamWriter | None = None,
 ) -> None:
-    """Forward translated bytes as they arrive; the caller handles errors and the final frame."""
+    """Forward translated bytes as they arrive, through the client's dialect's writer when it has
+    one; the caller handles errors and the final frame."""
+    if writer is not None:
+        await _pump_written(send, first, chunks, translator, writer)
+        return
     out = translator.feed(first)
     if out:
         await send({"type": "http.response.body", "body": out, "more_body": True})
     async for chunk in chunks:
         out = translator.feed(chunk)
+        if out:
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+
+
+async def _pump_written(
+    send: Send, first: bytes, chunks: AsyncIterator[bytes], translator: StreamTranslator, writer: StreamWriter
+) -> None:
+    out = await writer.feed(translator.feed(first))
+    if out:
+        await send({"type": "http.response.body", "body": out, "more_body": True})
+    async for chunk in chunks:
+        out = await writer.feed(translator.feed(chunk))
         if out:
             await send({"type": "http.response.body", "body": out, "more_body": True})

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gateway.core.types import Principal
-
 NONE = "none"
 OTHER = "other"
 
@@ -48,10 +46,8 @@ class LabelPolicy:
         return OTHER
 
     @staticmethod
-    def team(principal: Principal | None) -> str:
-        if principal is None or principal.team_id is None:
-            return NONE
-        return principal.team_id
+    def team(team_id: str | None) -> str:
+        return NONE if team_id is None else team_id
 
 
 def bounded(value: str | None, allowed: frozenset[str]) -> str:

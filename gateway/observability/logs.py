@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import orjson
 
 from gateway.core.types import TEXT_FIELD, Endpoint, Principal
-from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 LOGGER = "gateway"
 REQUEST_LOGGER = "gateway.request"
@@ -148,12 +148,12 @@ class RequestLogRecorder:
         self.writer = writer
         self._clock = _Clock()
 
-    def record(self, ctx: RequestContext) -> None:
-        level = logging.WARNING if ctx.status >= 500 else logging.INFO
+    def record(self, record: RequestRecord) -> None:
+        level = logging.WARNING if record.status >= 500 else logging.INFO
         if not self.log.isEnabledFor(level):
             return
         if self.writer is None:
-            self.log.log(level, "request", extra={"fields": self.fields(ctx)})
+            self.log.log(level, "request", extra={"fields": self.fields(record)})
             return
         doc: dict[str, Any] = {
             "ts": self._clock(time.time()),
@@ -161,7 +161,7 @@ class RequestLogRecorder:
             "logger": self.log.name,
             "msg": "request",
         }
-        doc.update(self.fields(ctx))
+        doc.update(self.fields(record))
         self.writer.write(orjson.dumps(doc, default=str, option=orjson.OPT_APPEND_NEWLINE))
 
     def unrouted(self, request_id: str | None, method: str, path: str, status: int) -> None:
@@ -180,36 +180,36 @@ class RequestLogRecorder:
                 "key_prefix": principal.key_prefix if principal is not None else None,
                 "team": principal.team_id if principal is not None else None}})
 
-    def fields(self, ctx: RequestContext) -> dict[str, Any]:
-        principal, deployment, usage = ctx.principal, ctx.deployment, ctx.usage
+    def fields(self, record: RequestRecord) -> dict[str, Any]:
+        deployment, usage, stream = record.deployment, record.usage, record.stream
         fields: dict[str, Any] = {
-            "request_id": ctx.request_id,
-            "endpoint": ctx.endpoint_name,
-            "stream": ctx.stream,
-            "model": ctx.model or None,
+            "request_id": record.request_id,
+            "endpoint": record.endpoint_name,
+            "stream": stream,
+            "model": record.model or None,
             "deployment": deployment.id if deployment is not None else None,
             "provider": deployment.provider if deployment is not None else None,
-            "key_prefix": principal.key_prefix if principal is not None else None,
-            "team": principal.team_id if principal is not None else None,
-            "status": ctx.status,
-            "error_type": ctx.error_type,
-            "cancelled": ctx.cancelled,
-            "attempts": ctx.attempts,
+            "key_prefix": record.key_prefix,
+            "team": record.team_id,
+            "status": record.status,
+            "error_type": record.error_type,
+            "cancelled": record.cancelled,
+            "attempts": record.attempts,
             "prompt_tokens": usage.prompt_tokens if usage is not None else None,
             "completion_tokens": usage.completion_tokens if usage is not None else None,
             "cached_tokens": usage.cached_tokens if usage is not None else None,
             # A string: the exact Decimal, not a float's approximation of it.
-            "cost_usd": str(ctx.cost_usd) if ctx.cost_usd is not None else None,
-            "duration_ms": _ms(ctx.started, ctx.finished),
-            "upstream_ms": _ms(ctx.upstream_started, ctx.first_byte_at),
-            "ttft_ms": _ms(ctx.started, ctx.first_byte_at) if ctx.stream else None,
+            "cost_usd": str(record.cost_usd) if record.cost_usd is not None else None,
+            "duration_ms": _ms(record.started, record.finished),
+            "upstream_ms": _ms(record.upstream_started, record.first_byte_at),
+            "ttft_ms": _ms(record.started, record.first_byte_at) if stream else None,
         }
-        if ctx.fallback:
+        if record.fallback:
             fields["fallback"] = True
-        if ctx.cache_hit:
+        if record.cache_hit:
             fields["cache_hit"] = True
         if self.log_prompts:
-            field = PROMPT_FIELD.get(ctx.endpoint, "input")
+            field = PROMPT_FIELD.get(record.endpoint, "input")
             # A guardrail masking in logs only leaves a masked copy (gateway/plugins/guardrails/pii.py).
-            fields[field] = (ctx.redacted_body if ctx.redacted_body is not None else ctx.body).get(field)
+            fields[field] = (record.redacted_body if record.redacted_body is not None else record.body).get(field)
         return fields

@@ -1,6 +1,6 @@
 """The metrics `Recorder`: one finished request becomes counts and observations.
 
-Latencies come from the context's clocks:
+Latencies come from the record's clocks:
 
     started ── upstream_started ── first_byte_at ── finished
     |  gateway  |   upstream (attempt that served)   | relay (unary: parse and finish) |
@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.observability.labels import NONE, LabelPolicy, bounded
 from gateway.observability.metrics import ERROR_TYPES, GatewayMetrics
-from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 STREAM_LABEL = {True: "true", False: "false"}
 
@@ -63,25 +63,26 @@ class MetricsRecorder:
             )
         return series
 
-    def record(self, ctx: RequestContext) -> None:
+    def record(self, record: RequestRecord) -> None:
         m = self.metrics
-        route = ctx.endpoint_name
-        model = self.labels.model(ctx.model)
-        provider = ctx.deployment.provider if ctx.deployment is not None else NONE
-        team = self.labels.team(ctx.principal)
-        status_class = f"{ctx.status // 100}xx"
-        stream = STREAM_LABEL[ctx.stream]
+        route = record.endpoint_name
+        model = self.labels.model(record.model)
+        deployment = record.deployment
+        provider = deployment.provider if deployment is not None else NONE
+        team = self.labels.team(record.team_id)
+        status_class = f"{record.status // 100}xx"
+        stream = STREAM_LABEL[record.stream]
         series = self._lookup(route, model, provider, team, status_class, stream)
 
         series.requests.inc()
-        if ctx.status >= 400 or ctx.error_type is not None:
-            status = str(ctx.status) if ctx.status >= 400 else "in_stream"
-            kind = "cancelled" if ctx.cancelled and ctx.error_type is None else ctx.error_type
+        if record.status >= 400 or record.error_type is not None:
+            status = str(record.status) if record.status >= 400 else "in_stream"
+            kind = "cancelled" if record.cancelled and record.error_type is None else record.error_type
             m.errors.labels(route, model, provider, status, bounded(kind, ERROR_TYPES)).inc()
 
-        self._latencies(ctx, series)
+        self._latencies(record, series)
 
-        usage = ctx.usage
+        usage, cost = record.usage, record.cost_usd
         if usage is not None:
             if usage.prompt_tokens:
                 series.prompt.inc(usage.prompt_tokens)
@@ -89,51 +90,52 @@ class MetricsRecorder:
                 series.completion.inc(usage.completion_tokens)
             if usage.cached_tokens:
                 series.cached.inc(usage.cached_tokens)
-            if ctx.cost_usd is not None:
-                series.cost.inc(float(ctx.cost_usd))
-            elif ctx.deployment is not None:
+            if cost is not None:
+                series.cost.inc(float(cost))
+            elif deployment is not None:
                 series.unpriced.inc()
 
-        if ctx.complexity_tier is not None:
+        tier = record.complexity_tier
+        if tier is not None:
             # Tier names come from the config: the label is bounded.
-            m.complexity_requests.labels(model, ctx.complexity_tier).inc()
-            if ctx.complexity_classified:
-                outcome = "used" if ctx.complexity_reading is not None else "features_only"
+            m.complexity_requests.labels(model, tier).inc()
+            if record.complexity_classified:
+                outcome = "used" if record.complexity_reading is not None else "features_only"
                 m.complexity_classifier.labels(model, outcome).inc()
-            if ctx.cost_usd is not None and usage is not None:
-                m.complexity_cost.labels(model, ctx.complexity_tier).inc(float(ctx.cost_usd))
+            if cost is not None and usage is not None:
+                m.complexity_cost.labels(model, tier).inc(float(cost))
                 # Counted only beside a known cost, so the two counters compare like for like.
-                if ctx.top_tier_cost_usd is not None:
-                    m.complexity_top_tier_cost.labels(model, ctx.complexity_tier).inc(float(ctx.top_tier_cost_usd))
+                if record.top_tier_cost_usd is not None:
+                    m.complexity_top_tier_cost.labels(model, tier).inc(float(record.top_tier_cost_usd))
 
         # Every attempt but the last failed and was followed by another (the router's retries and
         # fallbacks alike); ids come from the config, so the label is bounded.
-        for deployment_id in ctx.attempted[:-1]:
+        for deployment_id in record.attempted[:-1]:
             m.retries.labels(deployment_id).inc()
-        if ctx.fallback:
+        if record.fallback:
             m.fallbacks.labels(model).inc()
 
-        for budget in ctx.budgets:
+        for budget in record.budgets:
             m.budget(budget)
 
-        if m.key_requests is not None and m.key_cost is not None and ctx.principal is not None:
-            key = ctx.principal.key_id
+        key = record.key_id
+        if m.key_requests is not None and m.key_cost is not None and key is not None:
             m.key_requests.labels(key, status_class).inc()
-            if ctx.cost_usd is not None:
-                m.key_cost.labels(key).inc(float(ctx.cost_usd))
+            if cost is not None:
+                m.key_cost.labels(key).inc(float(cost))
 
     @staticmethod
-    def _latencies(ctx: RequestContext, series: _Series) -> None:
-        finished = ctx.finished if ctx.finished is not None else ctx.started
-        series.duration.observe(finished - ctx.started)
-        upstream_started, first_byte_at = ctx.upstream_started, ctx.first_byte_at
+    def _latencies(record: RequestRecord, series: _Series) -> None:
+        started, finished = record.started, record.finished
+        series.duration.observe(finished - started)
+        upstream_started, first_byte_at = record.upstream_started, record.first_byte_at
         if upstream_started is None or first_byte_at is None:
             return
         series.upstream.observe(first_byte_at - upstream_started)
-        if ctx.stream:
-            series.ttft.observe(first_byte_at - ctx.started)
-        if ctx.attempts == 1:
-            added = upstream_started - ctx.started
-            if not ctx.stream:
+        if record.stream:
+            series.ttft.observe(first_byte_at - started)
+        if record.attempts == 1:
+            added = upstream_started - started
+            if not record.stream:
                 added += finished - first_byte_at
             series.overhead.observe(max(0.0, added))

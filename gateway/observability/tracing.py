@@ -3,8 +3,8 @@
 Whoever makes an upstream attempt wraps it in `with tracer.attempt(ctx, deployment):`, or, where
 an attempt's end is reported elsewhere, calls `trace = tracer.start_attempt(ctx, deployment)` and
 later `trace.end()` or `trace.end(error_type)`. The request's span starts with its first attempt
-(back-dated to the request's arrival) and ends when the request is recorded, so nothing else on
-the request path needs to know about tracing. An attempt span lasts until the upstream's response
+(back-dated to the request's arrival) and ends when the request's record comes, so nothing else
+on the request path needs to know about tracing. An attempt span lasts until the upstream's response
 (unary) or its first chunk (streams); an exception leaving `attempt` marks it failed. Without
 `otel_enabled` every call here is a no-op.
 
@@ -23,6 +23,7 @@ from gateway.config.file import ConfigError, Deployment
 from gateway.config.settings import Settings
 from gateway.core.types import Endpoint
 from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -40,7 +41,7 @@ class Tracer(Protocol):
 
     def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace: ...
 
-    def record(self, ctx: RequestContext) -> None: ...
+    def record(self, record: RequestRecord) -> None: ...
 
     def shutdown(self) -> None: ...
 
@@ -61,7 +62,7 @@ class NoTracer:
     def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace:
         return self._no_attempt
 
-    def record(self, ctx: RequestContext) -> None:
+    def record(self, record: RequestRecord) -> None:
         return None
 
     def shutdown(self) -> None:
@@ -77,33 +78,34 @@ class OtelTracer:
         self._trace = trace
         self.provider = provider
         self._tracer = provider.get_tracer("llm-gateway")
-        # Open request spans, by context identity: request ids come from clients and may repeat.
-        self._open: dict[int, Span] = {}
+        # Open request spans, by request id and arrival: request ids come from clients and may
+        # repeat, two arrivals on the same perf_counter reading do not.
+        self._open: dict[tuple[str, float], Span] = {}
         # perf_counter() readings (the context's clocks) to Unix nanoseconds.
         self._offset_ns = time.time_ns() - time.perf_counter_ns()
 
     def _ns(self, perf: float) -> int:
         return int(perf * 1e9) + self._offset_ns
 
-    def _request_span(self, ctx: RequestContext) -> Span:
-        span = self._open.get(id(ctx))
-        if span is None:
-            span = self._tracer.start_span(
-                "gateway.request",
-                kind=self._trace.SpanKind.SERVER,
-                start_time=self._ns(ctx.started),
-                attributes={
-                    "gateway.request_id": ctx.request_id,
-                    "gen_ai.operation.name": OPERATION.get(ctx.endpoint, ctx.endpoint.value),
-                    "gen_ai.request.model": ctx.model,
-                    "gateway.stream": ctx.stream,
-                },
-            )
-            self._open[id(ctx)] = span
-        return span
+    def _new_request_span(self, request_id: str, started: float, endpoint: Endpoint, model: str, stream: bool) -> Span:
+        return self._tracer.start_span(
+            "gateway.request",
+            kind=self._trace.SpanKind.SERVER,
+            start_time=self._ns(started),
+            attributes={
+                "gateway.request_id": request_id,
+                "gen_ai.operation.name": OPERATION.get(endpoint, endpoint.value),
+                "gen_ai.request.model": model,
+                "gateway.stream": stream,
+            },
+        )
 
     def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace:
-        parent = self._trace.set_span_in_context(self._request_span(ctx))
+        span = self._open.get((ctx.request_id, ctx.started))
+        if span is None:
+            span = self._new_request_span(ctx.request_id, ctx.started, ctx.endpoint, ctx.model, ctx.stream)
+            self._open[(ctx.request_id, ctx.started)] = span
+        parent = self._trace.set_span_in_context(span)
         attributes: dict[str, Any] = {
             "gateway.request_id": ctx.request_id,
             "gateway.deployment": deployment.id or "",
@@ -129,32 +131,29 @@ class OtelTracer:
     def attempt(self, ctx: RequestContext, deployment: Deployment) -> AbstractContextManager[object]:
         return self._attempt(ctx, deployment)
 
-    def record(self, ctx: RequestContext) -> None:
-        span = self._open.pop(id(ctx), None) or self._request_span_closing(ctx)
-        attributes: dict[str, Any] = {"http.response.status_code": ctx.status, "gateway.attempts": ctx.attempts}
-        if ctx.deployment is not None:
-            attributes["gateway.deployment"] = ctx.deployment.id or ""
-            attributes["gen_ai.provider.name"] = ctx.deployment.provider
-        if ctx.principal is not None and ctx.principal.team_id is not None:
-            attributes["gateway.team"] = ctx.principal.team_id
-        if ctx.usage is not None:
-            attributes["gen_ai.usage.input_tokens"] = ctx.usage.prompt_tokens
-            attributes["gen_ai.usage.output_tokens"] = ctx.usage.completion_tokens
-        if ctx.cost_usd is not None:
-            attributes["gateway.cost_usd"] = str(ctx.cost_usd)
-        if ctx.error_type is not None:
-            attributes["error.type"] = ctx.error_type
+    def record(self, record: RequestRecord) -> None:
+        span = self._open.pop((record.request_id, record.started), None)
+        if span is None:  # a request that never reached an upstream (refused, unknown model) still gets its span
+            span = self._new_request_span(record.request_id, record.started, record.endpoint, record.model,
+                                          record.stream)  # fmt: skip
+        status, error_type, deployment, usage = record.status, record.error_type, record.deployment, record.usage
+        attributes: dict[str, Any] = {"http.response.status_code": status, "gateway.attempts": record.attempts}
+        if deployment is not None:
+            attributes["gateway.deployment"] = deployment.id or ""
+            attributes["gen_ai.provider.name"] = deployment.provider
+        if record.team_id is not None:
+            attributes["gateway.team"] = record.team_id
+        if usage is not None:
+            attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+            attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
+        if record.cost_usd is not None:
+            attributes["gateway.cost_usd"] = str(record.cost_usd)
+        if error_type is not None:
+            attributes["error.type"] = error_type
         span.set_attributes(attributes)
-        if ctx.status >= 500 or ctx.error_type is not None:
-            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, ctx.error_type or str(ctx.status)))
-        finished = ctx.finished if ctx.finished is not None else time.perf_counter()
-        span.end(end_time=self._ns(finished))
-
-    def _request_span_closing(self, ctx: RequestContext) -> Span:
-        # A request that never reached an upstream (refused, unknown model) still gets its span.
-        span = self._request_span(ctx)
-        del self._open[id(ctx)]
-        return span
+        if status >= 500 or error_type is not None:
+            span.set_status(self._trace.Status(self._trace.StatusCode.ERROR, error_type or str(status)))
+        span.end(end_time=self._ns(record.finished))
 
     def shutdown(self) -> None:
         self.provider.shutdown()

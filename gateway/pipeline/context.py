@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from gateway.config.file import Deployment, ModelGroup
 from gateway.core.request import ClientRequest
-from gateway.core.types import BudgetUsage, Endpoint, GuardrailDecision, Principal, Usage
+from gateway.core.types import Endpoint, GuardrailDecision, Principal, RequestOutcome, Usage
 from gateway.core.upload import Upload
 
 if TYPE_CHECKING:
@@ -41,26 +41,21 @@ class RequestContext:
     status: int = 0
     error_type: str | None = None
     usage: Usage | None = None
-    # None when no price is known for the deployment that served the request.
-    cost_usd: Decimal | None = None
     upstream_started: float | None = None
     first_byte_at: float | None = None
-    finished: float | None = None
     cancelled: bool = False
     # The key whose in-process parallel slot this request holds (taken before its body is read).
     slot_key: str | None = None
     # Headers every response to this request carries, e.g. the x-ratelimit-* set.
     response_headers: dict[str, str] = field(default_factory=dict)
-    # For the ledger: the client's x-gateway-tags (the plugins' are added as it finishes), and
-    # how the answer was made.
+    # For the ledger: the client's x-gateway-tags (its record adds the plugins'), and how the
+    # answer was made.
     tags: dict[str, str] = field(default_factory=dict)
     cache_hit: bool = False
     # Set by the router when a fallback group, not the group of the model asked for, served it.
     fallback: bool = False
     # The deployment ids the router tried, in order (the last one served, if any did).
     attempted: list[str] = field(default_factory=list)
-    # What settling its reservation returned: each budget this request counted against, as it stands after it.
-    budgets: list[BudgetUsage] = field(default_factory=list)
     # Plugins (gateway/plugins/): this request's run (None: no plugin applies), what guardrails
     # decided (kinds and counts, never the text), what a cache hit saved, and a masked copy of the
     # body for logs when a guardrail masks in logs only.
@@ -75,14 +70,17 @@ class RequestContext:
     # decided: no text to read, or the embeddings failed or were slow).
     complexity_classified: bool = False
     complexity_reading: float | None = None
-    # The top tier's group, and what this request's usage would have cost there (set at finish).
+    # The top tier's group, where the record prices this request's usage too.
     complexity_top: ModelGroup | None = None
-    top_tier_cost_usd: Decimal | None = None
     # The prompt template version the request was rendered from (gateway/prompts/).
     template_id: str | None = None
     template_version: int | None = None
     # A dialect's own state for this request (gateway/dialects/responses: the turn being answered).
     dialect: object | None = None
+    # How the request ended, placed by the proxy once it has finished (for a request with plugins
+    # or a reservation), before the plugins' `after` (a stream's) and `on_error` hooks run; the
+    # recorders get a `RequestRecord` instead.
+    outcome: RequestOutcome | None = None
 
     # Read from the request value; what a request refused before it had one says.
     @property

@@ -1,24 +1,44 @@
 """The API a client speaks, around the neutral request and answer the proxy works with.
 
-A dialect reads its request body into the neutral (OpenAI-shaped) body and writes the answer,
-the stream and the errors back in its own shape. The proxy calls `unary` or `stream` as the
-request went, so no caller sorts an answer by its type. OpenAI's own endpoints are `OPENAI`:
-their body is the neutral one, and nothing is rewritten.
+A dialect is a reader and a writer. Its reader turns the request body into the neutral
+(OpenAI-shaped) body and returns it as a `Read`, which the proxy places; its writer puts the
+unary answer, the stream (the neutral chat.completion.chunk stream, fed to it by the relay) and
+the errors in its own shape. The proxy calls `unary` or `stream_writer` as the request went, so
+no caller sorts an answer by its type. OpenAI's own endpoints are `OPENAI`: their body is the
+neutral one, and nothing is rewritten (their stream has no writer at all).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.core.errors import GatewayError
+from gateway.core.types import Principal
+from gateway.edge.relay import StreamWriter
 from gateway.edge.responses import JSONReply, send_error
 from gateway.pipeline.context import RequestContext
 
-# Raw body -> the neutral request body, given the context with its caller known; raises GatewayError.
-Reader = Callable[[bytes, RequestContext], dict[str, Any] | Awaitable[dict[str, Any]]]
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What a dialect's reader gives back, for the proxy to place."""
+
+    # The neutral request body.
+    body: dict[str, Any]
+    # The dialect's own state for this request (the Responses dialect's turn), where the adapters
+    # that serve the dialect find it (`ctx.dialect`).
+    state: object | None = None
+    # The stored prompt template the reader rendered, for the request's record.
+    template_id: str | None = None
+    template_version: int | None = None
+
+
+# Raw body and the caller (known by then) -> what was read; raises GatewayError.
+Reader = Callable[[bytes, Principal | None], Read | Awaitable[Read]]
 
 
 class Dialect(Protocol):
@@ -34,8 +54,9 @@ class Dialect(Protocol):
         """The whole answer (upstream or a plugin's), in this API's shape."""
         ...
 
-    def stream(self, app: ASGIApp, ctx: RequestContext) -> ASGIApp:
-        """The streamed answer (the relay, or a replayed cache hit), in this API's shape."""
+    def stream_writer(self, ctx: RequestContext) -> StreamWriter | None:
+        """What writes the neutral stream (the relay's, or a replayed cache hit) in this API's
+        events once its head is sent; None when the neutral stream is this API's own."""
         ...
 
     def error(self, error: GatewayError, request_id: str) -> ASGIApp:
@@ -50,8 +71,8 @@ class OpenAIDialect:
     async def unary(self, reply: JSONReply, ctx: RequestContext) -> ASGIApp:
         return reply
 
-    def stream(self, app: ASGIApp, ctx: RequestContext) -> ASGIApp:
-        return app
+    def stream_writer(self, ctx: RequestContext) -> StreamWriter | None:
+        return None
 
     def error(self, error: GatewayError, request_id: str) -> ASGIApp:
         return ErrorReply(error, request_id)

@@ -2,10 +2,10 @@
 
 `Admission` reserves capacity (rate limits, budgets) before the upstream call and returns the
 reservation; the request's exchange hands it back to `settle` with how the request ended. A
-`Recorder` sees every finished request once (the ledger, metrics, logs). Both are built in the
-app factory and handed to the proxy. A `PluginRun` is one request's pass through its plugins
-(gateway/plugins/runner.py), as the request path calls it: named here so that the request's
-types never import the plugins.
+`Recorder` gets every finished request's `RequestRecord` once (the ledger, metrics, logs). Both
+are built in the app factory and handed to the proxy. A `PluginRun` is one request's pass through
+its plugins (gateway/plugins/runner.py), as the request path calls it: named here so that the
+request's types never import the plugins.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from gateway.core.request import ClientRequest
 from gateway.core.types import BudgetUsage, GuardrailDecision, RequestOutcome, StreamTranslator
 from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 
 class Reserved(Protocol):
@@ -41,8 +42,8 @@ class Admission(Protocol):
 
 
 class Recorder(Protocol):
-    def record(self, ctx: RequestContext) -> None:
-        """Called once per finished request; must not block (enqueue, count, log)."""
+    def record(self, record: RequestRecord) -> None:
+        """Called once per finished request, with its record; must not block (enqueue, count, log)."""
         ...
 
 
@@ -79,6 +80,9 @@ class PluginFindings:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
+NO_FINDINGS = PluginFindings()
+
+
 class PluginRun(Protocol):
     # What a plugin keeps between its hooks for this request, under its id.
     state: dict[str, Any]
@@ -99,7 +103,7 @@ class PluginRun(Protocol):
         """The stream's translator, behind the chunk hooks."""
         ...
 
-    async def finish(self, ctx: RequestContext) -> PluginFindings:
-        """Every request, once, before it is recorded: a streamed answer's `after`, or `on_error`;
-        what the plugins found."""
+    async def finish(self, ctx: RequestContext, outcome: RequestOutcome) -> PluginFindings:
+        """Every request, once, before it is settled and recorded: a streamed answer's `after`, or
+        `on_error`, as `outcome` says it ended; what the plugins found."""
         ...

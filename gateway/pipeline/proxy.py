@@ -4,14 +4,16 @@
          request value, a ClientRequest, which the stages below are handed) -> plugins, before
          (None, or their answer) -> admit (a reservation) -> route (a Plan, giving Attempts)
          -> provider adapter (an UpstreamCall; the body and its Usage, or a StreamTranslator)
-         -> upstream -> relay (in the client's dialect) -> finish (settle the reservation with
-         a RequestOutcome, which returns the budgets; record: ledger, metrics, logs)
+         -> upstream -> relay (in the client's dialect) -> finish (a RequestOutcome: the plugins'
+         closing hooks, then settle, which returns the budgets; then one RequestRecord for every
+         recorder: ledger, metrics, logs, traces, alerts)
 
 Each request is served inside one `Exchange` (exchange.py), whose end finishes it, once, however
 it ended. A good answer is sent before that (unless the ledger is durable: then the row is on disk
 first): settling the limits and recording are not part of the client's wait. A refusal or a
 failure is finished before its error is sent. The request's `Dialect` (dialect.py) reads its body
-and writes its answer and errors.
+(a `Read`, placed here) and writes its answer and errors; a stream is written by its writer, which
+the relay calls on the neutral stream.
 
 Each step lives in its own module; this one only says the order. Limits, plugins and the
 ledger hook in at the marked places as they arrive.
@@ -24,6 +26,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from time import perf_counter
 from typing import Any
 
@@ -46,6 +49,7 @@ from gateway.core.request import ClientRequest
 from gateway.core.types import (
     MULTIPART_ENDPOINTS,
     SSE_ENDPOINTS,
+    BudgetUsage,
     Endpoint,
     Principal,
     RequestOutcome,
@@ -56,14 +60,16 @@ from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
 from gateway.edge.front import Handler
 from gateway.edge.multipart import read_upload
 from gateway.edge.protocol import ABORT
-from gateway.edge.relay import SSE_HEADERS, BoundedSend, ClientStalled, DisconnectWatcher, pump
-from gateway.edge.responses import JSONReply, send_error
+from gateway.edge.relay import BoundedSend, ClientStalled, DisconnectWatcher, StreamWriter, pump, sse_head
+from gateway.edge.responses import JSONReply
 from gateway.identity.auth import Authenticator, client_address
 from gateway.observability.tracing import NoTracer, Tracer
 from gateway.pipeline.context import RequestContext
-from gateway.pipeline.dialect import OPENAI, Dialect, Reader
+from gateway.pipeline.dialect import OPENAI, Dialect, Read, Reader
 from gateway.pipeline.exchange import Exchange
-from gateway.pipeline.hooks import Admission, AdmitAll, PluginsBefore, Recorder
+from gateway.pipeline.hooks import NO_FINDINGS, Admission, AdmitAll, PluginFindings, PluginsBefore, Recorder
+from gateway.pipeline.record import RequestRecord
+from gateway.plugins.replay_call import ReplayCall
 from gateway.plugins.runner import Plugins
 from gateway.prompts.apply import PromptTemplates
 from gateway.providers.base import Provider, TextAnswers
@@ -164,9 +170,14 @@ class Proxy:
                 answered = await self._admit(exchange, request, endpoint, dialect.read)
                 if ctx.stream or endpoint is Endpoint.SPEECH:
                     # Speech is relayed like a stream: its audio reaches the client as the upstream makes it.
-                    if answered is not None and self.durable is not None:
+                    writer = dialect.stream_writer(ctx)  # None: the neutral stream is the client's own
+                    if answered is None:
+                        await StreamCall(self, exchange, dialect, writer)(scope, receive, send)
+                        return
+                    assert isinstance(answered, ReplayCall), "a plugin answers a stream with a replay"
+                    if self.durable is not None:
                         await exchange.finish()
-                    await dialect.stream(answered or StreamCall(self, exchange), ctx)(scope, receive, send)
+                    await answered.written(writer)(scope, receive, send)
                     return
                 if answered is None:
                     reply = await self._unary(ctx)
@@ -213,8 +224,8 @@ class Proxy:
                 if read is None:
                     body = parse_body(raw, endpoint)
                 else:
-                    adapted = read(raw, ctx)
-                    body = await adapted if inspect.isawaitable(adapted) else adapted
+                    got = read(raw, ctx.principal)
+                    body = _read(ctx, await got if inspect.isawaitable(got) else got)
             ctx.request = _client_request(ctx, principal, body, upload, request.headers)
             self.router.group(ctx.model)  # an unknown model is a 404 before anything else happens
             self.auth.check_model(principal, ctx.model)  # a model outside the key's allowed ones: 403
@@ -386,31 +397,40 @@ class Proxy:
                 del self._slots[key]
 
     async def finish(self, ctx: RequestContext, reservation: Any) -> None:
-        """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it."""
+        """What ends every request: good, failed, refused or cancelled. Only an `Exchange` calls it.
+
+        How it ended is built once as a `RequestOutcome`: the plugins' closing hooks are told it,
+        settle takes it. Then the request's `RequestRecord` is built once, and it alone goes to
+        every recorder."""
         self._give_slot(ctx)
-        ctx.finished = perf_counter()
+        finished = perf_counter()
         if ctx.upload is not None:
             ctx.upload.close()
-        if not ctx.status:
-            ctx.status = 499 if ctx.cancelled else 500
-        if ctx.usage is not None and ctx.deployment is not None:
-            ctx.cost_usd = self.prices.cost(ctx.deployment, ctx.model, ctx.usage)
+        usage, deployment = ctx.usage, ctx.deployment
+        cost = top_cost = None
+        if usage is not None and deployment is not None:
+            cost = self.prices.cost(deployment, ctx.model, usage)
             if ctx.complexity_top is not None:
-                ctx.top_tier_cost_usd = self.prices.cost_on(ctx.complexity_top, ctx.usage)
-        if ctx.plugins is not None:
-            found = await ctx.plugins.finish(ctx)  # a streamed answer's `after` hooks, or `on_error`; never raises
-            ctx.guardrails = list(found.decisions)
-            ctx.tags.update(found.tags)
+                top_cost = self.prices.cost_on(ctx.complexity_top, usage)
+        status = ctx.status = ctx.status or (499 if ctx.cancelled else 500)  # as the older `on_error` reads it
+        found = NO_FINDINGS
+        outcome: RequestOutcome | None = None
+        if ctx.plugins is not None or reservation is not None:
+            # Built for those who take it (a frozen value costs about a microsecond a request).
+            outcome = ctx.outcome = RequestOutcome(status, ctx.cancelled, usage, cost, ctx.error_type)
+            if ctx.plugins is not None:
+                found = await ctx.plugins.finish(ctx, outcome)  # a stream's `after` hooks, or `on_error`; never raises
+        budgets: Sequence[BudgetUsage] = ()
         try:
-            if reservation is not None:
-                outcome = RequestOutcome(ctx.status, ctx.cancelled, ctx.usage, ctx.cost_usd)
-                ctx.budgets = list(await self.admission.settle(reservation, outcome))
+            if reservation is not None and outcome is not None:
+                budgets = await self.admission.settle(reservation, outcome)
         finally:
             # A settle that fails (or is cancelled) must not cost the request its ledger row,
             # nor one recorder's bug the others' record (or the client its finished answer).
+            record = _record(ctx, status, cost, top_cost, finished, found, budgets)
             for recorder in self.recorders:
                 try:
-                    recorder.record(ctx)
+                    recorder.record(record)
                 except Exception:
                     log.exception("recorder %s failed on request %s", type(recorder).__name__, ctx.request_id)
         if self.durable is not None:
@@ -433,12 +453,19 @@ class ExchangeCall:
 
 
 class StreamCall:
-    """The ASGI response of a streamed request: it owns the stream from opening to the last byte."""
+    """The ASGI response of a streamed request: it owns the stream from opening to the last byte.
 
-    def __init__(self, proxy: Proxy, exchange: Exchange) -> None:
+    The provider's translator (behind the plugins' chunk hooks) makes the neutral stream; the
+    dialect's writer, when it has one, writes it in the client's API; an error before the head is
+    the dialect's error.
+    """
+
+    def __init__(self, proxy: Proxy, exchange: Exchange, dialect: Dialect, writer: StreamWriter | None) -> None:
         self.proxy = proxy
         self.exchange = exchange
         self.ctx = exchange.ctx
+        self.dialect = dialect
+        self.writer = writer
         self.closed = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -456,23 +483,24 @@ class StreamCall:
             except GatewayError as error:
                 ctx.status, ctx.error_type = error.status, error.type
                 error.extra_headers.update(ctx.response_headers)
-                await send_error(send, error)
+                await self.dialect.error(error, ctx.request_id)(scope, receive, send)
                 return
             ctx.status = 200
-            head = SSE_HEADERS if ctx.stream else _binary_headers(opened.stream.headers)
-            headers = head + [(k.encode(), v.encode()) for k, v in ctx.response_headers.items()]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            writer = self.writer
+            await send({"type": "http.response.start", "status": 200, "headers": self._head(opened)})
             started = True
             try:
-                await pump(send, opened.first, opened.chunks, opened.translator)
+                await pump(send, opened.first, opened.chunks, opened.translator, writer)
                 tail = opened.translator.finish()
+                if writer is not None:
+                    tail = await writer.feed(tail) + await writer.finish()
             except GatewayError as error:
                 ctx.error_type = error.type
                 if not ctx.stream:
                     # Audio has no in-band error: the response ends unfinished, which clients see.
                     return
                 # Headers are gone: the error travels in-band, and the stream closes cleanly.
-                tail = sse_error_event(error)
+                tail = sse_error_event(error) if writer is None else await writer.error(error)
             if self.proxy.durable is not None:
                 await self._close(opened)
                 await self.exchange.finish()  # the row on disk first, then the stream's last frame
@@ -488,11 +516,19 @@ class StreamCall:
         except asyncio.CancelledError:
             if watcher.absorb():
                 ctx.cancelled = True
-            elif not await self._cut(send, started):
+            elif not await self._cut(scope, receive, send, started):
                 raise
         finally:
             watcher.stop()
             await self._close(opened)
+
+    def _head(self, opened: OpenStream) -> list[tuple[bytes, bytes]]:
+        headers = self.ctx.response_headers
+        if self.writer is not None:
+            headers = {**headers, **self.writer.headers}
+        if self.ctx.stream:
+            return sse_head(headers)
+        return _binary_headers(opened.stream.headers) + [(k.encode(), v.encode()) for k, v in headers.items()]
 
     async def _close(self, opened: OpenStream | None) -> None:
         """Close the upstream, once, and take the stream's usage (the exchange then finishes it)."""
@@ -503,7 +539,7 @@ class StreamCall:
         await opened.chunks.aclose()  # type: ignore[attr-defined]
         self.ctx.usage = opened.translator.usage
 
-    async def _cut(self, send: BoundedSend, started: bool) -> bool:
+    async def _cut(self, scope: Scope, receive: Receive, send: BoundedSend, started: bool) -> bool:
         """The server cancelled the stream (the drain after SIGTERM ran out): tell the client in-band
         and end the stream properly. False if this cancellation is not one to absorb."""
         task = asyncio.current_task()
@@ -516,10 +552,12 @@ class StreamCall:
         log.info("request %s: stream cut at the end of the drain", ctx.request_id)
         try:
             if started:
-                await send({"type": "http.response.body", "body": sse_error_event(error) + DONE, "more_body": False})
+                writer = self.writer
+                body = sse_error_event(error) + DONE if writer is None else await writer.error(error)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
             else:
                 ctx.status, ctx.error_type = error.status, error.type
-                await send_error(send, error)
+                await self.dialect.error(error, ctx.request_id)(scope, receive, send)
         except (ClientStalled, OSError):
             pass  # the client is gone or not reading: nothing more to tell it
         return True
@@ -566,6 +604,45 @@ def _client_request(
                          wants_usage, client_user(body), ctx.tags, headers)  # fmt: skip
 
 
+def _read(ctx: RequestContext, read: Read) -> dict[str, Any]:
+    """What the dialect's reader gave back: its own state for the adapters that serve it and the
+    template it rendered for the record, placed; the body, returned (the request value's)."""
+    ctx.dialect = read.state
+    if read.template_id is not None:
+        ctx.template_id, ctx.template_version = read.template_id, read.template_version
+    return read.body
+
+
+def _record(
+    ctx: RequestContext,
+    status: int,
+    cost: Decimal | None,
+    top_cost: Decimal | None,
+    finished: float,
+    found: PluginFindings,
+    budgets: Sequence[BudgetUsage],
+) -> RequestRecord:
+    """The finished request's record, from what the stages returned (placed on the context), how it
+    ended, what its plugins found and the budgets settle returned. Positional, in field order."""
+    principal = ctx.principal
+    return RequestRecord(
+        ctx.request_id, ctx.endpoint, ctx.endpoint_name,
+        ctx.started, finished, ctx.upstream_started, ctx.first_byte_at,
+        principal.key_id if principal is not None else None,
+        principal.key_prefix if principal is not None else None,
+        principal.team_id if principal is not None else None,
+        ctx.user, ctx.model, ctx.stream,
+        ctx.deployment, ctx.attempts, ctx.attempted, ctx.fallback,
+        status, ctx.error_type, ctx.cancelled, ctx.usage, cost, top_cost,
+        ctx.cache_hit, ctx.saved_usd,
+        {**ctx.tags, **found.tags} if found.tags else ctx.tags,
+        found.decisions, budgets,
+        ctx.complexity_tier, ctx.complexity_score, ctx.complexity_classified, ctx.complexity_reading,
+        ctx.template_id, ctx.template_version,
+        ctx.body, ctx.redacted_body, ctx.upload is not None,
+    )  # fmt: skip
+
+
 def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     """What the plugins' `before` hooks gave back, where the rest of the request and its record read it."""
     request = ctx.request
@@ -576,7 +653,7 @@ def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     ctx.response_headers.update(before.headers)
     if before.cache_hit:  # served from the cache: no tokens used, nothing owed, the saving noted
         ctx.cache_hit = True
-        ctx.usage, ctx.cost_usd, ctx.saved_usd = None, None, before.saved_usd
+        ctx.usage, ctx.saved_usd = None, before.saved_usd
 
 
 def _deadline_passed(call: UpstreamCall) -> UpstreamTimeout:

@@ -12,12 +12,20 @@ at which hooks a class overrides, and never calls the others. The points on the 
                        choice, and returns what may be sent now (it may change or hold back text)
     after(ctx, answer) the whole answer: for a unary call before it is sent (change it and set
                        `answer.changed`), for a stream once it has ended (`answer.streamed`)
-    on_error(ctx)      the request failed (`ctx.status`, `ctx.error_type`); for recording only
+    on_error(ctx)      the request failed; for recording only
 
 Every hook sees the typed `RequestContext`: `ctx.principal` (key and team), `ctx.model`,
 `ctx.body`, `ctx.endpoint`, `ctx.tags`, and writes nothing into it: what a plugin changes or finds
 it returns (`Before`) or states with `decide`, and the runner hands it to the proxy, which alone
 records it (the ledger row, metrics), never with the text that triggered it.
+
+A stream's `after` and `on_error` run once the request has finished, before its reservation is
+settled and its record is built: the proxy has placed how it ended on the context, as one frozen
+`RequestOutcome` (`ctx.outcome`: status, error_type, cancelled, usage, cost_usd) and, for the
+older form, `ctx.status` (never 0 there: 499 for a client that left, 500 when nothing else said)
+beside `ctx.error_type`. Nothing runs between the proxy placing them and these hooks; the budgets
+settle returns and the request's record go to the recorders, not to plugins. A unary answer's
+`after` runs before the request has ended: `ctx.outcome` is None there.
 """
 
 from __future__ import annotations

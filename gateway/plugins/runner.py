@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 from gateway.config.file import ConfigError
 from gateway.config.plugins import PluginEntry, PluginsSection
 from gateway.core.errors import GatewayError
-from gateway.core.types import GuardrailDecision, Principal, StreamTranslator
+from gateway.core.types import GuardrailDecision, Principal, RequestOutcome, StreamTranslator
 from gateway.edge.responses import JSONReply
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.hooks import PluginFindings, PluginsBefore
@@ -228,10 +228,11 @@ class PluginRun:
         if error is not None:
             raise error  # in the relay: the stream ends with an in-band error event
 
-    async def finish(self, ctx: RequestContext) -> PluginFindings:
-        """Every request, once, before it is recorded: a streamed answer's `after`, or `on_error`;
-        what the plugins found, for the proxy to record."""
-        failed = ctx.status >= 400 or ctx.error_type is not None or ctx.cancelled
+    async def finish(self, ctx: RequestContext, outcome: RequestOutcome) -> PluginFindings:
+        """Every request, once, before it is settled and recorded: a streamed answer's `after`, or
+        `on_error`, as `outcome` says it ended (the hooks read it as `ctx.outcome`, placed by the
+        proxy); what the plugins found, for the proxy to record."""
+        failed = outcome.status >= 400 or outcome.error_type is not None or outcome.cancelled
         if failed:
             for bound in self.chain.errors:
                 try:
@@ -239,7 +240,7 @@ class PluginRun:
                 except Exception as exc:
                     self.plugins.failed(bound, "on_error", exc)
         elif self.stream is not None and self.stream.assembler is not None and self.stream.done:
-            answer = Answer(self.stream.assembler.body(ctx.usage), streamed=True)
+            answer = Answer(self.stream.assembler.body(outcome.usage), streamed=True)
             for bound in self.chain.afters:
                 try:
                     await bound.plugin.after(ctx, answer)

@@ -106,6 +106,19 @@ def test_anthropic_overloaded_through_both_translations(claude_sdk: anthropic.An
     assert caught.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
 
 
+
+@pytest.mark.parametrize("model", BACKENDS)
+def test_a_stream_that_fails_before_it_starts(claude_sdk: anthropic.Anthropic, model: str) -> None:
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        with claude_sdk.messages.stream(model=model, max_tokens=10, messages=MESSAGES,
+                                        extra_body={"fake": {"status": 429}}) as stream:
+            stream.get_final_message()
+    assert caught.value.status_code == 429
+    body: dict[str, Any] = caught.value.body  # type: ignore[assignment]
+    assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+    assert caught.value.response.headers["request-id"] == body["request_id"]
+    assert caught.value.response.headers["content-type"] == "application/json"
+
 @pytest.mark.parametrize("model", BACKENDS)
 def test_a_failure_mid_stream(claude_sdk: anthropic.Anthropic, model: str) -> None:
     text = ""

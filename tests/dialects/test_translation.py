@@ -7,10 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.core.errors import InvalidRequest, RateLimited
+from gateway.core.errors import InvalidRequest, RateLimited, ServiceUnavailable, UpstreamUnreachable
 from gateway.core.types import Usage
+from gateway.dialects.anthropic.endpoint import MessagesWriter
 from gateway.dialects.anthropic.request import to_openai
-from gateway.dialects.anthropic.response import error_from_gateway, error_from_openai, to_message
+from gateway.dialects.anthropic.response import error_from_gateway, to_message
 from gateway.dialects.anthropic.stream import MessagesStreamTranslator
 from gateway.providers.anthropic.request import to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
@@ -132,10 +133,10 @@ def test_response() -> None:
 def test_errors_in_anthropics_shape() -> None:
     assert orjson.loads(error_from_gateway(RateLimited("slow down"), "req_1")) == {
         "type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}, "request_id": "req_1"}
-    body = orjson.dumps({"error": {"message": "The engine is overloaded", "type": "server_error"}})
-    assert orjson.loads(error_from_openai(503, body))["error"] == {"type": "overloaded_error",
-                                                                  "message": "The engine is overloaded"}
-    assert orjson.loads(error_from_openai(502, b"garbage"))["error"]["type"] == "api_error"
+    overloaded = ServiceUnavailable("The engine is overloaded")
+    assert orjson.loads(error_from_gateway(overloaded))["error"] == {"type": "overloaded_error",
+                                                                     "message": "The engine is overloaded"}
+    assert orjson.loads(error_from_gateway(UpstreamUnreachable("gone")))["error"]["type"] == "api_error"
 
 
 def _openai_stream() -> bytes:
@@ -184,6 +185,44 @@ def test_stream_in_band_error_and_a_stream_cut_before_done() -> None:
     cut = MessagesStreamTranslator("m")
     events = _named(cut.feed(_openai_stream()[:200]) + cut.finish())
     assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
+
+
+
+# The dialect's stream writer, as the relay calls it: the neutral stream in, Anthropic's events out.
+
+async def test_writer_names_the_request_and_writes_the_neutral_stream() -> None:
+    writer = MessagesWriter("m", "req_1")
+    assert writer.headers == {"request-id": "req_1"}
+    stream = _openai_stream()
+    pieces = [await writer.feed(stream[i:i + 41]) for i in range(0, len(stream), 41)]  # events cut in two
+    events = _named(b"".join(pieces) + await writer.finish())
+    assert [name for name, _ in events] == [
+        "message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+        "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    assert events[0][1]["message"]["model"] == "gpt-x"
+    assert await writer.finish() == b"" and await writer.error(RateLimited("late")) == b""
+
+
+async def test_writer_in_band_error_ends_the_stream() -> None:
+    writer = MessagesWriter("m", "req_1")
+    first = await writer.feed(data_frames([{"id": "c", "choices": [{"index": 0, "delta": {"content": "a"}}]}]))
+    events = _named(first + await writer.error(RateLimited("slow down")))
+    assert [name for name, _ in events] == ["message_start", "content_block_start", "content_block_delta", "error"]
+    assert events[-1][1] == {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+    # Nothing follows: not the rest of the stream, nor its closing events.
+    assert await writer.feed(_openai_stream()) == b"" and await writer.finish() == b""
+
+
+async def test_writer_closes_a_stream_cut_before_done() -> None:
+    writer = MessagesWriter("m", "req_1")
+    events = _named(await writer.feed(_openai_stream()[:200]) + await writer.finish())
+    assert events[0][0] == "message_start"
+    assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
+    # An error the server sends before anything was written is the whole stream: Anthropic's error event.
+    cut = MessagesWriter("m", "req_2")
+    assert _named(await cut.error(ServiceUnavailable("shutting down"))) == [
+        ("error", {"type": "error", "error": {"type": "api_error", "message": "shutting down"}})]
 
 
 # Round trips: OpenAI -> Anthropic (the adapter) -> OpenAI (the inbound endpoint), meaning kept.

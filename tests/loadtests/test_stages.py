@@ -94,7 +94,7 @@ def stage(stages: ModuleType, line: str) -> str:
         ),
         (
             f"{FINISH};Ledger.record ({TREE}/gateway/accounting/ledger/writer.py);"
-            f"LedgerRow.from_context ({TREE}/gateway/accounting/ledger/row.py)",
+            f"LedgerRow.from_record ({TREE}/gateway/accounting/ledger/row.py)",
             "ledger: row building",
         ),
         (

@@ -6,34 +6,32 @@ import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
-from gateway.core.request import ClientRequest
 from gateway.core.types import BudgetUsage, Endpoint, Principal, Usage
 from gateway.observability.bridge import StatsBridge
 from gateway.observability.labels import LabelPolicy
 from gateway.observability.logs import RequestLogRecorder
 from gateway.observability.metrics import GatewayMetrics
 from gateway.observability.recorder import MetricsRecorder
-from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-model", id="gpt/0")
 TEAM = Principal(key_id="key_42", key_prefix="sk-abc", team_id="research")
 
 
-def finished(stream: bool = False, **fields: object) -> RequestContext:
-    ctx = RequestContext("req_1", Endpoint.CHAT, started=100.0)
-    ctx.principal, ctx.deployment, ctx.attempts = TEAM, DEPLOYMENT, 1
-    ctx.request = ClientRequest("req_1", Endpoint.CHAT, "", TEAM, "gpt", {}, stream=stream)
-    ctx.upstream_started, ctx.first_byte_at, ctx.finished = 100.002, 100.5, 100.501
-    ctx.status = 200
-    for name, value in fields.items():
-        setattr(ctx, name, value)
-    return ctx
+def finished(**fields: Any) -> RequestRecord:
+    record = RequestRecord(
+        "req_1", Endpoint.CHAT, Endpoint.CHAT.value, started=100.0, finished=100.501, upstream_started=100.002,
+        first_byte_at=100.5, key_id=TEAM.key_id, key_prefix=TEAM.key_prefix, team_id=TEAM.team_id, model="gpt",
+        deployment=DEPLOYMENT, attempts=1, status=200,
+    )
+    return record._replace(**fields)
 
 
 def sample(metrics: GatewayMetrics, name: str, **labels: str) -> float | None:

@@ -40,15 +40,15 @@ class CountingStream(io.TextIOWrapper):
 
 
 def test_a_line_is_what_the_formatter_writes_for_the_same_request(tmp_path: Path) -> None:
-    ctx = finished(usage=Usage(prompt_tokens=3, completion_tokens=5), cost_usd=Decimal("0.000123"))
+    done = finished(usage=Usage(prompt_tokens=3, completion_tokens=5), cost_usd=Decimal("0.000123"))
     path = tmp_path / "log"
     with open(path, "w") as stream:
-        recorder_to(stream).record(ctx)  # no loop: written at once
+        recorder_to(stream).record(done)  # no loop: written at once
     [line] = path.read_text().splitlines()
     written = json.loads(line)
 
     record = logging.LogRecord(LOGGER.name, logging.INFO, __file__, 1, "request", None, None)
-    record.fields = RequestLogRecorder().fields(ctx)
+    record.fields = RequestLogRecorder().fields(done)
     expected = json.loads(JsonFormatter().format(record))
     assert written.keys() == expected.keys()
     assert {k: v for k, v in written.items() if k != "ts"} == {k: v for k, v in expected.items() if k != "ts"}

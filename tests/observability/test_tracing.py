@@ -18,6 +18,7 @@ from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal, Usage
 from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
 from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 FIRST = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-a", id="gpt/0")
 SECOND = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-b", id="gpt/1")
@@ -42,8 +43,9 @@ def test_a_retried_request_has_one_span_per_attempt(traced: tuple[OtelTracer, In
     ctx.attempts = 2
     trace = tracer.start_attempt(ctx, SECOND)  # the start/end form, for callers that report the end elsewhere
     trace.end()
-    ctx.deployment, ctx.status, ctx.usage, ctx.finished = SECOND, 200, Usage(7, 9), 1000.25
-    tracer.record(ctx)
+    tracer.record(RequestRecord(ctx.request_id, ctx.endpoint, ctx.endpoint_name, ctx.started, finished=1000.25,
+                                model=ctx.model, deployment=SECOND, attempts=ctx.attempts, status=200,
+                                usage=Usage(7, 9)))  # fmt: skip
 
     spans = {span.name: span for span in exporter.get_finished_spans() if span.name != "gateway.upstream_attempt"}
     attempts = [span for span in exporter.get_finished_spans() if span.name == "gateway.upstream_attempt"]
@@ -68,9 +70,8 @@ def test_a_retried_request_has_one_span_per_attempt(traced: tuple[OtelTracer, In
 
 def test_a_refused_request_still_gets_its_span(traced: tuple[OtelTracer, InMemorySpanExporter]) -> None:
     tracer, exporter = traced
-    ctx = RequestContext("req_trace_2", Endpoint.EMBEDDINGS, started=5.0)
-    ctx.status, ctx.error_type, ctx.finished = 503, "server_error", 5.001
-    tracer.record(ctx)
+    tracer.record(RequestRecord("req_trace_2", Endpoint.EMBEDDINGS, Endpoint.EMBEDDINGS.value, started=5.0,
+                                finished=5.001, status=503, error_type="server_error"))
     [span] = exporter.get_finished_spans()
     assert span.name == "gateway.request"
     assert span.status.status_code is StatusCode.ERROR

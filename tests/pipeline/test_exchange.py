@@ -34,6 +34,7 @@ from gateway.edge.front import Front
 from gateway.identity.auth import MasterKeyAuth
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.proxy import Proxy
+from gateway.pipeline.record import RequestRecord
 from gateway.plugins.base import Answer, ChunkHook, Plugin, Services
 from gateway.plugins.runner import Plugins
 from gateway.providers.registry import provider_classes
@@ -76,9 +77,9 @@ class Counting:
         self.settled[reservation.request_id] += 1
         return []
 
-    def record(self, ctx: RequestContext) -> None:
-        self.recorded[ctx.request_id] += 1
-        self.statuses[ctx.request_id] = (ctx.status, ctx.error_type, ctx.cancelled)
+    def record(self, record: RequestRecord) -> None:
+        self.recorded[record.request_id] += 1
+        self.statuses[record.request_id] = (record.status, record.error_type, record.cancelled)
 
 
 class Tripwire(Plugin):

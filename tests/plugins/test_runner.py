@@ -13,7 +13,7 @@ from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
 from gateway.core.errors import InvalidRequest
 from gateway.core.request import ClientRequest
-from gateway.core.types import Endpoint, Principal
+from gateway.core.types import Endpoint, Principal, RequestOutcome
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Before, Plugin, PluginFailed, Services
 from gateway.plugins.cache.keys import cache_key, directives
@@ -51,7 +51,17 @@ class Fails(Plugin):
         raise KeyError("a value from the request")
 
 
-CLASSES: dict[str, type[Plugin]] = {"mark": Mark, "tag": Tag, "fails": Fails, **BUILTINS}
+class Watch(Plugin):
+    """The older form of `on_error`: reads how the request ended from its context, and says so."""
+
+    name = "watch"
+
+    async def on_error(self, ctx: RequestContext) -> None:
+        assert ctx.outcome is not None
+        self.decide(ctx, ctx.outcome.error_type or "none", f"seen:{ctx.status}")
+
+
+CLASSES: dict[str, type[Plugin]] = {"mark": Mark, "tag": Tag, "fails": Fails, "watch": Watch, **BUILTINS}
 
 
 def plugins(section: dict[str, Any]) -> Plugins:
@@ -98,9 +108,26 @@ async def test_returned_bodies_and_findings_go_down_the_chain_and_back_to_the_pr
     assert before.reply is None and before.body["order"] == ["a", "b", "c"] and "order" not in sent
     assert [d.plugin for d in before.decisions] == ["a", "c"] and dict(before.headers) == {"x-tag": "c"}
     assert not ctx.guardrails and "x-tag" not in ctx.response_headers
-    found = await run.finish(ctx)
+    found = await run.finish(ctx, RequestOutcome(200))
     assert [d.plugin for d in found.decisions] == ["a", "c"] and found.tags["gateway.guardrails"].startswith("a:")
     assert not ctx.tags
+
+
+async def test_on_error_runs_as_the_outcome_says_and_reads_it_from_the_context() -> None:
+    """The runner decides from the outcome it is handed; the hook, in its documented form, finds the
+    same outcome on the context (`ctx.outcome`) beside `ctx.status`, which the proxy placed there."""
+    run = plugins({"global": [{"name": "watch"}]}).start(ctx_for().principal)
+    assert run is not None
+    ctx = ctx_for()
+    found = await run.finish(ctx, RequestOutcome(200))
+    assert found.decisions == ()  # answered: no on_error
+    ctx = ctx_for()
+    failed = RequestOutcome(502, error_type="server_error")
+    ctx.status, ctx.outcome = failed.status, failed
+    run = plugins({"global": [{"name": "watch"}]}).start(ctx.principal)
+    assert run is not None
+    found = await run.finish(ctx, failed)
+    assert [(d.kind, d.action) for d in found.decisions] == [("server_error", "seen:502")]
 
 
 def test_nothing_applies_means_no_run_and_chains_are_shared() -> None:

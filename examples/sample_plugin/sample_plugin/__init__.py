@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections import Counter
+from typing import Any, Literal
 
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.base import Answer, Before, ChunkHook, Plugin, PluginConfig
+from gateway.plugins.base import Answer, Before, ChunkHook, Plugin, PluginConfig, Services
 from gateway.plugins.text import rewrite_answer
 
 __all__ = ["StampPlugin"]
@@ -39,6 +40,11 @@ class StampPlugin(Plugin):
     Config = StampConfig
     config: StampConfig
 
+    def __init__(self, config: dict[str, Any], services: Services) -> None:
+        super().__init__(config, services)
+        # Failed requests by how they ended (an error type, or the status of one without).
+        self.failures: Counter[str] = Counter()
+
     async def before(self, ctx: RequestContext) -> Before | None:
         if self.config.fail_in == "before":
             raise SampleFailure("asked to fail in before")
@@ -55,3 +61,10 @@ class StampPlugin(Plugin):
         if self.config.shout and not answer.streamed:
             rewrite_answer(answer.body, str.upper)
             answer.changed = True
+
+    async def on_error(self, ctx: RequestContext) -> None:
+        # How the request ended, placed on the context once it finished (status, error type,
+        # cancelled, usage, cost); never None in `on_error`.
+        outcome = ctx.outcome
+        if outcome is not None:
+            self.failures[outcome.error_type or str(outcome.status)] += 1

@@ -1,6 +1,6 @@
 """The cost ledger: one row per request, queued on the request path and written in batches.
 
-    row.py        the row, built from a finished RequestContext
+    row.py        the row, built from a finished request's RequestRecord
     labels.py     what a client attaches: the `user` field and x-gateway-tags
     writer.py     the Recorder: queue, background writer, spill and replay, shutdown
     spill.py      append-only spill files for rows the database cannot take yet

@@ -1,4 +1,4 @@
-"""The ledger row: one per finished request, built from its `RequestContext`.
+"""The ledger row: one per finished request, built from its `RequestRecord`.
 
 Building it is the only ledger work on the request path, so it copies plain values and does no
 formatting; conversions for a database or the spill file happen in the writer.
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.core.fingerprint import fingerprint
-from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Client-chosen text kept in a row (the model asked for, a wildcard's served name) is clipped to
@@ -69,59 +69,59 @@ class LedgerRow:
     fingerprint: str | None = None
 
     @classmethod
-    def from_context(cls, ctx: RequestContext) -> LedgerRow:
+    def from_record(cls, record: RequestRecord) -> LedgerRow:
         # The one piece of the ledger on the request path: arguments are positional, in field
         # order, because that measured 2-3x faster than keywords for a row this wide.
         now = perf_counter()
-        started = ctx.started
-        finished = ctx.finished or now
+        started, finished = record.started, record.finished
         latency = (finished - started) * 1000.0
         upstream: float | None = None
         overhead = latency
-        if ctx.upstream_started is not None:
+        if record.upstream_started is not None:
             # A stream's upstream time runs to its last byte; a unary call's to its full answer.
-            end = finished if ctx.stream or ctx.first_byte_at is None else ctx.first_byte_at
-            spent = max(0.0, (end - ctx.upstream_started) * 1000.0)
+            end = finished if record.stream or record.first_byte_at is None else record.first_byte_at
+            spent = max(0.0, (end - record.upstream_started) * 1000.0)
             upstream, overhead = spent, latency - spent
-        principal, deployment, usage, model = ctx.principal, ctx.deployment, ctx.usage, ctx.model
+        deployment, usage, model, tags = record.deployment, record.usage, record.model, record.tags
         return cls(
             # perf_counter is the request path's clock; the wall clock is read once, here.
             time_ns() // 1000 - int((now - started) * 1_000_000),
-            ctx.request_id,
-            ctx.endpoint_name,
-            principal.key_id if principal else None,
-            principal.key_prefix if principal else None,
-            principal.team_id if principal else None,
-            storable(ctx.user) if ctx.user else None,
+            record.request_id,
+            record.endpoint_name,
+            record.key_id,
+            record.key_prefix,
+            record.team_id,
+            storable(record.user) if record.user else None,
             storable(model) if model else None,
             storable(deployment.model or model) if deployment else None,
             deployment.provider if deployment else None,
             deployment.id if deployment else None,
-            ctx.attempts,
-            ctx.fallback,
-            ctx.stream,
-            ctx.status,
-            ctx.error_type,
-            ctx.cancelled,
+            record.attempts,
+            record.fallback,
+            record.stream,
+            record.status,
+            record.error_type,
+            record.cancelled,
             usage.prompt_tokens if usage else 0,
             usage.completion_tokens if usage else 0,
             usage.cached_tokens if usage else 0,
             usage.estimated if usage else False,
             # Nothing used, nothing owed: a refused or failed call costs zero, not "unknown".
-            ctx.cost_usd if usage else ZERO,
+            record.cost_usd if usage else ZERO,
             latency,
-            (ctx.first_byte_at - started) * 1000.0 if ctx.stream and ctx.first_byte_at else None,
+            (record.first_byte_at - started) * 1000.0 if record.stream and record.first_byte_at else None,
             upstream,
             overhead,
-            ctx.cache_hit,
-            ctx.tags,
-            ctx.complexity_tier,
-            ctx.complexity_score,
-            ctx.template_id,
-            ctx.template_version,
+            record.cache_hit,
+            tags if isinstance(tags, dict) else dict(tags),  # the proxy's is a dict: not copied
+            record.complexity_tier,
+            record.complexity_score,
+            record.template_id,
+            record.template_version,
             # The one computed value: about 1 µs per KiB of body (measured: 1.4 µs for 300 bytes, 104 µs for
             # 100 KiB).
-            fingerprint(ctx.endpoint.value, model, ctx.body) if ctx.body and model and ctx.upload is None else None,
+            fingerprint(record.endpoint.value, model, record.body) if record.body and model and not record.uploaded
+            else None,
         )
 
     @property

@@ -32,7 +32,7 @@ from gateway.accounting.ledger.journal import Journal
 from gateway.accounting.ledger.row import LedgerRow
 from gateway.accounting.ledger.sink import Sink, SinkRejected, SinkUnavailable
 from gateway.accounting.ledger.spill import Spill
-from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 log = logging.getLogger("gateway.ledger")
 
@@ -106,11 +106,11 @@ class Ledger:
 
     # the request path
 
-    def record(self, ctx: RequestContext) -> None:
+    def record(self, record: RequestRecord) -> None:
         try:
-            row = LedgerRow.from_context(ctx)
+            row = LedgerRow.from_record(record)
         except Exception:
-            log.exception("ledger: could not build the row of request %s", ctx.request_id)
+            log.exception("ledger: could not build the row of request %s", record.request_id)
             return
         self.stats.recorded += 1
         if row.cost_usd is None:

@@ -95,13 +95,3 @@ def error_body(status: int, message: str, request_id: str | None = None) -> byte
 def error_from_gateway(error: GatewayError, request_id: str | None = None) -> bytes:
     return error_body(error.status, error.message, request_id)
 
-
-def error_from_openai(status: int, body: bytes, request_id: str | None = None) -> bytes:
-    """An OpenAI error body the proxy produced, re-shaped for an Anthropic client."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        parsed = None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return error_body(status, message if isinstance(message, str) else "The request failed.", request_id)

@@ -49,6 +49,10 @@ class MessagesStreamTranslator:
             out.append(self._end())
         return b"".join(out)
 
+    def fail(self, error: Any) -> bytes:
+        """An in-band error (an OpenAI error object): Anthropic's `error` event, which ends the stream."""
+        return b"" if self.done or not isinstance(error, dict) else self._error(error)
+
     def _on_data(self, data: str) -> bytes:
         if data.strip() == "[DONE]":
             return self._end()

@@ -8,7 +8,8 @@
     store.py     stored responses for `previous_response_id`, retrieve, delete and input items
     turn.py      one create call's state, from the endpoint's reading to the stored response
     adapters.py  which adapter serves a request on a deployment: native relay, or chat via Responses
-    endpoint.py  the HTTP endpoints: create through the proxy, retrieve, delete, input_items
+    endpoint.py  the HTTP endpoints: create through the proxy (the dialect: its reader and writers),
+                 retrieve, delete, input_items
 
 Everything but the store and the endpoint is pure: values in, values out, no I/O.
 """

@@ -9,22 +9,24 @@
 `previous_response_id` stands for) and hands it to the proxy (`ResponsesDialect`), so auth, limits, routing,
 plugins and accounting apply as on chat. A deployment that speaks the Responses API natively gets
 the client's request relayed and answers in the API's own shape (adapters.py); any other answers
-in chat's, which is written back here as a `response` object or event stream. A stored response
-is saved before its last event (or its body) reaches the client, so a next turn can name it at once.
+in chat's, which is written back here as a `response` object, or as an event stream by
+`ResponsesWriter`, which the relay calls. A stored response is saved before its last event (or its
+body) reaches the client, so a next turn can name it at once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from gateway.core.errors import GatewayError, InvalidRequest, NotFound
 from gateway.core.types import Principal
@@ -38,7 +40,7 @@ from gateway.edge.responses import JSONReply, json_response
 from gateway.identity.auth import Authenticator, client_address
 from gateway.identity.store.sql import Database
 from gateway.pipeline.context import RequestContext
-from gateway.pipeline.dialect import ErrorReply
+from gateway.pipeline.dialect import ErrorReply, Read
 from gateway.prompts.apply import PromptTemplates
 
 log = logging.getLogger("gateway")
@@ -193,62 +195,58 @@ class ResponsesDialect:
         self._api = api
         self.turn: ResponsesTurn | None = None
 
-    async def read(self, raw: bytes, ctx: RequestContext) -> dict[str, Any]:
-        turn = self.turn = await self._api._read(raw, ctx.principal)
-        ctx.dialect = turn
-        if turn.request.template is not None:
-            ctx.template_id, ctx.template_version = turn.request.template.template_id, turn.request.template.version
-        return turn.request.chat
+    async def read(self, raw: bytes, principal: Principal | None) -> Read:
+        """The neutral chat request, with the turn (the proxy places it where the adapters read it,
+        adapters.py) and the stored prompt it rendered, if any."""
+        turn = self.turn = await self._api._read(raw, principal)
+        template = turn.request.template
+        if template is None:
+            return Read(turn.request.chat, turn)
+        return Read(turn.request.chat, turn, template.template_id, template.version)
 
     async def unary(self, reply: JSONReply, ctx: RequestContext) -> ASGIApp:
         assert self.turn is not None, "read before it is answered"
         headers = {k: v for k, v in (reply.headers or {}).items() if k not in _REPLACED}
         return JSONReply(await self._api._unary_body(self.turn, reply.body), reply.status, headers)
 
-    def stream(self, app: ASGIApp, ctx: RequestContext) -> ASGIApp:
+    def stream_writer(self, ctx: RequestContext) -> ResponsesWriter:
         assert self.turn is not None, "read before it is answered"
-        return ResponsesStream(app, self.turn, self._api._save)
+        return ResponsesWriter(self.turn, self._api._save)
 
     def error(self, error: GatewayError, request_id: str) -> ASGIApp:
         return ErrorReply(error, request_id)
 
 
-class ResponsesStream:
-    """Runs the proxy's stream and rewrites what it sends: chat chunks become Responses events
-    (a native upstream's events pass as they are); the response is stored before its last event."""
+class ResponsesWriter:
+    """The neutral stream as the Responses API's events (stream.py); a native upstream's events,
+    already the API's, pass as they are. The response is stored before its terminal event goes out."""
 
-    def __init__(self, call: ASGIApp, turn: ResponsesTurn,
-                 save: Callable[[ResponsesTurn], Awaitable[None]]) -> None:
-        self.call = call
+    __slots__ = ("_events", "save", "turn")
+    headers: Mapping[str, str] = MappingProxyType({})
+
+    def __init__(self, turn: ResponsesTurn, save: Callable[[ResponsesTurn], Awaitable[None]]) -> None:
         self.turn = turn
         self.save = save
+        self._events = ResponsesStreamWriter(turn.request, turn.id, turn.created_at)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def feed(self, data: bytes) -> bytes:
+        return await self._stored(data if self.turn.native else self._events.feed(data))
+
+    async def finish(self) -> bytes:
+        return await self._stored(b"" if self.turn.native else self._events.finish())
+
+    async def error(self, error: GatewayError) -> bytes:
+        body = error.body()
+        return await self._stored(_native_error(body["error"]) if self.turn.native else self._events.chunk(body))
+
+    async def _stored(self, out: bytes) -> bytes:
+        """`out`, once the response it finishes (if it does) is stored."""
         turn = self.turn
-        writer = ResponsesStreamWriter(turn.request, turn.id, turn.created_at)
-        status = 200
-
-        async def translated(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body" and status == 200:
-                more = message.get("more_body", False)
-                data = message.get("body", b"")
-                if turn.native:
-                    body = _native_error(data) if data.startswith(b'data: {"error"') else data
-                else:
-                    body = writer.feed(data)
-                    if not more:
-                        body += writer.finish()
-                    if writer.response is not None:
-                        turn.response = writer.response
-                if turn.response is not None and not turn.stored:
-                    await self._save_quietly()
-                message = {**message, "body": body}
-            await send(message)
-
-        await self.call(scope, receive, translated)
+        if not turn.native and self._events.response is not None:
+            turn.response = self._events.response
+        if turn.response is not None and not turn.stored:
+            await self._save_quietly()
+        return out
 
     async def _save_quietly(self) -> None:
         # The stream has started: a store that fails cannot change its status any more.
@@ -258,12 +256,9 @@ class ResponsesStream:
             log.warning("response %s could not be stored: %s", self.turn.id, error.message)
 
 
-def _native_error(data: bytes) -> bytes:
-    """An error the gateway sends in-band (chat's shape) in the Responses API's `error` event."""
-    try:
-        error = orjson.loads(data.partition(b"data:")[2]).get("error") or {}
-    except (orjson.JSONDecodeError, AttributeError):
-        error = {}
+def _native_error(error: Any) -> bytes:
+    """An error the gateway sends in-band (an OpenAI error object), as the Responses API's `error` event."""
+    error = error if isinstance(error, dict) else {}
     event = {"type": "error", "sequence_number": 0, "code": error.get("code") or "server_error",
              "message": error.get("message") or "The stream failed.", "param": error.get("param")}
     return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"

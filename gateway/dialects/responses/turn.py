@@ -1,8 +1,9 @@
 """One `POST /v1/responses` call as it travels: what the endpoint read, and what came back.
 
-The endpoint makes it while reading the body and puts it on the request context (`ctx.dialect`);
-the adapter chooser (adapters.py) marks whether the deployment that serves it relays it natively,
-and the native adapter notes the upstream's final response there. The endpoint stores it at the end.
+The dialect's reader makes it and returns it beside the neutral body, and the proxy places it on
+the request context (`ctx.dialect`); the adapter chooser (adapters.py) marks whether the deployment
+that serves it relays it natively, and the native adapter notes the upstream's final response
+there. The endpoint stores it at the end.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import httpx
 from gateway.core.types import BudgetUsage
 from gateway.observability.alerts.claims import Claims, digest
 from gateway.observability.metrics import GatewayMetrics
-from gateway.pipeline.context import RequestContext
+from gateway.pipeline.record import RequestRecord
 
 log = logging.getLogger("gateway.alerts")
 
@@ -110,8 +110,8 @@ class BudgetAlerter:
 
     # On the request path.
 
-    def record(self, ctx: RequestContext) -> None:
-        for usage in ctx.budgets:
+    def record(self, record: RequestRecord) -> None:
+        for usage in record.budgets:
             self.check(usage)
 
     def check(self, usage: BudgetUsage) -> None:

@@ -45,8 +45,10 @@ class CacheConfig(PluginConfig):
 
 
 def entry_cost(ctx: RequestContext, services: Services) -> Decimal | None:
-    if ctx.cost_usd is not None:
-        return ctx.cost_usd
+    """What the answer cost: a stream's, priced when it finished (`ctx.outcome`); a unary answer's,
+    before it is sent, from its usage."""
+    if ctx.outcome is not None and ctx.outcome.cost_usd is not None:
+        return ctx.outcome.cost_usd
     if ctx.deployment is not None and ctx.usage is not None:
         return services.prices.cost(ctx.deployment, ctx.model, ctx.usage)
     return None

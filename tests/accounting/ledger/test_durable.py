@@ -19,7 +19,7 @@ from gateway.accounting.ledger.spill import Spill
 from gateway.accounting.ledger.writer import Ledger, LedgerOptions
 from tests.accounting.ledger.conftest import PRICED
 from tests.accounting.ledger.helpers import rows_by_id, wait_rows
-from tests.accounting.ledger.test_writer import context, wait_until
+from tests.accounting.ledger.test_writer import finished, wait_until
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
 HI = [{"role": "user", "content": "hi"}]
@@ -68,11 +68,11 @@ async def test_the_journal_lets_go_of_what_reached_the_database(ledger_dsn: str,
     await ledger.start()
     for _ in range(10):
         for _ in range(20):
-            ledger.record(context(team))
+            ledger.record(finished(team))
         await ledger.committed()  # as a request does before its answer completes
     await wait_until(lambda: ledger.stats.written == 200, "200 rows written")
     for _ in range(3):
-        ledger.record(context(team))
+        ledger.record(finished(team))
         await ledger.committed()  # a commit also deletes the closed segments already written
     segments = sorted((tmp_path / "journal").glob("*"))
     assert journal.commits >= 10 and len(segments) <= 3, segments  # not one per dozen rows

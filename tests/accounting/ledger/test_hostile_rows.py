@@ -22,7 +22,7 @@ from gateway.accounting.ledger.spill import Spill
 from gateway.accounting.ledger.writer import Ledger, LedgerOptions
 from tests.accounting.ledger.conftest import PRICED
 from tests.accounting.ledger.helpers import fetch, wait_rows
-from tests.accounting.ledger.test_writer import context, wait_until
+from tests.accounting.ledger.test_writer import finished, wait_until
 from tests.procs import MASTER_KEY, FakeUpstream, Gateway, deployment
 
 ADMIN = {"authorization": f"Bearer {MASTER_KEY}"}
@@ -121,10 +121,10 @@ async def test_a_refused_batch_sets_aside_only_the_refused_rows(ledger_dsn: str,
     ledger = Ledger(sink, Spill(tmp_path), LedgerOptions(batch_size=100, flush_s=0.05))
     bad = {7, 41, 42, 99}
     for i in range(100):
-        ledger.record(context(team))
+        ledger.record(finished(team))
         if i in bad:
             row = ledger._queue[-1]
-            row.end_user = "x\x00y"  # what LedgerRow.from_context no longer builds
+            row.end_user = "x\x00y"  # what LedgerRow.from_record no longer builds
     await ledger.start()
     await wait_until(lambda: ledger.stats.written + ledger.stats.rejected == 100, "every row written or set aside")
     await ledger.stop()

@@ -6,6 +6,7 @@ import time
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,9 +18,8 @@ from gateway.accounting.ledger.row import LedgerRow
 from gateway.accounting.ledger.spill import Spill
 from gateway.config.file import Deployment
 from gateway.core.errors import InvalidRequest
-from gateway.core.request import ClientRequest
-from gateway.core.types import Endpoint, Principal, Usage
-from gateway.pipeline.context import RequestContext
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.record import RequestRecord
 from gateway.providers.estimate import completion_tokens, count_deltas
 from gateway.providers.openai.stream import OpenAIStreamTranslator
 
@@ -40,23 +40,19 @@ def test_client_user_is_clipped_and_optional() -> None:
     assert len(client_user({"user": "x" * 1000}) or "") == 256
 
 
-def finished_context(**changes: object) -> RequestContext:
-    ctx = RequestContext("req_1", Endpoint.CHAT, started=100.0)
-    ctx.principal = Principal(key_id="k1", key_prefix="sk-gw-abc", team_id="t1")
-    ctx.request = ClientRequest("req_1", Endpoint.CHAT, "", ctx.principal, "public", {}, stream=True)
-    ctx.deployment = Deployment(provider="openai", base_url="http://x/v1", model="upstream-id", id="public/0")
-    ctx.attempts, ctx.status = 1, 200
-    ctx.usage = Usage(prompt_tokens=10, completion_tokens=20, cached_tokens=4)
-    ctx.cost_usd = Decimal("0.00012")
-    ctx.upstream_started, ctx.first_byte_at, ctx.finished = 100.001, 100.050, 100.500
-    ctx.tags = {"a": "1"}
-    for name, value in changes.items():
-        setattr(ctx, name, value)
-    return ctx
+def finished_record(**changes: Any) -> RequestRecord:
+    record = RequestRecord(
+        "req_1", Endpoint.CHAT, Endpoint.CHAT.value, started=100.0, finished=100.500, upstream_started=100.001,
+        first_byte_at=100.050, key_id="k1", key_prefix="sk-gw-abc", team_id="t1", model="public", stream=True,
+        deployment=Deployment(provider="openai", base_url="http://x/v1", model="upstream-id", id="public/0"),
+        attempts=1, status=200, usage=Usage(prompt_tokens=10, completion_tokens=20, cached_tokens=4),
+        cost_usd=Decimal("0.00012"), tags={"a": "1"},
+    )
+    return record._replace(**changes)
 
 
-def test_row_from_context() -> None:
-    row = LedgerRow.from_context(finished_context())
+def test_row_from_record() -> None:
+    row = LedgerRow.from_record(finished_record())
     assert (row.request_id, row.endpoint, row.key_id, row.key_prefix, row.team_id) == (
         "req_1", "chat/completions", "k1", "sk-gw-abc", "t1")
     assert (row.requested_model, row.served_model, row.provider, row.deployment) == (
@@ -71,20 +67,21 @@ def test_row_from_context() -> None:
 
 
 def test_row_of_a_refused_or_unpriced_request() -> None:
-    refused = LedgerRow.from_context(finished_context(
-        principal=None, deployment=None, usage=None, cost_usd=None, status=401, error_type="invalid_request_error",
-        upstream_started=None, first_byte_at=None, request=None, named_model="public"))  # fmt: skip
+    refused = LedgerRow.from_record(finished_record(
+        key_id=None, key_prefix=None, team_id=None, deployment=None, usage=None, cost_usd=None, status=401,
+        error_type="invalid_request_error",
+        upstream_started=None, first_byte_at=None, stream=False))  # fmt: skip
     assert (refused.key_id, refused.provider, refused.upstream_ms, refused.ttft_ms) == (None, None, None, None)
     # Nothing was used: zero, not "unknown".
     assert refused.cost_usd == 0 and refused.is_error and refused.overhead_ms == refused.latency_ms
-    unpriced = LedgerRow.from_context(finished_context(cost_usd=None))
+    unpriced = LedgerRow.from_record(finished_record(cost_usd=None))
     assert unpriced.cost_usd is None and unpriced.unpriced
-    cancelled = LedgerRow.from_context(finished_context(status=499, cancelled=True, usage=None))
+    cancelled = LedgerRow.from_record(finished_record(status=499, cancelled=True, usage=None))
     assert not cancelled.is_error
 
 
 def test_row_survives_the_spill_format() -> None:
-    row = LedgerRow.from_context(finished_context())
+    row = LedgerRow.from_record(finished_record())
     line = row.to_json()
     assert line.endswith(b"\n") and b"\n" not in line[:-1]
     assert LedgerRow.from_json(line) == row
@@ -93,7 +90,7 @@ def test_row_survives_the_spill_format() -> None:
     raw["future_column"] = 1
     del raw["cache_hit"]
     assert LedgerRow.from_json(orjson.dumps(raw)).cache_hit is False
-    assert LedgerRow.from_json(LedgerRow.from_context(finished_context(cost_usd=None)).to_json()).cost_usd is None
+    assert LedgerRow.from_json(LedgerRow.from_record(finished_record(cost_usd=None)).to_json()).cost_usd is None
 
 
 def test_partition_arithmetic() -> None:

@@ -17,23 +17,22 @@ from gateway.accounting.ledger.row import LedgerRow
 from gateway.accounting.ledger.spill import Spill
 from gateway.accounting.ledger.writer import Ledger, LedgerOptions
 from gateway.config.file import Deployment
-from gateway.core.request import ClientRequest
-from gateway.core.types import Endpoint, Principal, Usage
-from gateway.pipeline.context import RequestContext
+from gateway.core.types import Endpoint, Usage
+from gateway.pipeline.record import RequestRecord
 from tests.procs import free_port
 
 DEPLOYMENT = Deployment(provider="openai", base_url="http://127.0.0.1:1/v1", model="m-up", id="writer/0")
 
 
-def context(team: str) -> RequestContext:
-    ctx = RequestContext("req_w_" + uuid.uuid4().hex, Endpoint.CHAT, perf_counter())
-    ctx.principal = Principal(key_id="k-writer", key_prefix="sk-gw-writer", team_id=team)
-    ctx.request = ClientRequest(ctx.request_id, Endpoint.CHAT, "", ctx.principal, "writer-model", {})
-    ctx.deployment, ctx.status, ctx.attempts = DEPLOYMENT, 200, 1
-    ctx.usage = Usage(prompt_tokens=3, completion_tokens=5)
-    ctx.cost_usd = Decimal("0.000001")
-    ctx.upstream_started = ctx.first_byte_at = ctx.finished = perf_counter()
-    return ctx
+def finished(team: str) -> RequestRecord:
+    started = perf_counter()
+    now = perf_counter()
+    return RequestRecord(
+        "req_w_" + uuid.uuid4().hex, Endpoint.CHAT, Endpoint.CHAT.value, started, finished=now, upstream_started=now,
+        first_byte_at=now, key_id="k-writer", key_prefix="sk-gw-writer", team_id=team, model="writer-model",
+        deployment=DEPLOYMENT, attempts=1, status=200, usage=Usage(prompt_tokens=3, completion_tokens=5),
+        cost_usd=Decimal("0.000001"),
+    )
 
 
 async def wait_until(check: object, what: str) -> None:
@@ -78,7 +77,7 @@ async def test_batches_reach_the_database(ledger_dsn: str, conn: asyncpg.Connect
     ledger = Ledger(sink(ledger_dsn), Spill(tmp_path), LedgerOptions(batch_size=50, flush_s=0.05))
     await ledger.start()
     for _ in range(120):
-        ledger.record(context(team))
+        ledger.record(finished(team))
     await wait_until(lambda: ledger.stats.written == 120, "120 rows written")
     await ledger.stop()
     assert await count(conn, team) == (120, 120)
@@ -93,7 +92,7 @@ async def test_full_queue_spills_and_everything_lands_once(
     team = "t-" + uuid.uuid4().hex
     ledger = Ledger(sink(ledger_dsn), Spill(tmp_path), LedgerOptions(queue_size=10, batch_size=1000, flush_s=0.05))
     for _ in range(30):
-        ledger.record(context(team))  # the writer is not running yet: the queue overflows
+        ledger.record(finished(team))  # the writer is not running yet: the queue overflows
     assert ledger.stats.spilled == 20 and len(listing(tmp_path, "*.active")) == 1
     await ledger.start()
     await wait_until(lambda: ledger.stats.written + ledger.stats.replayed == 30, "30 rows in")
@@ -107,7 +106,7 @@ async def test_replaying_rows_already_written_adds_nothing(
     ledger_dsn: str, conn: asyncpg.Connection, tmp_path: Path
 ) -> None:
     team = "t-" + uuid.uuid4().hex
-    rows = [LedgerRow.from_context(context(team)) for _ in range(25)]
+    rows = [LedgerRow.from_record(finished(team)) for _ in range(25)]
     direct = sink(ledger_dsn)
     await direct.open()
     assert await direct.write(rows[:20]) == 20
@@ -139,7 +138,7 @@ async def test_database_down_then_back(ledger_dsn: str, conn: asyncpg.Connection
     down = Ledger(sink(nowhere), Spill(tmp_path), LedgerOptions(flush_s=0.05, retry_max_s=0.2, shutdown_s=2))
     await down.start()
     for _ in range(40):
-        down.record(context(team))
+        down.record(finished(team))
     await wait_until(lambda: down.stats.spilled == 40, "40 rows spilled")
     await down.stop()
     assert down.stats.written == 0 and down.stats.write_failures >= 1
@@ -163,10 +162,10 @@ async def test_shutdown_flushes_the_queue_and_late_rows_go_to_disk(
     ledger = Ledger(sink(ledger_dsn), Spill(tmp_path), LedgerOptions(flush_s=3600, batch_size=10_000))
     await ledger.start()
     for _ in range(15):
-        ledger.record(context(team))
+        ledger.record(finished(team))
     await ledger.stop()
     assert await count(conn, team) == (15, 15)
-    late = context(team)
+    late = finished(team)
     ledger.record(late)  # e.g. a request cancelled after the lifespan ended
     [segment] = listing(tmp_path)
     assert LedgerRow.from_json(read(segment)).request_id == late.request_id
