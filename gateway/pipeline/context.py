@@ -60,6 +60,11 @@ class RequestContext:
     # decided (kinds and counts, never the text), what a cache hit saved, and a masked copy of the
     # body for logs when a guardrail masks in logs only.
     plugins: PluginRun | None = None
+    # What the `before` hooks decided, as their run returned it (the Responses dialect's adapter
+    # chooser reads whether the request was masked); the run hands every decision over at the end.
+    decided_before: tuple[GuardrailDecision, ...] = ()
+    # Decisions a hook appended here itself (a plugin in the older form, or one called by hand
+    # with no run): counted with the run's own when the request finishes.
     guardrails: list[GuardrailDecision] = field(default_factory=list)
     saved_usd: Decimal | None = None
     redacted_body: dict[str, Any] | None = None

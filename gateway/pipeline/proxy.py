@@ -649,7 +649,7 @@ def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     if request is not None and before.body is not request.body:  # a guardrail changed it: a new request value
         ctx.request = request.with_body(before.body)
     ctx.redacted_body = before.redacted
-    ctx.guardrails.extend(before.decisions)
+    ctx.decided_before = before.decisions
     ctx.response_headers.update(before.headers)
     if before.cache_hit:  # served from the cache: no tokens used, nothing owed, the saving noted
         ctx.cache_hit = True

@@ -253,10 +253,8 @@ class PluginRun:
         tags: dict[str, str] = {}
         if ctx.saved_usd is not None:
             tags[SAVED_TAG] = str(ctx.saved_usd)
-        # A hook that still appends to `ctx.guardrails` itself (the older form) is counted too; what
-        # the proxy placed there from this run is not counted twice.
-        ours = {id(d) for d in self.decisions}
-        decisions = (*(d for d in ctx.guardrails if id(d) not in ours), *self.decisions)
+        # A hook that still appends to `ctx.guardrails` itself (the older form) is counted too.
+        decisions = (*ctx.guardrails, *self.decisions)
         if not decisions:
             return PluginFindings((), tags)
         tags[GUARDRAILS_TAG] = ";".join(

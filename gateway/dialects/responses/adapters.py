@@ -14,7 +14,7 @@ proxy does the I/O.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -69,7 +69,7 @@ def adapter_chooser(settings: Settings) -> Callable[[RequestContext, Deployment,
             _check_native(deployment)
             # Bound to this request: its turn and what its guardrails did are not facts of the
             # client's request, which is all an adapter is handed.
-            return NativeResponses(settings, turn, _masked(ctx.guardrails))
+            return NativeResponses(settings, turn, _masked(ctx.decided_before))
         if kind == "only":
             _check_native(deployment)
             return via_responses
@@ -116,7 +116,7 @@ def replayable(items: list[JSON]) -> list[JSON]:
     return out
 
 
-def _masked(decisions: list[GuardrailDecision]) -> bool:
+def _masked(decisions: Sequence[GuardrailDecision]) -> bool:
     return any(d.where == "request" and d.action == "masked" for d in decisions)
 
 
