@@ -141,7 +141,7 @@ def _row_query(request: Request) -> RowQuery:
 def _back(moment: T, span: timedelta) -> T:
     """`span` before `moment`, or the earliest time there is (an `end` in the year 1 has little before it)."""
     earliest = datetime.min.replace(tzinfo=UTC) if isinstance(moment, datetime) else date.min
-    return max(moment, earliest + span) - span  # type: ignore[operator, return-value]
+    return max(moment, earliest + span) - span
 
 
 def _check_range(start: date, end: date) -> None:
