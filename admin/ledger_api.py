@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from admin import params
 from admin.api import by_method
-from gateway.accounting.ledger.queries import LedgerQueries, RowQuery, SpendGroup, SpendQuery, Totals
+from gateway.accounting.ledger.queries import LedgerQueries, RowQuery, SpendGroup, SpendQuery
+from gateway.accounting.ledger.rollup import Totals
 from gateway.accounting.ledger.row import COLUMNS, LedgerRow
 from gateway.accounting.ledger.writer import Ledger
 from gateway.core.errors import InvalidRequest
