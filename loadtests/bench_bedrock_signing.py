@@ -32,11 +32,12 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.config.file import config_from_dict  # noqa: E402
 from gateway.config.settings import Settings  # noqa: E402
-from gateway.core.types import Endpoint  # noqa: E402
-from gateway.pipeline.context import RequestContext  # noqa: E402
+from gateway.core.request import ClientRequest  # noqa: E402
+from gateway.core.types import Endpoint, Principal  # noqa: E402
 from gateway.providers import PROVIDERS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CALLER = Principal(key_id="master", key_prefix="sk-master", is_master=True)
 BODY: dict[str, Any] = {
     "model": "claude",
     "messages": [{"role": "system", "content": "You are a helpful assistant. Answer briefly."},
@@ -66,8 +67,8 @@ def _calls(args: argparse.Namespace) -> dict[str, Any]:
 
     def build(adapter: Any, deployment: Any) -> Any:
         def one(i: int) -> Any:
-            ctx = RequestContext(f"req-{i}", Endpoint.CHAT, 0.0, body=BODY, model="claude")
-            return adapter.build_call(ctx, deployment)
+            request = ClientRequest(f"req-{i}", Endpoint.CHAT, "", CALLER, "claude", BODY)
+            return adapter.build_call(request, deployment)
         return one
 
     return {"openai": build(adapters["openai"], deployments["openai"]),

@@ -45,6 +45,10 @@ async def _child(concurrency: int, seconds: float, url: str) -> dict[str, float]
     from gateway.core.types import BudgetPeriod, Endpoint, Limits, Principal, Usage
     from gateway.pipeline.context import RequestContext
 
+    try:
+        from gateway.core.request import ClientRequest
+    except ImportError:  # trees before the request value: admit reads the context
+        ClientRequest = None  # type: ignore[assignment,misc]
     outcome_api = "outcome" in inspect.signature(Limiter.settle).parameters
     if outcome_api:
         from gateway.core.types import RequestOutcome
@@ -62,8 +66,11 @@ async def _child(concurrency: int, seconds: float, url: str) -> dict[str, float]
         nonlocal done
         while running:
             ctx = RequestContext("r", Endpoint.CHAT, 0.0)
-            ctx.principal, ctx.body, ctx.model = principal, dict(BODY), "m"
-            reservation = await limiter.admit(ctx)
+            if ClientRequest is not None:
+                reservation = await limiter.admit(ClientRequest("r", Endpoint.CHAT, "", principal, "m", dict(BODY)))
+            else:
+                ctx.principal, ctx.body, ctx.model = principal, dict(BODY), "m"
+                reservation = await limiter.admit(ctx)
             await asyncio.sleep(0)  # the upstream call
             usage = Usage(prompt_tokens=5, completion_tokens=7)
             if outcome_api:

@@ -38,13 +38,19 @@ from report import run_and_write
 from targets import MASTER_KEY, start_fake_upstream
 
 from gateway.config.file import config_from_dict
-from gateway.core.types import Endpoint, Usage
+from gateway.core.types import Endpoint, Principal, Usage
 from gateway.pipeline.context import RequestContext
 from gateway.routing.router import Router
 from gateway.routing.strategies import STRATEGIES
 
+try:
+    from gateway.core.request import ClientRequest
+except ImportError:  # trees before the request value: the router reads the context
+    ClientRequest = None  # type: ignore[assignment,misc]
+
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
+CALLER = Principal(key_id="master", key_prefix="sk-master", is_master=True)
 GATEWAY_CPU, LOAD_CPU = 0, 1
 STRATEGY_NAMES = ("priority", "weighted", "least-busy", "latency", "cost")
 
@@ -176,8 +182,10 @@ async def overhead_in_process(iterations: int) -> dict[str, float]:
         for _ in range(5):
             started = time.perf_counter()
             for _ in range(iterations):
-                ctx = RequestContext("r", Endpoint.CHAT, 0.0, body=body, model=name)
-                plan = router.plan(ctx)
+                if ClientRequest is not None:
+                    plan = router.plan(ClientRequest("r", Endpoint.CHAT, "", CALLER, name, body))
+                else:
+                    plan = router.plan(RequestContext("r", Endpoint.CHAT, 0.0, body=body, model=name))
                 attempt = await plan.next()
                 assert attempt is not None
                 attempt.succeeded(Usage(prompt_tokens=400, completion_tokens=20))

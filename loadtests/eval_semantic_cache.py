@@ -27,6 +27,7 @@ from minilm import checked_embedder
 
 from gateway.accounting.pricing import PriceBook
 from gateway.config.settings import Settings
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Services
@@ -38,11 +39,9 @@ PRINCIPAL = Principal(key_id="key_eval", key_prefix="sk-gw-eval", team_id="team_
 
 
 def context(question: str) -> RequestContext:
-    ctx = RequestContext("req_eval", Endpoint.CHAT, 0.0)
-    ctx.principal = PRINCIPAL
-    ctx.model = "chat"
-    ctx.body = {"model": "chat", "messages": [{"role": "user", "content": question}]}
-    return ctx
+    body = {"model": "chat", "messages": [{"role": "user", "content": question}]}
+    request = ClientRequest("req_eval", Endpoint.CHAT, "", PRINCIPAL, "chat", body)
+    return RequestContext("req_eval", Endpoint.CHAT, 0.0, principal=PRINCIPAL, request=request)
 
 
 async def run(threshold: float, items: list[dict[str, Any]], embed: Any) -> dict[str, Any]:

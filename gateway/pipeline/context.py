@@ -1,4 +1,9 @@
-"""The typed context that travels down the request path, stage to stage."""
+"""The typed context that travels down the request path, stage to stage.
+
+The client's request itself is one frozen `ClientRequest` (`ctx.request`), which the stages below
+the proxy are handed; the context's `body`, `model`, `stream`... are read from it. The rest is
+what the proxy places as the stages return their values, for the request's record.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from gateway.config.file import Deployment, ModelGroup
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, GuardrailDecision, Principal, RequestOutcome, Usage
 from gateway.core.upload import Upload
 
@@ -23,14 +29,13 @@ class RequestContext:
     # The API the client spoke when it is not the endpoint the body is shaped as: "messages" or
     # "responses" (a chat-shaped body). What logs, metrics and the ledger name the request by.
     api: str = ""
+    # The caller and its x-gateway-tags, known before the body is read: a request refused at its
+    # body is recorded with them. The request value carries the same ones.
     principal: Principal | None = None
-    body: dict[str, Any] = field(default_factory=dict)
-    # A multipart request's files (audio, an image to edit); its form fields are `body`.
-    upload: Upload | None = None
-    model: str = ""
-    stream: bool = False
-    # Whether the client itself asked for the final usage chunk of a stream.
-    client_wants_usage: bool = False
+    # The client's request, once its body is read and checked; None for one refused before that.
+    request: ClientRequest | None = None
+    # The model a request refused before its request value was built named, for its record.
+    named_model: str = ""
     deployment: Deployment | None = None
     attempts: int = 0
     status: int = 0
@@ -43,20 +48,23 @@ class RequestContext:
     slot_key: str | None = None
     # Headers every response to this request carries, e.g. the x-ratelimit-* set.
     response_headers: dict[str, str] = field(default_factory=dict)
-    # For the ledger: the client's `user` field, its x-gateway-tags, and how the answer was made.
-    user: str | None = None
+    # For the ledger: the client's x-gateway-tags (its record adds the plugins'), and how the
+    # answer was made.
     tags: dict[str, str] = field(default_factory=dict)
     cache_hit: bool = False
     # Set by the router when a fallback group, not the group of the model asked for, served it.
     fallback: bool = False
     # The deployment ids the router tried, in order (the last one served, if any did).
     attempted: list[str] = field(default_factory=list)
-    # The request's headers, for routing overrides (x-gateway-strategy, x-gateway-deployment-tag).
-    request_headers: Mapping[str, str] = field(default_factory=dict)
     # Plugins (gateway/plugins/): this request's run (None: no plugin applies), what guardrails
     # decided (kinds and counts, never the text), what a cache hit saved, and a masked copy of the
     # body for logs when a guardrail masks in logs only.
     plugins: PluginRun | None = None
+    # What the `before` hooks decided, as their run returned it (the Responses dialect's adapter
+    # chooser reads whether the request was masked); the run hands every decision over at the end.
+    decided_before: tuple[GuardrailDecision, ...] = ()
+    # Decisions a hook appended here itself (a plugin in the older form, or one called by hand
+    # with no run): counted with the run's own when the request finishes.
     guardrails: list[GuardrailDecision] = field(default_factory=list)
     saved_usd: Decimal | None = None
     redacted_body: dict[str, Any] | None = None
@@ -78,6 +86,35 @@ class RequestContext:
     # or a reservation), before the plugins' `after` (a stream's) and `on_error` hooks run; the
     # recorders get a `RequestRecord` instead.
     outcome: RequestOutcome | None = None
+
+    # Read from the request value; what a request refused before it had one says.
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.request.body if self.request is not None else {}
+
+    @property
+    def model(self) -> str:
+        return self.request.model if self.request is not None else self.named_model
+
+    @property
+    def upload(self) -> Upload | None:
+        return self.request.upload if self.request is not None else None
+
+    @property
+    def stream(self) -> bool:
+        return self.request is not None and self.request.stream
+
+    @property
+    def client_wants_usage(self) -> bool:
+        return self.request is not None and self.request.client_wants_usage
+
+    @property
+    def user(self) -> str | None:
+        return self.request.user if self.request is not None else None
+
+    @property
+    def request_headers(self) -> Mapping[str, str]:
+        return self.request.headers if self.request is not None else {}
 
     @property
     def endpoint_name(self) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from starlette.types import ASGIApp
 
+from gateway.core.request import ClientRequest
 from gateway.core.types import BudgetUsage, GuardrailDecision, RequestOutcome, StreamTranslator
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.record import RequestRecord
@@ -29,7 +30,7 @@ class Reserved(Protocol):
 
 
 class Admission(Protocol):
-    async def admit(self, ctx: RequestContext) -> Any:
+    async def admit(self, request: ClientRequest) -> Any:
         """What was reserved (a `Reserved`; None when nothing was), to be settled once the request
         ends; raise a GatewayError (429, 503) to refuse it."""
         ...
@@ -47,7 +48,7 @@ class Recorder(Protocol):
 
 
 class AdmitAll:
-    async def admit(self, ctx: RequestContext) -> None:
+    async def admit(self, request: ClientRequest) -> None:
         return None
 
     async def settle(self, reservation: Any, outcome: RequestOutcome) -> Sequence[BudgetUsage]:

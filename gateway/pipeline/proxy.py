@@ -1,6 +1,7 @@
 """The request path, top to bottom.
 
-    auth (a Principal) -> read and check the body (the dialect's neutral body) -> plugins, before
+    auth (a Principal) -> read and check the body (the dialect's neutral body, then the one frozen
+         request value, a ClientRequest, which the stages below are handed) -> plugins, before
          (None, or their answer) -> admit (a reservation) -> route (a Plan, giving Attempts)
          -> provider adapter (an UpstreamCall; the body and its Usage, or a StreamTranslator)
          -> upstream -> relay (in the client's dialect) -> finish (a RequestOutcome: the plugins'
@@ -23,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from time import perf_counter
@@ -44,6 +45,7 @@ from gateway.core.errors import (
     UpstreamUnreachable,
     sse_error_event,
 )
+from gateway.core.request import ClientRequest
 from gateway.core.types import (
     MULTIPART_ENDPOINTS,
     SSE_ENDPOINTS,
@@ -53,6 +55,7 @@ from gateway.core.types import (
     RequestOutcome,
     StreamTranslator,
 )
+from gateway.core.upload import Upload
 from gateway.edge.body import body_if_here, parse_body, read_body, upload_body
 from gateway.edge.front import Handler
 from gateway.edge.multipart import read_upload
@@ -144,6 +147,7 @@ class Proxy:
         self._slots: dict[str, int] = {}
 
     def adapter(self, ctx: RequestContext, deployment: Deployment) -> Provider:
+        # The context, not the request value: a dialect's choice reads its own state (`ctx.dialect`).
         provider = self.providers[deployment.provider]
         return provider if self.choose_adapter is None else self.choose_adapter(ctx, deployment, provider)
 
@@ -161,7 +165,6 @@ class Proxy:
         scope, receive = request.scope, request.receive
         ctx = RequestContext(scope["state"]["request_id"], endpoint, perf_counter(), api=dialect.api)
         ctx.response_headers["x-request-id"] = ctx.request_id
-        ctx.request_headers = request.headers
         try:
             async with Exchange(ctx, self.finish) as exchange:
                 answered = await self._admit(exchange, request, endpoint, dialect.read)
@@ -195,15 +198,20 @@ class Proxy:
         exchange). None to go upstream; a plugin's answer (a cache hit) when one answered."""
         ctx = exchange.ctx
         raw = b""
+        upload = None
         try:
-            ctx.principal = await self.auth.authenticate(request.headers, client_address(request))
+            ctx.principal = principal = await self.auth.authenticate(request.headers, client_address(request))
             ctx.tags = parse_tags(request.headers.get(TAGS_HEADER))
-            self._take_slot(ctx, ctx.principal)
+            self._take_slot(ctx, principal)
             if endpoint in MULTIPART_ENDPOINTS:
-                ctx.upload = await read_upload(
+                upload = await read_upload(
                     request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
                 )
-                ctx.body = upload_body(ctx.upload, endpoint)
+                try:
+                    body = upload_body(upload, endpoint)
+                except GatewayError:
+                    upload.close()  # no request holds it yet, to close it when the request finishes
+                    raise
             else:
                 raw = await read_body(
                     request, self.max_body_bytes, self.timeouts.body_s, self.timeouts.body_idle_s
@@ -214,45 +222,42 @@ class Proxy:
                     if template is not None:
                         ctx.template_id, ctx.template_version = template.template_id, template.version
                 if read is None:
-                    ctx.body = parse_body(raw, endpoint)
+                    body = parse_body(raw, endpoint)
                 else:
                     got = read(raw, ctx.principal)
-                    _read(ctx, await got if inspect.isawaitable(got) else got)
-            ctx.model = ctx.body["model"]
-            ctx.user = client_user(ctx.body)
-            ctx.stream = endpoint in SSE_ENDPOINTS and ctx.body.get("stream") is True
-            if ctx.stream:
-                options = ctx.body.get("stream_options")
-                ctx.client_wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+                    body = _read(ctx, await got if inspect.isawaitable(got) else got)
+            ctx.request = _client_request(ctx, principal, body, upload, request.headers)
             self.router.group(ctx.model)  # an unknown model is a 404 before anything else happens
-            self.auth.check_model(ctx.principal, ctx.model)  # a model outside the key's allowed ones: 403
-            ctx.plugins = self.plugins.start(ctx.principal) if self.plugins is not None else None
+            self.auth.check_model(principal, ctx.model)  # a model outside the key's allowed ones: 403
+            ctx.plugins = self.plugins.start(principal) if self.plugins is not None else None
             if ctx.plugins is not None:
                 before = await ctx.plugins.before(ctx)
                 _place(ctx, before)
                 if before.reply is not None:
                     ctx.status = 200  # a plugin answered (a cache hit): no upstream call
                     return before.reply
-            reservation = await self.admission.admit(ctx)
+            reservation = await self.admission.admit(ctx.request)
             if reservation is not None:
                 exchange.reservation = reservation
                 ctx.response_headers.update(reservation.headers)
-            reading = await self.router.classify(ctx)  # a complexity model's embedding classifier, where it has one
+            # A complexity model's embedding classifier, where it has one.
+            reading = await self.router.classify(ctx.request)
             if reading is not None:
                 ctx.complexity_classified, ctx.complexity_reading = True, reading.score
         except GatewayError:
             # Refused requests are requests too: they are recorded like any other, under the model
             # they asked for when the body said one before it was refused.
-            if not ctx.model and raw:
-                ctx.model = _model_named(raw)
+            if ctx.request is None and raw:
+                ctx.named_model = _model_named(raw)
             elif ctx.principal is None and endpoint not in MULTIPART_ENDPOINTS:
                 # Refused at authentication, before its body was read: named from a small body that comes at once.
-                ctx.model = _model_named(await body_if_here(request))[:MAX_LOGGED_MODEL]
+                ctx.named_model = _model_named(await body_if_here(request))[:MAX_LOGGED_MODEL]
             raise
         return None
 
     async def _unary(self, ctx: RequestContext) -> JSONReply:
-        plan = self._plan(ctx)
+        request = _admitted(ctx)
+        plan = self._plan(ctx, request)
         try:
             while (attempt := await plan.next()) is not None:
                 deployment = self._attempting(ctx, plan, attempt)
@@ -260,13 +265,13 @@ class Proxy:
                 trace = self.tracer.start_attempt(ctx, deployment)
                 try:
                     provider = self.adapter(ctx, deployment)
-                    response = await self._send(provider.build_call(ctx, deployment), plan)
+                    response = await self._send(provider.build_call(request, deployment), plan)
                     ctx.first_byte_at = perf_counter()
                     if response.status != 200:
                         raise provider.map_error(response.status, response.headers, response.body, deployment.id or "")
-                    body, ctx.usage = provider.parse_response(ctx, deployment, response.body)
-                    if ctx.upload is not None and isinstance(provider, TextAnswers):
-                        if (kind := provider.answer_type(ctx)) is not None:  # a transcript as text
+                    body, ctx.usage = provider.parse_response(request, deployment, response.body)
+                    if request.upload is not None and isinstance(provider, TextAnswers):
+                        if (kind := provider.answer_type(request)) is not None:  # a transcript as text
                             ctx.response_headers["content-type"] = kind
                 except GatewayError as error:
                     trace.end(error.code or error.type)
@@ -285,7 +290,8 @@ class Proxy:
     async def open_stream(self, ctx: RequestContext) -> OpenStream:
         """Open the upstream stream and wait for its first bytes: until then, a failure is an HTTP
         error and the router may try elsewhere; from the first byte on, the stream is the client's."""
-        plan = self._plan(ctx)
+        request = _admitted(ctx)
+        plan = self._plan(ctx, request)
         try:
             while (attempt := await plan.next()) is not None:
                 self._attempting(ctx, plan, attempt)
@@ -293,7 +299,7 @@ class Proxy:
                 trace = self.tracer.start_attempt(ctx, attempt.deployment)
                 try:
                     provider = self.adapter(ctx, attempt.deployment)
-                    stream, chunks, first = await self._first_bytes(provider, ctx, attempt, plan)
+                    stream, chunks, first = await self._first_bytes(provider, request, attempt, plan)
                 except GatewayError as error:
                     trace.end(error.code or error.type)
                     attempt.failed(error)
@@ -301,15 +307,15 @@ class Proxy:
                 trace.end()
                 attempt.first_byte()
                 ctx.first_byte_at = perf_counter()
-                translator = provider.stream_translator(ctx, attempt.deployment)
+                translator = provider.stream_translator(request, attempt.deployment)
                 return OpenStream(stream, attempt.watch(chunks, translator), first, translator)
             raise plan.error()
         except BaseException:
             plan.close()
             raise
 
-    def _plan(self, ctx: RequestContext) -> Plan:
-        plan = self.router.plan(ctx)
+    def _plan(self, ctx: RequestContext, request: ClientRequest) -> Plan:
+        plan = self.router.plan(request, ctx.complexity_reading)
         if plan.complexity is not None:
             ctx.complexity_tier, ctx.complexity_score = plan.complexity.tier.name, plan.complexity.score
             ctx.complexity_top = plan.top
@@ -337,9 +343,9 @@ class Proxy:
             raise _deadline_passed(call) from None
 
     async def _first_bytes(
-        self, provider: Provider, ctx: RequestContext, attempt: Attempt, plan: Plan
+        self, provider: Provider, request: ClientRequest, attempt: Attempt, plan: Plan
     ) -> tuple[UpstreamStream, AsyncIterator[bytes], bytes]:
-        call = provider.build_call(ctx, attempt.deployment)
+        call = provider.build_call(request, attempt.deployment)
         remaining = plan.remaining()
         stream: UpstreamStream | None = None
         try:
@@ -579,12 +585,32 @@ def _model_named(raw: bytes) -> str:
     return model if isinstance(model, str) else ""
 
 
-def _read(ctx: RequestContext, read: Read) -> None:
-    """What the dialect's reader gave back: the body, its own state for the adapters that serve it,
-    and the template it rendered for the record."""
-    ctx.body, ctx.dialect = read.body, read.state
+def _admitted(ctx: RequestContext) -> ClientRequest:
+    assert ctx.request is not None, "only an admitted request goes upstream"
+    return ctx.request
+
+
+def _client_request(
+    ctx: RequestContext, principal: Principal, body: dict[str, Any], upload: Upload | None, headers: Mapping[str, str]
+) -> ClientRequest:
+    """The client's request, once its body is read and checked: what the stages below are handed."""
+    endpoint = ctx.endpoint
+    stream = endpoint in SSE_ENDPOINTS and body.get("stream") is True
+    wants_usage = False
+    if stream:
+        options = body.get("stream_options")
+        wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return ClientRequest(ctx.request_id, endpoint, ctx.api, principal, body["model"], body, upload, stream,
+                         wants_usage, client_user(body), ctx.tags, headers)  # fmt: skip
+
+
+def _read(ctx: RequestContext, read: Read) -> dict[str, Any]:
+    """What the dialect's reader gave back: its own state for the adapters that serve it and the
+    template it rendered for the record, placed; the body, returned (the request value's)."""
+    ctx.dialect = read.state
     if read.template_id is not None:
         ctx.template_id, ctx.template_version = read.template_id, read.template_version
+    return read.body
 
 
 def _record(
@@ -619,9 +645,11 @@ def _record(
 
 def _place(ctx: RequestContext, before: PluginsBefore) -> None:
     """What the plugins' `before` hooks gave back, where the rest of the request and its record read it."""
-    ctx.body = before.body
+    request = ctx.request
+    if request is not None and before.body is not request.body:  # a guardrail changed it: a new request value
+        ctx.request = request.with_body(before.body)
     ctx.redacted_body = before.redacted
-    ctx.guardrails.extend(before.decisions)
+    ctx.decided_before = before.decisions
     ctx.response_headers.update(before.headers)
     if before.cache_hit:  # served from the cache: no tokens used, nothing owed, the saving noted
         ctx.cache_hit = True

@@ -148,7 +148,8 @@ class PluginRun:
 
     async def before(self, ctx: RequestContext) -> PluginsBefore:
         """The `before` hooks in order; what they gave back, for the proxy to place. A hook that
-        returns a new body hands it to the next one (through `ctx.body`, which hooks read)."""
+        returns a new body hands it to the next one (through `ctx.body`, which hooks read: a new
+        request value, `ctx.request`)."""
         headers: dict[str, str] = {}
         for bound in self.chain.befores:
             try:
@@ -167,7 +168,8 @@ class PluginRun:
             self.decisions.extend(given.decisions)
             headers.update(given.headers)
             if given.body is not None:
-                ctx.body = given.body
+                assert ctx.request is not None, "plugins run once the request is read"
+                ctx.request = ctx.request.with_body(given.body)
             if given.redacted is not None:
                 ctx.redacted_body = given.redacted
             if given.answer is not None:
@@ -251,10 +253,8 @@ class PluginRun:
         tags: dict[str, str] = {}
         if ctx.saved_usd is not None:
             tags[SAVED_TAG] = str(ctx.saved_usd)
-        # A hook that still appends to `ctx.guardrails` itself (the older form) is counted too; what
-        # the proxy placed there from this run is not counted twice.
-        ours = {id(d) for d in self.decisions}
-        decisions = (*(d for d in ctx.guardrails if id(d) not in ours), *self.decisions)
+        # A hook that still appends to `ctx.guardrails` itself (the older form) is counted too.
+        decisions = (*ctx.guardrails, *self.decisions)
         if not decisions:
             return PluginFindings((), tags)
         tags[GUARDRAILS_TAG] = ";".join(

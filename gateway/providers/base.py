@@ -14,21 +14,21 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InvalidRequest
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, StreamTranslator, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.upstream.client import UpstreamCall
 
 
 class Provider(Protocol):
     name: str
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall: ...
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall: ...
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         """The OpenAI-format body for the client, and the usage it reports."""
         ...
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> StreamTranslator: ...
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> StreamTranslator: ...
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError: ...
 
@@ -38,7 +38,7 @@ class TextAnswers(Protocol):
     """An adapter whose answer to an upload may be plain text (a transcript as text, SRT or VTT):
     the content type it goes to the client with, or None for JSON."""
 
-    def answer_type(self, ctx: RequestContext) -> str | None: ...
+    def answer_type(self, request: ClientRequest) -> str | None: ...
 
 
 # What the registry holds: an adapter class (or any callable) that takes the process settings.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.accounting.limits.estimate import output_tokens, prompt_tokens
-from gateway.pipeline.context import RequestContext
+from gateway.core.request import ClientRequest
 
 # Completion tokens assumed when the request sets no maximum.
 DEFAULT_OUTPUT_TOKENS = 256
@@ -32,11 +32,11 @@ class RouteRequest:
     _prefix_done: bool = field(default=False, repr=False)
 
     @classmethod
-    def from_context(cls, ctx: RequestContext, prefix_chars: int) -> RouteRequest:
-        body, endpoint = ctx.body, ctx.endpoint
+    def from_request(cls, request: ClientRequest, prefix_chars: int) -> RouteRequest:
+        body, endpoint = request.body, request.endpoint
         return cls(
-            ctx.model,
-            ctx.stream,
+            request.model,
+            request.stream,
             prompt_tokens(body, endpoint),
             output_tokens(body, endpoint, DEFAULT_OUTPUT_TOKENS),
             output_tokens(body, endpoint, 0),

@@ -19,7 +19,7 @@ from gateway.accounting.pricing import PriceBook
 from gateway.config.file import ConfigError, Deployment, ModelGroup
 from gateway.config.routing import RoutingOptions
 from gateway.core.errors import InvalidRequest, ModelNotFound
-from gateway.pipeline.context import RequestContext
+from gateway.core.request import ClientRequest
 from gateway.routing.breaker import CircuitListener
 from gateway.routing.classifier import Embedder, ExemplarClassifier
 from gateway.routing.complexity import Choice, choose
@@ -128,34 +128,35 @@ class Router:
             )
         return group
 
-    async def classify(self, ctx: RequestContext) -> Reading | None:
+    async def classify(self, request: ClientRequest) -> Reading | None:
         """Before planning: what a complexity model's embedding classifier made of the request
         (None when the model has none); never raises."""
         if self._classifiers:
-            classifier = self._classifiers.get(self.group(ctx.model).name)
+            classifier = self._classifiers.get(self.group(request.model).name)
             if classifier is not None:
-                return Reading(await classifier.reading(ctx.body))
+                return Reading(await classifier.reading(request.body))
         return None
 
-    def plan(self, ctx: RequestContext) -> Plan:
-        """The attempts for this request, tried in order until one answers."""
-        group = self.group(ctx.model)
+    def plan(self, request: ClientRequest, reading: float | None = None) -> Plan:
+        """The attempts for this request, tried in order until one answers; `reading` is what
+        `classify` read of it, if anything."""
+        group = self.group(request.model)
         above: list[ModelGroup] = []
         choice: Choice | None = None
         top: ModelGroup | None = None
         if group.complexity is not None:
-            choice, group, above, top = self._tier(ctx, group)
-        strategy_name, tag = self._overrides(ctx, group)
-        request = RouteRequest.from_context(ctx, self.options.prefix_chars)
-        stages = self.stages(group, request, fallback=False, strategy=strategy_name)
+            choice, group, above, top = self._tier(request, group, reading)
+        strategy_name, tag = self._overrides(request, group)
+        routed = RouteRequest.from_request(request, self.options.prefix_chars)
+        stages = self.stages(group, routed, fallback=False, strategy=strategy_name)
         seen = {stage.group.name for stage in stages}
         for higher in above:  # a tiered request falls back up its tiers, after the tier's own chain
             if higher.name not in seen:
                 seen.add(higher.name)
                 stages.append(Stage(higher, self._strategy(higher, strategy_name), True))
         if tag is not None and not any(tag in d.tags or tag == d.region for s in stages for d in s.group.deployments):
-            raise InvalidRequest(f"No deployment of `{ctx.model}` carries the tag {tag!r}.", param=HEADER_TAG)
-        return Plan(self, ctx.model, request, stages, tag, self.clock() + self.deadline_s, choice, top)
+            raise InvalidRequest(f"No deployment of `{request.model}` carries the tag {tag!r}.", param=HEADER_TAG)
+        return Plan(self, request.model, routed, stages, tag, self.clock() + self.deadline_s, choice, top)
 
     def stages(
         self,
@@ -177,12 +178,12 @@ class Router:
         return stages
 
     def _tier(
-        self, ctx: RequestContext, route: ModelGroup
+        self, request: ClientRequest, route: ModelGroup, reading: float | None
     ) -> tuple[Choice, ModelGroup, list[ModelGroup], ModelGroup]:
         """The `complexity` stage: its choice, the tier's group, the groups of the tiers above it,
         and the top tier's group."""
         assert route.complexity is not None
-        choice = choose(route.complexity, ctx.model, ctx.body, ctx.request_headers, ctx.complexity_reading)
+        choice = choose(route.complexity, request.model, request.body, request.headers, reading)
         tiers = route.complexity.tiers
         index = tiers.index(choice.tier)
         above = [self.group(t.model) for t in tiers[index + 1:]]
@@ -193,14 +194,14 @@ class Router:
     def _strategy(self, group: ModelGroup, override: str | None) -> Strategy:
         return self._strategies[override or group.strategy or self.options.default_strategy]
 
-    def _overrides(self, ctx: RequestContext, group: ModelGroup) -> tuple[str | None, str | None]:
-        headers = ctx.request_headers
+    def _overrides(self, request: ClientRequest, group: ModelGroup) -> tuple[str | None, str | None]:
+        headers = request.headers
         strategy, tag = headers.get(HEADER_STRATEGY), headers.get(HEADER_TAG)
         if strategy is None and tag is None:
             return None, None
         if not group.allow_header_overrides:
             header = HEADER_STRATEGY if strategy is not None else HEADER_TAG
-            raise InvalidRequest(f"The model `{ctx.model}` does not allow choosing its routing by header.",
+            raise InvalidRequest(f"The model `{request.model}` does not allow choosing its routing by header.",
                                  param=header)
         if strategy is not None and strategy not in STRATEGIES:
             known = ", ".join(STRATEGIES)

@@ -14,13 +14,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import UpstreamTimeout
-from gateway.core.types import Endpoint, Usage
+from gateway.core.request import ClientRequest
+from gateway.core.types import Endpoint, Principal, Usage
 from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
 from gateway.pipeline.context import RequestContext
 from gateway.pipeline.record import RequestRecord
 
 FIRST = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-a", id="gpt/0")
 SECOND = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-b", id="gpt/1")
+MASTER = Principal(key_id="master", key_prefix="sk-master", is_master=True)
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def traced() -> tuple[OtelTracer, InMemorySpanExporter]:
 def test_a_retried_request_has_one_span_per_attempt(traced: tuple[OtelTracer, InMemorySpanExporter]) -> None:
     tracer, exporter = traced
     ctx = RequestContext("req_trace_1", Endpoint.CHAT, started=1000.0)
-    ctx.model = "gpt"
+    ctx.request = ClientRequest("req_trace_1", Endpoint.CHAT, "", MASTER, "gpt", {})
     ctx.attempts = 1
     with pytest.raises(UpstreamTimeout), tracer.attempt(ctx, FIRST):
         raise UpstreamTimeout("the upstream took too long")

@@ -27,6 +27,7 @@ from gateway.config.file import config_from_dict
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
 from gateway.core.errors import RateLimited
+from gateway.core.request import ClientRequest
 from gateway.core.types import BudgetUsage, Endpoint, RequestOutcome
 from gateway.dialects.anthropic.endpoint import MESSAGES as MESSAGES_DIALECT
 from gateway.edge.front import Front
@@ -66,11 +67,11 @@ class Counting:
         self.recorded: Counter[str] = Counter()
         self.statuses: dict[str, tuple[int, str | None, bool]] = {}
 
-    async def admit(self, ctx: RequestContext) -> Held:
-        if ctx.user == "refuse":
+    async def admit(self, request: ClientRequest) -> Held:
+        if request.user == "refuse":
             raise RateLimited("refused by the test's limiter", retry_after=1.0)
-        self.admitted[ctx.request_id] += 1
-        return Held(ctx.request_id)
+        self.admitted[request.request_id] += 1
+        return Held(request.request_id)
 
     async def settle(self, reservation: Held, outcome: RequestOutcome) -> list[BudgetUsage]:
         self.settled[reservation.request_id] += 1

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.accounting.pricing import PriceBook
 from gateway.config.settings import Settings
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Refused, Services
@@ -21,10 +22,9 @@ SERVICES = Services(settings=Settings(), prices=PriceBook({}))
 
 
 def ctx_for(endpoint: Endpoint, body: dict[str, Any]) -> RequestContext:
-    ctx = RequestContext("req_1", endpoint, 0.0)
-    ctx.principal = Principal(key_id="key_1", key_prefix="sk-gw-x", team_id="team_1")
-    ctx.body = body
-    return ctx
+    principal = Principal(key_id="key_1", key_prefix="sk-gw-x", team_id="team_1")
+    request = ClientRequest("req_1", endpoint, "", principal, "", body)
+    return RequestContext("req_1", endpoint, 0.0, principal=principal, request=request)
 
 
 async def test_content_masked_on_input() -> None:

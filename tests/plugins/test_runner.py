@@ -12,6 +12,7 @@ from gateway.config.file import ConfigError, config_from_dict
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
 from gateway.core.errors import InvalidRequest
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal, RequestOutcome
 from gateway.pipeline.context import RequestContext
 from gateway.plugins.base import Answer, Before, Plugin, PluginFailed, Services
@@ -67,12 +68,12 @@ def plugins(section: dict[str, Any]) -> Plugins:
     return Plugins(PluginsSection.model_validate(section), CLASSES, SERVICES)
 
 
-def ctx_for(team: str | None = None, key: str = "key_x", body: dict[str, Any] | None = None) -> RequestContext:
-    ctx = RequestContext("req_1", Endpoint.CHAT, 0.0)
-    ctx.principal = Principal(key_id=key, key_prefix="sk-gw-abcdef", team_id=team)
-    ctx.model = "m"
-    ctx.body = body if body is not None else {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    return ctx
+def ctx_for(team: str | None = None, key: str = "key_x", body: dict[str, Any] | None = None,
+            headers: Headers | None = None) -> RequestContext:
+    principal = Principal(key_id=key, key_prefix="sk-gw-abcdef", team_id=team)
+    body = body if body is not None else {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    request = ClientRequest("req_1", Endpoint.CHAT, "", principal, "m", body, headers=headers or Headers())
+    return RequestContext("req_1", Endpoint.CHAT, 0.0, principal=principal, request=request)
 
 
 SECTION = {
@@ -189,14 +190,12 @@ def test_the_cache_key_covers_what_changes_the_answer() -> None:
 
 
 def test_directives() -> None:
-    ctx = ctx_for()
-    ctx.request_headers = Headers({"x-gateway-cache": "no-cache, ttl=2.5"})
+    ctx = ctx_for(headers=Headers({"x-gateway-cache": "no-cache, ttl=2.5"}))
     wanted = directives(ctx)
     assert (wanted.lookup, wanted.store, wanted.ttl_s, wanted.opted_in) == (False, True, 2.5, True)
     for bad in ("ttl=0", "ttl=abc", "forever"):
-        ctx.request_headers = Headers({"x-gateway-cache": bad})
         with pytest.raises(InvalidRequest):
-            directives(ctx)
+            directives(ctx_for(headers=Headers({"x-gateway-cache": bad})))
 
 
 async def test_memory_store_expires_and_drops_the_least_recently_used() -> None:

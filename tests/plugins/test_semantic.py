@@ -14,6 +14,7 @@ from typing import Any
 from gateway.accounting.pricing import PriceBook
 from gateway.config.plugins import PluginsSection
 from gateway.config.settings import Settings
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal
 from gateway.edge.responses import JSONReply
 from gateway.pipeline.context import RequestContext
@@ -78,11 +79,10 @@ async def fake_embed(model: str, texts: list[str]) -> list[list[float]]:
 
 
 def context(text: str, team: str = "team_a") -> RequestContext:
-    ctx = RequestContext("req_1", Endpoint.CHAT, 0.0)
-    ctx.principal = Principal(key_id="key_1", key_prefix="sk-gw-x", team_id=team)
-    ctx.model = "chat"
-    ctx.body = {"model": "chat", "messages": [{"role": "user", "content": text}]}
-    return ctx
+    principal = Principal(key_id="key_1", key_prefix="sk-gw-x", team_id=team)
+    body = {"model": "chat", "messages": [{"role": "user", "content": text}]}
+    request = ClientRequest("req_1", Endpoint.CHAT, "", principal, "chat", body)
+    return RequestContext("req_1", Endpoint.CHAT, 0.0, principal=principal, request=request)
 
 
 async def test_paraphrase_hits_and_unrelated_question_misses_at_the_threshold() -> None:

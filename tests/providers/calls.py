@@ -1,4 +1,4 @@
-"""Building a real deployment and request context, as the gateway does, for `build_call` tests."""
+"""Building a real deployment and client request, as the gateway does, for `build_call` tests."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from gateway.config.file import Deployment, config_from_dict
 from gateway.config.settings import Settings
-from gateway.core.types import Endpoint
-from gateway.pipeline.context import RequestContext
+from gateway.core.request import ClientRequest
+from gateway.core.types import Endpoint, Principal
 from gateway.providers import PROVIDERS
 
 KEY = "sk-upstream-secret-0123456789"
@@ -22,11 +22,12 @@ def deployment(monkeypatch: pytest.MonkeyPatch, **fields: Any) -> Deployment:
     return config.models[0].deployments[0]
 
 
-def context(body: dict[str, Any], endpoint: Endpoint = Endpoint.CHAT, wants_usage: bool = False) -> RequestContext:
-    ctx = RequestContext("req-1", endpoint, 0.0, body=body, model="public")
-    ctx.stream = body.get("stream") is True
-    ctx.client_wants_usage = wants_usage
-    return ctx
+CALLER = Principal(key_id="master", key_prefix="sk-master", is_master=True)
+
+
+def request(body: dict[str, Any], endpoint: Endpoint = Endpoint.CHAT, wants_usage: bool = False) -> ClientRequest:
+    return ClientRequest("req-1", endpoint, "", CALLER, "public", body, stream=body.get("stream") is True,
+                         client_wants_usage=wants_usage)  # fmt: skip
 
 
 def adapter(name: str) -> Any:

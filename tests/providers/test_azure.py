@@ -10,7 +10,7 @@ from gateway.core.types import Endpoint, Usage
 from gateway.providers.azure import DEFAULT_API_VERSION
 from gateway.providers.azure.stream import AzureStreamTranslator
 from gateway.providers.openai.stream import OpenAIStreamTranslator
-from tests.providers.calls import KEY, adapter, context, deployment
+from tests.providers.calls import KEY, adapter, deployment, request
 from tests.providers.helpers import data_frames, fixture, openai_events, split_feed
 
 
@@ -18,7 +18,7 @@ from tests.providers.helpers import data_frames, fixture, openai_events, split_f
 def test_deployment_url_version_and_key(monkeypatch: pytest.MonkeyPatch, endpoint: Endpoint) -> None:
     d = deployment(monkeypatch, provider="azure", base_url="https://res.openai.azure.com/", model="gpt 4o",
                    api_version="2025-01-01-preview")
-    call = adapter("azure").build_call(context({"model": "public", "input": "x"}, endpoint), d)
+    call = adapter("azure").build_call(request({"model": "public", "input": "x"}, endpoint), d)
     assert call.url == f"https://res.openai.azure.com/openai/deployments/gpt%204o/{endpoint.value}" \
                        "?api-version=2025-01-01-preview"
     assert call.headers["api-key"] == KEY
@@ -27,7 +27,7 @@ def test_deployment_url_version_and_key(monkeypatch: pytest.MonkeyPatch, endpoin
 
 def test_streams_ask_for_usage_and_the_version_has_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
     d = deployment(monkeypatch, provider="azure", base_url="https://res.openai.azure.com", model="dep")
-    call = adapter("azure").build_call(context({"model": "public", "messages": [], "stream": True}), d)
+    call = adapter("azure").build_call(request({"model": "public", "messages": [], "stream": True}), d)
     assert call.url.endswith(f"?api-version={DEFAULT_API_VERSION}")
     assert orjson.loads(call.body or b"")["stream_options"] == {"include_usage": True}
 

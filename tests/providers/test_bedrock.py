@@ -26,7 +26,7 @@ from gateway.providers.bedrock.request import to_converse
 from gateway.providers.bedrock.response import from_converse
 from gateway.providers.bedrock.stream import BedrockStreamTranslator
 from tests.procs import MASTER_KEY, Gateway
-from tests.providers.calls import context
+from tests.providers.calls import request
 from tests.providers.helpers import fixture, openai_events, reassemble, split_feed
 from tests.providers.procs import ProviderFake
 
@@ -202,7 +202,7 @@ def _request_as_received(call: Any) -> Request:
 
 def test_calls_are_signed_sigv4_from_the_standard_chain(aws_env: None) -> None:
     d = _deployment(region="us-east-1")
-    call = PROVIDERS["bedrock"](Settings()).build_call(context({"model": "claude", "messages": MESSAGES}), d)
+    call = PROVIDERS["bedrock"](Settings()).build_call(request({"model": "claude", "messages": MESSAGES}), d)
     assert call.url == ("https://bedrock-runtime.us-east-1.amazonaws.com/model/"
                         "anthropic.claude-3-5-haiku-20241022-v1%3A0/converse")
     authorization = call.headers["Authorization"]
@@ -220,7 +220,7 @@ def test_calls_are_signed_sigv4_from_the_standard_chain(aws_env: None) -> None:
 def test_streams_ask_for_converse_stream(aws_env: None) -> None:
     d = _deployment(region="us-east-1")
     call = PROVIDERS["bedrock"](Settings()).build_call(
-        context({"model": "claude", "messages": MESSAGES, "stream": True}), d)
+        request({"model": "claude", "messages": MESSAGES, "stream": True}), d)
     assert call.url.endswith("/converse-stream")
     assert call.headers["Accept"] == "application/vnd.amazon.eventstream"
 
@@ -228,7 +228,7 @@ def test_streams_ask_for_converse_stream(aws_env: None) -> None:
 def test_a_bedrock_api_key_is_a_bearer_token(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-0123456789")
     d = _deployment(region="us-east-1", api_key_env="AWS_BEARER_TOKEN_BEDROCK")
-    call = PROVIDERS["bedrock"](Settings()).build_call(context({"model": "claude", "messages": MESSAGES}), d)
+    call = PROVIDERS["bedrock"](Settings()).build_call(request({"model": "claude", "messages": MESSAGES}), d)
     assert call.headers["Authorization"] == "Bearer bedrock-api-key-0123456789"
     assert "X-Amz-Date" not in call.headers
 
@@ -238,14 +238,14 @@ def test_no_credentials_is_a_502_naming_the_cause(aws_env: None, monkeypatch: py
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     d = _deployment(region="us-east-1")
     with pytest.raises(UpstreamError) as caught:
-        PROVIDERS["bedrock"](Settings()).build_call(context({"model": "claude", "messages": MESSAGES}), d)
+        PROVIDERS["bedrock"](Settings()).build_call(request({"model": "claude", "messages": MESSAGES}), d)
     assert caught.value.code == "upstream_auth_failed"
 
 
 def test_other_endpoints_are_a_400(aws_env: None) -> None:
     d = _deployment(region="us-east-1")
     with pytest.raises(InvalidRequest) as caught:
-        PROVIDERS["bedrock"](Settings()).build_call(context({"model": "claude", "input": "x"}, Endpoint.EMBEDDINGS), d)
+        PROVIDERS["bedrock"](Settings()).build_call(request({"model": "claude", "input": "x"}, Endpoint.EMBEDDINGS), d)
     assert caught.value.code == "unsupported_endpoint"
 
 

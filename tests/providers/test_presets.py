@@ -19,7 +19,7 @@ from gateway.core.types import Endpoint, Usage
 from gateway.providers import PROVIDERS
 from gateway.providers.openai.presets import PRESETS
 from tests.procs import MASTER_KEY, Gateway
-from tests.providers.calls import context
+from tests.providers.calls import request
 from tests.providers.procs import ProviderFake
 
 MESSAGES: list[Any] = [{"role": "user", "content": "alpha beta gamma", "name": "ann"}]
@@ -69,7 +69,7 @@ def test_every_preset_is_tested() -> None:
 def test_a_deployment_in_two_lines(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     d = _two_lines(monkeypatch, name)
     assert d.base_url == BASE_URLS[name]
-    call = PROVIDERS[name](Settings()).build_call(context({"model": "m", "messages": MESSAGES}), d)
+    call = PROVIDERS[name](Settings()).build_call(request({"model": "m", "messages": MESSAGES}), d)
     assert call.url == BASE_URLS[name] + "/chat/completions"
     if SERVICES[name][1]:
         assert call.headers["Authorization"] == f"Bearer {_key(name)}"
@@ -103,7 +103,7 @@ def test_providers_without_a_default_url_still_need_one() -> None:
 
 def _sent(monkeypatch: pytest.MonkeyPatch, name: str, body: dict[str, Any]) -> dict[str, Any]:
     d = _two_lines(monkeypatch, name)
-    call = PROVIDERS[name](Settings()).build_call(context({"model": "m", **body}), d)
+    call = PROVIDERS[name](Settings()).build_call(request({"model": "m", **body}), d)
     return dict(orjson.loads(call.body or b""))
 
 
@@ -135,7 +135,7 @@ def test_model_specific_refusals_apply_only_to_those_models(monkeypatch: pytest.
                         ("grok-3-mini-fast", {"reasoning_effort"})):
         raw = {"models": [{"name": "m", "deployments": [{"provider": "xai", "model": model}]}]}
         d = config_from_dict(raw, PROVIDERS)[0].models[0].deployments[0]
-        call = PROVIDERS["xai"](Settings()).build_call(context({"model": "m", "messages": MESSAGES, **AWKWARD}), d)
+        call = PROVIDERS["xai"](Settings()).build_call(request({"model": "m", "messages": MESSAGES, **AWKWARD}), d)
         assert kept <= orjson.loads(call.body or b"").keys(), model
 
 
@@ -149,7 +149,7 @@ def test_openrouter_attribution_headers_from_options(monkeypatch: pytest.MonkeyP
     raw = {"models": [{"name": "m", "deployments": [
         {"provider": "openrouter", "options": {"app_url": "https://example.org", "app_name": "Demo"}}]}]}
     d = config_from_dict(raw, PROVIDERS)[0].models[0].deployments[0]
-    call = PROVIDERS["openrouter"](Settings()).build_call(context({"model": "m", "messages": MESSAGES}), d)
+    call = PROVIDERS["openrouter"](Settings()).build_call(request({"model": "m", "messages": MESSAGES}), d)
     assert (call.headers["HTTP-Referer"], call.headers["X-Title"]) == ("https://example.org", "Demo")
 
 
@@ -162,7 +162,7 @@ def test_deepseek_cache_hits_count_as_cached_tokens() -> None:
 def test_embeddings_go_to_the_services_embeddings_path(monkeypatch: pytest.MonkeyPatch) -> None:
     d = _two_lines(monkeypatch, "mistral")
     call = PROVIDERS["mistral"](Settings()).build_call(
-        context({"model": "m", "input": "x"}, Endpoint.EMBEDDINGS), d)
+        request({"model": "m", "input": "x"}, Endpoint.EMBEDDINGS), d)
     assert call.url == "https://api.mistral.ai/v1/embeddings"
 
 

@@ -13,7 +13,7 @@ from gateway.core.types import Endpoint
 from gateway.providers import PROVIDERS
 from gateway.providers.openai import OpenAIProvider
 from gateway.providers.registry import GROUP, provider_classes
-from tests.providers.calls import adapter, context, deployment
+from tests.providers.calls import adapter, deployment, request
 
 
 def _entry(name: str, value: str) -> EntryPoint:
@@ -55,6 +55,6 @@ def test_endpoints_a_provider_lacks_are_a_clear_400(monkeypatch: pytest.MonkeyPa
                                                     endpoint: Endpoint) -> None:
     d = deployment(monkeypatch, provider=provider, base_url="https://api.example.com/v1")
     with pytest.raises(InvalidRequest) as caught:
-        adapter(provider).build_call(context({"model": "m", "input": "x", "prompt": "x"}, endpoint), d)
+        adapter(provider).build_call(request({"model": "m", "input": "x", "prompt": "x"}, endpoint), d)
     assert (caught.value.status, caught.value.code) == (400, "unsupported_endpoint")
     assert provider in caught.value.message and endpoint.value in caught.value.message

@@ -20,7 +20,7 @@ from gateway.core.types import Endpoint
 from gateway.providers import PROVIDERS
 from gateway.providers.vertex.auth import TokenSource
 from tests.procs import MASTER_KEY, Gateway
-from tests.providers.calls import context
+from tests.providers.calls import request
 from tests.providers.helpers import reassemble
 from tests.providers.procs import ProviderFake
 
@@ -69,7 +69,7 @@ def test_the_location_and_project_are_required_and_fill_the_url(monkeypatch: pyt
 def _call(key_file: Path, model: str, body: dict[str, Any], base_url: str = "https://vertex.example") -> Any:
     d = _deployment(model=model, region="us-east5", base_url=base_url,
                     options={"project": "proj-1", "credentials_file": str(key_file)})
-    return PROVIDERS["vertex"](Settings()).build_call(context({"model": "m", **body}), d)
+    return PROVIDERS["vertex"](Settings()).build_call(request({"model": "m", **body}), d)
 
 
 def test_gemini_and_claude_paths_and_bodies(key_file: Path) -> None:
@@ -88,7 +88,7 @@ def test_gemini_and_claude_paths_and_bodies(key_file: Path) -> None:
 def test_other_endpoints_are_a_400(key_file: Path) -> None:
     d = _deployment(model=GEMINI, region="us-east5", options={"project": "p", "credentials_file": str(key_file)})
     with pytest.raises(InvalidRequest):
-        PROVIDERS["vertex"](Settings()).build_call(context({"model": "m", "input": "x"}, Endpoint.EMBEDDINGS), d)
+        PROVIDERS["vertex"](Settings()).build_call(request({"model": "m", "input": "x"}, Endpoint.EMBEDDINGS), d)
 
 
 def test_tokens_are_cached_then_refreshed_in_the_background_before_expiry(vertex_fake: ProviderFake,

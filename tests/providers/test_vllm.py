@@ -8,7 +8,7 @@ import pytest
 from gateway.core.errors import ContextLengthExceeded
 from gateway.core.types import ReportedLoad
 from gateway.providers.vllm.metrics import health_call, metrics_call, parse_health, parse_metrics
-from tests.providers.calls import KEY, adapter, context, deployment
+from tests.providers.calls import KEY, adapter, deployment, request
 
 NEW = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
@@ -56,7 +56,7 @@ def test_health_and_metrics_requests(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_chat_is_sent_as_openai(monkeypatch: pytest.MonkeyPatch) -> None:
     d = deployment(monkeypatch, provider="vllm", base_url="http://gpu-1:8000/v1", model="meta-llama/Llama-3-8B")
-    call = adapter("vllm").build_call(context({"model": "public", "messages": [], "top_k": 5}), d)
+    call = adapter("vllm").build_call(request({"model": "public", "messages": [], "top_k": 5}), d)
     assert call.url == "http://gpu-1:8000/v1/chat/completions"
     assert call.headers["Authorization"] == f"Bearer {KEY}"
     assert orjson.loads(call.body or b"") == {"model": "meta-llama/Llama-3-8B", "messages": [], "top_k": 5}

@@ -13,8 +13,8 @@ from typing import Any
 
 from gateway.config.file import ModelGroup, config_from_dict
 from gateway.core.errors import GatewayError
-from gateway.core.types import Endpoint, Usage
-from gateway.pipeline.context import RequestContext
+from gateway.core.request import ClientRequest
+from gateway.core.types import Endpoint, Principal, Usage
 from gateway.routing.plan import Attempt
 from gateway.routing.router import Router
 
@@ -53,14 +53,13 @@ def _with_urls(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return models
 
 
-def context(model: str, *, stream: bool = False, headers: dict[str, str] | None = None,
-            body: dict[str, Any] | None = None) -> RequestContext:
-    ctx = RequestContext("req-test", Endpoint.CHAT, 0.0)
-    ctx.model = model
-    ctx.stream = stream
-    ctx.body = body or {"model": model, "messages": MESSAGES}
-    ctx.request_headers = headers or {}
-    return ctx
+CALLER = Principal(key_id="master", key_prefix="sk-master", is_master=True)
+
+
+def request(model: str, *, stream: bool = False, headers: dict[str, str] | None = None,
+            body: dict[str, Any] | None = None) -> ClientRequest:
+    return ClientRequest("req-test", Endpoint.CHAT, "", CALLER, model, body or {"model": model, "messages": MESSAGES},
+                         stream=stream, headers=headers or {})  # fmt: skip
 
 
 # What a deployment answers: an error, or None for success. `took` is how long it takes.
@@ -84,15 +83,15 @@ class Script:
 class Run:
     tried: list[str]
     error: GatewayError | None
-    ctx: RequestContext
+    request: ClientRequest
     # The last attempt the plan returned: what the proxy would tell the client and the ledger.
     last: Attempt | None = None
 
 
-async def drive(r: Router, ctx: RequestContext, script: Script, clock: FakeClock,
+async def drive(r: Router, request: ClientRequest, script: Script, clock: FakeClock,
                 on_attempt: Callable[[str], None] | None = None) -> Run:
     """The proxy's unary loop, with the upstream call replaced by the script."""
-    plan = r.plan(ctx)
+    plan = r.plan(request)
     tried: list[str] = []
     last: Attempt | None = None
     try:
@@ -106,8 +105,8 @@ async def drive(r: Router, ctx: RequestContext, script: Script, clock: FakeClock
             answer = script.answer(key)
             if answer is None:
                 attempt.succeeded(Usage(prompt_tokens=10, completion_tokens=5))
-                return Run(tried, None, ctx, last)
+                return Run(tried, None, request, last)
             attempt.failed(answer)
-        return Run(tried, plan.error(), ctx, last)
+        return Run(tried, plan.error(), request, last)
     finally:
         plan.close()

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.accounting.limits.estimate import prompt_tokens
-from gateway.core.types import Endpoint
-from gateway.pipeline.context import RequestContext
+from gateway.core.request import ClientRequest
+from gateway.core.types import Endpoint, Principal
 from gateway.routing.request import DEFAULT_OUTPUT_TOKENS, RouteRequest, prefix_key
 
 
 def request(body: dict[str, Any], endpoint: Endpoint = Endpoint.CHAT) -> RouteRequest:
-    ctx = RequestContext("r", endpoint, 0.0)
-    ctx.model, ctx.body = "m", body
-    return RouteRequest.from_context(ctx, prefix_chars=64)
+    caller = Principal(key_id="master", key_prefix="sk-master", is_master=True)
+    return RouteRequest.from_request(ClientRequest("r", endpoint, "", caller, "m", body), prefix_chars=64)
 
 
 def test_token_estimates_are_admissions_and_the_output_defaults_only_for_cost() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from gateway.config.file import ConfigError
 from gateway.core.errors import InvalidRequest, ModelNotFound
-from tests.routing.harness import FakeClock, Script, context, drive, router
+from tests.routing.harness import FakeClock, Script, drive, request, router
 
 
 def test_aliases_resolve_to_their_group() -> None:
@@ -83,10 +83,10 @@ async def test_a_header_may_ask_for_a_tag_where_the_group_allows() -> None:
     clock = FakeClock()
     r = router(copy.deepcopy(TAGGED), clock)
     for tag, served in (("eu", "eu"), ("eu-west", "eu"), ("us", "us")):
-        run = await drive(r, context("g", headers={"x-gateway-deployment-tag": tag}), Script({}), clock)
+        run = await drive(r, request("g", headers={"x-gateway-deployment-tag": tag}), Script({}), clock)
         assert run.tried == [served]
     with pytest.raises(InvalidRequest) as info:
-        r.plan(context("g", headers={"x-gateway-deployment-tag": "mars"}))
+        r.plan(request("g", headers={"x-gateway-deployment-tag": "mars"}))
     assert info.value.param == "x-gateway-deployment-tag"
 
 
@@ -94,16 +94,16 @@ async def test_a_header_may_ask_for_a_strategy_where_the_group_allows() -> None:
     clock = FakeClock()
     r = router(copy.deepcopy(TAGGED), clock)
     r.health.load.started("us")
-    plain = await drive(r, context("g"), Script({}), clock)
+    plain = await drive(r, request("g"), Script({}), clock)
     assert plain.tried == ["us"]  # priority, the default
-    busy = await drive(r, context("g", headers={"x-gateway-strategy": "least-busy"}), Script({}), clock)
+    busy = await drive(r, request("g", headers={"x-gateway-strategy": "least-busy"}), Script({}), clock)
     assert busy.tried == ["eu"]
     with pytest.raises(InvalidRequest):
-        r.plan(context("g", headers={"x-gateway-strategy": "telepathy"}))
+        r.plan(request("g", headers={"x-gateway-strategy": "telepathy"}))
 
 
 def test_overrides_are_refused_where_the_config_does_not_allow_them() -> None:
     r = router(copy.deepcopy(TAGGED))
     with pytest.raises(InvalidRequest) as info:
-        r.plan(context("locked", headers={"x-gateway-strategy": "least-busy"}))
+        r.plan(request("locked", headers={"x-gateway-strategy": "least-busy"}))
     assert info.value.param == "x-gateway-strategy"

@@ -17,8 +17,8 @@ from cohere_provider.stream import CohereStreamTranslator
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
 from gateway.upstream.client import UpstreamCall
@@ -31,25 +31,25 @@ class CohereProvider:
         self._default_timeout = settings.upstream_timeout_s
         self._default_connect = settings.upstream_connect_timeout_s
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        if ctx.endpoint is not Endpoint.CHAT:
-            raise unsupported_endpoint(self.name, ctx.endpoint)
-        body = to_cohere(ctx.body, upstream_model(deployment, ctx.model))
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "X-Request-Id": ctx.request_id,
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        if request.endpoint is not Endpoint.CHAT:
+            raise unsupported_endpoint(self.name, request.endpoint)
+        body = to_cohere(request.body, upstream_model(deployment, request.model))
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "X-Request-Id": request.request_id,
                    "X-Client-Name": "llm-gateway"}
         if deployment.api_key is not None:
             headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
         return json_post(deployment, f"{deployment.base_url}/chat", headers, body, self._default_timeout,
                          self._default_connect)  # fmt: skip
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        model = upstream_model(deployment, ctx.model)
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        model = upstream_model(deployment, request.model)
         reply, usage = from_cohere(load_upstream_json(body, deployment), model, int(time.time()))
         return orjson.dumps(reply), usage
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> CohereStreamTranslator:
-        model = upstream_model(deployment, ctx.model)
-        return CohereStreamTranslator(ctx.client_wants_usage, int(time.time()), model)
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> CohereStreamTranslator:
+        model = upstream_model(deployment, request.model)
+        return CohereStreamTranslator(request.client_wants_usage, int(time.time()), model)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_error(status, headers, body, deployment_id)

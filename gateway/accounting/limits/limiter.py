@@ -31,8 +31,8 @@ from gateway.accounting.limits.periods import Period, current_period
 from gateway.accounting.limits.scopes import Scope, ScopeKind, scope_base, scopes_for
 from gateway.config.file import Price
 from gateway.core.errors import GatewayError, QuotaExceeded, RateLimited, ServiceUnavailable
+from gateway.core.request import ClientRequest
 from gateway.core.types import BudgetPeriod, BudgetUsage, Limits, Principal, RequestOutcome, Spend
-from gateway.pipeline.context import RequestContext
 
 log = logging.getLogger("gateway.limits")
 
@@ -146,20 +146,20 @@ class Limiter:
         if self.fallback is not None:
             await self.fallback.close()
 
-    async def admit(self, ctx: RequestContext) -> Reservation | None:
+    async def admit(self, request: ClientRequest) -> Reservation | None:
         """What was reserved (None: no limit applies), to hand back to `settle`; a refusal carries
         the rate-limit headers too."""
-        group = self.group_name(ctx.model) if self.model_limits or self.model_prices else ctx.model
-        scopes = scopes_for(self.options.prefix, ctx.principal, group, self.model_limits.get(group))
+        group = self.group_name(request.model) if self.model_limits or self.model_prices else request.model
+        scopes = scopes_for(self.options.prefix, request.principal, group, self.model_limits.get(group))
         if not scopes:
             return None
         now = self.clock()
         tokens = micro = 0
         if any(s.limits.tpm is not None or s.limits.budget_usd is not None for s in scopes):
-            prompt = estimate.prompt_tokens(ctx.body, ctx.endpoint)
-            output = estimate.output_tokens(ctx.body, ctx.endpoint, self.options.default_output_tokens)
+            prompt = estimate.prompt_tokens(request.body, request.endpoint)
+            output = estimate.output_tokens(request.body, request.endpoint, self.options.default_output_tokens)
             tokens = min(prompt + output, MAX_AMOUNT)
-            units = estimate.planned_units(ctx.body, ctx.endpoint)
+            units = estimate.planned_units(request.body, request.endpoint)
             micro = min(estimate.micro_usd(self.model_prices.get(group), prompt, output, units), MAX_AMOUNT)
         planned = self._plan(scopes, tokens, micro, now)
         checks = [p.check for p in planned]
@@ -172,7 +172,7 @@ class Limiter:
             raise error
         self.stats.admitted += 1
         self.leases.hold(backend, checks, member)
-        return Reservation(backend, checks, member, tokens, micro, _budgets(planned, ctx.principal), headers)
+        return Reservation(backend, checks, member, tokens, micro, _budgets(planned, request.principal), headers)
 
     async def settle(self, reservation: Reservation, outcome: RequestOutcome) -> list[BudgetUsage]:
         """Replace the reservation by what was used; each budget it counted against, as it now stands."""

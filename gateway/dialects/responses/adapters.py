@@ -14,7 +14,7 @@ proxy does the I/O.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -23,7 +23,8 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, InvalidRequest, UpstreamError
-from gateway.core.types import Endpoint, StreamTranslator, Usage
+from gateway.core.request import ClientRequest
+from gateway.core.types import Endpoint, GuardrailDecision, StreamTranslator, Usage
 from gateway.dialects.responses.backend.request import to_responses
 from gateway.dialects.responses.backend.response import from_responses, usage_of
 from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
@@ -54,7 +55,6 @@ def responses_api(deployment: Deployment) -> str:
 
 
 def adapter_chooser(settings: Settings) -> Callable[[RequestContext, Deployment, Provider], Provider]:
-    native = NativeResponses(settings)
     via_responses = ChatViaResponses(settings)
 
     def choose(ctx: RequestContext, deployment: Deployment, provider: Provider) -> Provider:
@@ -67,7 +67,9 @@ def adapter_chooser(settings: Settings) -> Callable[[RequestContext, Deployment,
                 turn.request.refuse_builtin_tools()
                 return provider
             _check_native(deployment)
-            return native
+            # Bound to this request: its turn and what its guardrails did are not facts of the
+            # client's request, which is all an adapter is handed.
+            return NativeResponses(settings, turn, _masked(ctx.decided_before))
         if kind == "only":
             _check_native(deployment)
             return via_responses
@@ -114,17 +116,21 @@ def replayable(items: list[JSON]) -> list[JSON]:
     return out
 
 
-def native_body(turn: ResponsesTurn, ctx: RequestContext, model: str) -> JSON:
+def _masked(decisions: Sequence[GuardrailDecision]) -> bool:
+    return any(d.where == "request" and d.action == "masked" for d in decisions)
+
+
+def native_body(turn: ResponsesTurn, request: ClientRequest, model: str, masked: bool) -> JSON:
     body = {k: v for k, v in turn.body.items() if k not in _NOT_RELAYED}
     body["model"] = model
     template = turn.request.template
     if template is not None:
         template.refuse_native()
-    if any(d.where == "request" and d.action == "masked" for d in ctx.guardrails):
+    if masked:
         # A guardrail rewrote the neutral request: send what it left, not what the client wrote
         # (all of it: the instructions, a template's messages and the history are in it too).
         body.pop("instructions", None)
-        body["input"] = to_responses(ctx.body, model)["input"]
+        body["input"] = to_responses(request.body, model)["input"]
         return body
     # A stored prompt's messages come after the instructions and before the conversation, as on chat.
     before = [*(template.items if template is not None else ()), *replayable(turn.history)]
@@ -147,23 +153,25 @@ class NativeResponses:
 
     name = "responses"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, turn: ResponsesTurn, masked: bool = False) -> None:
         self.settings = settings
+        self.turn = turn
+        # A guardrail masked the neutral request: the upstream is sent what it left.
+        self.masked = masked
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        turn = _turn(ctx)
-        body = native_body(turn, ctx, upstream_model(deployment, ctx.model))
-        return native_call(deployment, body, ctx.request_id, self.settings)
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        body = native_body(self.turn, request, upstream_model(deployment, request.model), self.masked)
+        return native_call(deployment, body, request.request_id, self.settings)
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        turn = _turn(ctx)
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        turn = self.turn
         response = echoed(_json_object(body, deployment), turn)
         turn.response = response
         turn.relayed = orjson.dumps(response)
         return turn.relayed, usage_of(response.get("usage"))
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> NativeStream:
-        return NativeStream(_turn(ctx))
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> NativeStream:
+        return NativeStream(self.turn)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_openai_error(status, headers, body, deployment_id)
@@ -243,27 +251,22 @@ class ChatViaResponses:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        if ctx.endpoint is not Endpoint.CHAT:
-            raise unsupported_endpoint(f"{deployment.provider}, Responses API only", ctx.endpoint)
-        body = to_responses(ctx.body, upstream_model(deployment, ctx.model))
-        return native_call(deployment, body, ctx.request_id, self.settings)
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        if request.endpoint is not Endpoint.CHAT:
+            raise unsupported_endpoint(f"{deployment.provider}, Responses API only", request.endpoint)
+        body = to_responses(request.body, upstream_model(deployment, request.model))
+        return native_call(deployment, body, request.request_id, self.settings)
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         response = _json_object(body, deployment)
         completion = from_responses(response, int(time.time()))
         return orjson.dumps(completion), usage_of(response.get("usage"))
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> StreamTranslator:
-        return ResponsesEventTranslator(ctx.client_wants_usage, int(time.time()), ctx.model)
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> StreamTranslator:
+        return ResponsesEventTranslator(request.client_wants_usage, int(time.time()), request.model)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_openai_error(status, headers, body, deployment_id)
-
-
-def _turn(ctx: RequestContext) -> ResponsesTurn:
-    assert isinstance(ctx.dialect, ResponsesTurn), "the native adapter serves /v1/responses only"
-    return ctx.dialect
 
 
 def _json_object(body: bytes, deployment: Deployment) -> JSON:

@@ -15,8 +15,8 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.providers.anthropic.errors import map_error
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, json_mode, to_anthropic
 from gateway.providers.anthropic.response import from_anthropic
@@ -39,12 +39,12 @@ class AnthropicProvider:
         self._default_timeout = settings.upstream_timeout_s
         self._default_connect = settings.upstream_connect_timeout_s
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        if ctx.endpoint is not Endpoint.CHAT:
-            raise unsupported_endpoint(self.name, ctx.endpoint)
-        body = to_anthropic(ctx.body, upstream_model(deployment, ctx.model),
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        if request.endpoint is not Endpoint.CHAT:
+            raise unsupported_endpoint(self.name, request.endpoint)
+        body = to_anthropic(request.body, upstream_model(deployment, request.model),
                             deployment.max_tokens_default or DEFAULT_MAX_TOKENS)
-        return self._post(deployment, "messages", body, ctx.request_id)
+        return self._post(deployment, "messages", body, request.request_id)
 
     def count_tokens_call(self, body: dict[str, Any], deployment: Deployment, request_id: str) -> UpstreamCall:
         message = to_anthropic(body, upstream_model(deployment, str(body["model"])), 1)
@@ -73,13 +73,15 @@ class AnthropicProvider:
         return json_post(deployment, f"{deployment.base_url}/{path}", headers, body, self._default_timeout,
                          self._default_connect)
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         message = load_upstream_json(body, deployment)
-        reply, usage = from_anthropic(message, int(time.time()), json_mode(ctx.body))
+        reply, usage = from_anthropic(message, int(time.time()), json_mode(request.body))
         return orjson.dumps(reply), usage
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> AnthropicStreamTranslator:
-        return AnthropicStreamTranslator(ctx.client_wants_usage, int(time.time()), ctx.model, json_mode(ctx.body))
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> AnthropicStreamTranslator:
+        return AnthropicStreamTranslator(
+            request.client_wants_usage, int(time.time()), request.model, json_mode(request.body)
+        )
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_error(status, headers, body, deployment_id)

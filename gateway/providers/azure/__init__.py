@@ -16,8 +16,8 @@ from urllib.parse import quote
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.providers.azure.stream import AzureStreamTranslator
 from gateway.providers.base import ask_for_stream_usage, json_post, unsupported_endpoint, upstream_model
 from gateway.providers.errors import map_openai_error
@@ -41,31 +41,31 @@ class AzureProvider:
         self._default_timeout = settings.upstream_timeout_s
         self._default_connect = settings.upstream_connect_timeout_s
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        if ctx.endpoint in _NOT_RELAYED:
-            raise unsupported_endpoint(self.name, ctx.endpoint)
-        body = dict(ctx.body)
-        name = upstream_model(deployment, ctx.model)
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        if request.endpoint in _NOT_RELAYED:
+            raise unsupported_endpoint(self.name, request.endpoint)
+        body = dict(request.body)
+        name = upstream_model(deployment, request.model)
         # The deployment in the URL picks the model; `model` in the body is ignored there.
         body["model"] = name
-        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
+        if request.stream and request.endpoint is not Endpoint.EMBEDDINGS:
             ask_for_stream_usage(body)
-        headers = {"Content-Type": "application/json", "X-Request-Id": ctx.request_id}
+        headers = {"Content-Type": "application/json", "X-Request-Id": request.request_id}
         if deployment.api_key is not None:
             headers["api-key"] = deployment.api_key.get_secret_value()
         version = quote(deployment.api_version or DEFAULT_API_VERSION, safe="")
-        url = (f"{deployment.base_url}/openai/deployments/{quote(name, safe='')}/{ctx.endpoint.value}"
+        url = (f"{deployment.base_url}/openai/deployments/{quote(name, safe='')}/{request.endpoint.value}"
                 f"?api-version={version}")
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
-    def answer_type(self, ctx: RequestContext) -> str | None:
-        return self._openai.answer_type(ctx)
+    def answer_type(self, request: ClientRequest) -> str | None:
+        return self._openai.answer_type(request)
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._openai.parse_response(ctx, deployment, body)
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._openai.parse_response(request, deployment, body)
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> AzureStreamTranslator | BinaryRelay:
-        inner = self._openai.stream_translator(ctx, deployment)
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> AzureStreamTranslator | BinaryRelay:
+        inner = self._openai.stream_translator(request, deployment)
         return inner if isinstance(inner, BinaryRelay) else AzureStreamTranslator(inner)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:

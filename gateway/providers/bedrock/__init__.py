@@ -23,8 +23,8 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.providers.base import timeouts, unsupported_endpoint, upstream_model
 from gateway.providers.bedrock.errors import map_error
 from gateway.providers.bedrock.request import to_converse
@@ -62,14 +62,14 @@ class BedrockProvider:
             deployment.base_url = f"https://bedrock-runtime.{region}.amazonaws.com"
         return None
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        if ctx.endpoint is not Endpoint.CHAT:
-            raise unsupported_endpoint(self.name, ctx.endpoint)
-        body = orjson.dumps(to_converse(ctx.body, deployment.max_tokens_default))
-        action = "converse-stream" if ctx.stream else "converse"
-        url = f"{deployment.base_url}/model/{quote(upstream_model(deployment, ctx.model), safe='')}/{action}"
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        if request.endpoint is not Endpoint.CHAT:
+            raise unsupported_endpoint(self.name, request.endpoint)
+        body = orjson.dumps(to_converse(request.body, deployment.max_tokens_default))
+        action = "converse-stream" if request.stream else "converse"
+        url = f"{deployment.base_url}/model/{quote(upstream_model(deployment, request.model), safe='')}/{action}"
         headers = {"Content-Type": "application/json"}
-        if ctx.stream:
+        if request.stream:
             headers["Accept"] = "application/vnd.amazon.eventstream"
         if deployment.api_key is not None:
             headers["Authorization"] = "Bearer " + deployment.api_key.get_secret_value()
@@ -77,20 +77,20 @@ class BedrockProvider:
             profile = deployment.options.get("aws_profile")
             headers = self._signer.sign(url, body, headers, deployment.region or "",
                                         str(profile) if profile else None)
-        headers["X-Request-Id"] = ctx.request_id  # after signing: not part of the signature
+        headers["X-Request-Id"] = request.request_id  # after signing: not part of the signature
         timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
         return UpstreamCall(method="POST", url=url, headers=headers, body=body, timeout_s=timeout_s,
                             connect_timeout_s=connect_s, deployment_id=deployment.id or "", exact_url=True)
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         response = load_upstream_json(body, deployment)
-        reply, usage = from_converse(response, f"chatcmpl-{ctx.request_id}", ctx.model, int(time.time()))
+        reply, usage = from_converse(response, f"chatcmpl-{request.request_id}", request.model, int(time.time()))
         return orjson.dumps(reply), usage
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> BedrockStreamTranslator:
-        return BedrockStreamTranslator(ctx.client_wants_usage, f"chatcmpl-{ctx.request_id}", ctx.model,
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> BedrockStreamTranslator:
+        return BedrockStreamTranslator(request.client_wants_usage, f"chatcmpl-{request.request_id}", request.model,
                                        int(time.time()),
-                                       estimate=lambda deltas: estimated_usage(ctx.body, ctx.endpoint, deltas))
+                                       estimate=lambda deltas: estimated_usage(request.body, request.endpoint, deltas))
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_error(status, headers, body, deployment_id)

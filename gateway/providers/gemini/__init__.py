@@ -16,8 +16,8 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.providers.base import json_post, unsupported_endpoint, upstream_model
 from gateway.providers.convert import load_upstream_json
 from gateway.providers.gemini.embeddings import from_gemini_embeddings, to_gemini_embeddings
@@ -40,34 +40,34 @@ class GeminiProvider:
         self._default_timeout = settings.upstream_timeout_s
         self._default_connect = settings.upstream_connect_timeout_s
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        model = model_id(deployment, ctx.model)
-        if ctx.endpoint is Endpoint.CHAT:
-            body = to_gemini(ctx.body)
-            method = "streamGenerateContent?alt=sse" if ctx.stream else "generateContent"
-        elif ctx.endpoint is Endpoint.EMBEDDINGS:
-            method, body = to_gemini_embeddings(ctx.body, model)
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        model = model_id(deployment, request.model)
+        if request.endpoint is Endpoint.CHAT:
+            body = to_gemini(request.body)
+            method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
+        elif request.endpoint is Endpoint.EMBEDDINGS:
+            method, body = to_gemini_embeddings(request.body, model)
         else:
-            raise unsupported_endpoint(self.name, ctx.endpoint)
-        headers = {"Content-Type": "application/json", "X-Request-Id": ctx.request_id}
+            raise unsupported_endpoint(self.name, request.endpoint)
+        headers = {"Content-Type": "application/json", "X-Request-Id": request.request_id}
         if deployment.api_key is not None:
             # The header, not `?key=`: a URL can end up in logs.
             headers["x-goog-api-key"] = deployment.api_key.get_secret_value()
         url = f"{deployment.base_url}/models/{quote(model, safe='.-_')}:{method}"
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
         response = load_upstream_json(body, deployment)
-        model = model_id(deployment, ctx.model)
-        if ctx.endpoint is Endpoint.EMBEDDINGS:
-            reply, usage = from_gemini_embeddings(response, ctx.body, model)
+        model = model_id(deployment, request.model)
+        if request.endpoint is Endpoint.EMBEDDINGS:
+            reply, usage = from_gemini_embeddings(response, request.body, model)
             return orjson.dumps(reply), usage
         answer, chat_usage = from_gemini(response, model, int(time.time()))
         return orjson.dumps(answer), chat_usage
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> GeminiStreamTranslator:
-        model = model_id(deployment, ctx.model)
-        return GeminiStreamTranslator(ctx.client_wants_usage, int(time.time()), model)
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> GeminiStreamTranslator:
+        model = model_id(deployment, request.model)
+        return GeminiStreamTranslator(request.client_wants_usage, int(time.time()), model)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_error(status, headers, body, deployment_id)

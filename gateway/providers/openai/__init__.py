@@ -14,9 +14,9 @@ import orjson
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError, UpstreamError
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Usage
 from gateway.core.upload import BodyFactory
-from gateway.pipeline.context import RequestContext
 from gateway.providers.base import ask_for_stream_usage, timeouts, upstream_model
 from gateway.providers.errors import map_openai_error
 from gateway.providers.estimate import completion_tokens, estimated_usage
@@ -44,18 +44,18 @@ class OpenAIProvider:
         # Keyed by the deployment object's identity: deployments live as long as the app.
         self._targets: dict[tuple[int, Endpoint], _Target] = {}
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        target = self._targets.get((id(deployment), ctx.endpoint))
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        target = self._targets.get((id(deployment), request.endpoint))
         if target is None:
-            target = self._targets[(id(deployment), ctx.endpoint)] = self._target(deployment, ctx.endpoint)
-        body = self.request_body(ctx, deployment)
-        headers = {**target.headers, "X-Request-Id": ctx.request_id}
+            target = self._targets[(id(deployment), request.endpoint)] = self._target(deployment, request.endpoint)
+        body = self.request_body(request, deployment)
+        headers = {**target.headers, "X-Request-Id": request.request_id}
         payload: bytes | BodyFactory
-        if ctx.upload is not None:
+        if request.upload is not None:
             # The form is written from the body, so what changed it (the model name, a guardrail) counts.
             fields = [(name, str(item)) for name, value in body.items()
                       for item in (value if isinstance(value, list) else [value])]
-            headers["Content-Type"], length, payload = ctx.upload.form(fields)
+            headers["Content-Type"], length, payload = request.upload.form(fields)
             headers["Content-Length"] = str(length)
         else:
             payload = orjson.dumps(body)
@@ -69,11 +69,11 @@ class OpenAIProvider:
             deployment_id=deployment.id or "",
         )
 
-    def request_body(self, ctx: RequestContext, deployment: Deployment) -> dict[str, Any]:
+    def request_body(self, request: ClientRequest, deployment: Deployment) -> dict[str, Any]:
         """The client's body with the upstream's model name and, on streams, a request for usage."""
-        body = dict(ctx.body)
-        body["model"] = upstream_model(deployment, ctx.model)
-        if ctx.stream and ctx.endpoint is not Endpoint.EMBEDDINGS:
+        body = dict(request.body)
+        body["model"] = upstream_model(deployment, request.model)
+        if request.stream and request.endpoint is not Endpoint.EMBEDDINGS:
             ask_for_stream_usage(body)
         return body
 
@@ -91,12 +91,12 @@ class OpenAIProvider:
         timeout_s, connect_s = timeouts(deployment, self._default_timeout, self._default_connect)
         return _Target(f"{deployment.base_url}/{endpoint.value}", headers, timeout_s, connect_s)
 
-    def answer_type(self, ctx: RequestContext) -> str | None:
-        return TEXT_FORMATS.get(str(ctx.body.get("response_format"))) if ctx.upload is not None else None
+    def answer_type(self, request: ClientRequest) -> str | None:
+        return TEXT_FORMATS.get(str(request.body.get("response_format"))) if request.upload is not None else None
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        if self.answer_type(ctx) is not None:
-            return body, units_usage(ctx.endpoint, ctx.body, None)
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        if self.answer_type(request) is not None:
+            return body, units_usage(request.endpoint, request.body, None)
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -106,20 +106,20 @@ class OpenAIProvider:
                 type="server_error",
                 code="bad_upstream_response",
             ) from None
-        if ctx.endpoint not in _TOKEN_ENDPOINTS:
-            return body, units_usage(ctx.endpoint, ctx.body, parsed)
+        if request.endpoint not in _TOKEN_ENDPOINTS:
+            return body, units_usage(request.endpoint, request.body, parsed)
         usage = parsed.get("usage") if isinstance(parsed, dict) else None
         if isinstance(usage, dict):
             return body, Usage.from_openai(usage)
         # No usage at all (some self-hosted servers): estimated, and the ledger row says so.
-        return body, estimated_usage(ctx.body, ctx.endpoint, completion_tokens(parsed))
+        return body, estimated_usage(request.body, request.endpoint, completion_tokens(parsed))
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> OpenAIStreamTranslator | BinaryRelay:
-        if ctx.endpoint is Endpoint.SPEECH:
-            return BinaryRelay(speech_usage(ctx.body))
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> OpenAIStreamTranslator | BinaryRelay:
+        if request.endpoint is Endpoint.SPEECH:
+            return BinaryRelay(speech_usage(request.body))
         return OpenAIStreamTranslator(
-            strip_usage=not ctx.client_wants_usage,
-            estimate=lambda deltas: estimated_usage(ctx.body, ctx.endpoint, deltas),
+            strip_usage=not request.client_wants_usage,
+            estimate=lambda deltas: estimated_usage(request.body, request.endpoint, deltas),
         )
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:

@@ -16,8 +16,8 @@ from typing import Any
 
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint
-from gateway.pipeline.context import RequestContext
 from gateway.providers.openai import OpenAIProvider
 
 _TOKENS = {"max_completion_tokens": "max_tokens"}
@@ -85,8 +85,8 @@ class PresetProvider(OpenAIProvider):
         # Worked out once per upstream model: the fields to drop for it.
         self._dropped: dict[str, frozenset[str]] = {}
 
-    def request_body(self, ctx: RequestContext, deployment: Deployment) -> dict[str, Any]:
-        body = super().request_body(ctx, deployment)
+    def request_body(self, request: ClientRequest, deployment: Deployment) -> dict[str, Any]:
+        body = super().request_body(request, deployment)
         preset = self.preset
         for name, theirs in preset.rename.items():
             if name in body:
@@ -99,10 +99,10 @@ class PresetProvider(OpenAIProvider):
                 *(fields for pattern, fields in preset.drop_for_models if re.fullmatch(pattern, model)))
         for name in dropped & body.keys():
             del body[name]
-        if preset.allowed is not None and ctx.endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS):
+        if preset.allowed is not None and request.endpoint in (Endpoint.CHAT, Endpoint.EMBEDDINGS):
             for name in body.keys() - preset.allowed:
                 del body[name]
-        if ctx.stream and not preset.stream_options:
+        if request.stream and not preset.stream_options:
             body.pop("stream_options", None)
         if preset.drop_message_names and isinstance(messages := body.get("messages"), list):
             body["messages"] = [_without_name(m) for m in messages]

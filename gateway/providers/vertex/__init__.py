@@ -19,8 +19,8 @@ from urllib.parse import quote
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, StreamTranslator, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.providers.anthropic import AnthropicProvider
 from gateway.providers.anthropic.errors import map_error as anthropic_error
 from gateway.providers.anthropic.request import DEFAULT_MAX_TOKENS, to_anthropic
@@ -72,39 +72,39 @@ class VertexProvider:
                                                 f"{deployment.region}-{host}")
         return None
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        if ctx.endpoint is not Endpoint.CHAT:
-            raise unsupported_endpoint(self.name, ctx.endpoint)
-        model = model_id(deployment, ctx.model)
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        if request.endpoint is not Endpoint.CHAT:
+            raise unsupported_endpoint(self.name, request.endpoint)
+        model = model_id(deployment, request.model)
         path = (f"{deployment.base_url}/v1/projects/{quote(str(deployment.options['project']), safe='')}"
                 f"/locations/{quote(deployment.region or '', safe='')}/publishers/")
         if publisher(deployment, model) == "anthropic":
-            body = to_anthropic(ctx.body, upstream_model(deployment, ctx.model),
+            body = to_anthropic(request.body, upstream_model(deployment, request.model),
                                 deployment.max_tokens_default or DEFAULT_MAX_TOKENS)
             del body["model"]  # the URL names it
             body["anthropic_version"] = str(deployment.options.get("anthropic_version") or ANTHROPIC_VERSION)
-            method = "streamRawPredict" if ctx.stream else "rawPredict"
+            method = "streamRawPredict" if request.stream else "rawPredict"
             url = f"{path}anthropic/models/{quote(model, safe='@.-_')}:{method}"
         else:
-            body = to_gemini(ctx.body)
-            method = "streamGenerateContent?alt=sse" if ctx.stream else "generateContent"
+            body = to_gemini(request.body)
+            method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
             url = f"{path}google/models/{quote(model, safe='.-_')}:{method}"
         credentials_file = deployment.options.get("credentials_file")
         token = self.tokens.source(str(credentials_file) if credentials_file else None).token()
         headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token,
-                   "X-Request-Id": ctx.request_id}
+                   "X-Request-Id": request.request_id}
         return json_post(deployment, url, headers, body, self._default_timeout, self._default_connect)
 
-    def _adapter(self, ctx: RequestContext, deployment: Deployment) -> GeminiProvider | AnthropicProvider:
-        if publisher(deployment, model_id(deployment, ctx.model)) == "anthropic":
+    def _adapter(self, request: ClientRequest, deployment: Deployment) -> GeminiProvider | AnthropicProvider:
+        if publisher(deployment, model_id(deployment, request.model)) == "anthropic":
             return self._anthropic
         return self._gemini
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._adapter(ctx, deployment).parse_response(ctx, deployment, body)
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._adapter(request, deployment).parse_response(request, deployment, body)
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> StreamTranslator:
-        return self._adapter(ctx, deployment).stream_translator(ctx, deployment)
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> StreamTranslator:
+        return self._adapter(request, deployment).stream_translator(request, deployment)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         # Claude's own errors come in Anthropic's envelope; Vertex's (auth, quota) in Google's.

@@ -13,8 +13,8 @@ from __future__ import annotations
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import ReportedLoad, Usage
-from gateway.pipeline.context import RequestContext
 from gateway.providers.errors import map_openai_error
 from gateway.providers.openai import OpenAIProvider
 from gateway.providers.openai.stream import OpenAIStreamTranslator
@@ -29,17 +29,17 @@ class VLLMProvider:
     def __init__(self, settings: Settings) -> None:
         self._openai = OpenAIProvider(settings)
 
-    def build_call(self, ctx: RequestContext, deployment: Deployment) -> UpstreamCall:
-        return self._openai.build_call(ctx, deployment)
+    def build_call(self, request: ClientRequest, deployment: Deployment) -> UpstreamCall:
+        return self._openai.build_call(request, deployment)
 
-    def answer_type(self, ctx: RequestContext) -> str | None:
-        return self._openai.answer_type(ctx)
+    def answer_type(self, request: ClientRequest) -> str | None:
+        return self._openai.answer_type(request)
 
-    def parse_response(self, ctx: RequestContext, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        return self._openai.parse_response(ctx, deployment, body)
+    def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
+        return self._openai.parse_response(request, deployment, body)
 
-    def stream_translator(self, ctx: RequestContext, deployment: Deployment) -> OpenAIStreamTranslator | BinaryRelay:
-        return self._openai.stream_translator(ctx, deployment)
+    def stream_translator(self, request: ClientRequest, deployment: Deployment) -> OpenAIStreamTranslator | BinaryRelay:
+        return self._openai.stream_translator(request, deployment)
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_openai_error(status, headers, body, deployment_id)

@@ -27,8 +27,8 @@ from gateway.accounting.limits.redis_backend import RedisBackend, connect
 from gateway.accounting.pricing import charge
 from gateway.config.file import Price
 from gateway.core.errors import GatewayError
+from gateway.core.request import ClientRequest
 from gateway.core.types import BudgetUsage, Endpoint, Limits, Principal, RequestOutcome, Usage
-from gateway.pipeline.context import RequestContext
 from tests.accounting.limits.servers import PrivateCluster
 
 SHARED_REDIS = os.environ.get("GATEWAY_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -155,10 +155,10 @@ def key(key_limits: Limits | None = None, team_limits: Limits | None = None, *, 
 
 @dataclass
 class Held:
-    """A request as the proxy holds it around the limiter: the context admission reads, what
+    """A request as the proxy holds it around the limiter: the request value admission reads, what
     admission returned (or the refusal's headers), and how the request ended, which settle is given."""
 
-    ctx: RequestContext
+    request: ClientRequest
     reservation: Reservation | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     budgets: list[BudgetUsage] = field(default_factory=list)
@@ -168,18 +168,15 @@ class Held:
     cost_usd: Decimal | None = None
 
 
-def request(principal: Principal | None, body: dict[str, Any] | None = None) -> Held:
-    ctx = RequestContext("req", Endpoint.CHAT, 0.0)
-    ctx.principal = principal
-    ctx.body = dict(body or BODY)
-    ctx.model = ctx.body["model"]
-    return Held(ctx)
+def request(principal: Principal, body: dict[str, Any] | None = None) -> Held:
+    body = dict(body or BODY)
+    return Held(ClientRequest("req", Endpoint.CHAT, "", principal, body["model"], body))
 
 
 async def admit_held(limiter: Limiter, held: Held) -> None:
     """`limiter.admit` as the proxy calls it: the reservation kept, its headers (or a refusal's) seen."""
     try:
-        held.reservation = await limiter.admit(held.ctx)
+        held.reservation = await limiter.admit(held.request)
     except GatewayError as error:
         held.response_headers.update(error.extra_headers)
         raise

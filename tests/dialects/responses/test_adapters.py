@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import InvalidRequest
-from gateway.core.types import Endpoint
+from gateway.core.request import ClientRequest
+from gateway.core.types import Endpoint, Principal
 from gateway.dialects.responses.adapters import (
     ChatViaResponses,
     NativeResponses,
@@ -55,8 +56,14 @@ def test_native_urls_and_keys() -> None:
     assert native_call(azure_v1, {}, "req_1", SETTINGS).url == "https://r.openai.azure.com/openai/v1/responses"
 
 
+def request_for(endpoint: Endpoint = Endpoint.CHAT) -> ClientRequest:
+    caller = Principal(key_id="master", key_prefix="sk-master", is_master=True)
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    return ClientRequest("req_1", endpoint, "", caller, "m", body)
+
+
 def ctx_for(turn: ResponsesTurn | None, endpoint: Endpoint = Endpoint.CHAT) -> RequestContext:
-    ctx = RequestContext("req_1", endpoint, 0.0, body={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    ctx = RequestContext("req_1", endpoint, 0.0, request=request_for(endpoint))
     ctx.dialect = turn
     return ctx
 
@@ -93,7 +100,7 @@ def test_a_native_deployment_is_sent_the_built_in_tools_and_the_history() -> Non
         {"type": "message", "id": "msg_2", "role": "assistant", "status": "completed",
          "content": [{"type": "output_text", "text": "two"}]},
     ]
-    call = NativeResponses(SETTINGS).build_call(ctx_for(turn), dep(model="up-model"))
+    call = NativeResponses(SETTINGS, turn).build_call(request_for(), dep(model="up-model"))
     body = orjson.loads(call.body)
     assert body["model"] == "up-model" and body["tools"] == [{"type": "web_search"}]
     assert "previous_response_id" not in body and "client_metadata" not in body
