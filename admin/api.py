@@ -8,7 +8,7 @@ full key appears in exactly two responses (create and rotate) and nowhere else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -284,7 +284,7 @@ def admin_routes(api: AdminApi) -> list[Route]:
     return [by_method(path, handlers) for path, handlers in table.items()]
 
 
-def by_method(path: str, handlers: dict[str, Handler]) -> Route:
+def by_method(path: str, handlers: Mapping[str, Handler]) -> Route:
     """One route for all of a path's methods, so that a 405 names them all in `Allow`."""
 
     async def endpoint(request: Request) -> Response:

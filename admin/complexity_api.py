@@ -21,6 +21,7 @@ from admin import params
 from admin.api import by_method
 from gateway.accounting.ledger.tiers import TierTotals, by_tier
 from gateway.accounting.pricing import PriceBook, charge
+from gateway.config.file import Price
 from gateway.core.errors import InvalidRequest
 from gateway.edge.responses import json_response
 from gateway.identity.store.sql import Database
@@ -70,7 +71,7 @@ def complexity_models(router: Router) -> list[str]:
     return [g.name for g in router.groups if g.complexity is not None]
 
 
-def _at_price(price: Any, t: TierTotals) -> Decimal | None:
+def _at_price(price: Price | None, t: TierTotals) -> Decimal | None:
     if price is None or t.requests == 0:
         return None
     # charge() adds the per-request price once; the group had `requests` of them.

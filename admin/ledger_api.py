@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from admin import params
 from admin.api import by_method
-from gateway.accounting.ledger.queries import LedgerQueries, RowQuery, SpendGroup, SpendQuery, Totals
+from gateway.accounting.ledger.queries import LedgerQueries, RowQuery, SpendGroup, SpendQuery
+from gateway.accounting.ledger.rollup import Totals
 from gateway.accounting.ledger.row import COLUMNS, LedgerRow
 from gateway.accounting.ledger.writer import Ledger
 from gateway.core.errors import InvalidRequest
@@ -141,7 +142,7 @@ def _row_query(request: Request) -> RowQuery:
 def _back(moment: T, span: timedelta) -> T:
     """`span` before `moment`, or the earliest time there is (an `end` in the year 1 has little before it)."""
     earliest = datetime.min.replace(tzinfo=UTC) if isinstance(moment, datetime) else date.min
-    return max(moment, earliest + span) - span  # type: ignore[operator, return-value]
+    return max(moment, earliest + span) - span
 
 
 def _check_range(start: date, end: date) -> None:

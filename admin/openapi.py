@@ -197,7 +197,8 @@ def openapi_document(served: ServedModels) -> dict[str, Any]:
         paths.setdefault("/admin/api" + op.path, {})[op.method] = _operation(op)
     # The names a complexity report takes depend on the configuration, like `allowed_models`.
     named = paths["/admin/api/routing/complexity"]["get"]["parameters"][0]
-    named["schema"] = {"type": "string", "enum": list(served.complexity)} if served.complexity else {"not": {}}
+    names: dict[str, Any] = {"type": "string", "enum": list(served.complexity)} if served.complexity else {"not": {}}
+    named["schema"] = names
     return {
         "openapi": "3.1.0",
         "info": {"title": "llm-gateway admin API", "version": "1",

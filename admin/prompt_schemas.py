@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator
 
 from admin import inputs
-from admin.schemas import MAX_METADATA_BYTES, Name
+from admin.schemas import MAX_METADATA_BYTES, Name, optional
 from gateway.prompts.render import ROLES
 from gateway.prompts.store import MAX_VERSION, PARAMS
 
@@ -56,9 +56,9 @@ class VersionDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     messages: Annotated[list[Message], Field(min_length=1, max_length=1000)]
-    variables: list[Variable] = Field(
+    variables: list[Variable] | None = Field(
         default=None, description="exactly the `{{name}}` placeholders the messages use; default: those",
-        json_schema_extra=lambda schema: schema.pop("default", None))
+        json_schema_extra=optional)
     model: ModelText | None = Field(default=None, description="the model this version pins")
     params: Params = Field(default_factory=dict, description="sampling parameters this version pins")
     note: Note | None = None

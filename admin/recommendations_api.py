@@ -54,7 +54,7 @@ class RecommendationsApi:
         now = datetime.now(UTC)
         store = self.store()
         found = await recommend(store.db, postgres=self.postgres, price_of=self.price_of,
-                                keys=await self.live_keys(store, now), criteria=criteria, now=now)
+                                keys=await live_keys(store, now), criteria=criteria, now=now)
         return json_response({
             "object": "recommendations", "start": (now - timedelta(days=criteria.days)).isoformat(),
             "end": now.isoformat(), "criteria": asdict(criteria),
@@ -69,18 +69,18 @@ class RecommendationsApi:
         served = next((d for d in group.deployments if d.id == deployment_id), None)
         return None if served is None else self.prices.price(served, group.name)
 
-    @staticmethod
-    async def live_keys(store: SqlStore, now: datetime) -> list[LiveKey]:
-        keys: list[LiveKey] = []
-        after = None
-        while True:
-            page = await store.list_keys(include_revoked=False, after=after, limit=PAGE)
-            keys += [LiveKey(k.id, k.name, k.limits.budget_usd,
-                             None if k.limits.budget_period is None else k.limits.budget_period.value)
-                     for k in page if k.expires_at is None or k.expires_at > now]
-            if len(page) < PAGE:
-                return keys
-            after = page[-1].id
+
+async def live_keys(store: SqlStore, now: datetime) -> list[LiveKey]:
+    keys: list[LiveKey] = []
+    after = None
+    while True:
+        page = await store.list_keys(include_revoked=False, after=after, limit=PAGE)
+        keys += [LiveKey(k.id, k.name, k.limits.budget_usd,
+                         None if k.limits.budget_period is None else k.limits.budget_period.value)
+                 for k in page if k.expires_at is None or k.expires_at > now]
+        if len(page) < PAGE:
+            return keys
+        after = page[-1].id
 
 
 def recommendation_routes(api: RecommendationsApi) -> list[Route]:

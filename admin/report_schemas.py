@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from admin.schemas import optional
 from gateway.privacy.subject import MAX_ID_CHARS
 
 # What gateway/privacy/subject.py takes: printable text (no control characters), 1 to 256 long.
@@ -32,17 +33,13 @@ SubjectId = Annotated[str, PlainValidator(_subject_id), WithJsonSchema(
     {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": SUBJECT_PATTERN})]
 
 
-def _optional(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
-
-
 class SubjectBody(BaseModel):
     """Exactly one of the two: an end user's id as clients send it, or a key's id."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1, "maxProperties": 1})
-    user: SubjectId = Field(default=None, description="the `user` / `safety_identifier` clients send",
-                            json_schema_extra=_optional)
-    key: SubjectId = Field(default=None, description="a key's id", json_schema_extra=_optional)
+    user: SubjectId | None = Field(
+        default=None, description="the `user` / `safety_identifier` clients send", json_schema_extra=optional)
+    key: SubjectId | None = Field(default=None, description="a key's id", json_schema_extra=optional)
 
     @field_validator("user", "key", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from pydantic import (
     WithJsonSchema,
     field_validator,
 )
+from pydantic.fields import FieldInfo
 
 from admin import inputs
 from gateway.core.types import BudgetPeriod, Limits
@@ -32,15 +33,16 @@ INT32_MAX = 2**31 - 1
 MAX_GRACE_S = 90 * 86_400
 
 
-def _integer(low: int, high: int) -> Any:
-    return Annotated[int, PlainValidator(lambda v: inputs.whole(v, low, high)),
-                     WithJsonSchema({"type": "integer", "minimum": low, "maximum": high})]
+# A bounded integer's and a bounded text's rules and schema, as metadata: `Annotated[int, *_integer(1, 10)]`.
+def _integer(low: int, high: int) -> tuple[PlainValidator, WithJsonSchema]:
+    return (PlainValidator(lambda v: inputs.whole(v, low, high)),
+            WithJsonSchema({"type": "integer", "minimum": low, "maximum": high}))
 
 
-def _text(min_length: int, max_length: int) -> Any:
-    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(inputs.text),
-                     WithJsonSchema({"type": "string", "minLength": min_length, "maxLength": max_length,
-                                     "pattern": inputs.NO_NUL})]
+def _text(min_length: int, max_length: int) -> tuple[FieldInfo, AfterValidator, WithJsonSchema]:
+    return (Field(min_length=min_length, max_length=max_length), AfterValidator(inputs.text),
+            WithJsonSchema({"type": "string", "minLength": min_length, "maxLength": max_length,
+                            "pattern": inputs.NO_NUL}))
 
 
 def _served(name: str, info: ValidationInfo) -> str:
@@ -55,14 +57,14 @@ Money = Annotated[Decimal, PlainValidator(inputs.money), WithJsonSchema({"anyOf"
     {"type": "number", "minimum": 0, "exclusiveMaximum": inputs.USD_BELOW},
     {"type": "string", "pattern": inputs.MONEY_PATTERN},
 ]})]
-Count = _integer(1, INT32_MAX)
-Tokens = _integer(1, 10**15)
-Name = _text(1, 128)
+Count = Annotated[int, *_integer(1, INT32_MAX)]
+Tokens = Annotated[int, *_integer(1, 10**15)]
+Name = Annotated[str, *_text(1, 128)]
 Id = Annotated[str, PlainValidator(inputs.check_id_value),
                WithJsonSchema({"type": "string", "pattern": inputs.ID_PATTERN})]
-KeyName = _text(0, 128)
+KeyName = Annotated[str, *_text(0, 128)]
 # Its schema here says only "text"; the OpenAPI document adds the names served (admin/openapi.py).
-ModelName = Annotated[_text(1, 256), AfterValidator(_served)]
+ModelName = Annotated[str, *_text(1, 256), AfterValidator(_served)]
 Period = Literal["daily", "weekly", "monthly"]
 # Its values' schema (strings without NUL, numbers within 64 bits, at any depth) is recursive, so
 # the OpenAPI document adds it (admin/openapi.py); pydantic states only the object.
@@ -113,14 +115,17 @@ class TeamCreate(_LimitFields):
     metadata: Metadata = Field(default_factory=dict)
 
 
-def _optional(schema: dict[str, Any]) -> None:
-    # The field may be left out, but not sent as null: the schema shows no null default.
+def optional(schema: dict[str, Any]) -> None:
+    """For a field that may be left out (it is None then) but not sent as null (a validator refuses
+    it): the schema shows neither the null default nor null among the values."""
     schema.pop("default", None)
+    (value,) = [value for value in schema.pop("anyOf") if value != {"type": "null"}]
+    schema.update(value)
 
 
 class TeamUpdate(_LimitFields):
-    name: Name = Field(default=None, json_schema_extra=_optional)
-    metadata: Metadata = Field(default=None, json_schema_extra=_optional)
+    name: Name | None = Field(default=None, json_schema_extra=optional)
+    metadata: Metadata | None = Field(default=None, json_schema_extra=optional)
 
     @field_validator("name", "metadata", mode="before")
     @classmethod

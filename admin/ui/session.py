@@ -118,7 +118,7 @@ class Sessions:
             return None
         expires = payload["exp"]
         assert isinstance(expires, int)
-        return Session(actor, role, csrf, expires, credential)  # type: ignore[arg-type]
+        return Session(actor, role, csrf, expires, credential)
 
     def write(self, request: Request, response: Response, session: Session) -> None:
         value = self.signer.sign({"sub": session.actor, "role": session.role, "csrf": session.csrf,

@@ -29,7 +29,7 @@ from gateway.identity.store.users import ROLES, UserStore
 from gateway.in_use import database
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("admin-user", help="manage the admin UI's users")
     actions = parser.add_subparsers(dest="user_command", required=True)
     for name, text in (("create", "add a user"), ("password", "set a user's password"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from starlette.responses import Response, StreamingResponse
 
 from admin.privacy_api import PrivacyApi
@@ -30,7 +32,7 @@ class Privacy:
                 lines = self.api.privacy().export(subject, visit.session.actor)
                 first = await anext(lines)
 
-                async def stream():  # type: ignore[no-untyped-def]
+                async def stream() -> AsyncIterator[bytes]:
                     yield first
                     async for line in lines:
                         yield line
