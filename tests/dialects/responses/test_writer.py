@@ -18,7 +18,6 @@ from tests.dialects.responses.helpers import events, judged, request, types
 from tests.dialects.responses.test_stream import DONE, RID, TEXT
 from tests.providers.helpers import data_frames
 
-
 NATIVE = Deployment(id="native-dep", base_url="http://upstream.test/v1", responses_api="native")
 CHAT = Deployment(id="chat-dep", base_url="http://upstream.test/v1")
 
