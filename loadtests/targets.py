@@ -200,10 +200,9 @@ def responses_target(*, native: bool, tree: Path | None = None) -> Launcher:
 
 
 def tree_env(tree: Path | None) -> dict[str, str]:
-    """The environment that makes `python -m gateway` import the gateway from `tree`."""
-    if tree is None:
-        return {}
-    tree = tree.resolve()
+    """The environment that makes `python -m gateway` import the gateway from `tree` (this checkout
+    when None: never whichever copy happens to be installed, which may be another clone's)."""
+    tree = (tree or REPO).resolve()
     check = [sys.executable, "-c", "import gateway, admin; print(gateway.__file__); print(admin.__file__)"]
     found = subprocess.run(check, env={**os.environ, "PYTHONPATH": str(tree)}, cwd="/", capture_output=True,
                            text=True, timeout=60)  # fmt: skip
