@@ -7,7 +7,8 @@ back comes out, as one more delta, just before that part's `response.output_text
 that repeat the whole text (`output_text.done`, `content_part.done`, `output_item.done` and the
 terminal `response.*`) carry the filtered text, and every `sequence_number` after an added delta
 moves up by one, so the stream stays what the API documents. The final `response` is what `after`
-hooks see, as a unary native answer's is.
+hooks see, as a unary native answer's is; the Responses dialect's writer stores it as this filter
+wrote it (what the client got).
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ class ResponsesEvents(Protocol):
     def feed(self, data: bytes) -> bytes: ...
 
     def finish(self) -> bytes: ...
-
-    def filtered(self, texts: Texts) -> None:
-        """The stream ended with these texts sent: what the translator keeps must say the same."""
 
 
 class ResponsesFilteredStream:
@@ -128,7 +126,6 @@ class ResponsesFilteredStream:
             for i, item in enumerate(output if isinstance(output, list) else ()):
                 changed = self._set_texts(i, item) or changed
             self._final = data["response"]
-            self.inner.filtered(self.texts)
         if self._shift and isinstance(data.get("sequence_number"), int):
             data["sequence_number"] += self._shift
             changed = True

@@ -6,7 +6,7 @@
     stream.py    neutral chat chunks -> the Responses event stream, with `sequence_number`
     backend/     the reverse, for deployments that speak only the Responses API
     store.py     stored responses for `previous_response_id`, retrieve, delete and input items
-    turn.py      one create call's state, from the endpoint's reading to the stored response
+    turn.py      one create call as the endpoint read it, a value the adapters and writers share
     adapters.py  which adapter serves a request on a deployment: native relay, or chat via Responses
     endpoint.py  the HTTP endpoints: create through the proxy (the dialect: its reader and writers),
                  retrieve, delete, input_items

@@ -7,8 +7,9 @@
     chat (and messages) on an "only" one      `ChatViaResponses`: the backend/ translators
 
 A deployment's kind is its `responses_api` setting, else native for OpenAI's own API and Azure's
-v1 API, else chat. Like every adapter these are pure translation plus URL and headers; the
-proxy does the I/O.
+v1 API, else chat; `relays_natively` says it for the chooser and for the dialect's writers alike,
+so the writers learn how an answer came from the deployment that served it, not from the chooser.
+Like every adapter these are pure translation plus URL and headers; the proxy does the I/O.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from gateway.dialects.responses.backend.response import from_responses, usage_of
 from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
 from gateway.dialects.responses.turn import ResponsesTurn
 from gateway.pipeline.context import RequestContext
-from gateway.plugins.text import output_text_parts
 from gateway.providers.base import Provider, json_post, unsupported_endpoint, upstream_model
 from gateway.providers.errors import map_openai_error
 from gateway.upstream.client import UpstreamCall
@@ -54,23 +54,27 @@ def responses_api(deployment: Deployment) -> str:
     return "chat"
 
 
+def relays_natively(deployment: Deployment | None) -> bool:
+    """Whether `/v1/responses` on `deployment` is relayed to its own Responses API: what the chooser
+    picks by, and how the dialect's writers know the answer's shape (None, when no deployment
+    answered, a cached answer: a chat completion)."""
+    return deployment is not None and responses_api(deployment) != "chat"
+
+
 def adapter_chooser(settings: Settings) -> Callable[[RequestContext, Deployment, Provider], Provider]:
     via_responses = ChatViaResponses(settings)
 
     def choose(ctx: RequestContext, deployment: Deployment, provider: Provider) -> Provider:
         turn = ctx.dialect if isinstance(ctx.dialect, ResponsesTurn) else None
-        kind = responses_api(deployment)
         if turn is not None:
-            turn.deployment_id = deployment.id
-            turn.native = kind != "chat"
-            if not turn.native:
+            if not relays_natively(deployment):
                 turn.request.refuse_builtin_tools()
                 return provider
             _check_native(deployment)
             # Bound to this request: its turn and what its guardrails did are not facts of the
             # client's request, which is all an adapter is handed.
             return NativeResponses(settings, turn, _masked(ctx.decided_before))
-        if kind == "only":
+        if responses_api(deployment) == "only":
             _check_native(deployment)
             return via_responses
         return provider
@@ -164,29 +168,28 @@ class NativeResponses:
         return native_call(deployment, body, request.request_id, self.settings)
 
     def parse_response(self, request: ClientRequest, deployment: Deployment, body: bytes) -> tuple[bytes, Usage | None]:
-        turn = self.turn
-        response = echoed(_json_object(body, deployment), turn)
-        turn.response = response
-        turn.relayed = orjson.dumps(response)
-        return turn.relayed, usage_of(response.get("usage"))
+        # The body relayed is the response to store: the dialect's writer is handed it (after the
+        # plugins' `after` hooks, which may change it).
+        response = echoed(_json_object(body, deployment), self.turn)
+        return orjson.dumps(response), usage_of(response.get("usage"))
 
     def stream_translator(self, request: ClientRequest, deployment: Deployment) -> NativeStream:
-        return NativeStream(self.turn)
+        return NativeStream()
 
     def map_error(self, status: int, headers: dict[str, str], body: bytes, deployment_id: str) -> GatewayError:
         return map_openai_error(status, headers, body, deployment_id)
 
 
 class NativeStream:
-    """Relays a native Responses stream as it comes; parses only its terminal event (byte search),
-    for the usage and the response to store."""
+    """Relays a native Responses stream as it comes, in whole events; parses only its terminal
+    event (byte search), for the usage. The response to store is the dialect's writer's to take
+    from the same event as it passes (after the chunk hooks, so with the text the client got)."""
 
-    __slots__ = ("_buffer", "_events", "done", "turn", "usage")
+    __slots__ = ("_buffer", "_events", "done", "usage")
     # Plugins that read a stream's text read these events, not chat chunks (gateway/plugins/responses_stream.py).
     events = "responses"
 
-    def __init__(self, turn: ResponsesTurn) -> None:
-        self.turn = turn
+    def __init__(self) -> None:
         self.usage: Usage | None = None
         self.done = False
         self._buffer = b""
@@ -202,8 +205,11 @@ class NativeStream:
             return b""
         complete, self._buffer = data[: end + 2], data[end + 2 :]
         self._events += complete.count(b"\n\n")
-        if not self.done and any(marker in complete for marker in _TERMINAL):
-            self._terminal(complete)
+        if not self.done:
+            response = terminal_response(complete)
+            if response is not None:
+                self.usage = usage_of(response.get("usage"))
+                self.done = True
         return complete
 
     def finish(self) -> bytes:
@@ -217,30 +223,27 @@ class NativeStream:
             out += b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
         return out
 
-    def filtered(self, texts: dict[tuple[int, int], str]) -> None:
-        """The chunk hooks changed the text the client got: the stored response says what it got."""
-        response = self.turn.response
-        output = response.get("output") if response is not None else None
-        for output_index, item in enumerate(output if isinstance(output, list) else ()):
-            for content_index, part in output_text_parts(item):
-                part["text"] = texts.get((output_index, content_index), part["text"])
 
-    def _terminal(self, complete: bytes) -> None:
-        for event in complete.split(b"\n\n"):
-            if not any(marker in event for marker in _TERMINAL):
+def terminal_response(events: bytes) -> JSON | None:
+    """The `response` of the last terminal event (`response.completed`, `incomplete` or `failed`,
+    each carrying the whole response) among whole Responses API events; None without one."""
+    if not any(marker in events for marker in _TERMINAL):
+        return None
+    found: JSON | None = None
+    for event in events.split(b"\n\n"):
+        if not any(marker in event for marker in _TERMINAL):
+            continue
+        for line in event.split(b"\n"):
+            if not line.startswith(b"data:"):
                 continue
-            for line in event.split(b"\n"):
-                if not line.startswith(b"data:"):
-                    continue
-                try:
-                    data = orjson.loads(line[5:])
-                except orjson.JSONDecodeError:
-                    continue
-                response = data.get("response") if isinstance(data, dict) else None
-                if isinstance(response, dict):
-                    self.turn.response = echoed(response, self.turn)
-                    self.usage = usage_of(response.get("usage"))
-                    self.done = True
+            try:
+                data = orjson.loads(line[5:])
+            except orjson.JSONDecodeError:
+                continue
+            response = data.get("response") if isinstance(data, dict) else None
+            if isinstance(response, dict):
+                found = response
+    return found
 
 
 class ChatViaResponses:

@@ -10,8 +10,10 @@
 plugins and accounting apply as on chat. A deployment that speaks the Responses API natively gets
 the client's request relayed and answers in the API's own shape (adapters.py); any other answers
 in chat's, which is written back here as a `response` object, or as an event stream by
-`ResponsesWriter`, which the relay calls. A stored response is saved before its last event (or its
-body) reaches the client, so a next turn can name it at once.
+`ResponsesWriter`, which the relay calls. Which of the two an answer is, the writers learn from
+the deployment that gave it (`ctx.deployment`, the attempt's); the response they store is the one
+they are handed (a native stream's, from its terminal event as it passes). A stored response is
+saved, once, before its last event (or its body) reaches the client, so a next turn can name it at once.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from gateway.config.file import Deployment
 from gateway.core.errors import GatewayError, InvalidRequest, NotFound
 from gateway.core.types import Principal
+from gateway.dialects.responses.adapters import echoed, relays_natively, terminal_response
 from gateway.dialects.responses.prompt import TemplateUse, with_template
 from gateway.dialects.responses.request import parse, read, required
 from gateway.dialects.responses.response import new_response_id, to_response
@@ -48,6 +52,9 @@ log = logging.getLogger("gateway")
 # (request id, method, path, status, principal, endpoint): gateway/observability/logs.py's `plain`.
 LogLine = Callable[[str | None, str, str, int, Principal | None, str], None]
 Handler = Callable[[Request, Principal, str], Awaitable[Response]]
+JSON = dict[str, Any]
+# Stores a finished response: the turn, the response, the deployment that gave it (None: a cached answer).
+Save = Callable[[ResponsesTurn, JSON, Deployment | None], Awaitable[None]]
 _REPLACED = frozenset({"content-length", "content-type"})
 ORDERS = ("asc", "desc")
 
@@ -98,30 +105,30 @@ class ResponsesApi:
         request = read(body, history, builtin_tools=True, template=template)
         return ResponsesTurn(request, body, history, principal, new_response_id(), int(time.time()))
 
-    async def _unary_body(self, turn: ResponsesTurn, body: bytes | memoryview) -> bytes:
-        if turn.native and turn.response is not None:
+    async def _unary_body(self, turn: ResponsesTurn, body: bytes | memoryview, deployment: Deployment | None) -> bytes:
+        if relays_natively(deployment):
+            # The native adapter's body (the upstream's response, echoed), or what an `after` hook
+            # (a guardrail) changed it to: what is sent is what is stored.
             out = bytes(body)
-            if out != turn.relayed:
-                turn.response = orjson.loads(out)  # an `after` hook (a guardrail) changed it: store what is sent
+            response = orjson.loads(out)
         else:
             # A chat completion: from a translated upstream, or the cache.
             completion = orjson.loads(body)
-            turn.response = to_response(completion if isinstance(completion, dict) else {}, turn.request, turn.id,
-                                        turn.created_at)
-            out = orjson.dumps(turn.response)
-        await self._save(turn)
+            response = to_response(completion if isinstance(completion, dict) else {}, turn.request, turn.id,
+                                   turn.created_at)
+            out = orjson.dumps(response)
+        await self._save(turn, response, deployment)
         return out
 
-    async def _save(self, turn: ResponsesTurn) -> None:
-        """Store the finished response when the client asked to (`store`, default true)."""
-        response = turn.response
-        if turn.stored or response is None or not turn.request.store or turn.principal is None:
+    async def _save(self, turn: ResponsesTurn, response: JSON, deployment: Deployment | None) -> None:
+        """Store the finished response when the client asked to (`store`, default true); a native
+        one keeps its upstream's id, for the deployment that gave it."""
+        if not turn.request.store or turn.principal is None:
             return
-        turn.stored = True
         await self.store.put(turn.principal, response, turn.request.input_items, datetime.now(UTC),
                              previous_response_id=turn.request.previous_response_id,
-                             deployment=turn.deployment_id,
-                             upstream_id=str(response.get("id")) if turn.native else None)
+                             deployment=deployment.id if deployment is not None else None,
+                             upstream_id=str(response.get("id")) if relays_natively(deployment) else None)
 
     # GET and DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items
 
@@ -193,6 +200,7 @@ class ResponsesDialect:
 
     def __init__(self, api: ResponsesApi) -> None:
         self._api = api
+        # The turn this call's reader made, for its writers: set once, by `read`.
         self.turn: ResponsesTurn | None = None
 
     async def read(self, raw: bytes, principal: Principal | None) -> Read:
@@ -207,11 +215,11 @@ class ResponsesDialect:
     async def unary(self, reply: JSONReply, ctx: RequestContext) -> ASGIApp:
         assert self.turn is not None, "read before it is answered"
         headers = {k: v for k, v in (reply.headers or {}).items() if k not in _REPLACED}
-        return JSONReply(await self._api._unary_body(self.turn, reply.body), reply.status, headers)
+        return JSONReply(await self._api._unary_body(self.turn, reply.body, ctx.deployment), reply.status, headers)
 
     def stream_writer(self, ctx: RequestContext) -> ResponsesWriter:
         assert self.turn is not None, "read before it is answered"
-        return ResponsesWriter(self.turn, self._api._save)
+        return ResponsesWriter(self.turn, ctx, self._api._save)
 
     def error(self, error: GatewayError, request_id: str) -> ASGIApp:
         return ErrorReply(error, request_id)
@@ -219,39 +227,59 @@ class ResponsesDialect:
 
 class ResponsesWriter:
     """The neutral stream as the Responses API's events (stream.py); a native upstream's events,
-    already the API's, pass as they are. The response is stored before its terminal event goes out."""
+    already the API's, pass as they are. The response is stored, once, before its terminal event
+    goes out: the one this writer wrote, or a native stream's, taken from its terminal event.
 
-    __slots__ = ("_events", "save", "turn")
+    Made before the request is routed; from its first piece on (the head has gone out, so the
+    attempt is settled) it writes as the deployment that answered (`ctx.deployment`) says."""
+
+    __slots__ = ("_ctx", "_events", "_native", "_saved", "save", "turn")
     headers: Mapping[str, str] = MappingProxyType({})
 
-    def __init__(self, turn: ResponsesTurn, save: Callable[[ResponsesTurn], Awaitable[None]]) -> None:
+    def __init__(self, turn: ResponsesTurn, ctx: RequestContext, save: Save) -> None:
         self.turn = turn
         self.save = save
+        self._ctx = ctx
         self._events = ResponsesStreamWriter(turn.request, turn.id, turn.created_at)
+        self._native: bool | None = None
+        self._saved = False  # the response was handed to `save` (stored, or not to be)
+
+    @property
+    def native(self) -> bool:
+        if self._native is None:
+            self._native = relays_natively(self._ctx.deployment)
+        return self._native
 
     async def feed(self, data: bytes) -> bytes:
-        return await self._stored(data if self.turn.native else self._events.feed(data))
+        return await self._stored(data if self.native else self._events.feed(data))
 
     async def finish(self) -> bytes:
-        return await self._stored(b"" if self.turn.native else self._events.finish())
+        return await self._stored(b"" if self.native else self._events.finish())
 
     async def error(self, error: GatewayError) -> bytes:
         body = error.body()
-        return await self._stored(_native_error(body["error"]) if self.turn.native else self._events.chunk(body))
+        return await self._stored(_native_error(body["error"]) if self.native else self._events.chunk(body))
 
     async def _stored(self, out: bytes) -> bytes:
         """`out`, once the response it finishes (if it does) is stored."""
-        turn = self.turn
-        if not turn.native and self._events.response is not None:
-            turn.response = self._events.response
-        if turn.response is not None and not turn.stored:
-            await self._save_quietly()
+        if self._saved:
+            return out
+        if self.native:
+            # Whole events (the native translator's, through the chunk hooks): a terminal one
+            # carries the whole response, as the client gets it.
+            found = terminal_response(out)
+            response = echoed(found, self.turn) if found is not None else None
+        else:
+            response = self._events.response
+        if response is not None:
+            self._saved = True
+            await self._save_quietly(response)
         return out
 
-    async def _save_quietly(self) -> None:
+    async def _save_quietly(self, response: JSON) -> None:
         # The stream has started: a store that fails cannot change its status any more.
         try:
-            await self.save(self.turn)
+            await self.save(self.turn, response, self._ctx.deployment)
         except GatewayError as error:
             log.warning("response %s could not be stored: %s", self.turn.id, error.message)
 

@@ -1,9 +1,10 @@
-"""One `POST /v1/responses` call as it travels: what the endpoint read, and what came back.
+"""One `POST /v1/responses` call as the endpoint read it: a value no later stage writes.
 
 The dialect's reader makes it and returns it beside the neutral body, and the proxy places it on
-the request context (`ctx.dialect`); the adapter chooser (adapters.py) marks whether the deployment
-that serves it relays it natively, and the native adapter notes the upstream's final response
-there. The endpoint stores it at the end.
+the request context (`ctx.dialect`), where the adapter chooser and the native adapter read it
+(adapters.py). What comes back is not noted here: which deployment served the call is the
+attempt's (`ctx.deployment`, whose Responses mode says whether it was relayed natively), and the
+answer to store is what the dialect's writer is handed (endpoint.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from gateway.dialects.responses.request import ResponsesRequest
 JSON = dict[str, Any]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ResponsesTurn:
     request: ResponsesRequest
     # The client's body as parsed: what a native upstream is sent (with the history put in).
@@ -28,10 +29,3 @@ class ResponsesTurn:
     # The gateway's id for a translated answer; a native answer keeps its upstream's.
     id: str
     created_at: int
-    native: bool = False
-    deployment_id: str | None = None
-    # The finished `response` object, once known (the native adapter's, or the endpoint's own).
-    response: JSON | None = None
-    # A native answer's body as the adapter wrote it, before the plugins' `after` hooks saw it.
-    relayed: bytes = b""
-    stored: bool = False

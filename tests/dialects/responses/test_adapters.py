@@ -3,6 +3,7 @@ it is sent, the terminal event found in a stream cut anywhere."""
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError, replace
 from typing import Any
 
 import orjson
@@ -20,9 +21,12 @@ from gateway.dialects.responses.adapters import (
     NativeResponses,
     NativeStream,
     adapter_chooser,
+    echoed,
     native_call,
+    relays_natively,
     replayable,
     responses_api,
+    terminal_response,
 )
 from gateway.dialects.responses.turn import ResponsesTurn
 from gateway.pipeline.context import RequestContext
@@ -78,10 +82,15 @@ def turn_of(**body: Any) -> ResponsesTurn:
 def test_the_chooser() -> None:
     choose = adapter_chooser(SETTINGS)
     plain: Any = object()
+    # The writers tell a native answer by the same function of the deployment the chooser picks by.
     translated = turn_of()
-    assert choose(ctx_for(translated), dep(id="d"), plain) is plain and not translated.native
+    assert choose(ctx_for(translated), dep(id="d"), plain) is plain and not relays_natively(dep(id="d"))
     native = turn_of()
-    assert isinstance(choose(ctx_for(native), dep(responses_api="native"), plain), NativeResponses) and native.native
+    assert isinstance(choose(ctx_for(native), dep(responses_api="native"), plain), NativeResponses)
+    assert relays_natively(dep(responses_api="native")) and relays_natively(dep(responses_api="only"))
+    assert not relays_natively(None)  # a cached answer: a chat completion
+    with pytest.raises(FrozenInstanceError):  # the chooser notes nothing on the turn: nothing can
+        native.id = "resp_y"  # type: ignore[misc]
     assert isinstance(choose(ctx_for(None), dep(responses_api="only"), plain), ChatViaResponses)
     assert choose(ctx_for(None), dep(responses_api="native"), plain) is plain  # chat stays chat there
     with pytest.raises(InvalidRequest) as caught:  # a built-in tool on a chat backend names the tool
@@ -93,13 +102,13 @@ def test_the_chooser() -> None:
 
 def test_a_native_deployment_is_sent_the_built_in_tools_and_the_history() -> None:
     turn = turn_of(tools=[{"type": "web_search"}], previous_response_id="resp_prev", client_metadata={"a": 1})
-    turn.history = [
+    turn = replace(turn, history=[
         {"type": "message", "id": "msg_1", "role": "user", "content": [{"type": "input_text", "text": "one"}]},
         {"type": "reasoning", "id": "rs_1", "summary": []},
         {"type": "reasoning", "id": "rs_2", "summary": [], "encrypted_content": "abc"},
         {"type": "message", "id": "msg_2", "role": "assistant", "status": "completed",
          "content": [{"type": "output_text", "text": "two"}]},
-    ]
+    ])
     call = NativeResponses(SETTINGS, turn).build_call(request_for(), dep(model="up-model"))
     body = orjson.loads(call.body)
     assert body["model"] == "up-model" and body["tools"] == [{"type": "web_search"}]
@@ -124,21 +133,33 @@ STREAM = (b'event: response.created\ndata: {"type":"response.created","sequence_
 @given(st.lists(st.integers(min_value=0, max_value=len(STREAM)), max_size=6))
 def test_the_terminal_event_is_found_however_the_stream_is_cut(cuts: list[int]) -> None:
     turn = turn_of(previous_response_id="resp_prev")
-    stream = NativeStream(turn)
-    out = b""
+    stream = NativeStream()
+    pieces = []
     last = 0
     for cut in sorted(cuts):
-        out += stream.feed(STREAM[last:cut])
+        pieces.append(stream.feed(STREAM[last:cut]))
         last = cut
-    out += stream.feed(STREAM[last:]) + stream.finish()
-    assert out == STREAM  # relayed byte for byte
+    pieces += [stream.feed(STREAM[last:]), stream.finish()]
+    assert b"".join(pieces) == STREAM  # relayed byte for byte
     assert stream.done and stream.usage is not None
     assert (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (3, 2)
-    assert turn.response is not None and turn.response["previous_response_id"] == "resp_prev"
+    # Relayed in whole events: the writer finds the response to store in the one piece that ends the stream.
+    assert all(piece.endswith(b"\n\n") for piece in pieces if piece)
+    found = [response for piece in pieces if (response := terminal_response(piece)) is not None]
+    assert len(found) == 1 and found[0]["id"] == "r"
+    assert echoed(found[0], turn)["previous_response_id"] == "resp_prev"
+
+
+def test_a_native_answer_is_relayed_echoed_as_the_body_to_store() -> None:
+    turn = turn_of(previous_response_id="resp_prev")
+    upstream = {"id": "resp_up", "object": "response", "usage": {"input_tokens": 3, "output_tokens": 2}}
+    body, usage = NativeResponses(SETTINGS, turn).parse_response(request_for(), dep(), orjson.dumps(upstream))
+    assert orjson.loads(body) == {**upstream, "previous_response_id": "resp_prev"}
+    assert usage is not None and (usage.prompt_tokens, usage.completion_tokens) == (3, 2)
 
 
 def test_a_cut_native_stream_ends_with_an_error_event() -> None:
-    stream = NativeStream(turn_of())
+    stream = NativeStream()
     out = stream.feed(STREAM[: STREAM.index(b"event: response.completed")]) + stream.finish()
     last = orjson.loads(out.rstrip().split(b"\n")[-1].removeprefix(b"data: "))
     assert (last["type"], last["sequence_number"], last["code"]) == ("error", 2, "server_error")
