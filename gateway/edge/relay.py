@@ -59,20 +59,64 @@ class BoundedSend:
 
     uvicorn's `send` only waits when the transport's buffer is past its high-water mark (the
     client is not reading); without a bound, a stream nobody reads would wait for ever.
+
+    One watchdog timer per stream, not one timeout per write: a stream's writes are many (a frame
+    per event) and almost never wait, and a timer armed and cancelled around each of them cost a
+    stream several per cent of its CPU. The watchdog is armed by a write when none is, looks at
+    the write under way when it fires (past its bound: the task is cancelled, and that write
+    raises ClientStalled, as `asyncio.timeout` would), and goes away when no write is under way;
+    one that finds a younger write under way waits for that write's own bound. So a write is
+    stopped `timeout_s` after it began, as before.
     """
 
-    __slots__ = ("_send", "timeout_s")
+    __slots__ = ("_send", "_since", "_stalled", "_task", "_timer", "timeout_s")
 
     def __init__(self, send: Send, timeout_s: float) -> None:
         self._send = send
         self.timeout_s = timeout_s
+        # When the write under way began (the loop's clock); None between writes.
+        self._since: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[object] | None = None
+        self._stalled = False
 
     async def __call__(self, message: Message) -> None:
+        loop = asyncio.get_running_loop()
+        self._since = loop.time()
+        if self._timer is None:
+            self._task = asyncio.current_task()
+            self._timer = loop.call_at(self._since + self.timeout_s, self._check)
         try:
-            async with asyncio.timeout(self.timeout_s):
-                await self._send(message)
-        except TimeoutError:
+            await self._send(message)
+        except asyncio.CancelledError:
+            if not self._stalled:
+                raise
+            self._stalled = False
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
             raise ClientStalled() from None
+        finally:
+            self._since = None
+
+    def _check(self) -> None:
+        self._timer = None
+        since = self._since
+        if since is None or self._task is None:
+            return  # no write under way: the next one arms the watchdog again
+        loop = asyncio.get_running_loop()
+        due = since + self.timeout_s
+        if loop.time() < due:
+            self._timer = loop.call_at(due, self._check)
+            return
+        self._stalled = True
+        self._task.cancel()
+
+    def close(self) -> None:
+        """The stream is over: no watchdog may outlive it."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class DisconnectWatcher:

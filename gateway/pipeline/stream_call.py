@@ -61,7 +61,7 @@ class StreamCall:
         watcher = DisconnectWatcher(receive)
         opened: OpenStream | None = None
         # A client that stops reading: once the send buffer is full, a write waits this long at most.
-        send = BoundedSend(send, self.proxy.timeouts.send_s)
+        send = bounded = BoundedSend(send, self.proxy.timeouts.send_s)
         started = False
         try:
             try:
@@ -108,6 +108,7 @@ class StreamCall:
                 raise
         finally:
             watcher.stop()
+            bounded.close()
             await self._close(opened)
 
     def _head(self, opened: OpenStream) -> list[tuple[bytes, bytes]]:
