@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import TracebackType
 from typing import Any
 
 import orjson
@@ -75,16 +76,10 @@ async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    # Straight from ASGI messages: most bodies arrive in one, and this is the hot path. The
-    # deadline is one timer that cancels this task (what `asyncio.timeout` does, at a third of
-    # its cost on every request): a cancellation it caused is a 408, any other passes through.
+    # Straight from ASGI messages: most bodies arrive in one, and this is the hot path.
     parts: list[bytes] = []
     size = 0
-    loop = asyncio.get_running_loop()
-    end = loop.time() + total_s
-    deadline = _Deadline()
-    timer = loop.call_at(min(end, loop.time() + idle_s), deadline.expire)
-    try:
+    with BodyDeadline(total_s, idle_s) as deadline:
         while True:
             message = await request.receive()
             if message["type"] == "http.disconnect":
@@ -99,37 +94,53 @@ async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s:
                 parts.append(part)
                 return b"".join(parts)
             parts.append(part)
-            timer.cancel()
-            timer = loop.call_at(min(end, loop.time() + idle_s), deadline.expire)
-    except asyncio.CancelledError:
-        if not deadline.expired or not deadline.taken_back():
-            raise
-        raise too_slow(loop.time() >= end, total_s, idle_s) from None
-    finally:
-        timer.cancel()
+            deadline.part_came()
 
 
-class _Deadline:
-    """Cancels the task that made it when its timer fires; says whether it did."""
+class BodyDeadline:
+    """A body's two deadlines while it is read, `total_s` in all and `idle_s` between two of its
+    parts, as one timer that cancels the reading task: leaving the block on the cancellation it
+    caused raises the 408 (`too_slow`), any other cancellation passes through. What
+    `asyncio.timeout` does, at a third of its cost on every request.
 
-    __slots__ = ("already", "expired", "task")
+        with BodyDeadline(total_s, idle_s) as deadline:
+            ...  # await each part; deadline.part_came() after each that is not the last
+    """
 
-    def __init__(self) -> None:
-        self.task = asyncio.current_task()
+    __slots__ = ("_already", "_end", "_expired", "_loop", "_task", "_timer", "idle_s", "total_s")
+
+    def __init__(self, total_s: float, idle_s: float) -> None:
+        self.total_s, self.idle_s = total_s, idle_s
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
         # Cancellations the task was already under when the deadline began.
-        self.already = self.task.cancelling() if self.task is not None else 0
-        self.expired = False
+        self._already = self._task.cancelling() if self._task is not None else 0
+        self._expired = False
+        self._end = self._loop.time() + total_s
+        self._timer = self._arm()
 
-    def expire(self) -> None:
-        if self.task is not None:
-            self.expired = True
-            self.task.cancel()
+    def _arm(self) -> asyncio.TimerHandle:
+        return self._loop.call_at(min(self._end, self._loop.time() + self.idle_s), self._expire)
 
-    def taken_back(self) -> bool:
-        """Withdraw the cancellation this deadline asked for; False when the task was also
-        cancelled by someone else (then the cancellation is theirs to see)."""
-        assert self.task is not None
-        return self.task.uncancel() <= self.already
+    def _expire(self) -> None:
+        if self._task is not None:
+            self._expired = True
+            self._task.cancel()
+
+    def part_came(self) -> None:
+        """A part arrived and more are to come: the gap to the next one starts now."""
+        self._timer.cancel()
+        self._timer = self._arm()
+
+    def __enter__(self) -> BodyDeadline:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._timer.cancel()
+        # The cancellation was this deadline's alone: withdraw it, and the client hears why.
+        if (kind is asyncio.CancelledError and self._expired and self._task is not None
+                and self._task.uncancel() <= self._already):  # fmt: skip
+            raise too_slow(self._loop.time() >= self._end, self.total_s, self.idle_s) from None
 
 
 def too_slow(in_all: bool, total_s: float, idle_s: float) -> RequestTimeout:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from gateway.core.errors import InvalidRequest, PayloadTooLarge
 from gateway.core.upload import FilePart, Upload
-from gateway.edge.body import too_slow
+from gateway.edge.body import BodyDeadline
 
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -81,10 +79,8 @@ async def read_upload(request: Request, limit: int, total_s: float = 60.0, idle_
             "on_part_begin", "on_header_field", "on_header_value", "on_header_end", "on_headers_finished",
             "on_part_data", "on_part_end")})
     size = 0
-    loop = asyncio.get_running_loop()
-    end = loop.time() + total_s
     try:
-        async with asyncio.timeout(min(end, loop.time() + idle_s)) as deadline:
+        with BodyDeadline(total_s, idle_s) as deadline:
             while True:
                 message = await request.receive()
                 if message["type"] == "http.disconnect":
@@ -97,11 +93,8 @@ async def read_upload(request: Request, limit: int, total_s: float = 60.0, idle_
                     parser.write(part)
                 if not message.get("more_body", False):
                     break
-                deadline.reschedule(min(end, loop.time() + idle_s))
+                deadline.part_came()
         parser.finalize()
-    except TimeoutError:
-        upload.close()
-        raise too_slow(loop.time() >= end, total_s, idle_s) from None
     except MultipartParseError:
         upload.close()
         raise InvalidRequest("The multipart/form-data body could not be parsed.") from None
