@@ -187,7 +187,8 @@ def report(args: argparse.Namespace, figures: dict[str, dict[str, list[float]]])
                      f"{' / '.join(f'{v:.1f}' for v in kinds['stream'])} | {med[name]['stream']:.1f} |")
     for kind in ("unary", "stream"):
         before, after = med["aiohttp"][kind], med["h1"][kind]
-        lines.append(f"\n{kind}: h1 saves {before - after:.1f} µs per request, {1 - after / before:.0%} of aiohttp's figure.")
+        lines.append(f"\n{kind}: h1 saves {before - after:.1f} µs per request, "
+                     f"{1 - after / before:.0%} of aiohttp's figure.")
     return "\n".join(lines) + "\n"
 
 

@@ -55,7 +55,7 @@ class UpstreamResponse:
 class UpstreamStream:
     """A response whose headers are in; its body is read with `chunks()` or `read()`."""
 
-    __slots__ = ("status", "headers", "_conn", "_pool", "_deployment_id", "_done")
+    __slots__ = ("_conn", "_deployment_id", "_done", "_pool", "headers", "status")
 
     def __init__(self, conn: Connection, pool: Pool, deployment_id: str) -> None:
         self.status = conn.status
@@ -66,7 +66,8 @@ class UpstreamStream:
         self._done = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        """The body as it arrives, whatever the framing of the reads."""
+        """The body as it arrives, whatever the framing of the reads. Leaving it early (an error, a
+        cancellation, aclose()) closes the stream, as `close()` does."""
         conn = self._conn
         decoder = decoder_for(conn.encoding)
         try:
@@ -86,12 +87,11 @@ class UpstreamStream:
             if decoder is not None and (tail := decoder.flush()):
                 yield tail
         except TimeoutError:
-            self.close()
             raise UpstreamTimeout(f"deployment {self._deployment_id} stopped sending within its timeout") from None
         except _BROKEN:
-            self.close()
             raise UpstreamUnreachable(f"deployment {self._deployment_id} closed the stream early") from None
-        self.close()
+        finally:
+            self.close()
 
     async def read(self) -> bytes:
         conn = self._conn
@@ -120,15 +120,16 @@ class UpstreamStream:
 
 
 class UpstreamClient:
-    def __init__(self, max_connections: int) -> None:
+    def __init__(self, max_connections: int, keepalive_s: float = KEEPALIVE_S) -> None:
         self._max_connections = max_connections
+        self._keepalive_s = keepalive_s
         self._pool: Pool | None = None
         self._tls: ssl.SSLContext | None = None
         # Parsed URLs, by exact_url: the same few deployment URLs come back on every call.
         self._targets: tuple[dict[str, Target], dict[str, Target]] = ({}, {})
 
     async def start(self) -> None:
-        self._pool = Pool(asyncio.get_running_loop(), self._max_connections, KEEPALIVE_S)
+        self._pool = Pool(asyncio.get_running_loop(), self._max_connections, self._keepalive_s)
 
     @property
     def started(self) -> bool:
@@ -195,7 +196,7 @@ class UpstreamClient:
             raise _error(exc, call) from None
 
     async def _open_connection(self, pool: Pool, target: Target) -> Connection:
-        scheme, host, port = target.key
+        _, host, port = target.key
         conn = Connection(pool.loop, target.key, pool)
         tls = None
         if target.tls:

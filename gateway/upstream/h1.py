@@ -289,7 +289,10 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200 and status != 101:
-            self.headers = {}  # an interim response (100 Continue): the real one follows
+            # An interim response (100 Continue): the real one follows.
+            self.headers = {}
+            self.encoding = ""
+            self._framed = False
             return
         self.status = status
         self.headers_done = True

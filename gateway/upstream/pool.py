@@ -57,7 +57,7 @@ class Pool:
         entry: tuple[Key, asyncio.Future[Connection | None]] = (key, self.loop.create_future())
         self._waiters.append(entry)
         try:
-            return await entry[1]
+            got = await entry[1]
         except BaseException:
             future = entry[1]
             if future.done() and not future.cancelled():
@@ -72,6 +72,12 @@ class Pool:
                 except ValueError:
                     pass
             raise
+        if got is not None and got.failure is not None:
+            # It broke while being handed over: keep its slot and open a new one.
+            got.abort()
+            self._live.discard(got)
+            return None
+        return got
 
     def opened(self, conn: Connection) -> None:
         self._live.add(conn)
