@@ -19,13 +19,23 @@ import httptools
 
 from gateway.core.errors import UpstreamTimeout, UpstreamUnreachable
 from gateway.core.upload import BodyFactory
-from gateway.upstream.h1 import COMPLETE, DATA, HEADERS, Connection, Target, decoder_for, parse_target, request_head
+from gateway.upstream.h1 import (
+    COMPLETE,
+    DATA,
+    HEADERS,
+    Connection,
+    InvalidURL,
+    Target,
+    decoder_for,
+    parse_target,
+    request_head,
+)
 from gateway.upstream.pool import Pool
 
 KEEPALIVE_S = 15.0  # an idle connection is closed after this long (aiohttp's default)
 _TARGETS_KEPT = 1024
 # What a broken connection, a refused one or an unreadable answer raises below.
-_BROKEN = (OSError, httptools.HttpParserError, httptools.HttpParserUpgrade, zlib.error)
+_BROKEN = (OSError, InvalidURL, httptools.HttpParserError, httptools.HttpParserUpgrade, zlib.error)
 
 
 @dataclass(slots=True)
@@ -155,7 +165,10 @@ class UpstreamClient:
         assert pool is not None, "UpstreamClient.start() was not awaited"
         target = self._targets[call.exact_url].get(call.url)
         if target is None:
-            target = self._target(call)
+            try:
+                target = self._target(call)
+            except InvalidURL as exc:
+                raise _error(exc, call) from None
         deadline = None if stream else pool.loop.time() + call.timeout_s
         conn = pool.take(target.key)
         if conn is None:

@@ -34,6 +34,10 @@ class ServerDisconnected(ConnectionError):
     """The upstream closed the connection before its response was complete."""
 
 
+class InvalidURL(ValueError):
+    """A deployment URL this client cannot send to (not http or https, no host)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A URL taken apart once: where to connect and what to write in the request line."""
@@ -48,7 +52,7 @@ def parse_target(url: str, exact: bool) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        raise InvalidURL(f"not an http(s) URL: {url!r}")
     host = parts.hostname
     if not host.isascii():
         host = host.encode("idna").decode("ascii")

@@ -88,6 +88,11 @@ async def test_unknown_host(client: UpstreamClient) -> None:
         await client.send(call("http://no-such-host.invalid/v1"))
 
 
+async def test_a_url_that_is_not_http(client: UpstreamClient) -> None:
+    with pytest.raises(UpstreamUnreachable, match=r"deployment d1 is unreachable \(InvalidURL\)"):
+        await client.send(call("ftp://example.com/v1"))
+
+
 async def test_closed_before_answering(serve: Serve, client: UpstreamClient) -> None:
     async def hang_up(request: Request, writer: asyncio.StreamWriter) -> bool:
         return False
