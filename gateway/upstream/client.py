@@ -234,11 +234,16 @@ class UpstreamClient:
         head, chunked = request_head(call.method, target, call.headers, None, streamed=True)
         conn.write(head)
         async for chunk in body():
-            if not chunk:
-                continue
-            await conn.drain()
-            conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
-        if chunked:
+            await conn.drain()  # raises if the connection broke, unless the answer is in
+            if conn.complete:
+                # Answered before the body was all sent (a 413, say): the answer stands, the
+                # connection cannot carry another request.
+                conn.keep_alive = False
+                return
+            if chunk:
+                conn.write(b"%x\r\n%b\r\n" % (len(chunk), chunk) if chunked else chunk)
+        await conn.drain()
+        if chunked and not conn.complete:
             conn.write(b"0\r\n\r\n")
 
 

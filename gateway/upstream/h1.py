@@ -182,17 +182,16 @@ class Connection(asyncio.Protocol):
         self.transport.write(data)
 
     async def drain(self) -> None:
-        """Wait while the transport's write buffer is over its high-water mark."""
-        if self.failure is not None:
-            raise self.failure
-        if self._paused:
+        """Wait while the transport's write buffer is over its high-water mark. A failure raises,
+        unless the response is already complete (the caller stops writing then)."""
+        if self._paused and self.failure is None:
             self._drain = self.loop.create_future()
             try:
                 await self._drain
             finally:
                 self._drain = None
-            if self.failure is not None:
-                raise self.failure
+        if self.failure is not None and not self.complete:
+            raise self.failure
 
     async def wait(self, wants: int) -> None:
         """Wait until the response has what `wants` asks for (the caller checks), or fails."""

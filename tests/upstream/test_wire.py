@@ -145,7 +145,7 @@ async def test_chunked_response_across_reads(serve: Serve, client: UpstreamClien
 
 
 async def test_content_length_response_across_reads(serve: Serve, client: UpstreamClient) -> None:
-    server = await serve(raw(b"HTTP/1.1 201 Created\r\nContent-Length: 10\r\n\r\n01234", b"56789"))
+    server = await serve(raw(b"HTTP/1.1 201 Created\r\nContent-Le", b"ngth: 10\r\n\r\n01234", b"56789"))
     reply = await client.send(call(server.url()))
     assert (reply.status, reply.body) == (201, b"0123456789")
 
@@ -185,3 +185,25 @@ async def test_an_interim_100_continue_is_skipped(serve: Serve, client: Upstream
     server = await serve(raw(b"HTTP/1.1 100 Continue\r\n\r\n", response(b"final")))
     reply = await client.send(call(server.url()))
     assert (reply.status, reply.body) == (200, b"final")
+
+
+async def test_an_answer_before_the_upload_ends_stands(client: UpstreamClient) -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(response(b"too large", status=413, headers=("Connection: close",)))
+        await writer.drain()
+        writer.close()
+
+    async def endless() -> AsyncIterator[bytes]:
+        for _ in range(10_000):
+            await asyncio.sleep(0.001)
+            yield b"z" * 65536
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        reply = await client.send(call(f"http://127.0.0.1:{port}/v1/audio", endless,
+                                       headers={"Content-Length": str(10_000 * 65536)}))
+        assert (reply.status, reply.body) == (413, b"too large")
+    finally:
+        server.close()
