@@ -216,8 +216,12 @@ class UpstreamClient:
             if self._tls is None:
                 self._tls = ssl.create_default_context()
             tls = self._tls
-        await pool.loop.create_connection(lambda: conn, host, port, ssl=tls,
-                                          server_hostname=host if tls is not None else None)
+        try:
+            await pool.loop.create_connection(lambda: conn, host, port, ssl=tls,
+                                              server_hostname=host if tls is not None else None)
+        except BaseException:
+            conn.abort()  # cancelled just as it connected: not left open outside the pool
+            raise
         pool.opened(conn)
         return conn
 

@@ -122,12 +122,28 @@ async def serve() -> AsyncIterator[Callable[[Respond], Awaitable[Server]]]:
         s.server.close()
 
 
+NewClient = Callable[..., Awaitable[UpstreamClient]]
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[UpstreamClient]:
-    c = UpstreamClient(8)
-    await c.start()
-    yield c
-    await c.close()
+async def new_client() -> AsyncIterator[NewClient]:
+    """Started clients (`UpstreamClient`'s arguments), closed after the test."""
+    clients: list[UpstreamClient] = []
+
+    async def make(max_connections: int, **options: float) -> UpstreamClient:
+        c = UpstreamClient(max_connections, **options)
+        await c.start()
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        await c.close()
+
+
+@pytest.fixture
+async def client(new_client: NewClient) -> UpstreamClient:
+    return await new_client(8)
 
 
 def call(url: str, body: bytes | BodyFactory | None = b"{}", *, method: str = "POST",

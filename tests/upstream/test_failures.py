@@ -11,7 +11,7 @@ import pytest
 from gateway.core.errors import UpstreamTimeout, UpstreamUnreachable
 from gateway.upstream.client import UpstreamClient
 from tests.procs import free_port
-from tests.upstream.conftest import Request, Respond, Server, call, until
+from tests.upstream.conftest import NewClient, Request, Respond, Server, call, until
 
 Serve = Callable[[Respond], Awaitable[Server]]
 HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -129,19 +129,15 @@ async def test_not_http(serve: Serve, client: UpstreamClient) -> None:
         await client.send(call(server.url()))
 
 
-async def test_a_timeout_leaves_no_connection_behind(serve: Serve) -> None:
+async def test_a_timeout_leaves_no_connection_behind(serve: Serve, new_client: NewClient) -> None:
     server = await serve(silent)
-    client = UpstreamClient(1)
-    await client.start()
-    try:
-        with pytest.raises(UpstreamTimeout):
-            await client.send(call(server.url(), timeout_s=0.2))
-        await until_gone(server)
-        with pytest.raises(UpstreamTimeout):  # the one slot was given back: this times out, it does not wait
-            await client.send(call(server.url(), timeout_s=0.2, connect_timeout_s=5))
-        assert server.connections == 2
-    finally:
-        await client.close()
+    client = await new_client(1)
+    with pytest.raises(UpstreamTimeout):
+        await client.send(call(server.url(), timeout_s=0.2))
+    await until_gone(server)
+    with pytest.raises(UpstreamTimeout):  # the one slot was given back: this times out, it does not wait
+        await client.send(call(server.url(), timeout_s=0.2, connect_timeout_s=5))
+    assert server.connections == 2
 
 
 async def until_gone(server: Server) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.core.errors import UpstreamTimeout
 from gateway.upstream.client import UpstreamClient
-from tests.upstream.conftest import Request, Respond, Server, call, response, until
+from tests.upstream.conftest import NewClient, Request, Respond, Server, call, response, until
 
 Serve = Callable[[Respond], Awaitable[Server]]
 
@@ -31,40 +31,32 @@ async def test_sequential_calls_share_one_connection(serve: Serve, client: Upstr
     assert server.connections == 1 and len(server.requests) == 3
 
 
-async def test_callers_over_the_limit_wait_in_line(serve: Serve) -> None:
+async def test_callers_over_the_limit_wait_in_line(serve: Serve, new_client: NewClient) -> None:
     gate = asyncio.Event()
     server = await serve(gated(gate))
-    client = UpstreamClient(2)
-    await client.start()
-    try:
-        tasks = []
-        for i in range(6):
-            tasks.append(asyncio.create_task(client.send(call(server.url(), b"%d" % i))))
-            await asyncio.sleep(0.01)  # queued in this order
-        await until(lambda: len(server.requests) == 2)
-        await asyncio.sleep(0.05)
-        assert server.connections == 2 and len(server.requests) == 2  # the others wait for a connection
-        gate.set()
-        replies = await asyncio.gather(*tasks)
-        assert [r.body for r in replies] == [b"%d" % i for i in range(6)]
-        assert server.connections == 2
-        assert [r.body for r in server.requests] == [b"%d" % i for i in range(6)]  # first come, first served
-    finally:
-        await client.close()
+    client = await new_client(2)
+    tasks = []
+    for i in range(6):
+        tasks.append(asyncio.create_task(client.send(call(server.url(), b"%d" % i))))
+        await asyncio.sleep(0.01)  # queued in this order
+    await until(lambda: len(server.requests) == 2)
+    await asyncio.sleep(0.05)
+    assert server.connections == 2 and len(server.requests) == 2  # the others wait for a connection
+    gate.set()
+    replies = await asyncio.gather(*tasks)
+    assert [r.body for r in replies] == [b"%d" % i for i in range(6)]
+    assert server.connections == 2
+    assert [r.body for r in server.requests] == [b"%d" % i for i in range(6)]  # first come, first served
 
 
-async def test_waiting_for_a_connection_counts_against_the_connect_timeout(serve: Serve) -> None:
+async def test_waiting_for_a_connection_counts_against_the_connect_timeout(serve: Serve, new_client: NewClient) -> None:
     server = await serve(gated(asyncio.Event()))  # never answers
-    client = UpstreamClient(1)
-    await client.start()
-    try:
-        first = asyncio.create_task(client.send(call(server.url())))
-        await until(lambda: len(server.requests) == 1)
-        with pytest.raises(UpstreamTimeout, match="did not answer within its timeout"):
-            await client.send(call(server.url(), connect_timeout_s=0.2))
-        first.cancel()
-    finally:
-        await client.close()
+    client = await new_client(1)
+    first = asyncio.create_task(client.send(call(server.url())))
+    await until(lambda: len(server.requests) == 1)
+    with pytest.raises(UpstreamTimeout, match="did not answer within its timeout"):
+        await client.send(call(server.url(), connect_timeout_s=0.2))
+    first.cancel()
 
 
 async def test_connection_close_is_not_reused(serve: Serve, client: UpstreamClient) -> None:
@@ -92,19 +84,15 @@ async def test_a_pooled_connection_the_server_closed_is_not_handed_out(serve: Se
     assert server.connections == 2
 
 
-async def test_idle_connections_close_after_the_keepalive(serve: Serve) -> None:
+async def test_idle_connections_close_after_the_keepalive(serve: Serve, new_client: NewClient) -> None:
     server = await serve(_echo)
-    client = UpstreamClient(4, keepalive_s=0.1)
-    await client.start()
-    try:
-        await client.send(call(server.url()))
-        await client.send(call(server.url()))
-        assert server.closed == 0
-        await until(lambda: server.closed == 1, timeout_s=1.0)
-        await client.send(call(server.url()))
-        assert server.connections == 2
-    finally:
-        await client.close()
+    client = await new_client(4, keepalive_s=0.1)
+    await client.send(call(server.url()))
+    await client.send(call(server.url()))
+    assert server.closed == 0
+    await until(lambda: server.closed == 1, timeout_s=1.0)
+    await client.send(call(server.url()))
+    assert server.connections == 2
 
 
 async def test_a_stream_read_to_the_end_returns_its_connection(serve: Serve, client: UpstreamClient) -> None:
@@ -136,44 +124,36 @@ async def test_closing_an_unfinished_stream_aborts_its_connection(serve: Serve, 
     assert server.connections == 2
 
 
-async def test_a_cancelled_call_does_not_leave_its_connection_in_the_pool(serve: Serve) -> None:
+async def test_a_cancelled_call_does_not_leave_its_connection_in_the_pool(serve: Serve, new_client: NewClient) -> None:
     gate = asyncio.Event()
     server = await serve(gated(gate))
-    client = UpstreamClient(1)
-    await client.start()
-    try:
-        task = asyncio.create_task(client.send(call(server.url(), b"first")))
-        await until(lambda: len(server.requests) == 1)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await until(lambda: server.gone() == 1)  # aborted, not kept
-        gate.set()
-        # The one slot is free again, and the next call gets a fresh connection and its own answer.
-        reply = await asyncio.wait_for(client.send(call(server.url(), b"second")), 2)
-        assert reply.body == b"second" and server.connections == 2
-    finally:
-        await client.close()
+    client = await new_client(1)
+    task = asyncio.create_task(client.send(call(server.url(), b"first")))
+    await until(lambda: len(server.requests) == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await until(lambda: server.gone() == 1)  # aborted, not kept
+    gate.set()
+    # The one slot is free again, and the next call gets a fresh connection and its own answer.
+    reply = await asyncio.wait_for(client.send(call(server.url(), b"second")), 2)
+    assert reply.body == b"second" and server.connections == 2
 
 
-async def test_a_cancelled_wait_for_a_connection_gives_up_its_place(serve: Serve) -> None:
+async def test_a_cancelled_wait_for_a_connection_gives_up_its_place(serve: Serve, new_client: NewClient) -> None:
     gate = asyncio.Event()
     server = await serve(gated(gate))
-    client = UpstreamClient(1)
-    await client.start()
-    try:
-        first = asyncio.create_task(client.send(call(server.url(), b"1")))
-        await until(lambda: len(server.requests) == 1)
-        waiting = asyncio.create_task(client.send(call(server.url(), b"2")))
-        await asyncio.sleep(0.02)
-        waiting.cancel()
-        third = asyncio.create_task(client.send(call(server.url(), b"3")))
-        await asyncio.sleep(0.02)
-        gate.set()
-        assert (await first).body == b"1" and (await asyncio.wait_for(third, 2)).body == b"3"
-        assert [r.body for r in server.requests] == [b"1", b"3"] and server.connections == 1
-    finally:
-        await client.close()
+    client = await new_client(1)
+    first = asyncio.create_task(client.send(call(server.url(), b"1")))
+    await until(lambda: len(server.requests) == 1)
+    waiting = asyncio.create_task(client.send(call(server.url(), b"2")))
+    await asyncio.sleep(0.02)
+    waiting.cancel()
+    third = asyncio.create_task(client.send(call(server.url(), b"3")))
+    await asyncio.sleep(0.02)
+    gate.set()
+    assert (await first).body == b"1" and (await asyncio.wait_for(third, 2)).body == b"3"
+    assert [r.body for r in server.requests] == [b"1", b"3"] and server.connections == 1
 
 
 async def _echo(request: Request, writer: asyncio.StreamWriter) -> bool:
