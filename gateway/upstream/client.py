@@ -1,10 +1,12 @@
-"""The one module that talks to upstream providers over HTTP.
+"""The one place that talks to upstream providers over HTTP: the calls and the client.
 
-A lean HTTP/1.1 client of our own (gateway/upstream/h1.py, pool.py): an asyncio.Protocol over
-httptools with a keep-alive pool, because aiohttp's general machinery cost 115-138 µs of CPU per
-proxied request, a quarter to two fifths of the whole (docs/performance.md). It does what the gateway
-needs and no more: HTTP/1.1, keep-alive, http and https, gzip and deflate, no redirects, no cookies,
-no proxies. Socket, parser and timeout failures are translated here, once, into the gateway's errors.
+The client is our own HTTP/1.1 (h1.py: an asyncio.Protocol over httptools; pool.py: the keep-alive
+pool), not aiohttp: aiohttp's general machinery cost 115-138 µs of CPU per proxied request, a
+quarter to two fifths of the whole, and this client about a fifth of aiohttp's figure for a unary
+call and half for a stream (docs/performance.md, loadtests/bench_upstream_client.py). It does what
+the gateway needs and no more: HTTP/1.1, keep-alive, http and https, gzip and deflate; no
+redirects, cookies or proxies. Socket, parser and timeout failures become the gateway's errors
+here, once.
 """
 
 from __future__ import annotations
