@@ -171,3 +171,27 @@ async def _sse(request: Request, writer: asyncio.StreamWriter) -> bool:
         await asyncio.sleep(0.01)
     writer.write(b"0\r\n\r\n")
     return True
+
+
+async def test_an_idle_connection_to_another_host_makes_room(serve: Serve, new_client: NewClient) -> None:
+    a, b = await serve(_echo), await serve(_echo)
+    client = await new_client(1)
+    await client.send(call(a.url(), b"a"))
+    reply = await client.send(call(b.url(), b"b", connect_timeout_s=0.5))  # not a wait for a's idle connection
+    assert reply.body == b"b"
+    await until(lambda: a.closed == 1)
+    assert (a.connections, b.connections) == (1, 1)
+
+
+async def test_a_caller_of_another_host_gets_the_freed_slot(serve: Serve, new_client: NewClient) -> None:
+    gate = asyncio.Event()
+    a, b = await serve(gated(gate)), await serve(_echo)
+    client = await new_client(1)
+    held = asyncio.create_task(client.send(call(a.url(), b"a")))
+    await until(lambda: len(a.requests) == 1)
+    waiting = asyncio.create_task(client.send(call(b.url(), b"b")))
+    await asyncio.sleep(0.05)
+    assert b.connections == 0  # the limit holds across hosts
+    gate.set()
+    assert (await held).body == b"a" and (await asyncio.wait_for(waiting, 2)).body == b"b"
+    await until(lambda: a.closed == 1)  # a's connection closed to give its slot away, not kept idle
