@@ -53,7 +53,9 @@ async def test_a_budget_or_team_limit_that_changes_is_enforced_as_changed(make_l
     assert capped.response_headers["x-ratelimit-limit-tokens"] == "300"
 
 
-async def test_a_budget_moves_to_the_next_periods_counter_at_its_end(make_limiter: MakeLimiter, clock: FakeClock) -> None:
+async def test_a_budget_moves_to_the_next_periods_counter_at_its_end(
+    make_limiter: MakeLimiter, clock: FakeClock
+) -> None:
     clock.now = dt.datetime(2026, 3, 10, 23, 59, 59, tzinfo=dt.UTC).timestamp()
     limiter = await make_limiter()
     limits = Limits(budget_usd=Decimal("0.004"), budget_period=BudgetPeriod.DAILY)
