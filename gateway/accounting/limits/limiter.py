@@ -266,7 +266,7 @@ class Limiter:
                 check = _new(Check, (Kind.BUDGET, check.key + period.name, check.limit, micro, ttl))
                 if owner is not None:
                     assert scope.limits.budget_usd is not None  # a budget check has a budget
-                    budgets.append(_Budget(len(checks), owner[0], owner[1], scope.limits.budget_usd, period))
+                    budgets.append(_new(_Budget, (len(checks), *owner, scope.limits.budget_usd, period)))
             checks.append(check)
         return checks, tuple(budgets)
 

@@ -95,32 +95,28 @@ class MemoryBackend:
             fresh.append(new_tat)
             all_ok = all_ok and ok
             outcomes.append(_new(Outcome, (ok, remaining, reset, retry)))
-        if all_ok:
-            for check, entry, new_tat in zip(checks, found, fresh, strict=True):
-                self._reserve(check, entry, new_tat, now, member, lease_ms)
+        if not all_ok:
+            return outcomes
+        # Reserve everything. Each entry is the check's as found above: nothing ran in between.
+        for check, entry, new_tat in zip(checks, found, fresh, strict=True):
+            kind = check.kind
+            if kind is Kind.RPM or kind is Kind.TPM:
+                if entry is not None:
+                    entry.value, entry.expires = new_tat, math.ceil(new_tat) + 1000
+                else:
+                    entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
+            elif kind is Kind.PARALLEL:
+                if entry is None:
+                    entry = entries.setdefault(check.key, _Entry())
+                entry.members[member] = now + lease_ms
+                entry.expires = now + lease_ms
+            elif check.amount:
+                if entry is None:
+                    entry = entries.setdefault(check.key, _Entry())
+                entry.value += check.amount
+                if check.ttl_ms > 0:
+                    entry.expires = now + check.ttl_ms
         return outcomes
-
-    def _reserve(
-        self, check: Check, entry: _Entry | None, new_tat: float, now: int, member: str, lease_ms: int
-    ) -> None:
-        """`entry` is the check's entry as `admit` found it: still there, as nothing ran in between."""
-        kind = check.kind
-        if kind is Kind.RPM or kind is Kind.TPM:
-            if entry is not None:
-                entry.value, entry.expires = new_tat, math.ceil(new_tat) + 1000
-            else:
-                self._entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
-        elif kind is Kind.PARALLEL:
-            if entry is None:
-                entry = self._entries.setdefault(check.key, _Entry())
-            entry.members[member] = now + lease_ms
-            entry.expires = now + lease_ms
-        elif check.amount:
-            if entry is None:
-                entry = self._entries.setdefault(check.key, _Entry())
-            entry.value += check.amount
-            if check.ttl_ms > 0:
-                entry.expires = now + check.ttl_ms
 
     async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
         now = now_ms

@@ -323,7 +323,10 @@ class ScriptChannel:
         command = evalsha(self._heads, script, keys, args)
         # Bounded by the connection's watchdog (and connecting by its own timeout): no timer per call.
         try:
-            return await self._call(command)
+            conn = self._conn  # `_call`, inline: this is every limited request's path, twice
+            if conn is None or conn.closed is not None:
+                conn = await self._open_connection()
+            return await conn.send(command)
         except ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
