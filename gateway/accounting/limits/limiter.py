@@ -1,12 +1,12 @@
 """The `Admission` of the request path: rate limits and budgets per key, team and model.
 
-`admit` works out which limits apply (scopes.py), estimates what the request will use
-(estimate.py), and asks the backend to check and reserve everything in one call; `settle`
-replaces the reservation by the real usage. When Redis cannot answer, the failure mode decides:
-`closed` refuses limited requests with 503, `open` enforces the same limits per process until
-Redis answers again. It switches only when Redis is down (it refuses connections, or stalls twice
-in a row); one stall of a connection that was answering fails only the calls it held. Either way
-a log line says so once, and `stats` counts it.
+`admit` works out which limits apply (scopes.py; once per key and model group, plans.py),
+estimates what the request will use (estimate.py), and asks the backend to check and reserve
+everything in one call; `settle` replaces the reservation by the real usage. When Redis cannot
+answer, the failure mode decides: `closed` refuses limited requests with 503, `open` enforces
+the same limits per process until Redis answers again. It switches only when Redis is down (it
+refuses connections, or stalls twice in a row); one stall of a connection that was answering
+fails only the calls it held. Either way a log line says so once, and `stats` counts it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from gateway.accounting.limits import estimate
-from gateway.accounting.limits.checks import MAX_AMOUNT, Backend, Check, Kind, Outcome, Unavailable
+from gateway.accounting.limits.checks import MAX_AMOUNT, Backend, Check, Kind, Outcome, Unavailable, from_fields
 from gateway.accounting.limits.headers import go_duration, rate_limit_headers
 from gateway.accounting.limits.leases import LeaseKeeper
 from gateway.accounting.limits.periods import Period, current_period
@@ -40,10 +40,6 @@ log = logging.getLogger("gateway.limits")
 FailureMode = Literal["closed", "open"]
 # A budget counter outlives its period by this much, so that late settles still find it.
 BUDGET_GRACE_MS = 3_600_000
-
-
-# Builds a NamedTuple from a tuple of its fields without the Python-level __new__ it generates.
-_new = tuple.__new__
 
 
 class TokensRateLimited(RateLimited):
@@ -258,15 +254,15 @@ class Limiter:
             if check.kind is Kind.TPM:
                 # A request larger than the whole limit waits for a full bucket, then passes; settle
                 # charges what it really used.
-                check = _new(Check, (Kind.TPM, check.key, check.limit, min(tokens, check.limit), 0))
+                check = from_fields(Check, (Kind.TPM, check.key, check.limit, min(tokens, check.limit), 0))
             elif check.kind is Kind.BUDGET:
                 period = self._period(now, kind)
                 end = period.end
                 ttl = math.ceil((end - now) * 1000) + BUDGET_GRACE_MS if end is not None else 0
-                check = _new(Check, (Kind.BUDGET, check.key + period.name, check.limit, micro, ttl))
+                check = from_fields(Check, (Kind.BUDGET, check.key + period.name, check.limit, micro, ttl))
                 if owner is not None:
                     assert scope.limits.budget_usd is not None  # a budget check has a budget
-                    budgets.append(_new(_Budget, (len(checks), *owner, scope.limits.budget_usd, period)))
+                    budgets.append(from_fields(_Budget, (len(checks), *owner, scope.limits.budget_usd, period)))
             checks.append(check)
         return checks, tuple(budgets)
 

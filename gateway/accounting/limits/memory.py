@@ -12,11 +12,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway.accounting.limits.checks import WINDOW_MS, Check, Kind, Outcome
+from gateway.accounting.limits.checks import WINDOW_MS, Check, Kind, Outcome, from_fields
 
 EPSILON = 1e-6
-# Builds a NamedTuple from a tuple of its fields without the Python-level __new__ it generates.
-_new = tuple.__new__
 # How often (gateway clock) entries nobody needs any more are swept out.
 SWEEP_EVERY_MS = 60_000
 
@@ -94,7 +92,7 @@ class MemoryBackend:
                     ok = False
             fresh.append(new_tat)
             all_ok = all_ok and ok
-            outcomes.append(_new(Outcome, (ok, remaining, reset, retry)))
+            outcomes.append(from_fields(Outcome, (ok, remaining, reset, retry)))
         if not all_ok:
             return outcomes
         # Reserve everything. Each entry is the check's as found above: nothing ran in between.

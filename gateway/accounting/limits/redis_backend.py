@@ -38,7 +38,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ClusterError, MovedError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as NodeGone
 
-from gateway.accounting.limits.checks import Check, Outcome, Unavailable, hash_tag
+from gateway.accounting.limits.checks import Check, Outcome, Unavailable, from_fields, hash_tag
 from gateway.accounting.limits.resp import ReplyError, Script, ScriptChannel
 
 log = logging.getLogger("gateway.limits")
@@ -65,8 +65,6 @@ _STALE_MAP: tuple[type[Exception], ...] = (NodeGone, MovedError, ClusterError, R
 
 # Connections closed for a stall, with no reply in between, before Redis counts as down.
 STALLS_FOR_DOWN = 2
-# Builds a NamedTuple from a tuple of its fields without the Python-level __new__ it generates.
-_new = tuple.__new__
 
 
 def script_text(name: str) -> str:
@@ -153,7 +151,7 @@ class RedisBackend:
         spec = " ".join([f"{kind} {limit} {amount} {ttl}" for kind, _, limit, amount, ttl in checks])
         reply = await self._run(self._admit, [c.key for c in checks], [now_ms, member, lease_ms, spec])
         n = [int(word) for word in reply.split()]
-        return [_new(Outcome, (n[i] == 1, n[i + 1], n[i + 2], n[i + 3])) for i in range(0, len(n), 4)]
+        return [from_fields(Outcome, (n[i] == 1, n[i + 1], n[i + 2], n[i + 3])) for i in range(0, len(n), 4)]
 
     async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
         if not self.cluster:  # one call for every check
