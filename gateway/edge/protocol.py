@@ -6,6 +6,10 @@ This protocol adds the first bound and hands the request, in its ASGI scope, the
 the connection (`ABORT`): a stream that could not write within its send timeout is dropped at
 once, instead of being closed politely behind a send buffer its client will never read.
 The body's limits are the reader's (gateway/edge/body.py).
+
+It also writes a response's head together with what follows it in the same event-loop
+iteration (`HeadFirst`): uvicorn writes the status line and headers, then the body, as two
+socket writes; a JSON answer's body always comes right behind its head, so one write carries both.
 """
 
 from __future__ import annotations
@@ -82,6 +86,9 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_waiting()
         super().on_headers_complete()
+        if self.cycle is not None:
+            # The cycle's task has not run yet: it writes its response through this from the start.
+            self.cycle.transport = HeadFirst(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -111,3 +118,43 @@ class GatewayProtocol(HttpToolsProtocol):
             log.info("%s sent no complete request headers within %.0f s; connection closed",
                      client, self._limits.header_timeout_s)  # fmt: skip
             self.transport.abort()
+
+
+class HeadFirst:
+    """The transport a response is written through: its first write (the head, or a 100 Continue)
+    waits for the next one or for the end of the event-loop iteration, whichever comes first, and
+    then goes out with it; every later write goes straight to the socket. Nothing is ever held
+    past the iteration it was written in, nor past a close."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        # None: nothing written yet; b"": the head has gone out, writes pass straight through.
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            self._transport.write(held + data)
+        elif held is None:
+            self._held = data
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
