@@ -58,7 +58,10 @@ class GatewayProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self._limits: ClientLimits = getattr(config, "client_limits", ClientLimits())
-        self._headers_due: asyncio.TimerHandle | None = None
+        # Since when (the loop's clock) the connection waits for a request's headers; None: it does not.
+        self._headers_since: float | None = None
+        # One timer per connection, re-armed lazily: a request whose headers come in time costs none.
+        self._watch: asyncio.TimerHandle | None = None
         self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -68,7 +71,7 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._headers_due is None or self.transport.is_closing():
+        if self._headers_since is None or self.transport.is_closing():
             return  # the headers are complete (whatever else the data held is body), or it is over
         self._header_bytes += len(data)
         if self._header_bytes > self._limits.header_bytes:
@@ -97,20 +100,34 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         super().connection_lost(exc)
 
     def _await_headers(self) -> None:
-        self._stop_waiting()
         self._header_bytes = 0
-        self._headers_due = self.loop.call_later(self._limits.header_timeout_s, self._headers_late)
+        self._headers_since = since = self.loop.time()
+        if self._watch is None:
+            self._watch = self.loop.call_at(since + self._limits.header_timeout_s, self._check)
 
     def _stop_waiting(self) -> None:
-        if self._headers_due is not None:
-            self._headers_due.cancel()
-            self._headers_due = None
+        self._headers_since = None
+
+    def _check(self) -> None:
+        """The connection's timer: are the headers it waits for late, or is it waiting at all?"""
+        self._watch = None
+        since = self._headers_since
+        if since is None:
+            return  # not waiting: the next request's first byte arms the timer again
+        due = since + self._limits.header_timeout_s
+        if self.loop.time() < due:
+            self._watch = self.loop.call_at(due, self._check)
+            return
+        self._headers_late()
 
     def _headers_late(self) -> None:
-        self._headers_due = None
+        self._stop_waiting()
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being served: its headers came; only the next one's would be late
         if not self.transport.is_closing():
