@@ -6,6 +6,10 @@ This protocol adds the first bound and hands the request, in its ASGI scope, the
 the connection (`ABORT`): a stream that could not write within its send timeout is dropped at
 once, instead of being closed politely behind a send buffer its client will never read.
 The body's limits are the reader's (gateway/edge/body.py).
+
+It also writes a response's head together with what follows it in the same event-loop
+iteration (`HeadFirst`): uvicorn writes the status line and headers, then the body, as two
+socket writes; a JSON answer's body always comes right behind its head, so one write carries both.
 """
 
 from __future__ import annotations
@@ -54,7 +58,10 @@ class GatewayProtocol(HttpToolsProtocol):
     def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
         self._limits: ClientLimits = getattr(config, "client_limits", ClientLimits())
-        self._headers_due: asyncio.TimerHandle | None = None
+        # Since when (the loop's clock) the connection waits for a request's headers; None: it does not.
+        self._headers_since: float | None = None
+        # One timer per connection, re-armed lazily: a request whose headers come in time costs none.
+        self._watch: asyncio.TimerHandle | None = None
         self._header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -64,7 +71,7 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._headers_due is None or self.transport.is_closing():
+        if self._headers_since is None or self.transport.is_closing():
             return  # the headers are complete (whatever else the data held is body), or it is over
         self._header_bytes += len(data)
         if self._header_bytes > self._limits.header_bytes:
@@ -82,6 +89,9 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._stop_waiting()
         super().on_headers_complete()
+        if self.cycle is not None:
+            # The cycle's task has not run yet: it writes its response through this from the start.
+            self.cycle.transport = HeadFirst(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -90,20 +100,34 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_waiting()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         super().connection_lost(exc)
 
     def _await_headers(self) -> None:
-        self._stop_waiting()
         self._header_bytes = 0
-        self._headers_due = self.loop.call_later(self._limits.header_timeout_s, self._headers_late)
+        self._headers_since = since = self.loop.time()
+        if self._watch is None:
+            self._watch = self.loop.call_at(since + self._limits.header_timeout_s, self._check)
 
     def _stop_waiting(self) -> None:
-        if self._headers_due is not None:
-            self._headers_due.cancel()
-            self._headers_due = None
+        self._headers_since = None
+
+    def _check(self) -> None:
+        """The connection's timer: are the headers it waits for late, or is it waiting at all?"""
+        self._watch = None
+        since = self._headers_since
+        if since is None:
+            return  # not waiting: the next request's first byte arms the timer again
+        due = since + self._limits.header_timeout_s
+        if self.loop.time() < due:
+            self._watch = self.loop.call_at(due, self._check)
+            return
+        self._headers_late()
 
     def _headers_late(self) -> None:
-        self._headers_due = None
+        self._stop_waiting()
         if self.cycle is not None and not self.cycle.response_complete:
             return  # a request is being served: its headers came; only the next one's would be late
         if not self.transport.is_closing():
@@ -111,3 +135,43 @@ class GatewayProtocol(HttpToolsProtocol):
             log.info("%s sent no complete request headers within %.0f s; connection closed",
                      client, self._limits.header_timeout_s)  # fmt: skip
             self.transport.abort()
+
+
+class HeadFirst:
+    """The transport a response is written through: its first write (the head, or a 100 Continue)
+    waits for the next one or for the end of the event-loop iteration, whichever comes first, and
+    then goes out with it; every later write goes straight to the socket. Nothing is ever held
+    past the iteration it was written in, nor past a close."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        # None: nothing written yet; b"": the head has gone out, writes pass straight through.
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            self._transport.write(held + data)
+        elif held is None:
+            self._held = data
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            if not self._transport.is_closing():
+                self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()

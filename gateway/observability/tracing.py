@@ -1,7 +1,9 @@
 """Optional OpenTelemetry traces: a span per request, and a child span per upstream attempt.
 
-Whoever makes an upstream attempt wraps it in `with tracer.attempt(ctx, deployment):`, or, where
-an attempt's end is reported elsewhere, calls `trace = tracer.start_attempt(ctx, deployment)` and
+Whoever makes an upstream attempt wraps it in `with tracer.attempt(request, started, number,
+deployment):` (the client's request value, its arrival on the perf_counter clock, the attempt's
+number), or, where an attempt's end is reported elsewhere, calls `trace = tracer.start_attempt(...)`
+with the same values and
 later `trace.end()` or `trace.end(error_type)`. The request's span starts with its first attempt
 (back-dated to the request's arrival) and ends when the request's record comes, so nothing else
 on the request path needs to know about tracing. An attempt span lasts until the upstream's response
@@ -21,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.config.file import ConfigError, Deployment
 from gateway.config.settings import Settings
+from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint
-from gateway.pipeline.context import RequestContext
 from gateway.pipeline.record import RequestRecord
 
 if TYPE_CHECKING:
@@ -37,9 +39,13 @@ class AttemptTrace(Protocol):
 
 
 class Tracer(Protocol):
-    def attempt(self, ctx: RequestContext, deployment: Deployment) -> AbstractContextManager[object]: ...
+    def attempt(
+        self, request: ClientRequest, started: float, number: int, deployment: Deployment
+    ) -> AbstractContextManager[object]: ...
 
-    def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace: ...
+    def start_attempt(
+        self, request: ClientRequest, started: float, number: int, deployment: Deployment
+    ) -> AttemptTrace: ...
 
     def record(self, record: RequestRecord) -> None: ...
 
@@ -56,10 +62,14 @@ class NoTracer:
     _null: nullcontext[None] = nullcontext()
     _no_attempt = _NoAttempt()
 
-    def attempt(self, ctx: RequestContext, deployment: Deployment) -> AbstractContextManager[object]:
+    def attempt(
+        self, request: ClientRequest, started: float, number: int, deployment: Deployment
+    ) -> AbstractContextManager[object]:
         return self._null
 
-    def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace:
+    def start_attempt(
+        self, request: ClientRequest, started: float, number: int, deployment: Deployment
+    ) -> AttemptTrace:
         return self._no_attempt
 
     def record(self, record: RequestRecord) -> None:
@@ -100,18 +110,21 @@ class OtelTracer:
             },
         )
 
-    def start_attempt(self, ctx: RequestContext, deployment: Deployment) -> AttemptTrace:
-        span = self._open.get((ctx.request_id, ctx.started))
+    def start_attempt(
+        self, request: ClientRequest, started: float, number: int, deployment: Deployment
+    ) -> AttemptTrace:
+        rid = request.request_id
+        span = self._open.get((rid, started))
         if span is None:
-            span = self._new_request_span(ctx.request_id, ctx.started, ctx.endpoint, ctx.model, ctx.stream)
-            self._open[(ctx.request_id, ctx.started)] = span
+            span = self._new_request_span(rid, started, request.endpoint, request.model, request.stream)
+            self._open[(rid, started)] = span
         parent = self._trace.set_span_in_context(span)
         attributes: dict[str, Any] = {
-            "gateway.request_id": ctx.request_id,
+            "gateway.request_id": rid,
             "gateway.deployment": deployment.id or "",
-            "gateway.attempt": ctx.attempts,
+            "gateway.attempt": number,
             "gen_ai.provider.name": deployment.provider,
-            "gen_ai.request.model": deployment.model or ctx.model,
+            "gen_ai.request.model": deployment.model or request.model,
         }
         span = self._tracer.start_span(
             "gateway.upstream_attempt", context=parent, kind=self._trace.SpanKind.CLIENT, attributes=attributes
@@ -119,8 +132,10 @@ class OtelTracer:
         return _OtelAttempt(span, self._trace)
 
     @contextmanager
-    def _attempt(self, ctx: RequestContext, deployment: Deployment) -> Iterator[AttemptTrace]:
-        trace = self.start_attempt(ctx, deployment)
+    def _attempt(
+        self, request: ClientRequest, started: float, number: int, deployment: Deployment
+    ) -> Iterator[AttemptTrace]:
+        trace = self.start_attempt(request, started, number, deployment)
         try:
             yield trace
         except BaseException as exc:
@@ -128,8 +143,10 @@ class OtelTracer:
             raise
         trace.end()
 
-    def attempt(self, ctx: RequestContext, deployment: Deployment) -> AbstractContextManager[object]:
-        return self._attempt(ctx, deployment)
+    def attempt(
+        self, request: ClientRequest, started: float, number: int, deployment: Deployment
+    ) -> AbstractContextManager[object]:
+        return self._attempt(request, started, number, deployment)
 
     def record(self, record: RequestRecord) -> None:
         span = self._open.pop((record.request_id, record.started), None)

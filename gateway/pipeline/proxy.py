@@ -49,6 +49,7 @@ from gateway.core.types import (
     SSE_ENDPOINTS,
     BudgetUsage,
     Endpoint,
+    GuardrailDecision,
     Principal,
     RequestOutcome,
 )
@@ -78,8 +79,9 @@ log = logging.getLogger("gateway")
 
 # The adapter that serves one request on one deployment: the deployment's provider, or a dialect's
 # adapter around it (gateway/dialects/responses/adapters.py: Responses relayed natively, chat sent to
-# a Responses-only deployment). May raise GatewayError when the deployment cannot serve the request.
-AdapterChoice = Callable[[RequestContext, Deployment, Provider], Provider]
+# a Responses-only deployment). Handed what the dialect's reader returned as its own state and what
+# the plugins' `before` hooks decided. May raise GatewayError when the deployment cannot serve the request.
+AdapterChoice = Callable[[object | None, Sequence[GuardrailDecision], Deployment, Provider], Provider]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +137,10 @@ class Proxy:
         self._slots: dict[str, int] = {}
 
     def adapter(self, ctx: RequestContext, deployment: Deployment) -> Provider:
-        # The context, not the request value: a dialect's choice reads its own state (`ctx.dialect`).
         provider = self.providers[deployment.provider]
-        return provider if self.choose_adapter is None else self.choose_adapter(ctx, deployment, provider)
+        if self.choose_adapter is None:
+            return provider
+        return self.choose_adapter(ctx.dialect, ctx.decided_before, deployment, provider)
 
     def handler(self, endpoint: Endpoint, dialect: Callable[[], Dialect] | None = None) -> Handler:
         """The front door's handler for one endpoint; `dialect` makes each request's dialect (OpenAI's
@@ -250,7 +253,7 @@ class Proxy:
             while (attempt := await plan.next()) is not None:
                 deployment = self._attempting(ctx, plan, attempt)
                 ctx.upstream_started = perf_counter()
-                trace = self.tracer.start_attempt(ctx, deployment)
+                trace = self.tracer.start_attempt(request, ctx.started, attempt.number, deployment)
                 try:
                     provider = self.adapter(ctx, deployment)
                     response = await self._send(provider.build_call(request, deployment), plan)
@@ -284,7 +287,7 @@ class Proxy:
             while (attempt := await plan.next()) is not None:
                 self._attempting(ctx, plan, attempt)
                 ctx.upstream_started = perf_counter()
-                trace = self.tracer.start_attempt(ctx, attempt.deployment)
+                trace = self.tracer.start_attempt(request, ctx.started, attempt.number, attempt.deployment)
                 try:
                     provider = self.adapter(ctx, attempt.deployment)
                     stream, chunks, first = await self._first_bytes(provider, request, attempt, plan)

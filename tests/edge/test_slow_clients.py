@@ -98,6 +98,20 @@ def test_headers_that_never_complete_are_cut(slow_gateway: Gateway) -> None:
         assert time.monotonic() - started < GIVE_UP_S
 
 
+def test_the_next_request_on_a_kept_alive_connection_has_its_own_header_deadline(slow_gateway: Gateway) -> None:
+    with socket.create_connection(("127.0.0.1", slow_gateway.port)) as conn:
+        conn.settimeout(GIVE_UP_S)
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+        # Past most of the first request's header deadline: the second one's clock is its own.
+        time.sleep(SETTINGS["client_header_timeout_s"] * 0.7)
+        conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthor")
+        sent = time.monotonic()
+        assert read_all(conn) == b""  # cut without an answer
+        waited = time.monotonic() - sent
+    assert SETTINGS["client_header_timeout_s"] * 0.9 <= waited < GIVE_UP_S
+
+
 def test_a_body_with_a_long_gap_is_a_408(slow_gateway: Gateway, slow_dsn: str) -> None:
     with socket.create_connection(("127.0.0.1", slow_gateway.port)) as sock:
         sock.sendall(head("/v1/chat/completions", MASTER_KEY, 1000, "slow-idle") + b'{"model": "gpt-test", ')

@@ -17,7 +17,6 @@ from gateway.core.errors import UpstreamTimeout
 from gateway.core.request import ClientRequest
 from gateway.core.types import Endpoint, Principal, Usage
 from gateway.observability.tracing import NoTracer, OtelTracer, build_tracer
-from gateway.pipeline.context import RequestContext
 from gateway.pipeline.record import RequestRecord
 
 FIRST = Deployment(provider="openai", base_url="http://127.0.0.1:9/v1", model="up-a", id="gpt/0")
@@ -35,16 +34,14 @@ def traced() -> tuple[OtelTracer, InMemorySpanExporter]:
 
 def test_a_retried_request_has_one_span_per_attempt(traced: tuple[OtelTracer, InMemorySpanExporter]) -> None:
     tracer, exporter = traced
-    ctx = RequestContext("req_trace_1", Endpoint.CHAT, started=1000.0)
-    ctx.request = ClientRequest("req_trace_1", Endpoint.CHAT, "", MASTER, "gpt", {})
-    ctx.attempts = 1
-    with pytest.raises(UpstreamTimeout), tracer.attempt(ctx, FIRST):
+    request = ClientRequest("req_trace_1", Endpoint.CHAT, "", MASTER, "gpt", {})
+    with pytest.raises(UpstreamTimeout), tracer.attempt(request, 1000.0, 1, FIRST):
         raise UpstreamTimeout("the upstream took too long")
-    ctx.attempts = 2
-    trace = tracer.start_attempt(ctx, SECOND)  # the start/end form, for callers that report the end elsewhere
+    # The start/end form, for callers that report the end elsewhere.
+    trace = tracer.start_attempt(request, 1000.0, 2, SECOND)
     trace.end()
-    tracer.record(RequestRecord(ctx.request_id, ctx.endpoint, ctx.endpoint_name, ctx.started, finished=1000.25,
-                                model=ctx.model, deployment=SECOND, attempts=ctx.attempts, status=200,
+    tracer.record(RequestRecord(request.request_id, Endpoint.CHAT, Endpoint.CHAT.value, 1000.0, finished=1000.25,
+                                model=request.model, deployment=SECOND, attempts=2, status=200,
                                 usage=Usage(7, 9)))  # fmt: skip
 
     spans = {span.name: span for span in exporter.get_finished_spans() if span.name != "gateway.upstream_attempt"}
@@ -60,6 +57,7 @@ def test_a_retried_request_has_one_span_per_attempt(traced: tuple[OtelTracer, In
     assert request.end_time - request.start_time == pytest.approx(250_000_000, abs=1_000)
 
     assert [a.attributes["gateway.deployment"] for a in attempts if a.attributes] == ["gpt/0", "gpt/1"]
+    assert [a.attributes["gateway.attempt"] for a in attempts if a.attributes] == [1, 2]
     for attempt in attempts:
         assert attempt.kind is SpanKind.CLIENT
         assert attempt.parent is not None and attempt.parent.span_id == request.context.span_id
@@ -80,7 +78,7 @@ def test_a_refused_request_still_gets_its_span(traced: tuple[OtelTracer, InMemor
 
 def test_tracing_is_off_unless_turned_on() -> None:
     assert isinstance(build_tracer(Settings()), NoTracer)
-    with NoTracer().attempt(RequestContext("r", Endpoint.CHAT, 0.0), FIRST):
+    with NoTracer().attempt(ClientRequest("r", Endpoint.CHAT, "", MASTER, "gpt", {}), 0.0, 1, FIRST):
         pass
     tracer = build_tracer(Settings(otel_enabled=True, otel_endpoint="http://127.0.0.1:9/v1/traces"))
     assert isinstance(tracer, OtelTracer)

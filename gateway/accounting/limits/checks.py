@@ -46,6 +46,11 @@ def hash_tag(key: str) -> str:
     return key[: key.index("}") + 1]
 
 
+# Makes a Check or an Outcome from a tuple of its fields, skipping the Python-level __new__ that
+# NamedTuple generates: the per-request ones are made in the limiter's hottest loops.
+from_fields = tuple.__new__
+
+
 class Outcome(NamedTuple):
     ok: bool
     # What is left after this request (or, when refused, before it).

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
-from gateway.accounting.limits.checks import Check, Kind, Outcome
+from gateway.accounting.limits.checks import Check, Outcome
 
 
 def go_duration(ms: int) -> str:
@@ -24,23 +24,25 @@ def go_duration(ms: int) -> str:
     return text
 
 
-def rate_limit_headers(results: Iterable[tuple[Check, Outcome]]) -> dict[str, str]:
-    """For requests and for tokens, the limit that binds hardest (least remaining) of key, team, model.
+def rate_limit_headers(
+    checks: Sequence[Check], outcomes: Sequence[Outcome], requests_at: Sequence[int], tokens_at: Sequence[int]
+) -> dict[str, str]:
+    """For requests and for tokens, the limit that binds hardest (least remaining) of key, team, model:
+    `requests_at` and `tokens_at` are the positions of the RPM and of the TPM checks.
 
     A dimension with no limit anywhere gets no headers: there is nothing true to say about it.
     """
-    tightest: dict[Kind, tuple[Check, Outcome]] = {}
-    for check, outcome in results:
-        if check.kind not in (Kind.RPM, Kind.TPM):
-            continue
-        held = tightest.get(check.kind)
-        if held is None or (outcome.remaining, -outcome.reset_ms) < (held[1].remaining, -held[1].reset_ms):
-            tightest[check.kind] = (check, outcome)
     headers: dict[str, str] = {}
-    for kind, name in ((Kind.RPM, "requests"), (Kind.TPM, "tokens")):
-        if kind in tightest:
-            check, outcome = tightest[kind]
-            headers[f"x-ratelimit-limit-{name}"] = str(check.limit)
-            headers[f"x-ratelimit-remaining-{name}"] = str(outcome.remaining)
-            headers[f"x-ratelimit-reset-{name}"] = go_duration(outcome.reset_ms)
+    for positions, name in ((requests_at, "requests"), (tokens_at, "tokens")):
+        if not positions:
+            continue
+        tightest = positions[0]
+        for at in positions[1:]:
+            outcome, held = outcomes[at], outcomes[tightest]
+            if (outcome.remaining, -outcome.reset_ms) < (held.remaining, -held.reset_ms):
+                tightest = at
+        outcome = outcomes[tightest]
+        headers[f"x-ratelimit-limit-{name}"] = str(checks[tightest].limit)
+        headers[f"x-ratelimit-remaining-{name}"] = str(outcome.remaining)
+        headers[f"x-ratelimit-reset-{name}"] = go_duration(outcome.reset_ms)
     return headers

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from gateway.accounting.limits.checks import Backend, Check, Kind, Unavailable
+from gateway.accounting.limits.checks import Backend, Unavailable
 
 log = logging.getLogger("gateway.limits")
 
@@ -46,8 +46,8 @@ class LeaseKeeper:
     def lease_ms(self) -> int:
         return int(self.lease_s * 1000)
 
-    def hold(self, backend: Backend, checks: Sequence[Check], member: str) -> None:
-        keys = tuple(c.key for c in checks if c.kind is Kind.PARALLEL)
+    def hold(self, backend: Backend, keys: tuple[str, ...], member: str) -> None:
+        """Renew the parallel slots (their sets' keys) of reservation `member` until it is released."""
         if keys:
             self._held.setdefault(backend, {})[member] = keys
 

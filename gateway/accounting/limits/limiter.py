@@ -1,12 +1,12 @@
 """The `Admission` of the request path: rate limits and budgets per key, team and model.
 
-`admit` works out which limits apply (scopes.py), estimates what the request will use
-(estimate.py), and asks the backend to check and reserve everything in one call; `settle`
-replaces the reservation by the real usage. When Redis cannot answer, the failure mode decides:
-`closed` refuses limited requests with 503, `open` enforces the same limits per process until
-Redis answers again. It switches only when Redis is down (it refuses connections, or stalls twice
-in a row); one stall of a connection that was answering fails only the calls it held. Either way
-a log line says so once, and `stats` counts it.
+`admit` works out which limits apply (scopes.py; once per key and model group, plans.py),
+estimates what the request will use (estimate.py), and asks the backend to check and reserve
+everything in one call; `settle` replaces the reservation by the real usage. When Redis cannot
+answer, the failure mode decides: `closed` refuses limited requests with 503, `open` enforces
+the same limits per process until Redis answers again. It switches only when Redis is down (it
+refuses connections, or stalls twice in a row); one stall of a connection that was answering
+fails only the calls it held. Either way a log line says so once, and `stats` counts it.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from gateway.accounting.limits import estimate
-from gateway.accounting.limits.checks import MAX_AMOUNT, Backend, Check, Kind, Outcome, Unavailable
+from gateway.accounting.limits.checks import MAX_AMOUNT, Backend, Check, Kind, Outcome, Unavailable, from_fields
 from gateway.accounting.limits.headers import go_duration, rate_limit_headers
 from gateway.accounting.limits.leases import LeaseKeeper
 from gateway.accounting.limits.periods import Period, current_period
-from gateway.accounting.limits.scopes import Scope, ScopeKind, scope_base, scopes_for
+from gateway.accounting.limits.plans import Plan, Plans, cap
+from gateway.accounting.limits.scopes import ScopeKind, scope_base, scopes_for
 from gateway.config.file import Price
 from gateway.core.errors import GatewayError, QuotaExceeded, RateLimited, ServiceUnavailable
 from gateway.core.request import ClientRequest
@@ -37,7 +38,6 @@ from gateway.core.types import BudgetPeriod, BudgetUsage, Limits, Principal, Req
 log = logging.getLogger("gateway.limits")
 
 FailureMode = Literal["closed", "open"]
-MICRO_USD = Decimal("0.000001")
 # A budget counter outlives its period by this much, so that late settles still find it.
 BUDGET_GRACE_MS = 3_600_000
 
@@ -100,13 +100,6 @@ class Reservation:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _Planned(NamedTuple):
-    check: Check
-    scope: Scope
-    # Budget checks: the budget period the request counts in.
-    period: Period | None = None
-
-
 class Limiter:
     def __init__(
         self,
@@ -131,6 +124,8 @@ class Limiter:
         self._recheck_at = 0.0
         self._periods: dict[BudgetPeriod | None, Period] = {}
         self._utc_bounds: dict[Period, tuple[dt.datetime | None, dt.datetime | None]] = {}
+        self._plans = Plans(options.prefix)
+        self._lease_ms = int(options.lease_s * 1000)
         self.leases = LeaseKeeper(options.lease_s, clock)
 
     async def start(self) -> None:
@@ -150,29 +145,30 @@ class Limiter:
         """What was reserved (None: no limit applies), to hand back to `settle`; a refusal carries
         the rate-limit headers too."""
         group = self.group_name(request.model) if self.model_limits or self.model_prices else request.model
-        scopes = scopes_for(self.options.prefix, request.principal, group, self.model_limits.get(group))
-        if not scopes:
+        plan = self._plans.get(request.principal, group, self.model_limits.get(group))
+        if plan is None:
             return None
         now = self.clock()
         tokens = micro = 0
-        if any(s.limits.tpm is not None or s.limits.budget_usd is not None for s in scopes):
+        if plan.estimates:
             prompt = estimate.prompt_tokens(request.body, request.endpoint)
             output = estimate.output_tokens(request.body, request.endpoint, self.options.default_output_tokens)
             tokens = min(prompt + output, MAX_AMOUNT)
             units = estimate.planned_units(request.body, request.endpoint)
             micro = min(estimate.micro_usd(self.model_prices.get(group), prompt, output, units), MAX_AMOUNT)
-        planned = self._plan(scopes, tokens, micro, now)
-        checks = [p.check for p in planned]
+        checks, budgets = self._checks(plan, tokens, micro, now)
         member = os.urandom(8).hex()
         backend, outcomes = await self._reserve(checks, _ms(now), member)
-        headers = rate_limit_headers(zip(checks, outcomes, strict=True))
-        if not all(o.ok for o in outcomes):
-            error = self._refusal(planned, outcomes, now)
-            error.extra_headers.update(headers)
-            raise error
+        headers = rate_limit_headers(checks, outcomes, plan.requests_at, plan.tokens_at)
+        for outcome in outcomes:
+            if not outcome.ok:
+                error = self._refusal(plan, checks, outcomes, now)
+                error.extra_headers.update(headers)
+                raise error
         self.stats.admitted += 1
-        self.leases.hold(backend, checks, member)
-        return Reservation(backend, checks, member, tokens, micro, _budgets(planned, request.principal), headers)
+        if plan.parallel_keys:
+            self.leases.hold(backend, plan.parallel_keys, member)
+        return Reservation(backend, checks, member, tokens, micro, budgets, headers)
 
     async def settle(self, reservation: Reservation, outcome: RequestOutcome) -> list[BudgetUsage]:
         """Replace the reservation by what was used; each budget it counted against, as it now stands."""
@@ -183,13 +179,24 @@ class Limiter:
         positions = []
         checks: list[Check] = []
         deltas: list[int] = []
+        changed = False
         for at, check in enumerate(reservation.checks):
-            delta = _delta(check, tokens, micro)
-            if delta or check.kind is Kind.BUDGET:
-                positions.append(at)
-                checks.append(check)
-                deltas.append(delta)
-        if not any(deltas) and not reservation.budgets:
+            kind = check.kind
+            if kind is Kind.TPM:
+                delta = tokens - check.amount
+                if not delta:
+                    continue
+            elif kind is Kind.BUDGET:
+                delta = micro - check.amount
+            elif kind is Kind.PARALLEL:
+                delta = -1
+            else:  # RPM: a request is a request, whatever it used
+                continue
+            changed = changed or delta != 0
+            positions.append(at)
+            checks.append(check)
+            deltas.append(delta)
+        if not changed and not reservation.budgets:
             return []
         try:
             counters = await reservation.backend.adjust(checks, deltas, _ms(self.clock()), reservation.member)
@@ -197,6 +204,8 @@ class Limiter:
             # What stays reserved errs toward refusing; parallel slots come back at their lease.
             self.stats.settle_failures += 1
             self._went_down(exc)
+            return []
+        if not reservation.budgets:
             return []
         # Each key's and team's budget as it stands now, for the budget gauges and alerts.
         spent = dict(zip(positions, counters, strict=True))
@@ -237,27 +246,25 @@ class Limiter:
                 return _usd_of(micro)
         return None
 
-    def _plan(self, scopes: Sequence[Scope], tokens: int, micro: int, now: float) -> list[_Planned]:
-        planned: list[_Planned] = []
-        for scope in scopes:
-            limits, base = scope.limits, scope.base
-            if limits.rpm is not None:
-                planned.append(_Planned(Check(Kind.RPM, base + ":rpm", _cap(limits.rpm), 1), scope))
-            if limits.tpm is not None:
+    def _checks(self, plan: Plan, tokens: int, micro: int, now: float) -> tuple[list[Check], tuple[_Budget, ...]]:
+        """The plan's checks with this request's amounts, and the budgets they count against."""
+        checks: list[Check] = []
+        budgets: list[_Budget] = []
+        for check, scope, kind, owner in plan.steps:
+            if check.kind is Kind.TPM:
                 # A request larger than the whole limit waits for a full bucket, then passes; settle
                 # charges what it really used.
-                tpm = _cap(limits.tpm)
-                planned.append(_Planned(Check(Kind.TPM, base + ":tpm", tpm, min(tokens, tpm)), scope))
-            if limits.max_parallel is not None:
-                planned.append(_Planned(Check(Kind.PARALLEL, base + ":par", _cap(limits.max_parallel), 1), scope))
-            if limits.budget_usd is not None:
-                period = self._period(now, limits.budget_period)
+                check = from_fields(Check, (Kind.TPM, check.key, check.limit, min(tokens, check.limit), 0))
+            elif check.kind is Kind.BUDGET:
+                period = self._period(now, kind)
                 end = period.end
                 ttl = math.ceil((end - now) * 1000) + BUDGET_GRACE_MS if end is not None else 0
-                limit = _cap(int(limits.budget_usd * estimate.MICRO))
-                check = Check(Kind.BUDGET, f"{base}:usd:{period.name}", limit, micro, ttl)
-                planned.append(_Planned(check, scope, period))
-        return planned
+                check = from_fields(Check, (Kind.BUDGET, check.key + period.name, check.limit, micro, ttl))
+                if owner is not None:
+                    assert scope.limits.budget_usd is not None  # a budget check has a budget
+                    budgets.append(from_fields(_Budget, (len(checks), *owner, scope.limits.budget_usd, period)))
+            checks.append(check)
+        return checks, tuple(budgets)
 
     def _period_utc(self, period: Period) -> tuple[dt.datetime | None, dt.datetime | None]:
         bounds = self._utc_bounds.get(period)
@@ -275,7 +282,7 @@ class Limiter:
         return cached
 
     async def _reserve(self, checks: Sequence[Check], now_ms: int, member: str) -> tuple[Backend, list[Outcome]]:
-        lease_ms = int(self.options.lease_s * 1000)
+        lease_ms = self._lease_ms
         if time.monotonic() >= self._recheck_at:
             try:
                 outcomes = await self.backend.admit(checks, now_ms, member, lease_ms)
@@ -314,23 +321,24 @@ class Limiter:
             self.stats.redis_down = False
             log.warning("limits: Redis answers again; limits are shared again")
 
-    def _refusal(self, planned: Sequence[_Planned], outcomes: Sequence[Outcome], now: float) -> GatewayError:
-        refused = [(p, o) for p, o in zip(planned, outcomes, strict=True) if not o.ok]
-        for p, _ in refused:
-            if p.check.kind is Kind.BUDGET:
+    def _refusal(self, plan: Plan, checks: Sequence[Check], outcomes: Sequence[Outcome], now: float) -> GatewayError:
+        refused = [(c, s.scope, o) for c, s, o in zip(checks, plan.steps, outcomes, strict=True) if not o.ok]
+        for check, scope, _ in refused:
+            if check.kind is Kind.BUDGET:
                 self.stats.refused["budget"] += 1
-                budget = p.scope.limits.budget_usd
-                period = p.scope.limits.budget_period
+                budget = scope.limits.budget_usd
+                period = scope.limits.budget_period
                 when = f" until the {period} budget resets" if period else ""
+                end = self._period(now, period).end
                 return QuotaExceeded(
-                    f"You exceeded your current quota: the budget of {p.scope.label} "
+                    f"You exceeded your current quota: the budget of {scope.label} "
                     f"(${_usd(budget)}{' ' + str(period) if period else ''}) is spent. "
                     f"Requests are refused{when}.",
-                    retry_after=max(1.0, p.period.end - now) if p.period and p.period.end is not None else None,
+                    retry_after=max(1.0, end - now) if end is not None else None,
                 )
-        retry_ms = max(o.retry_ms for _, o in refused)
-        first, _ = min(refused, key=lambda r: [Kind.TPM, Kind.RPM, Kind.PARALLEL].index(r[0].check.kind))
-        check, label = first.check, first.scope.label
+        retry_ms = max(o.retry_ms for _, _, o in refused)
+        check, first, _ = min(refused, key=lambda r: [Kind.TPM, Kind.RPM, Kind.PARALLEL].index(r[0].kind))
+        label = first.label
         wait = f"Please try again in {go_duration(retry_ms)}."
         if check.kind is Kind.TPM:
             self.stats.refused["tokens"] += 1
@@ -355,7 +363,7 @@ def _used(outcome: RequestOutcome, reservation: Reservation) -> tuple[int, int]:
     """Tokens and micro-USD the request really used."""
     if outcome.usage is not None:
         micro = estimate.to_micro(outcome.cost_usd) if outcome.cost_usd is not None else 0
-        return _cap(outcome.usage.prompt_tokens + outcome.usage.completion_tokens), _cap(micro)
+        return cap(outcome.usage.prompt_tokens + outcome.usage.completion_tokens), cap(micro)
     if outcome.status == 200 or outcome.cancelled:
         # Served (or cut off mid-answer) without a usage report: the reservation stands.
         return reservation.tokens, reservation.micro_usd
@@ -363,40 +371,14 @@ def _used(outcome: RequestOutcome, reservation: Reservation) -> tuple[int, int]:
     return 0, 0
 
 
-def _budgets(planned: Sequence[_Planned], principal: Principal | None) -> tuple[_Budget, ...]:
-    budgets: list[_Budget] = []
-    for index, p in enumerate(planned):
-        if p.check.kind is not Kind.BUDGET or p.period is None or principal is None:
-            continue
-        budget = p.scope.limits.budget_usd
-        assert budget is not None  # a budget check is planned only for a scope with a budget
-        if p.scope.kind == "key":
-            budgets.append(_Budget(index, "key", principal.key_id, budget, p.period))
-        elif p.scope.kind == "team" and principal.team_id:
-            budgets.append(_Budget(index, "team", principal.team_id, budget, p.period))
-    return tuple(budgets)
-
-
-def _delta(check: Check, tokens: int, micro: int) -> int:
-    if check.kind is Kind.TPM:
-        return tokens - check.amount
-    if check.kind is Kind.BUDGET:
-        return micro - check.amount
-    if check.kind is Kind.PARALLEL:
-        return -1
-    return 0
-
-
 def _usd_of(micro: int) -> Decimal:
-    return (Decimal(micro) / estimate.MICRO).quantize(MICRO_USD)
+    # Exact: the integer's decimal point moved six places (as dividing by a million and
+    # quantizing to the micro-dollar gives, for less).
+    return Decimal(micro).scaleb(-6)
 
 
 def _utc(epoch_s: float | None) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC) if epoch_s is not None else None
-
-
-def _cap(value: int) -> int:
-    return max(0, min(value, MAX_AMOUNT))
 
 
 def _ms(seconds: float) -> int:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gateway.accounting.limits.checks import WINDOW_MS, Check, Kind, Outcome
+from gateway.accounting.limits.checks import WINDOW_MS, Check, Kind, Outcome, from_fields
 
 EPSILON = 1e-6
 # How often (gateway clock) entries nobody needs any more are swept out.
@@ -45,81 +45,106 @@ class MemoryBackend:
     async def admit(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
         now = now_ms
         self._sweep(now)
+        entries = self._entries
         outcomes: list[Outcome] = []
-        fresh: dict[int, float] = {}
-        for i, check in enumerate(checks):
-            entry = self._get(check.key, now)
-            ok, remaining, reset, retry = True, 0, 0, 0
-            if check.kind in (Kind.RPM, Kind.TPM):
-                if check.limit <= 0:
+        # Per check, its entry as found (None: none, or expired and dropped), and a bucket's new TAT.
+        found: list[_Entry | None] = []
+        fresh: list[float] = []
+        all_ok = True
+        for check in checks:
+            kind, limit, amount = check.kind, check.limit, check.amount
+            entry = entries.get(check.key)
+            if entry is not None and entry.expires and entry.expires <= now:
+                del entries[check.key]
+                entry = None
+            found.append(entry)
+            ok, remaining, reset, retry, new_tat = True, 0, 0, 0, 0.0
+            if kind is Kind.RPM or kind is Kind.TPM:
+                if limit <= 0:
                     ok, retry = False, WINDOW_MS
                 else:
-                    interval = WINDOW_MS / check.limit
-                    tat = max(entry.value if entry else 0.0, now)
-                    new_tat = tat + check.amount * interval
+                    interval = WINDOW_MS / limit
+                    tat = entry.value if entry is not None else 0.0
+                    if tat < now:
+                        tat = now
+                    new_tat = tat + amount * interval
                     if new_tat - now <= WINDOW_MS + EPSILON:
-                        fresh[i] = tat = new_tat
+                        tat = new_tat
                     else:
                         ok, retry = False, math.ceil(new_tat - now - WINDOW_MS)
                     remaining = max(0, math.floor((WINDOW_MS - (tat - now)) / interval + EPSILON))
                     reset = math.ceil(tat - now)
-            elif check.kind is Kind.PARALLEL:
+            elif kind is Kind.PARALLEL:
                 used = len(entry.members) if entry is not None else 0
-                if entry is not None and used + check.amount > check.limit:
+                if entry is not None and used + amount > limit:
                     # Only a full set can hold slots whose lease ran out (their holders died).
                     entry.members = {m: until for m, until in entry.members.items() if until > now}
                     used = len(entry.members)
-                if used + check.amount <= check.limit:
-                    remaining = check.limit - used - check.amount
+                if used + amount <= limit:
+                    remaining = limit - used - amount
                 else:
-                    ok, remaining, retry = False, max(0, check.limit - used), 1000
+                    ok, remaining, retry = False, max(0, limit - used), 1000
             else:
-                spent = entry.value if entry else 0
-                if spent < check.limit:
-                    remaining = max(0, int(check.limit - spent - check.amount))
+                spent = entry.value if entry is not None else 0
+                if spent < limit:
+                    remaining = max(0, int(limit - spent - amount))
                 else:
                     ok = False
-            outcomes.append(Outcome(ok, remaining, reset, retry))
-        if all(o.ok for o in outcomes):
-            for i, check in enumerate(checks):
-                self._reserve(check, fresh.get(i, 0.0), now, member, lease_ms)
+            fresh.append(new_tat)
+            all_ok = all_ok and ok
+            outcomes.append(from_fields(Outcome, (ok, remaining, reset, retry)))
+        if not all_ok:
+            return outcomes
+        # Reserve everything. Each entry is the check's as found above: nothing ran in between.
+        for check, entry, new_tat in zip(checks, found, fresh, strict=True):
+            kind = check.kind
+            if kind is Kind.RPM or kind is Kind.TPM:
+                if entry is not None:
+                    entry.value, entry.expires = new_tat, math.ceil(new_tat) + 1000
+                else:
+                    entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
+            elif kind is Kind.PARALLEL:
+                if entry is None:
+                    entry = entries.setdefault(check.key, _Entry())
+                entry.members[member] = now + lease_ms
+                entry.expires = now + lease_ms
+            elif check.amount:
+                if entry is None:
+                    entry = entries.setdefault(check.key, _Entry())
+                entry.value += check.amount
+                if check.ttl_ms > 0:
+                    entry.expires = now + check.ttl_ms
         return outcomes
-
-    def _reserve(self, check: Check, new_tat: float, now: int, member: str, lease_ms: int) -> None:
-        if check.kind in (Kind.RPM, Kind.TPM):
-            self._entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
-        elif check.kind is Kind.PARALLEL:
-            entry = self._get(check.key, now) or self._entries.setdefault(check.key, _Entry())
-            entry.members[member] = now + lease_ms
-            entry.expires = now + lease_ms
-        elif check.amount:
-            entry = self._get(check.key, now) or self._entries.setdefault(check.key, _Entry())
-            entry.value += check.amount
-            if check.ttl_ms > 0:
-                entry.expires = now + check.ttl_ms
 
     async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
         now = now_ms
+        entries = self._entries
         spent: list[int] = []
         for check, delta in zip(checks, deltas, strict=True):
-            entry = self._get(check.key, now)
-            if check.kind in (Kind.RPM, Kind.TPM) and delta and check.limit > 0:
-                tat = entry.value if entry else 0.0
+            kind = check.kind
+            entry = entries.get(check.key)
+            if entry is not None and entry.expires and entry.expires <= now:
+                del entries[check.key]
+                entry = None
+            if (kind is Kind.RPM or kind is Kind.TPM) and delta and check.limit > 0:
+                tat = entry.value if entry is not None else 0.0
                 if delta > 0 or tat > now:
                     new_tat = max(tat, now) + delta * WINDOW_MS / check.limit
                     if new_tat <= now:
-                        self._entries.pop(check.key, None)
+                        entries.pop(check.key, None)
+                    elif entry is not None:
+                        entry.value, entry.expires = new_tat, math.ceil(new_tat) + 1000
                     else:
-                        self._entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
-            elif check.kind is Kind.PARALLEL and delta < 0:
+                        entries[check.key] = _Entry(new_tat, expires=math.ceil(new_tat) + 1000)
+            elif kind is Kind.PARALLEL and delta < 0:
                 if entry is not None:
                     entry.members.pop(member, None)
-            elif check.kind is Kind.BUDGET:
+            elif kind is Kind.BUDGET:
                 if entry is not None:
                     entry.value = max(0.0, entry.value + delta)
                 elif delta > 0:
                     entry = _Entry(delta, expires=now + check.ttl_ms if check.ttl_ms > 0 else 0)
-                    self._entries[check.key] = entry
+                    entries[check.key] = entry
                 spent.append(int(entry.value) if entry is not None else 0)
                 continue
             spent.append(0)

@@ -38,7 +38,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ClusterError, MovedError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as NodeGone
 
-from gateway.accounting.limits.checks import Check, Outcome, Unavailable, hash_tag
+from gateway.accounting.limits.checks import Check, Outcome, Unavailable, from_fields, hash_tag
 from gateway.accounting.limits.resp import ReplyError, Script, ScriptChannel
 
 log = logging.getLogger("gateway.limits")
@@ -147,12 +147,17 @@ class RedisBackend:
                 pass
 
     async def _admit_group(self, checks: Sequence[Check], now_ms: int, member: str, lease_ms: int) -> list[Outcome]:
-        spec = " ".join([f"{c.kind} {c.limit} {c.amount} {c.ttl_ms}" for c in checks])  # StrEnum: its value
+        # StrEnum: the kind formats as its value.
+        spec = " ".join([f"{kind} {limit} {amount} {ttl}" for kind, _, limit, amount, ttl in checks])
         reply = await self._run(self._admit, [c.key for c in checks], [now_ms, member, lease_ms, spec])
         n = [int(word) for word in reply.split()]
-        return [Outcome(n[i] == 1, n[i + 1], n[i + 2], n[i + 3]) for i in range(0, len(n), 4)]
+        return [from_fields(Outcome, (n[i] == 1, n[i + 1], n[i + 2], n[i + 3])) for i in range(0, len(n), 4)]
 
     async def adjust(self, checks: Sequence[Check], deltas: Sequence[int], now_ms: int, member: str) -> list[int]:
+        if not self.cluster:  # one call for every check
+            spec = " ".join([f"{c.kind} {c.limit} {d} {c.ttl_ms}" for c, d in zip(checks, deltas, strict=True)])
+            reply = await self._run(self._settle, [c.key for c in checks], [now_ms, member, spec])
+            return [int(word) for _, word in zip(checks, reply.split(), strict=True)]
         delta_of = {id(c): d for c, d in zip(checks, deltas, strict=True)}
         groups = self._groups(checks)
         calls = []

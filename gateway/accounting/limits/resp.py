@@ -65,11 +65,35 @@ class Script:
 
 def encode(args: Sequence[str | bytes | int]) -> bytes:
     """A command as a RESP array of bulk strings."""
-    out = [b"*%d\r\n" % len(args)]
+    return b"*%d\r\n" % len(args) + bulk_strings(args)
+
+
+def bulk_strings(args: Sequence[str | bytes | int]) -> bytes:
+    """The elements of a command's array, without the array's header."""
+    out = []
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
+
+
+# EVALSHA heads kept per channel: one per script and set of counters (a key's, a team's and a
+# model's, and a budget's period) seen lately. Past this the cache starts again.
+MAX_HEADS = 4096
+
+
+def evalsha(heads: dict[tuple[str, tuple[str, ...], int], bytes], script: Script, keys: Sequence[str],
+            args: Sequence[str | int]) -> bytes:  # fmt: skip
+    """`EVALSHA sha numkeys keys... args...` encoded. Everything before the arguments is the same
+    for every call of a script on the same counters: it is encoded once and kept in `heads`."""
+    ident = (script.sha, tuple(keys), len(args))
+    head = heads.get(ident)
+    if head is None:
+        if len(heads) >= MAX_HEADS:
+            heads.clear()
+        parts: list[str | int] = ["EVALSHA", script.sha, len(keys), *keys]
+        head = heads[ident] = b"*%d\r\n" % (len(parts) + len(args)) + bulk_strings(parts)
+    return head + bulk_strings(args)
 
 
 _INCOMPLETE = object()
@@ -291,14 +315,18 @@ class ScriptChannel:
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
         self._loading: dict[str, asyncio.Future[Any]] = {}
+        self._heads: dict[tuple[str, tuple[str, ...], int], bytes] = {}
         self._closed = False
         self.health = _Health()
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        command = encode(["EVALSHA", script.sha, len(keys), *keys, *args])
+        command = evalsha(self._heads, script, keys, args)
         # Bounded by the connection's watchdog (and connecting by its own timeout): no timer per call.
         try:
-            return await self._call(command)
+            conn = self._conn  # `_call`, inline: this is every limited request's path, twice
+            if conn is None or conn.closed is not None:
+                conn = await self._open_connection()
+            return await conn.send(command)
         except ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise

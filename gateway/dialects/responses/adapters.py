@@ -30,7 +30,6 @@ from gateway.dialects.responses.backend.request import to_responses
 from gateway.dialects.responses.backend.response import from_responses, usage_of
 from gateway.dialects.responses.backend.stream import ResponsesEventTranslator
 from gateway.dialects.responses.turn import ResponsesTurn
-from gateway.pipeline.context import RequestContext
 from gateway.providers.base import Provider, json_post, unsupported_endpoint, upstream_model
 from gateway.providers.errors import map_openai_error
 from gateway.upstream.client import UpstreamCall
@@ -61,11 +60,16 @@ def relays_natively(deployment: Deployment | None) -> bool:
     return deployment is not None and responses_api(deployment) != "chat"
 
 
-def adapter_chooser(settings: Settings) -> Callable[[RequestContext, Deployment, Provider], Provider]:
+def adapter_chooser(
+    settings: Settings,
+) -> Callable[[object | None, Sequence[GuardrailDecision], Deployment, Provider], Provider]:
     via_responses = ChatViaResponses(settings)
 
-    def choose(ctx: RequestContext, deployment: Deployment, provider: Provider) -> Provider:
-        turn = ctx.dialect if isinstance(ctx.dialect, ResponsesTurn) else None
+    def choose(
+        state: object | None, decided: Sequence[GuardrailDecision], deployment: Deployment, provider: Provider
+    ) -> Provider:
+        """`state`: the dialect's reader's own (a Responses turn); `decided`: the `before` hooks' decisions."""
+        turn = state if isinstance(state, ResponsesTurn) else None
         if turn is not None:
             if not relays_natively(deployment):
                 turn.request.refuse_builtin_tools()
@@ -73,7 +77,7 @@ def adapter_chooser(settings: Settings) -> Callable[[RequestContext, Deployment,
             _check_native(deployment)
             # Bound to this request: its turn and what its guardrails did are not facts of the
             # client's request, which is all an adapter is handed.
-            return NativeResponses(settings, turn, _masked(ctx.decided_before))
+            return NativeResponses(settings, turn, _masked(decided))
         if responses_api(deployment) == "only":
             _check_native(deployment)
             return via_responses

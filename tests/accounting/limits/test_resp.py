@@ -29,6 +29,7 @@ from gateway.accounting.limits.resp import (
     ScriptChannel,
     UnsupportedOption,
     encode,
+    evalsha,
     parse,
 )
 from gateway.accounting.pricing import PriceBook
@@ -132,6 +133,24 @@ def test_commands_are_arrays_of_bulk_strings() -> None:
     assert encode(["EVALSHA", "ab", 1, "k", b"\r\n"]) == (
         b"*5\r\n$7\r\nEVALSHA\r\n$2\r\nab\r\n$1\r\n1\r\n$1\r\nk\r\n$2\r\n\r\n\r\n"
     )
+
+
+def test_a_script_call_is_encoded_as_a_whole_command_whichever_heads_are_cached() -> None:
+    """The head (script, keys) is kept per set of keys: other keys or another number of arguments
+    must never reuse it, and a full cache starts again."""
+    heads: dict[tuple[str, tuple[str, ...], int], bytes] = {}
+    calls = [(["{a}:rpm", "{a}:usd:2026-03-10"], [1, "m1", 2, "r 5 1 0"]),
+             (["{a}:rpm", "{a}:usd:2026-03-10"], [3, "m2", 4, "r 5 1 0 b 9 9 9"]),
+             (["{a}:rpm", "{a}:usd:2026-03-11"], [5, "m3", 6, "r 5 1 0"]),
+             (["{a}:rpm"], [5, "m3", 6, "r 5 1 0"]),
+             (["{a}:rpm", "{a}:usd:2026-03-10"], [7, "m4"])]  # fmt: skip
+    for keys, args in calls * 2:
+        assert evalsha(heads, ECHO, keys, args) == encode(["EVALSHA", ECHO.sha, len(keys), *keys, *args])
+    assert len(heads) == 4
+    for at in range(5000):
+        evalsha(heads, ECHO, [f"k{at}"], ["x"])
+    assert len(heads) <= 4096
+    assert evalsha(heads, ECHO, ["k0"], ["y"]) == encode(["EVALSHA", ECHO.sha, 1, "k0", "y"])
 
 
 # Real servers.

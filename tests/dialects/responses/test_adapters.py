@@ -15,7 +15,7 @@ from gateway.config.file import Deployment
 from gateway.config.settings import Settings
 from gateway.core.errors import InvalidRequest
 from gateway.core.request import ClientRequest
-from gateway.core.types import Endpoint, Principal
+from gateway.core.types import Endpoint, GuardrailDecision, Principal
 from gateway.dialects.responses.adapters import (
     ChatViaResponses,
     NativeResponses,
@@ -29,7 +29,6 @@ from gateway.dialects.responses.adapters import (
     terminal_response,
 )
 from gateway.dialects.responses.turn import ResponsesTurn
-from gateway.pipeline.context import RequestContext
 
 SETTINGS = Settings(master_key="sk-test-master-0123456789abcdefghijkl")
 
@@ -66,10 +65,6 @@ def request_for(endpoint: Endpoint = Endpoint.CHAT) -> ClientRequest:
     return ClientRequest("req_1", endpoint, "", caller, "m", body)
 
 
-def ctx_for(turn: ResponsesTurn | None, endpoint: Endpoint = Endpoint.CHAT) -> RequestContext:
-    ctx = RequestContext("req_1", endpoint, 0.0, request=request_for(endpoint))
-    ctx.dialect = turn
-    return ctx
 
 
 def turn_of(**body: Any) -> ResponsesTurn:
@@ -84,20 +79,28 @@ def test_the_chooser() -> None:
     plain: Any = object()
     # The writers tell a native answer by the same function of the deployment the chooser picks by.
     translated = turn_of()
-    assert choose(ctx_for(translated), dep(id="d"), plain) is plain and not relays_natively(dep(id="d"))
+    assert choose(translated, (), dep(id="d"), plain) is plain and not relays_natively(dep(id="d"))
     native = turn_of()
-    assert isinstance(choose(ctx_for(native), dep(responses_api="native"), plain), NativeResponses)
+    relayed = choose(native, (), dep(responses_api="native"), plain)
+    assert isinstance(relayed, NativeResponses) and not relayed.masked
+    # What a guardrail masked in the request, the relay is told (the upstream is sent what it left).
+    masking = (GuardrailDecision("pii", "email", "masked"),)
+    relayed = choose(native, masking, dep(responses_api="native"), plain)
+    assert isinstance(relayed, NativeResponses) and relayed.masked
+    flagged = (GuardrailDecision("pii", "email", "flagged"), GuardrailDecision("pii", "email", "masked", "response"))
+    relayed = choose(native, flagged, dep(responses_api="native"), plain)
+    assert isinstance(relayed, NativeResponses) and not relayed.masked
     assert relays_natively(dep(responses_api="native")) and relays_natively(dep(responses_api="only"))
     assert not relays_natively(None)  # a cached answer: a chat completion
     with pytest.raises(FrozenInstanceError):  # the chooser notes nothing on the turn: nothing can
         native.id = "resp_y"  # type: ignore[misc]
-    assert isinstance(choose(ctx_for(None), dep(responses_api="only"), plain), ChatViaResponses)
-    assert choose(ctx_for(None), dep(responses_api="native"), plain) is plain  # chat stays chat there
+    assert isinstance(choose(None, (), dep(responses_api="only"), plain), ChatViaResponses)
+    assert choose(None, (), dep(responses_api="native"), plain) is plain  # chat stays chat there
     with pytest.raises(InvalidRequest) as caught:  # a built-in tool on a chat backend names the tool
-        choose(ctx_for(turn_of(tools=[{"type": "web_search"}])), dep(), plain)
+        choose(turn_of(tools=[{"type": "web_search"}]), (), dep(), plain)
     assert caught.value.param == "tools[0].type" and "web_search" in caught.value.message
     with pytest.raises(InvalidRequest):
-        choose(ctx_for(turn_of()), dep(provider="anthropic", responses_api="native"), plain)
+        choose(turn_of(), (), dep(provider="anthropic", responses_api="native"), plain)
 
 
 def test_a_native_deployment_is_sent_the_built_in_tools_and_the_history() -> None:
