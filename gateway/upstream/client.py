@@ -2,8 +2,8 @@
 
 The client is our own HTTP/1.1 (h1.py: an asyncio.Protocol over httptools; pool.py: the keep-alive
 pool), not aiohttp: aiohttp's general machinery cost 115-138 µs of CPU per proxied request, a
-quarter to two fifths of the whole, and this client about a fifth of aiohttp's figure for a unary
-call and half for a stream (docs/performance.md, loadtests/bench_upstream_client.py). It does what
+quarter to two fifths of the whole; this client costs about a fifth of that for a unary call and
+half or less for a stream (docs/performance.md, loadtests/bench_upstream_client.py). It does what
 the gateway needs and no more: HTTP/1.1, keep-alive, http and https, gzip and deflate; no
 redirects, cookies or proxies. Socket, parser and timeout failures become the gateway's errors
 here, once.
