@@ -10,7 +10,7 @@ with nothing left is the event loop's own work (polling, scheduling, the C side 
 the innermost frame whose path starts with a prefix in `STAGES` names the stage (the longest such
 prefix for that frame), so a library the gateway calls (redis, asyncpg, prometheus_client,
 logging, asyncio's streams) counts towards the gateway stage that called it, while a library that
-is a stage of its own (aiohttp, uvicorn) is named in the table. `REFINE` then splits a stage by a
+is a stage of its own (uvicorn, starlette) is named in the table. `REFINE` then splits a stage by a
 function further out on the stack (the limiter's `settle` from its `admit`). A sample that matches
 nothing is "other".
 """
@@ -44,11 +44,12 @@ STAGES: list[tuple[str, str]] = [
     ("gateway/pipeline/", "request path (pipeline, edge)"),
     ("gateway/edge/", "request path (pipeline, edge)"),
     ("gateway/app.py", "request path (pipeline, edge)"),
-    ("gateway/upstream/", "upstream client (aiohttp)"),
-    ("aiohttp/", "upstream client (aiohttp)"),
-    ("aiohappyeyeballs/", "upstream client (aiohttp)"),
-    ("yarl/", "upstream client (aiohttp)"),
-    ("multidict/", "upstream client (aiohttp)"),
+    ("gateway/upstream/", "upstream client"),
+    # The client before gateway/upstream/h1.py, for profiles of older trees.
+    ("aiohttp/", "upstream client"),
+    ("aiohappyeyeballs/", "upstream client"),
+    ("yarl/", "upstream client"),
+    ("multidict/", "upstream client"),
     ("uvicorn/", "HTTP server (uvicorn, httptools)"),
     ("httptools/", "HTTP server (uvicorn, httptools)"),
     ("starlette/", "framework (starlette)"),
@@ -61,6 +62,8 @@ STAGES: list[tuple[str, str]] = [
 REFINE: list[tuple[str, str, str, str]] = [
     ("admission", "gateway/accounting/limits/", "settle", "settle"),
     ("metrics", "gateway/observability/metrics", "budget", "budget gauges and alerts"),
+    # httptools parses the upstream's responses too (gateway/upstream/h1.py), not only uvicorn's requests.
+    ("HTTP server (uvicorn, httptools)", "gateway/upstream/", "data_received", "upstream client"),
 ]
 
 EVENT_LOOP = "event loop (uvloop, asyncio)"
@@ -77,7 +80,7 @@ LOOP_DRIVERS: list[tuple[str, str | None]] = [
 # The order stages are listed in reports: a request's way through the gateway.
 ORDER = [
     "HTTP server (uvicorn, httptools)", "framework (starlette)", "request path (pipeline, edge)", "auth",
-    "dialect reader/writer", "plugins", "admission", "routing", "provider adapter", "upstream client (aiohttp)",
+    "dialect reader/writer", "plugins", "admission", "routing", "provider adapter", "upstream client",
     "relay", "settle", "budget gauges and alerts", "ledger: row building", "ledger: queueing and batching",
     "ledger: encoding and COPY", "ledger: other", "metrics", "log line", "gateway (unmapped)", "admin",
     EVENT_LOOP, OTHER,

@@ -1,8 +1,8 @@
 """The gateway's one error hierarchy.
 
 Every failure a client can see is a `GatewayError`: it knows its HTTP status and its OpenAI
-error `type` and `code`, and renders the OpenAI error object. Foreign exceptions (aiohttp,
-redis, asyncpg, provider error bodies) are translated into these at their boundary and
+error `type` and `code`, and renders the OpenAI error object. Foreign exceptions (sockets and
+HTTP parsing upstream, redis, asyncpg, provider error bodies) are translated into these at their boundary and
 nowhere else.
 """
 

@@ -107,9 +107,15 @@ def stage(stages: ModuleType, line: str) -> str:
         (
             f"{TASK};UpstreamClient.send ({TREE}/gateway/upstream/client.py);"
             f"ClientSession._request ({SITE}/aiohttp/client.py)",
-            "upstream client (aiohttp)",
+            "upstream client",
         ),
-        (f"{LOOP};ResponseHandler.data_received ({SITE}/aiohttp/client_proto.py)", "upstream client (aiohttp)"),
+        (f"{LOOP};ResponseHandler.data_received ({SITE}/aiohttp/client_proto.py)", "upstream client"),
+        # httptools under our upstream client parses a response, not a client's request.
+        (
+            f"{LOOP};Connection.data_received ({TREE}/gateway/upstream/h1.py);"
+            f"HttpParser.feed_data ({SITE}/httptools/parser/parser.pyx)",
+            "upstream client",
+        ),
         (
             f"{TASK};pump ({TREE}/gateway/edge/relay.py);"
             f"RequestResponseCycle.send ({SITE}/uvicorn/protocols/http/httptools_impl.py)",
