@@ -2,22 +2,31 @@
 
 A `Connection` carries one exchange at a time (no pipelining). The caller writes a request, then
 waits for what it needs (the headers, more body, the end); the protocol wakes it once per arrival
-that satisfies the wait, not once per parser callback. One timer per connection bounds the waits
-(the watchdog): it is re-armed lazily when it fires early, not set and cancelled around each read.
+that satisfies the wait, not once per parser callback. One timer per connection bounds the waits,
+a blocked upload's included (the watchdog): it is re-armed lazily when it fires early, not set and
+cancelled around each read.
+
+What is held is bounded: a stream's unread body pauses the socket past `STREAM_BUFFER` (the consumer
+taking it resumes it), and a whole body fails past the caller's limit. An answer that comes while an
+upload is blocked is seen at once: an error status (or a whole response) ends the upload, and a
+connection whose request was not sent in full is never reused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from dataclasses import dataclass
+from base64 import b64encode
+from dataclasses import dataclass, field
 from typing import Protocol, cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
 # What a wait is for.
 HEADERS, DATA, COMPLETE = 1, 2, 3
+# A stream's unread body past which the socket is paused (aiohttp paused at about 128 KiB).
+STREAM_BUFFER = 256 << 10
 
 # Characters a request-target may hold as they are (RFC 9112 origin-form, plus "%" so that
 # existing escapes stay as written); anything else (spaces, non-ASCII) is percent-encoded.
@@ -25,9 +34,11 @@ _TARGET_SAFE = "!$&'()*+,;=:@/?%-._~"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 # Request headers we add unless the caller set them, as aiohttp did (bit per header).
-_HOST, _ACCEPT, _ENCODING, _LENGTH, _TRANSFER = 1, 2, 4, 8, 16
+_HOST, _ACCEPT, _ENCODING, _LENGTH, _TRANSFER, _AUTH = 1, 2, 4, 8, 16, 32
 _OWN_HEADERS = {"host": _HOST, "accept": _ACCEPT, "accept-encoding": _ENCODING, "content-length": _LENGTH,
-                "transfer-encoding": _TRANSFER}
+                "transfer-encoding": _TRANSFER, "authorization": _AUTH}
+# The content codings decoded (RFC 9110 8.4.1: x-gzip is gzip).
+_ENCODINGS = frozenset(("gzip", "x-gzip", "deflate"))
 
 
 class ServerDisconnected(ConnectionError):
@@ -35,7 +46,15 @@ class ServerDisconnected(ConnectionError):
 
 
 class InvalidURL(ValueError):
-    """A deployment URL this client cannot send to (not http or https, no host)."""
+    """A deployment URL this client cannot send to (not http or https, no host, a bad port or host)."""
+
+
+class InvalidHeader(ValueError):
+    """A request header that cannot go on the wire as given (a line break would smuggle in another)."""
+
+
+class ResponseTooLarge(Exception):
+    """A whole body (or what it decodes to) over the caller's limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +65,24 @@ class Target:
     path: str  # path and query, as the request-target
     host_header: str
     tls: bool
+    # Basic credentials from the URL's userinfo, sent unless the caller sets Authorization.
+    auth: str | None = field(default=None, repr=False)
 
 
 def parse_target(url: str, exact: bool) -> Target:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise InvalidURL(f"not an http(s) URL: {url!r}")
-    host = parts.hostname
-    if not host.isascii():
-        host = host.encode("idna").decode("ascii")
-    port = parts.port or _DEFAULT_PORTS[scheme]
+    """`url` taken apart; InvalidURL if it cannot be sent to (the message never holds the URL)."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise InvalidURL("not an http(s) URL with a host")
+        host = parts.hostname
+        if not host.isascii():
+            host = host.encode("idna").decode("ascii")
+        port = parts.port or _DEFAULT_PORTS[scheme]
+    except ValueError:  # a port out of range or not a number, a host IDNA cannot encode, a bad IPv6 literal
+        raise InvalidURL("not a URL this client can send to") from None
+    auth = _basic_auth(parts.username, parts.password) if parts.username or parts.password else None
     path = parts.path or "/"
     if parts.query:
         path = f"{path}?{parts.query}"
@@ -66,7 +92,21 @@ def parse_target(url: str, exact: bool) -> Target:
     host_header = f"[{host}]" if ":" in host else host
     if port != _DEFAULT_PORTS[scheme]:
         host_header = f"{host_header}:{port}"
-    return Target((scheme, host, port), path, host_header, scheme == "https")
+    return Target((scheme, host, port), path, host_header, scheme == "https", auth)
+
+
+def _basic_auth(user: str | None, password: str | None) -> str:
+    """The Authorization value aiohttp sent for a URL's userinfo: percent-decoded, latin-1 (UTF-8 for
+    what latin-1 cannot hold, where aiohttp failed)."""
+    user, password = unquote(user or ""), unquote(password or "")
+    if ":" in user:
+        raise InvalidURL("a colon in the URL's user name")  # as aiohttp's BasicAuth refuses it
+    credentials = f"{user}:{password}"
+    try:
+        raw = credentials.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = credentials.encode("utf-8")
+    return "Basic " + b64encode(raw).decode("ascii")
 
 
 def request_head(method: str, target: Target, headers: dict[str, str], body: bytes | None,
@@ -88,6 +128,9 @@ def request_head(method: str, target: Target, headers: dict[str, str], body: byt
     if not given & _ENCODING:
         parts.append("Accept-Encoding: gzip, deflate\r\n")
         lines += 1
+    if target.auth is not None and not given & _AUTH:
+        parts += ("Authorization: ", target.auth, "\r\n")
+        lines += 1
     chunked = streamed and not given & _LENGTH
     if not given & (_LENGTH | _TRANSFER):
         if chunked:
@@ -99,30 +142,40 @@ def request_head(method: str, target: Target, headers: dict[str, str], body: byt
     parts.append("\r\n")
     text = "".join(parts)
     # A line break inside a name or value would smuggle in a header (aiohttp refused these too).
+    # The message names neither: a header from config may hold a key.
     if text.count("\n") != lines or text.count("\r") != lines:
-        raise ValueError("a line break in an upstream request header")
-    return text.encode("utf-8"), chunked
+        raise InvalidHeader("a line break in an upstream request header")
+    try:
+        return text.encode("utf-8"), chunked
+    except UnicodeEncodeError:
+        raise InvalidHeader("an upstream request header that is not text") from None
 
 
 class Decoder:
-    """Content-Encoding gzip or deflate undone as the body arrives (aiohttp's auto_decompress)."""
+    """Content-Encoding gzip or deflate undone as the body arrives (aiohttp's auto_decompress), never
+    more than `limit` bytes out of one call: a few KiB can decode to gigabytes."""
 
     def __init__(self, encoding: str) -> None:
-        self._gzip = encoding == "gzip"
-        self._zlib: zlib._Decompress | None = zlib.decompressobj(47) if self._gzip else None
+        # "deflate" waits for its first bytes to tell zlib-wrapped from raw.
+        self._zlib: zlib._Decompress | None = zlib.decompressobj(47) if encoding != "deflate" else None
 
-    def decompress(self, data: bytes) -> bytes:
+    def decompress(self, data: bytes, limit: int) -> bytes:
         if self._zlib is None:
             # "deflate" is meant to be zlib-wrapped; some servers send raw deflate.
             self._zlib = zlib.decompressobj(15 if data and data[0] & 0x0F == 8 else -15)
-        return self._zlib.decompress(data)
+        return self._zlib.decompress(data, limit)
+
+    def more(self, limit: int) -> bytes:
+        """What the last call held back at its limit (b"" when nothing was)."""
+        z = self._zlib
+        return z.decompress(z.unconsumed_tail, limit) if z is not None else b""
 
     def flush(self) -> bytes:
         return self._zlib.flush() if self._zlib is not None else b""
 
 
 def decoder_for(encoding: str) -> Decoder | None:
-    return Decoder(encoding) if encoding in ("gzip", "deflate", "x-gzip") else None
+    return Decoder(encoding) if encoding in _ENCODINGS else None
 
 
 class Owner(Protocol):
@@ -130,6 +183,13 @@ class Owner(Protocol):
 
 
 class Connection(asyncio.Protocol):
+    # Slots: with 30 attributes an instance's dict no longer shares its keys, and every attribute
+    # access gets slower (parsing a stream took a quarter more CPU).
+    __slots__ = ("_deadline", "_drain", "_framed", "_owner", "_parser", "_read_timeout", "_timer", "_timer_at",
+                 "_waiter", "_wants", "_writing_paused", "body", "buffered", "busy", "complete", "cut_short",
+                 "encoding", "failure", "headers", "headers_done", "idle_since", "keep_alive", "key", "limit",
+                 "loop", "pooled", "reading_paused", "status", "streaming", "transport")
+
     def __init__(self, loop: asyncio.AbstractEventLoop, key: tuple[str, str, int], owner: Owner) -> None:
         self.loop = loop
         self.key = key
@@ -146,15 +206,21 @@ class Connection(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.encoding = ""
         self.body: list[bytes] = []
+        self.buffered = 0  # bytes in `body` (when it holds any)
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
+        self.cut_short = False  # the request was not sent in full: never reused
         self._framed = False  # Content-Length or chunked; otherwise the body runs until the close
+        # Past `limit` buffered bytes a stream pauses reading, a whole body fails.
+        self.streaming = False
+        self.limit = 0
+        self.reading_paused = False
         # The one wait at a time: for what (HEADERS, DATA, COMPLETE), and the writer's back-pressure.
         self._waiter: asyncio.Future[None] | None = None
         self._wants = 0
         self._drain: asyncio.Future[None] | None = None
-        self._paused = False
+        self._writing_paused = False
         # The watchdog: a unary exchange has one deadline; a stream gives each wait `_read_timeout`.
         self._deadline: float | None = None
         self._read_timeout = 0.0
@@ -163,14 +229,18 @@ class Connection(asyncio.Protocol):
 
     # the caller's side
 
-    def begin(self, deadline: float | None, read_timeout: float) -> None:
-        """Start an exchange: a fresh response, and its bound (a deadline, or a per-wait timeout)."""
+    def begin(self, deadline: float | None, read_timeout: float, max_body: int) -> None:
+        """Start an exchange: a fresh response, and its bound (a deadline for a whole body of at most
+        `max_body` bytes; or, for a stream, a per-wait timeout)."""
         self.busy = True
         self.status = 0
         self.headers = {}
         self.encoding = ""
         self.body = []
-        self.headers_done = self.complete = self.keep_alive = self._framed = False
+        self.buffered = 0
+        self.headers_done = self.complete = self.keep_alive = self.cut_short = self._framed = False
+        self.streaming = deadline is None
+        self.limit = STREAM_BUFFER if deadline is None else max_body
         self._read_timeout = read_timeout
         if deadline is not None:
             self._arm(deadline)
@@ -182,9 +252,12 @@ class Connection(asyncio.Protocol):
         self.transport.write(data)
 
     async def drain(self) -> None:
-        """Wait while the transport's write buffer is over its high-water mark. A failure raises,
-        unless the response is already complete (the caller stops writing then)."""
-        if self._paused and self.failure is None:
+        """Wait while the transport's write buffer is over its high-water mark, unless the upstream
+        has `answered`. A failure raises, unless the response is already complete (the caller stops
+        writing then). A stream's wait has its per-wait timeout."""
+        while self._writing_paused and self.failure is None and not self.answered:
+            if self._read_timeout:
+                self._arm(self.loop.time() + self._read_timeout)
             self._drain = self.loop.create_future()
             try:
                 await self._drain
@@ -192,6 +265,11 @@ class Connection(asyncio.Protocol):
                 self._drain = None
         if self.failure is not None and not self.complete:
             raise self.failure
+
+    @property
+    def answered(self) -> bool:
+        """The upstream answered in a way that ends an upload: a whole response, or an error status."""
+        return self.complete or (self.headers_done and self.status >= 300)
 
     async def wait(self, wants: int) -> None:
         """Wait until the response has what `wants` asks for (the caller checks), or fails."""
@@ -206,10 +284,22 @@ class Connection(asyncio.Protocol):
         finally:
             self._waiter = None
 
+    def unpause(self) -> None:
+        """The consumer took all the body buffered so far: read on."""
+        self.buffered = 0  # not recounted until the next body bytes
+        self._read_on()
+
+    def gather(self, max_body: int) -> None:
+        """A stream's body is to be read whole after all (an error's): up to `max_body`, not paused."""
+        self.streaming = False
+        self.limit = max_body
+        if self.reading_paused:
+            self._read_on()
+
     @property
     def reusable(self) -> bool:
-        return (self.complete and self.keep_alive and self.failure is None and self.transport is not None
-                and not self.transport.is_closing())
+        return (self.complete and self.keep_alive and not self.cut_short and self.failure is None
+                and self.transport is not None and not self.transport.is_closing())
 
     def done(self) -> None:
         """The exchange is over (the pool takes the connection back or closes it)."""
@@ -248,8 +338,7 @@ class Connection(asyncio.Protocol):
             self._fail(exc if exc is not None else ServerDisconnected("the upstream closed the connection"))
         elif self.failure is None:
             self.failure = ServerDisconnected("the upstream closed the connection")
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._wake_drain()
 
     def data_received(self, data: bytes) -> None:
         if not self.busy:
@@ -261,15 +350,21 @@ class Connection(asyncio.Protocol):
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
             self._fail(exc)
             return
+        if self.buffered > self.limit and not self.complete:
+            if not self.streaming:
+                self._fail(ResponseTooLarge())
+                return
+            if not self.reading_paused and self.transport is not None:
+                self.reading_paused = True
+                self.transport.pause_reading()
         self._wake()
 
     def pause_writing(self) -> None:
-        self._paused = True
+        self._writing_paused = True
 
     def resume_writing(self) -> None:
-        self._paused = False
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._writing_paused = False
+        self._wake_drain()
 
     # httptools callbacks
 
@@ -301,9 +396,13 @@ class Connection(asyncio.Protocol):
         self.headers_done = True
         if status in (204, 304):
             self._framed = True
+        self._wake_drain()  # an upload blocked on its write learns of the answer
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        held = self.body
+        # Counted afresh once the consumer has taken all (it clears the list, nothing else).
+        self.buffered = self.buffered + len(body) if held else len(body)
+        held.append(body)
 
     def on_message_complete(self) -> None:
         if self.headers_done:
@@ -321,14 +420,23 @@ class Connection(asyncio.Protocol):
                 or (wants == HEADERS and self.headers_done)):
             waiter.set_result(None)
 
+    def _wake_drain(self) -> None:
+        drain = self._drain
+        if drain is not None and not drain.done():
+            drain.set_result(None)
+
+    def _read_on(self) -> None:
+        self.reading_paused = False
+        if self.transport is not None:
+            self.transport.resume_reading()
+
     def _fail(self, exc: BaseException) -> None:
         if self.failure is None:
             self.failure = exc
         if self.transport is not None:
             self.transport.abort()
         self._wake()
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
+        self._wake_drain()
 
     def _arm(self, deadline: float) -> None:
         self._deadline = deadline
@@ -343,8 +451,8 @@ class Connection(asyncio.Protocol):
         deadline = self._deadline
         if deadline is None or not self.busy:
             return
-        if self._read_timeout and self._waiter is None:
-            return  # a stream between reads: its next wait re-arms the timer
+        if self._read_timeout and self._waiter is None and self._drain is None:
+            return  # a stream between waits: its next wait re-arms the timer
         if self.loop.time() < deadline:
             self._timer = self.loop.call_at(deadline, self._watch)
             self._timer_at = deadline

@@ -4,7 +4,8 @@ A connection holds one slot from the moment it starts opening until it is closed
 idle connection to its host, or takes a free slot and opens one; at the limit it waits in line
 (first come, first served) for a connection to its host or a slot. An idle connection to another
 host is closed to make room rather than keep anyone waiting. Idle connections close after
-`keepalive_s` (aiohttp's 15 s), and one the server closed leaves the pool at once.
+`keepalive_s` (aiohttp's 15 s), and one the server closed leaves the pool at once. Closing the pool
+fails those waiting in line at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from collections import deque
 from gateway.upstream.h1 import Connection
 
 Key = tuple[str, str, int]
+
+
+class PoolClosed(ConnectionError):
+    """The client was closed while the caller waited for a connection."""
 
 
 class Pool:
@@ -61,11 +66,12 @@ class Pool:
         except BaseException:
             future = entry[1]
             if future.done() and not future.cancelled():
-                got = future.result()  # handed over just as the caller gave up: pass it on
-                if got is None:
-                    self._free()
-                else:
-                    self.release(got)
+                if future.exception() is None:
+                    got = future.result()  # handed over just as the caller gave up: pass it on
+                    if got is None:
+                        self._free()
+                    else:
+                        self.release(got)
             else:
                 try:
                     self._waiters.remove(entry)
@@ -136,6 +142,10 @@ class Pool:
             self._sweeper.cancel()
             self._sweeper = None
         self._idle.clear()
+        waiters, self._waiters = self._waiters, deque()
+        for _, future in waiters:
+            if not future.done():
+                future.set_exception(PoolClosed("the upstream client was closed"))
         for conn in list(self._live):
             conn.pooled = False
             conn.abort()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from gateway.core.upload import BodyFactory
-from gateway.upstream.client import UpstreamCall, UpstreamClient
+from gateway.upstream.client import KEEPALIVE_S, MAX_RESPONSE_BYTES, UpstreamCall, UpstreamClient
 
 
 @dataclass
@@ -130,8 +130,9 @@ async def new_client() -> AsyncIterator[NewClient]:
     """Started clients (`UpstreamClient`'s arguments), closed after the test."""
     clients: list[UpstreamClient] = []
 
-    async def make(max_connections: int, **options: float) -> UpstreamClient:
-        c = UpstreamClient(max_connections, **options)
+    async def make(max_connections: int, keepalive_s: float = KEEPALIVE_S,
+                   max_response_bytes: int = MAX_RESPONSE_BYTES) -> UpstreamClient:
+        c = UpstreamClient(max_connections, keepalive_s, max_response_bytes)
         await c.start()
         clients.append(c)
         return c

@@ -93,6 +93,17 @@ async def test_a_url_that_is_not_http(client: UpstreamClient) -> None:
         await client.send(call("ftp://example.com/v1"))
 
 
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:99999/v1",  # a port out of range
+    "http://127.0.0.1:80a/v1",  # not a number
+    "http://" + "\u00e4" * 64 + ".example/v1",  # a label IDNA cannot encode
+    "http://[::1/v1",  # an unclosed IPv6 literal
+])
+async def test_a_url_that_cannot_be_sent_to(client: UpstreamClient, url: str) -> None:
+    with pytest.raises(UpstreamUnreachable, match=r"^deployment d1 is unreachable \(InvalidURL\)$"):
+        await client.send(call(url))
+
+
 async def test_closed_before_answering(serve: Serve, client: UpstreamClient) -> None:
     async def hang_up(request: Request, writer: asyncio.StreamWriter) -> bool:
         return False

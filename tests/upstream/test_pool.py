@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 import pytest
 
-from gateway.core.errors import UpstreamTimeout
+from gateway.core.errors import UpstreamTimeout, UpstreamUnreachable
 from gateway.upstream.client import UpstreamClient
 from tests.upstream.conftest import NewClient, Request, Respond, Server, call, response, until
 
@@ -154,6 +154,22 @@ async def test_a_cancelled_wait_for_a_connection_gives_up_its_place(serve: Serve
     gate.set()
     assert (await first).body == b"1" and (await asyncio.wait_for(third, 2)).body == b"3"
     assert [r.body for r in server.requests] == [b"1", b"3"] and server.connections == 1
+
+
+async def test_closing_the_client_fails_those_waiting_at_once(serve: Serve, new_client: NewClient) -> None:
+    server = await serve(gated(asyncio.Event()))  # never answers
+    client = await new_client(1)
+    first = asyncio.create_task(client.send(call(server.url())))
+    await until(lambda: len(server.requests) == 1)
+    waiting = asyncio.create_task(client.send(call(server.url(), connect_timeout_s=5)))
+    await asyncio.sleep(0.02)
+    started = asyncio.get_running_loop().time()
+    await client.close()
+    with pytest.raises(UpstreamUnreachable, match=r"deployment d1 is unreachable \(PoolClosed\)"):
+        await waiting
+    assert asyncio.get_running_loop().time() - started < 0.5  # not at its connect timeout
+    with pytest.raises(UpstreamUnreachable):
+        await first
 
 
 async def _echo(request: Request, writer: asyncio.StreamWriter) -> bool:
