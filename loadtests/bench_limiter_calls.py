@@ -134,22 +134,9 @@ def _cell(tree: Path, concurrency: int, seconds: float, url: str) -> dict[str, f
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _redis(core: int) -> tuple[subprocess.Popen[bytes], str]:
-    from procs import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(["taskset", "-c", str(core), "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
-            return proc, url
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
-
-
 def main() -> None:
+    from procs import private_redis  # loadtests/ is on the path once this script runs
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -159,7 +146,7 @@ def main() -> None:
     trees = {"this": REPO, **{n: Path(p) for n, p in (t.split("=", 1) for t in args.tree)}}
     rows: dict[tuple[str, int, str], list[dict[str, float]]] = {}
     for redis_core in (1, 0):
-        proc, url = _redis(redis_core)
+        proc, url = private_redis(redis_core)
         try:
             for _ in range(args.rounds):
                 for name, tree in trees.items():

@@ -85,22 +85,9 @@ def _cell(tree: Path, backend: str, seconds: float, url: str) -> dict[str, float
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _redis(core: int) -> tuple[subprocess.Popen[bytes], str]:
-    from procs import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(["taskset", "-c", str(core), "redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(100):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
-            return proc, url
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("redis-server did not start")
-
-
 def main() -> None:
+    from procs import private_redis  # loadtests/ is on the path once this script runs
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backend", action="append", choices=("memory", "redis"), default=[])
     parser.add_argument("--rounds", type=int, default=3)
@@ -112,7 +99,7 @@ def main() -> None:
     backends = args.backend or ["memory", "redis"]
     trees = {"this": REPO, **{n: Path(p) for n, p in (t.split("=", 1) for t in args.tree)}}
     rows: dict[tuple[str, str], list[dict[str, float]]] = {}
-    proc, url = _redis(REDIS_CPU) if "redis" in backends else (None, "")
+    proc, url = private_redis(REDIS_CPU) if "redis" in backends else (None, "")
     try:
         for _ in range(args.rounds):
             for backend in backends:

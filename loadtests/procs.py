@@ -183,3 +183,17 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def private_redis(core: int) -> tuple[subprocess.Popen[bytes], str]:
+    """A throwaway `redis-server` on a free port, pinned to `core`, no persistence: (process, URL)."""
+    port = free_port()
+    proc = subprocess.Popen(["taskset", "-c", str(core), "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(100):
+        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
+            return proc, url
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
