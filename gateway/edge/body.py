@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -76,8 +77,17 @@ async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    # Straight from ASGI messages: most bodies arrive in one, and this is the hot path.
     parts: list[bytes] = []
+    await receive_body(request, limit, total_s, idle_s, parts.append)
+    # Most bodies arrive in one part: that part itself, no copy.
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def receive_body(
+    request: Request, limit: int, total_s: float, idle_s: float, take: Callable[[bytes], object]
+) -> None:
+    """Hand each part of the body to `take` as it arrives, straight from the ASGI messages; never
+    more than `limit` bytes in all (413), and 408 past `total_s` in all or a gap over `idle_s`."""
     size = 0
     with BodyDeadline(total_s, idle_s) as deadline:
         while True:
@@ -88,12 +98,9 @@ async def read_body(request: Request, limit: int, total_s: float = 60.0, idle_s:
             size += len(part)
             if size > limit:
                 raise _too_large(limit)
+            take(part)
             if not message.get("more_body", False):
-                if not parts:
-                    return part
-                parts.append(part)
-                return b"".join(parts)
-            parts.append(part)
+                return
             deadline.part_came()
 
 

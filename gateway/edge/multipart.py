@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
-from gateway.core.errors import InvalidRequest, PayloadTooLarge
+from gateway.core.errors import InvalidRequest
 from gateway.core.upload import FilePart, Upload
-from gateway.edge.body import BodyDeadline
+from gateway.edge.body import receive_body
 
 MAX_FIELD_BYTES = 64 * 1024
 
@@ -78,22 +78,8 @@ async def read_upload(request: Request, limit: int, total_s: float = 60.0, idle_
         name: getattr(reader, name) for name in (
             "on_part_begin", "on_header_field", "on_header_value", "on_header_end", "on_headers_finished",
             "on_part_data", "on_part_end")})
-    size = 0
     try:
-        with BodyDeadline(total_s, idle_s) as deadline:
-            while True:
-                message = await request.receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientDisconnect()
-                part = message.get("body", b"")
-                size += len(part)
-                if size > limit:
-                    raise PayloadTooLarge(f"The request body is larger than this gateway's limit of {limit} bytes.")
-                if part:
-                    parser.write(part)
-                if not message.get("more_body", False):
-                    break
-                deadline.part_came()
+        await receive_body(request, limit, total_s, idle_s, parser.write)
         parser.finalize()
     except MultipartParseError:
         upload.close()
