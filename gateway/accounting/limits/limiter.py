@@ -250,13 +250,13 @@ class Limiter:
         """The plan's checks with this request's amounts, and the budgets they count against."""
         checks: list[Check] = []
         budgets: list[_Budget] = []
-        for check, scope, kind, owner in plan.steps:
+        for check, scope, period_kind, owner in plan.steps:
             if check.kind is Kind.TPM:
                 # A request larger than the whole limit waits for a full bucket, then passes; settle
                 # charges what it really used.
                 check = from_fields(Check, (Kind.TPM, check.key, check.limit, min(tokens, check.limit), 0))
             elif check.kind is Kind.BUDGET:
-                period = self._period(now, kind)
+                period = self._period(now, period_kind)
                 end = period.end
                 ttl = math.ceil((end - now) * 1000) + BUDGET_GRACE_MS if end is not None else 0
                 check = from_fields(Check, (Kind.BUDGET, check.key + period.name, check.limit, micro, ttl))

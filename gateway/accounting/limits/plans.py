@@ -35,7 +35,6 @@ class Step(NamedTuple):
 
 
 class Plan(NamedTuple):
-    scopes: tuple[Scope, ...]
     steps: tuple[Step, ...]
     # Whether any check counts tokens or money: only then is the request's size estimated.
     estimates: bool
@@ -65,7 +64,6 @@ def make_plan(prefix: str, principal: Principal | None, group: str, model_limits
             steps.append(Step(Check(Kind.BUDGET, base + ":usd:", limit, 0), scope, limits.budget_period, owner))
     kinds = [s.check.kind for s in steps]
     return Plan(
-        scopes=tuple(scopes),
         steps=tuple(steps),
         estimates=Kind.TPM in kinds or Kind.BUDGET in kinds,
         requests_at=tuple(i for i, kind in enumerate(kinds) if kind is Kind.RPM),
