@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
 from starlette.types import Message, Receive, Send
@@ -162,28 +162,29 @@ async def pump(
     chunks: AsyncIterator[bytes],
     translator: StreamTranslator,
     writer: StreamWriter | None = None,
-) -> None:
+    ended: Callable[[], bool] | None = None,
+) -> bytes:
     """Forward translated bytes as they arrive, through the client's dialect's writer when it has
-    one; the caller handles errors and the final frame."""
-    if writer is not None:
-        await _pump_written(send, first, chunks, translator, writer)
-        return
-    out = translator.feed(first)
-    if out:
-        await send({"type": "http.response.body", "body": out, "more_body": True})
-    async for chunk in chunks:
-        out = translator.feed(chunk)
-        if out:
-            await send({"type": "http.response.body", "body": out, "more_body": True})
+    one; the caller handles errors and the final frame.
 
-
-async def _pump_written(
-    send: Send, first: bytes, chunks: AsyncIterator[bytes], translator: StreamTranslator, writer: StreamWriter
-) -> None:
-    out = await writer.feed(translator.feed(first))
-    if out:
-        await send({"type": "http.response.body", "body": out, "more_body": True})
-    async for chunk in chunks:
-        out = await writer.feed(translator.feed(chunk))
+    Returns what it held back: output that came once the stream had finished (its terminal event
+    seen) and the upstream's body was all in (`ended()`), so that nothing more can follow it but
+    the closing frame. The caller sends it with that frame: one write instead of two, where the
+    whole answer (or its last part, as usual) arrives in one read. Output is never held while
+    the upstream may still send, so no event waits for a later read."""
+    held = b""
+    data = first
+    rest = chunks.__aiter__()
+    while True:
+        out = translator.feed(data)
+        if writer is not None:
+            out = await writer.feed(out)
         if out:
-            await send({"type": "http.response.body", "body": out, "more_body": True})
+            if translator.done and ended is not None and ended():
+                held += out
+            else:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+        try:
+            data = await rest.__anext__()
+        except StopAsyncIteration:
+            return held

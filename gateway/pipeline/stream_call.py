@@ -77,8 +77,9 @@ class StreamCall:
             writer = self.writer
             await send({"type": "http.response.start", "status": 200, "headers": self._head(opened)})
             started = True
+            held = b""
             try:
-                await pump(send, opened.first, opened.chunks, opened.translator, writer)
+                held = await pump(send, opened.first, opened.chunks, opened.translator, writer, opened.stream.ended)
                 tail = opened.translator.finish()
                 if writer is not None:
                     tail = await writer.feed(tail) + await writer.finish()
@@ -89,6 +90,8 @@ class StreamCall:
                     return
                 # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 tail = sse_error_event(error) if writer is None else await writer.error(error)
+            # What the pump held back (the stream's last events) goes out with the closing frame.
+            tail = held + tail
             if self.proxy.durable is not None:
                 await self._close(opened)
                 await self.exchange.finish()  # the row on disk first, then the stream's last frame

@@ -90,6 +90,10 @@ class UpstreamStream:
         self._max_body = max_body
         self._done = False
 
+    def ended(self) -> bool:
+        """The whole body has arrived (not all of it may have been taken from `chunks()` yet)."""
+        return not self._done and self._conn.complete
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body as it arrives, whatever the framing of the reads (decoded, in pieces of at most
         `_PIECE`). Leaving it early (an error, a cancellation, aclose()) closes the stream, as

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.types import Message
 
 from gateway.core.errors import GatewayError
 from gateway.core.types import Usage
 from gateway.edge.relay import pump
+from gateway.providers.openai.stream import OpenAIStreamTranslator
 
 
 class Tagged:
@@ -67,3 +68,45 @@ async def test_a_writer_writes_each_translated_piece_once() -> None:
     writer = Loud()
     assert await _pumped(writer) == [b"<A>", b"<B>", b"<C>"]
     assert writer.fed == [b"<a>", b"<b>", b"", b"<c>"]
+
+
+# With a real translator: what the pump holds back for the closing frame, and what it never does.
+
+CONTENT = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+DONE = b"data: [DONE]\n\n"
+
+
+async def _pieces(*pieces: bytes) -> AsyncIterator[bytes]:
+    for piece in pieces:
+        yield piece
+
+
+async def _relay(first: bytes, rest: tuple[bytes, ...], ended: Callable[[], bool]) -> tuple[list[bytes], bytes]:
+    sent: list[bytes] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message["body"])
+
+    held = await pump(send, first, _pieces(*rest), OpenAIStreamTranslator(False), None, ended)
+    return sent, held
+
+
+async def test_a_stream_that_arrives_whole_is_held_for_the_closing_frame() -> None:
+    # The upstream's whole body is in (its connection says complete): the last events can only be
+    # followed by the closing frame, and go out with it.
+    sent, held = await _relay(CONTENT + DONE, (), lambda: True)
+    assert (sent, held) == ([], CONTENT + DONE)
+
+
+async def test_events_before_the_end_go_out_as_they_come() -> None:
+    sent, held = await _relay(CONTENT, (CONTENT + DONE,), lambda: True)
+    assert (sent, held) == ([CONTENT], CONTENT + DONE)
+
+
+async def test_nothing_is_held_while_the_upstream_may_still_send() -> None:
+    # [DONE] is in but the body is not complete: a later read may follow, so nothing waits for it.
+    sent, held = await _relay(CONTENT + DONE, (b"\n",), lambda: False)
+    assert (sent, held) == ([CONTENT + DONE], b"")
+    # Complete, but the stream has not finished: sent at once too.
+    sent, held = await _relay(CONTENT, (CONTENT,), lambda: True)
+    assert (sent, held) == ([CONTENT, CONTENT], b"")
