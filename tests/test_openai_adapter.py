@@ -66,6 +66,21 @@ def test_missing_done_is_added_and_a_trailing_partial_event_is_kept() -> None:
     assert out == event(chunk("a")) + event(chunk("b")) + event("[DONE]")
 
 
+def test_spaced_usage_and_usage_on_every_chunk_are_all_found() -> None:
+    # A server that writes `"usage": {` with a space, and one that reports usage on every chunk
+    # (vLLM's continuous usage stats): the last report counts, and a usage-only chunk is still
+    # stripped for a client that did not ask, wherever it is in the read.
+    spaced = b'data: {"id": "c1", "choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 9}}\n\n'
+    every = {**chunk("a"), "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8}}
+    stream = event(every) + spaced + event(chunk("b")) + event("[DONE]")
+    for strip in (True, False):
+        translator = OpenAIStreamTranslator(strip_usage=strip)
+        out = relay(translator, [stream])
+        assert translator.usage is not None and translator.usage.completion_tokens == 9
+        assert (spaced in out) is not strip
+        assert out.startswith(event(every)) and out.endswith(event(chunk("b")) + event("[DONE]"))
+
+
 def body(error: dict) -> bytes:
     return orjson.dumps({"error": error})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import orjson
@@ -51,11 +52,14 @@ class OpenAIStreamTranslator:
             return b""
         complete, rest = data[: end + 2], data[end + 2 :]
         self._buffer = rest + self._buffer
-        if b'"usage":{' in complete or b'"usage": {' in complete:
-            complete = self._take_usage(complete)
+        # One pass finds the first usage object, compact or spaced; [DONE], which closes a
+        # stream, is looked for from the end.
+        usage = _USAGE.search(complete)
+        if usage is not None:
+            complete = self._take_usage(complete, usage.start())
         if self._reported is None:
             self.deltas += count_deltas(complete)
-        if not self.done and b"[DONE]" in complete:
+        if not self.done and complete.rfind(b"[DONE]") >= 0:
             self.done = True
         return complete
 
@@ -68,17 +72,16 @@ class OpenAIStreamTranslator:
             self.done = True
         return out
 
-    def _take_usage(self, complete: bytes) -> bytes:
-        # Events before the first usage object pass as they are, and of the rest only those that
-        # carry one are parsed: with include_usage on, every chunk says `"usage":null`.
-        at = min(i for i in (complete.find(b'"usage":{'), complete.find(b'"usage": {')) if i >= 0)
+    def _take_usage(self, complete: bytes, at: int) -> bytes:
+        # Events before the first usage object (at `at`) pass as they are, and of the rest only
+        # those that carry one are parsed: with include_usage on, every chunk says `"usage":null`.
         cut = complete.rfind(b"\n\n", 0, at)
         cut = 0 if cut < 0 else cut + 2
         kept: list[bytes] = []
         for event in complete[cut:].split(b"\n\n"):
             if not event:
                 continue
-            if b'"usage":{' in event or b'"usage": {' in event:
+            if _USAGE.search(event) is not None:
                 event = self._usage_event(event)
             if event:
                 kept.append(event)
@@ -103,3 +106,8 @@ class OpenAIStreamTranslator:
                 chunk["choices"] = []
                 return b"data: " + orjson.dumps(chunk)
         return event
+
+
+# A usage object, in compact JSON or with a space after the colon (a regex pass over a read
+# costs less than the two byte searches it replaces).
+_USAGE = re.compile(rb'"usage": ?\{')
