@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,10 @@ log = logging.getLogger("gateway")
 
 # The scope extension that drops the request's connection without flushing what is buffered.
 ABORT = "gateway.abort"
+# The scope extension that calls a function (once) if the client goes away before the response is
+# complete: `watch(on_lost, True)`, and `watch(on_lost, False)` to stop. A stream watches for its
+# client this way instead of with a task parked in `receive()` (gateway/edge/relay.py).
+ON_DISCONNECT = "gateway.on_disconnect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +65,8 @@ class GatewayProtocol(HttpToolsProtocol):
         self._limits: ClientLimits = getattr(config, "client_limits", ClientLimits())
         # Since when (the loop's clock) the connection waits for a request's headers; None: it does not.
         self._headers_since: float | None = None
+        # What to call if the client goes away mid-response (see ON_DISCONNECT).
+        self._on_lost: Callable[[], None] | None = None
         # One timer per connection, re-armed lazily: a request whose headers come in time costs none.
         self._watch: asyncio.TimerHandle | None = None
         self._header_bytes = 0
@@ -83,8 +90,10 @@ class GatewayProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._await_headers()
-        # uvicorn's scope type wants every extension to be a dict; this one is the callable itself.
-        self.scope.setdefault("extensions", {})[ABORT] = self.transport.abort  # type: ignore[assignment]
+        # uvicorn's scope type wants every extension to be a dict; these are callables themselves.
+        extensions = self.scope.setdefault("extensions", {})
+        extensions[ABORT] = self.transport.abort  # type: ignore[assignment]
+        extensions[ON_DISCONNECT] = self._watch_lost  # type: ignore[assignment]
 
     def on_headers_complete(self) -> None:
         self._stop_waiting()
@@ -104,6 +113,20 @@ class GatewayProtocol(HttpToolsProtocol):
             self._watch.cancel()
             self._watch = None
         super().connection_lost(exc)
+        on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None and self.cycle is not None and self.cycle.disconnected:
+            on_lost()
+
+    def _watch_lost(self, on_lost: Callable[[], None], watching: bool) -> None:
+        """The ON_DISCONNECT extension. A client already gone is reported at once (soon, from the
+        loop); a stop clears only the function it names, never the next request's."""
+        if not watching:
+            if self._on_lost == on_lost:
+                self._on_lost = None
+        elif self.cycle is not None and self.cycle.disconnected:
+            self.loop.call_soon(on_lost)
+        else:
+            self._on_lost = on_lost
 
     def _await_headers(self) -> None:
         self._header_bytes = 0

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
-from starlette.types import Message, Receive, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from gateway.core.errors import GatewayError
 from gateway.core.types import StreamTranslator
+from gateway.edge.protocol import ON_DISCONNECT
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -125,23 +126,36 @@ class DisconnectWatcher:
     Cancelling the task, rather than closing one particular upstream response, stops whatever
     the request is waiting on (connecting, the first byte, the next chunk) and lets each
     `finally` close its upstream connection, so no upstream stream is left orphaned.
+
+    The gateway's protocol tells it of a lost connection directly (the ON_DISCONNECT extension);
+    under another server, a task waits in `receive()` for `http.disconnect`. The first costs a
+    stream nothing until it fires; the second a task made, run and cancelled.
     """
 
-    __slots__ = ("_task", "_watch", "fired")
+    __slots__ = ("_task", "_watch", "_watching", "fired")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, scope: Scope) -> None:
         self.fired = False
         task = asyncio.current_task()
         assert task is not None
         self._task = task
-        self._watch = asyncio.ensure_future(self._run(receive))
+        self._watch: asyncio.Future[None] | None = None
+        self._watching = scope.get("extensions", {}).get(ON_DISCONNECT)
+        if self._watching is not None:
+            self._watching(self._fire, True)
+        else:
+            self._watch = asyncio.ensure_future(self._run(receive))
+
+    def _fire(self) -> None:
+        if not self.fired:
+            self.fired = True
+            self._task.cancel()
 
     async def _run(self, receive: Receive) -> None:
         while True:
             message: Message = await receive()
             if message["type"] == "http.disconnect":
-                self.fired = True
-                self._task.cancel()
+                self._fire()
                 return
 
     def absorb(self) -> bool:
@@ -152,7 +166,9 @@ class DisconnectWatcher:
         return True
 
     def stop(self) -> None:
-        if not self._watch.done():
+        if self._watching is not None:
+            self._watching(self._fire, False)
+        elif self._watch is not None and not self._watch.done():
             self._watch.cancel()
 
 

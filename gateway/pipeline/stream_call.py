@@ -58,7 +58,7 @@ class StreamCall:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
-        watcher = DisconnectWatcher(receive)
+        watcher = DisconnectWatcher(receive, scope)
         opened: OpenStream | None = None
         # A client that stops reading: once the send buffer is full, a write waits this long at most.
         send = bounded = BoundedSend(send, self.proxy.timeouts.send_s)

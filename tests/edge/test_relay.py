@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.types import Message
 
 from gateway.core.errors import GatewayError
 from gateway.core.types import Usage
-from gateway.edge.relay import pump
+from gateway.edge.protocol import ON_DISCONNECT
+from gateway.edge.relay import DisconnectWatcher, pump
 from gateway.providers.openai.stream import OpenAIStreamTranslator
 
 
@@ -110,3 +113,52 @@ async def test_nothing_is_held_while_the_upstream_may_still_send() -> None:
     # Complete, but the stream has not finished: sent at once too.
     sent, held = await _relay(CONTENT, (CONTENT,), lambda: True)
     assert (sent, held) == ([CONTENT, CONTENT], b"")
+
+
+# The disconnect watcher: told by the gateway's protocol, or waiting in receive() elsewhere.
+
+
+async def _parked_until_cancelled(receive: Any, scope: Any, fire: Callable[[], object]) -> tuple[bool, bool]:
+    """Run a request task that parks; `fire` plays the client leaving. (cancelled, absorbed)."""
+    absorbed = False
+
+    async def request() -> None:
+        nonlocal absorbed
+        watcher = DisconnectWatcher(receive, scope)
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            absorbed = watcher.absorb()
+        finally:
+            watcher.stop()
+
+    task = asyncio.ensure_future(request())
+    await asyncio.sleep(0)
+    fire()
+    await asyncio.wait_for(task, 5)
+    return task.cancelled(), absorbed
+
+
+async def test_the_protocols_word_cancels_the_request_and_stopping_unwatches() -> None:
+    watched: list[tuple[Callable[[], None], bool]] = []
+
+    def watch(on_lost: Callable[[], None], watching: bool) -> None:
+        watched.append((on_lost, watching))
+
+    async def receive() -> dict[str, str]:
+        raise AssertionError("with the extension, nothing waits in receive()")
+
+    scope = {"extensions": {ON_DISCONNECT: watch}}
+    result = await _parked_until_cancelled(receive, scope, lambda: watched[0][0]())
+    assert result == (False, True)  # cancelled by the watcher, and the cancel absorbed as its own
+    assert [w for _, w in watched] == [True, False] and watched[0][0] == watched[1][0]
+
+
+async def test_without_the_extension_a_task_waits_for_http_disconnect() -> None:
+    left = asyncio.Event()
+
+    async def receive() -> dict[str, str]:
+        await left.wait()
+        return {"type": "http.disconnect"}
+
+    assert await _parked_until_cancelled(receive, {}, left.set) == (False, True)
