@@ -15,9 +15,9 @@ class OpenAIStreamTranslator:
     """Relays OpenAI SSE bytes as they come, touching only the events that carry usage.
 
     Complete events are forwarded in the same reads they arrived in; only the usage chunk is
-    parsed (found by a byte search), so the per-event cost stays near a memcpy. Until a usage
-    chunk arrives, content deltas are counted (one more byte search), so a stream cancelled by
-    the client, or one from an upstream that reports no usage, is still charged for what it sent.
+    parsed (found by one regex pass over the read), so the per-event cost stays near a memcpy.
+    Until a usage chunk arrives, content deltas are counted (one more pass), so a stream cancelled
+    by the client, or one from an upstream that reports no usage, is still charged for what it sent.
     """
 
     __slots__ = ("_buffer", "_estimate", "_reported", "_strip_usage", "deltas", "done")
