@@ -132,10 +132,11 @@ class DisconnectWatcher:
     stream nothing until it fires; the second a task made, run and cancelled.
     """
 
-    __slots__ = ("_task", "_watch", "_watching", "fired")
+    __slots__ = ("_stopped", "_task", "_watch", "_watching", "fired")
 
     def __init__(self, receive: Receive, scope: Scope) -> None:
         self.fired = False
+        self._stopped = False
         task = asyncio.current_task()
         assert task is not None
         self._task = task
@@ -147,7 +148,9 @@ class DisconnectWatcher:
             self._watch = asyncio.ensure_future(self._run(receive))
 
     def _fire(self) -> None:
-        if not self.fired:
+        # Once stopped, never: the protocol may have scheduled the call (a client gone before the
+        # watch began) and the task has moved on to finishing the request, which must not be cut.
+        if not self.fired and not self._stopped:
             self.fired = True
             self._task.cancel()
 
@@ -166,6 +169,7 @@ class DisconnectWatcher:
         return True
 
     def stop(self) -> None:
+        self._stopped = True
         if self._watching is not None:
             self._watching(self._fire, False)
         elif self._watch is not None and not self._watch.done():
@@ -191,16 +195,21 @@ async def pump(
     held = b""
     data = first
     rest = chunks.__aiter__()
-    while True:
-        out = translator.feed(data)
-        if writer is not None:
-            out = await writer.feed(out)
-        if out:
-            if translator.done and ended is not None and ended():
-                held += out
-            else:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-        try:
-            data = await rest.__anext__()
-        except StopAsyncIteration:
-            return held
+    try:
+        while True:
+            out = translator.feed(data)
+            if writer is not None:
+                out = await writer.feed(out)
+            if out:
+                if translator.done and ended is not None and ended():
+                    held += out
+                else:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            try:
+                data = await rest.__anext__()
+            except StopAsyncIteration:
+                return held
+    except GatewayError:
+        if held:  # what came before the failure is the client's, ahead of its in-band error
+            await send({"type": "http.response.body", "body": held, "more_body": True})
+        raise

@@ -55,6 +55,8 @@ class StreamCall:
         self.dialect = dialect
         self.writer = writer
         self.closed = False
+        # Output the pump held back for the closing frame, until it is sent (a cut sends it too).
+        self.held = b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self.ctx
@@ -77,9 +79,12 @@ class StreamCall:
             writer = self.writer
             await send({"type": "http.response.start", "status": 200, "headers": self._head(opened)})
             started = True
-            held = b""
             try:
-                held = await pump(send, opened.first, opened.chunks, opened.translator, writer, opened.stream.ended)
+                self.held = await pump(send, opened.first, opened.chunks, opened.translator, writer,
+                                       opened.stream.ended)  # fmt: skip
+                if self.proxy.durable is not None and self.held:
+                    # The stream's events go out as before; only its last frame waits for the disk.
+                    await self._send_held(send)
                 tail = opened.translator.finish()
                 if writer is not None:
                     tail = await writer.feed(tail) + await writer.finish()
@@ -90,11 +95,11 @@ class StreamCall:
                     return
                 # Headers are gone: the error travels in-band, and the stream closes cleanly.
                 tail = sse_error_event(error) if writer is None else await writer.error(error)
-            # What the pump held back (the stream's last events) goes out with the closing frame.
-            tail = held + tail
             if self.proxy.durable is not None:
                 await self._close(opened)
                 await self.exchange.finish()  # the row on disk first, then the stream's last frame
+            # What the pump held back (the stream's last events) goes out with the closing frame.
+            tail, self.held = self.held + tail, b""
             await send({"type": "http.response.body", "body": tail, "more_body": False})
         except ClientStalled:
             # Nothing more can reach a client that does not read: drop the connection, buffer and all.
@@ -122,6 +127,10 @@ class StreamCall:
             return sse_head(headers)
         return _binary_headers(opened.stream.headers) + [(k.encode(), v.encode()) for k, v in headers.items()]
 
+    async def _send_held(self, send: Send) -> None:
+        held, self.held = self.held, b""
+        await send({"type": "http.response.body", "body": held, "more_body": True})
+
     async def _close(self, opened: OpenStream | None) -> None:
         """Close the upstream, once, and take the stream's usage (the exchange then finishes it)."""
         if opened is None or self.closed:
@@ -146,6 +155,8 @@ class StreamCall:
             if started:
                 writer = self.writer
                 body = sse_error_event(error) + DONE if writer is None else await writer.error(error)
+                # Events the pump held for the closing frame were the client's before the cut.
+                body, self.held = self.held + body, b""
                 await send({"type": "http.response.body", "body": body, "more_body": False})
             else:
                 ctx.status, ctx.error_type = error.status, error.type

@@ -162,3 +162,26 @@ async def test_without_the_extension_a_task_waits_for_http_disconnect() -> None:
         return {"type": "http.disconnect"}
 
     assert await _parked_until_cancelled(receive, {}, left.set) == (False, True)
+
+
+async def test_a_failure_after_the_end_still_delivers_what_was_held_first() -> None:
+    # A later piece of an answer that was all in fails (a plugin's chunk hook refusing it, say):
+    # the events held for the closing frame go out first, then the caller sends the error.
+    class FailsOnSecond(OpenAIStreamTranslator):
+        def feed(self, data: bytes) -> bytes:
+            if self.done:
+                raise GatewayError("refused")
+            return super().feed(data)
+
+    sent: list[bytes] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message["body"])
+
+    try:
+        await pump(send, CONTENT + DONE, _pieces(b"more"), FailsOnSecond(False), None, lambda: True)
+    except GatewayError:
+        pass
+    else:
+        raise AssertionError("the failure should reach the caller")
+    assert sent == [CONTENT + DONE]

@@ -214,8 +214,9 @@ class Ledger:
             self._pending = self._pending or await asyncio.to_thread(self.spill.pending)
         if now >= self._retry_at and await self._connect() and self._pending:
             await self._replay()
-        # What is queued now goes in one batch; a backlog of full batches follows at once. Rows that
-        # came in while a batch was written wait for the next tick: draining those too, a writer
+        # What is queued now goes in one batch, and full batches follow at once; a partial batch
+        # (rows that came in while a batch was written, or a backlog's remainder) waits for the
+        # next tick, so no row waits longer than a tick and a write. Draining those too, a writer
         # whose transaction takes as long as a request (five round trips) wrote one row per
         # transaction at low concurrency, at several times the CPU per row of a tick's batch.
         batch = self.options.batch_size
