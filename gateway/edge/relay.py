@@ -132,7 +132,7 @@ class DisconnectWatcher:
     stream nothing until it fires; the second a task made, run and cancelled.
     """
 
-    __slots__ = ("_stopped", "_task", "_watch", "_watching", "fired")
+    __slots__ = ("_on_disconnect", "_receiving", "_stopped", "_task", "fired")
 
     def __init__(self, receive: Receive, scope: Scope) -> None:
         self.fired = False
@@ -140,12 +140,12 @@ class DisconnectWatcher:
         task = asyncio.current_task()
         assert task is not None
         self._task = task
-        self._watch: asyncio.Future[None] | None = None
-        self._watching = scope.get("extensions", {}).get(ON_DISCONNECT)
-        if self._watching is not None:
-            self._watching(self._fire, True)
+        self._receiving: asyncio.Future[None] | None = None
+        self._on_disconnect = scope.get("extensions", {}).get(ON_DISCONNECT)
+        if self._on_disconnect is not None:
+            self._on_disconnect(self._fire, True)
         else:
-            self._watch = asyncio.ensure_future(self._run(receive))
+            self._receiving = asyncio.ensure_future(self._run(receive))
 
     def _fire(self) -> None:
         # Once stopped, never: the protocol may have scheduled the call (a client gone before the
@@ -170,10 +170,10 @@ class DisconnectWatcher:
 
     def stop(self) -> None:
         self._stopped = True
-        if self._watching is not None:
-            self._watching(self._fire, False)
-        elif self._watch is not None and not self._watch.done():
-            self._watch.cancel()
+        if self._on_disconnect is not None:
+            self._on_disconnect(self._fire, False)
+        elif self._receiving is not None and not self._receiving.done():
+            self._receiving.cancel()
 
 
 async def pump(
